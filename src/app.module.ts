@@ -1,0 +1,35 @@
+import { type BeforeApplicationShutdown, type DynamicModule, Inject, Injectable, Module, type OnApplicationBootstrap } from '@nestjs/common';
+import { Bridge } from './bridge';
+import { ChannelsController } from './channels/channels.controller';
+import { ApiAuthGuard } from './common/api-auth.guard';
+import { HealthController } from './health/health.controller';
+
+/** Starts the bridge once Nest is up and stops it (channels first, then sinks) on shutdown. */
+@Injectable()
+export class BridgeLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  constructor(@Inject(Bridge) private readonly bridge: Bridge) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.bridge.start();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.bridge.stop();
+  }
+}
+
+/** The HTTP application around one Bridge. */
+@Module({})
+export class AppModule {
+  static forBridge(bridge: Bridge): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [HealthController, ChannelsController],
+      providers: [
+        { provide: Bridge, useValue: bridge },
+        { provide: ApiAuthGuard, useValue: new ApiAuthGuard(bridge.config.apiTokens) },
+        BridgeLifecycle,
+      ],
+    };
+  }
+}

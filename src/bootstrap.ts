@@ -1,0 +1,32 @@
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Logger } from 'pino';
+import { AppModule } from './app.module';
+import { Bridge, type BridgeOptions } from './bridge';
+import { PinoNestLogger } from './common/logger';
+import type { AppConfig } from './config/config.loader';
+
+/** A running bridge with its HTTP server. */
+export interface RunningBridge {
+  app: NestExpressApplication;
+  bridge: Bridge;
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** Graceful stop: channels, then sinks, then the HTTP server. */
+  close(): Promise<void>;
+}
+
+/** Builds and starts the bridge and its HTTP server. Used by main, the demo, the benchmark and the tests. */
+export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOptions & { host?: string } = {}): Promise<RunningBridge> {
+  const bridge = new Bridge(config, log, opts);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forBridge(bridge), {
+    logger: new PinoNestLogger(log.child({ context: 'nest' })),
+    bodyParser: true,
+  });
+  app.disable('x-powered-by');
+  app.useBodyParser('json', { limit: '1mb' });
+  await app.listen(config.port, opts.host ?? '0.0.0.0');
+  const addr = app.getHttpServer().address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  return { app, bridge, url: `http://127.0.0.1:${port}`, close: () => app.close() };
+}

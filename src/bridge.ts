@@ -1,0 +1,74 @@
+import type { Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import { ChannelsService } from './channels/channels.service';
+import type { AppConfig } from './config/config.loader';
+import { Metrics } from './health/metrics';
+import { DeadLetters } from './pipeline/dead-letters';
+import { EventPipeline } from './pipeline/pipeline';
+import { createKafka } from './sinks/kafka/kafka.client';
+import { KafkaSink } from './sinks/kafka/kafka.sink';
+import type { Sink } from './sinks/sink.interface';
+import { StdoutSink } from './sinks/stdout/stdout.sink';
+
+/** Options of the composition that are not configuration (streams, for embedding and tests). */
+export interface BridgeOptions {
+  /** Where embedded mode writes events (default: process.stdout). */
+  stdout?: Writable;
+  /** Registry-level Node metrics (off in tests that start several bridges in one process). */
+  defaultMetrics?: boolean;
+}
+
+/**
+ * The bridge's object graph, built once from the validated config: metrics, dead letters, pipeline,
+ * sinks and channels. Start order: sinks, then channels. Stop order: channels (no new events), then sinks
+ * (flush what is in flight).
+ */
+export class Bridge {
+  readonly metrics: Metrics;
+  readonly deadLetters: DeadLetters;
+  readonly pipeline: EventPipeline;
+  readonly channels: ChannelsService;
+  readonly kafka?: KafkaSink;
+  private shuttingDown = false;
+
+  constructor(
+    readonly config: AppConfig,
+    readonly log: Logger,
+    opts: BridgeOptions = {},
+  ) {
+    this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
+    this.deadLetters = new DeadLetters(config.deadLetter.file, this.metrics, log.child({ context: 'dead-letters' }));
+    this.pipeline = new EventPipeline(config.dedupe, this.metrics, log.child({ context: 'pipeline' }));
+    if (config.kafka) {
+      this.kafka = new KafkaSink(createKafka(config.kafka, log), config.kafka, this.deadLetters, this.metrics, log.child({ context: 'kafka-sink' }));
+      this.pipeline.addSink(this.kafka);
+      this.deadLetters.useTarget(this.kafka);
+    } else {
+      this.pipeline.addSink(new StdoutSink(opts.stdout ?? process.stdout, this.deadLetters, this.metrics));
+    }
+    this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }));
+  }
+
+  /** True until shutdown begins and, with Kafka, while Kafka is reachable. */
+  ready(): boolean {
+    return !this.shuttingDown && this.pipeline.allSinks.every((s) => s.ready());
+  }
+
+  /** Sinks' state for readiness. */
+  sinks(): Array<{ name: string; ready: boolean; queued: number }> {
+    return this.pipeline.allSinks.map((s: Sink) => ({ name: s.name, ready: s.ready(), queued: s.depth() }));
+  }
+
+  async start(): Promise<void> {
+    for (const sink of this.pipeline.allSinks) await sink.start();
+    this.channels.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    const deadline = Date.now() + this.config.shutdownGraceMs;
+    await this.channels.stop();
+    await Promise.all(this.pipeline.allSinks.map((s) => s.stop(Math.max(0, deadline - Date.now()))));
+  }
+}

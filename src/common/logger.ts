@@ -1,0 +1,73 @@
+import type { LoggerService } from '@nestjs/common';
+import pino, { type Logger, type LevelWithSilent } from 'pino';
+import { redactText } from './redact';
+
+/** Log levels accepted in `LOG_LEVEL`. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Paths pino blanks out whatever the caller passes. */
+const REDACT_PATHS = [
+  '*.apiKey', '*.apikey', '*.token', '*.password', '*.secret', '*.bearer', '*.authorization', '*.key',
+  'headers.authorization', 'req.headers.authorization', 'headers.apikey', '*.headers.apikey',
+];
+
+/**
+ * Creates the root JSON logger. `fd` is 1 (stdout) normally; 2 when stdout carries the event stream
+ * (embedded mode), so `npm start | jq` sees only events.
+ */
+export function createRootLogger(level: LevelWithSilent, fd: 1 | 2 = 1): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'chatbridge' },
+      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      hooks: {
+        // Message strings can carry URLs with ?token= or ?apikey=; scrub them before they are written.
+        logMethod(args, method) {
+          const scrubbed = args.map((a) => (typeof a === 'string' ? redactText(a) : a)) as Parameters<typeof method>;
+          method.apply(this, scrubbed);
+        },
+      },
+    },
+    pino.destination({ fd, sync: false }),
+  );
+}
+
+/** Nest's LoggerService on top of pino, so framework and app logs are the same JSON lines. */
+export class PinoNestLogger implements LoggerService {
+  constructor(private readonly root: Logger) {}
+
+  log(message: unknown, ...rest: unknown[]): void {
+    this.write('info', message, rest);
+  }
+  error(message: unknown, ...rest: unknown[]): void {
+    this.write('error', message, rest);
+  }
+  warn(message: unknown, ...rest: unknown[]): void {
+    this.write('warn', message, rest);
+  }
+  debug(message: unknown, ...rest: unknown[]): void {
+    this.write('debug', message, rest);
+  }
+  verbose(message: unknown, ...rest: unknown[]): void {
+    this.write('trace', message, rest);
+  }
+  fatal(message: unknown, ...rest: unknown[]): void {
+    this.write('fatal', message, rest);
+  }
+
+  private write(level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace', message: unknown, rest: unknown[]): void {
+    // Nest passes the context as the last string argument (and a stack before it for errors).
+    const context = typeof rest[rest.length - 1] === 'string' ? (rest[rest.length - 1] as string) : undefined;
+    const stack = rest.length > 1 && typeof rest[0] === 'string' ? (rest[0] as string) : undefined;
+    const fields: Record<string, unknown> = {};
+    if (context) fields.context = context;
+    if (stack) fields.stack = stack;
+    if (message instanceof Error) this.root[level]({ ...fields, err: message }, message.message);
+    else if (typeof message === 'string') this.root[level](fields, message);
+    else this.root[level]({ ...fields, detail: message }, '');
+  }
+}

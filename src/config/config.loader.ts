@@ -1,0 +1,212 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { plainToInstance } from 'class-transformer';
+import { validateSync, type ValidationError } from 'class-validator';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { LOG_LEVELS, type LogLevel } from '../common/logger';
+import { providerDefinition, supportedProviders } from '../connectors/registry';
+import type { ProviderName } from '../envelope/event-types';
+import { ChannelBaseConfig, FileConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ReconnectConfig } from './config.schema';
+
+/** One validated channel; `options` is an instance of its provider's options class. */
+export interface ChannelConfig<O extends object = object> {
+  id: string;
+  provider: ProviderName;
+  mode: 'socket' | 'webhook';
+  options: O;
+}
+
+/** The whole validated configuration: the file plus the environment (SPEC §2–3). */
+export interface AppConfig {
+  kafka?: KafkaConfig;
+  reconnect: ReconnectConfig;
+  dedupe: DedupeConfig;
+  deadLetter: DeadLetterConfig;
+  shutdownGraceMs: number;
+  channels: ChannelConfig[];
+  port: number;
+  apiTokens: string[];
+  logLevel: LogLevel;
+  /** The file read, if any. */
+  configPath?: string;
+}
+
+/** Raised when the configuration is invalid; `problems` lists every one, each with its path. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Inputs of `loadConfig`; both default to the real process. */
+export interface LoadConfigInput {
+  env?: NodeJS.ProcessEnv;
+  /** Parsed file contents to use instead of reading `CHATBRIDGE_CONFIG` (tests, demo). */
+  raw?: unknown;
+}
+
+const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Reads, interpolates and validates the configuration once. Throws ConfigError listing every problem. */
+export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; warnings: string[] } {
+  const env = input.env ?? process.env;
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  let raw: unknown = input.raw;
+  let configPath: string | undefined;
+
+  if (raw === undefined) {
+    configPath = env.CHATBRIDGE_CONFIG || './chatbridge.yaml';
+    if (existsSync(configPath)) {
+      raw = readYaml(configPath, problems);
+    } else if (env.CHATBRIDGE_CONFIG) {
+      problems.push(`CHATBRIDGE_CONFIG: file not found: ${configPath}`);
+    } else {
+      warnings.push(`no config file at ${configPath}: starting with no channels (set CHATBRIDGE_CONFIG)`);
+      configPath = undefined;
+    }
+  }
+  raw = raw ?? {};
+  if (!isObject(raw)) {
+    problems.push('(root): must be a mapping');
+    raw = {};
+  }
+  const interpolated = interpolate(raw, '', env, problems) as Record<string, unknown>;
+  applyEnvOverrides(interpolated, env);
+
+  const { channels: rawChannels, ...rest } = interpolated;
+  const file = plainToInstance(FileConfig, rest, { enableImplicitConversion: true, exposeDefaultValues: true });
+  problems.push(...formatErrors(validateSync(file, { whitelist: true, forbidNonWhitelisted: true })));
+  const channels = validateChannels(rawChannels, problems);
+
+  const port = parsePort(env.PORT, problems);
+  const logLevel = (env.LOG_LEVEL || 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')}`);
+  const apiTokens = (env.CHATBRIDGE_API_TOKENS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    config: {
+      kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs,
+      channels, port, apiTokens, logLevel, configPath,
+    },
+    warnings,
+  };
+}
+
+function readYaml(path: string, problems: string[]): unknown {
+  try {
+    return parseYaml(readFileSync(path, 'utf8'));
+  } catch (err) {
+    // The parser's message quotes the offending line, which may hold a secret: report position only.
+    if (err instanceof YAMLParseError) {
+      const pos = err.linePos?.[0];
+      problems.push(`${path}: YAML ${err.code}${pos ? ` at line ${pos.line}, column ${pos.col}` : ''}`);
+    } else {
+      problems.push(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    return undefined;
+  }
+}
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string, recording each missing variable with its path. */
+function interpolate(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(VAR, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${path || '(root)'}: environment variable ${name} is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${path}[${i}]`, env, problems));
+  if (isObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, path ? `${path}.${k}` : k, env, problems);
+    return out;
+  }
+  return value;
+}
+
+function applyEnvOverrides(cfg: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const brokers = (env.KAFKA_BROKERS ?? '').split(',').map((b) => b.trim()).filter(Boolean);
+  if (brokers.length) cfg.kafka = { ...(isObject(cfg.kafka) ? cfg.kafka : {}), brokers };
+}
+
+function parsePort(v: string | undefined, problems: string[]): number {
+  if (v === undefined || v === '') return 8080;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    problems.push('PORT: must be an integer 0..65535');
+    return 8080;
+  }
+  return n;
+}
+
+/** Channels in two phases: the common fields, then the provider block with the provider's own class. */
+function validateChannels(raw: unknown, problems: string[]): ChannelConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    problems.push('channels: must be a list');
+    return [];
+  }
+  const out: ChannelConfig[] = [];
+  const seen = new Map<string, number>();
+  raw.forEach((item: unknown, i) => {
+    const at = `channels[${i}]`;
+    if (!isObject(item)) {
+      problems.push(`${at}: must be a mapping`);
+      return;
+    }
+    const { id, provider, mode, ...blocks } = item;
+    const base = plainToInstance(ChannelBaseConfig, { id, provider, mode }, { exposeDefaultValues: true });
+    const baseErrors = formatErrors(validateSync(base, { whitelist: true, forbidNonWhitelisted: true }), at);
+    problems.push(...baseErrors.map((p) => (p.startsWith(`${at}.provider:`) ? `${at}.provider: must be one of ${supportedProviders().join(', ')}` : p)));
+    for (const key of Object.keys(blocks)) {
+      if (key !== provider) problems.push(`${at}.${key}: unknown key${typeof provider === 'string' ? ` (this channel's provider is ${provider})` : ''}`);
+    }
+    if (typeof id === 'string') {
+      const first = seen.get(id);
+      if (first !== undefined) problems.push(`${at}.id: duplicate id "${id}" (also channels[${first}])`);
+      else seen.set(id, i);
+    }
+    const def = typeof provider === 'string' ? providerDefinition(provider) : undefined;
+    if (!def) {
+      if (typeof provider === 'string' && !baseErrors.some((p) => p.startsWith(`${at}.provider`))) {
+        problems.push(`${at}.provider: must be one of ${supportedProviders().join(', ')}`);
+      }
+      return;
+    }
+    const block = blocks[def.name];
+    if (!isObject(block)) {
+      problems.push(`${at}.${def.name}: required (a mapping of ${def.name} options)`);
+      return;
+    }
+    const options = plainToInstance(def.optionsClass, block, { enableImplicitConversion: true, exposeDefaultValues: true });
+    problems.push(...formatErrors(validateSync(options, { whitelist: true, forbidNonWhitelisted: true }), `${at}.${def.name}`));
+    out.push({ id: base.id, provider: def.name, mode: base.mode, options });
+  });
+  return out;
+}
+
+/** Flattens class-validator's tree into `path: message` lines. Values are never included. */
+export function formatErrors(errors: ValidationError[], prefix = ''): string[] {
+  const lines: string[] = [];
+  for (const e of errors) {
+    const path = /^\d+$/.test(e.property) ? `${prefix}[${e.property}]` : prefix ? `${prefix}.${e.property}` : e.property;
+    for (const [name, msg] of Object.entries(e.constraints ?? {})) {
+      if (name === 'isDefined') lines.push(`${path}: required`);
+      else if (name === 'whitelistValidation') lines.push(`${path}: unknown key`);
+      else lines.push(`${path}: ${msg.startsWith(`${e.property} `) ? msg.slice(e.property.length + 1) : msg}`);
+    }
+    if (e.children?.length) lines.push(...formatErrors(e.children, path));
+  }
+  // With several constraints failing on a missing value, "required" says it all.
+  const required = new Set(lines.filter((l) => l.endsWith(': required')).map((l) => l.slice(0, -': required'.length)));
+  return lines.filter((l) => l.endsWith(': required') || !required.has(l.slice(0, l.indexOf(': '))));
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,97 @@
+import { Transform, Type } from 'class-transformer';
+import {
+  ArrayNotEmpty, IsArray, IsBoolean, IsDefined, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, ValidateNested,
+} from 'class-validator';
+import { PROVIDERS } from '../envelope/event-types';
+
+/** Reads `true`/`false` strings (from `${VAR}`) as booleans; implicit conversion would make "false" true. */
+export function toBool({ obj, key }: { obj: Record<string, unknown>; key: string }): unknown {
+  const raw = obj[key];
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  return raw;
+}
+
+/** SASL settings for the Kafka client. */
+export class KafkaSaslConfig {
+  @IsDefined() @IsIn(['plain', 'scram-sha-256', 'scram-sha-512']) mechanism!: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  @IsDefined() @IsString() username!: string;
+  @IsDefined() @IsString() password!: string;
+}
+
+/** Topic names (SPEC §3 defaults). */
+export class KafkaTopicsConfig {
+  @IsOptional() @IsString() events = 'chatbridge.events';
+  @IsOptional() @IsString() commands = 'chatbridge.commands';
+  @IsOptional() @IsString() deadLetter = 'chatbridge.dlq';
+}
+
+/** Producer tuning. Defaults suit a single replica bridging a few thousand events per second. */
+export class KafkaProducerConfig {
+  /** Most records in one produce request. */
+  @IsOptional() @IsInt() @Min(1) @Max(10_000) batchSize = 500;
+  /** Events held in memory while Kafka is slow or down; beyond it events go to the dead-letter file. */
+  @IsOptional() @IsInt() @Min(100) maxQueue = 100_000;
+  /** Queue depth at which a warning is logged and readiness reports backpressure. */
+  @IsOptional() @IsInt() @Min(1) warnQueue = 10_000;
+  @IsOptional() @IsIn(['none', 'gzip']) compression: 'none' | 'gzip' = 'gzip';
+  /** Time for one produce request (ms). */
+  @IsOptional() @IsInt() @Min(100) requestTimeoutMs = 30_000;
+  /** Longest wait between two attempts while Kafka is unavailable (ms). */
+  @IsOptional() @IsInt() @Min(10) retryMaxDelayMs = 10_000;
+}
+
+export class KafkaConfig {
+  @IsArray() @ArrayNotEmpty() @IsString({ each: true }) brokers!: string[];
+  @IsOptional() @IsString() clientId = 'chatbridge';
+  @IsOptional() @Transform(toBool) @IsBoolean() ssl = false;
+  @IsOptional() @ValidateNested() @Type(() => KafkaSaslConfig) sasl?: KafkaSaslConfig;
+  @IsOptional() @ValidateNested() @Type(() => KafkaTopicsConfig) topics: KafkaTopicsConfig = new KafkaTopicsConfig();
+  @IsOptional() @Transform(toBool) @IsBoolean() createTopics = false;
+  /** Partitions of topics created by `createTopics` (omitted: the broker's default). */
+  @IsOptional() @IsInt() @Min(1) topicPartitions?: number;
+  @IsOptional() @ValidateNested() @Type(() => KafkaProducerConfig) producer: KafkaProducerConfig = new KafkaProducerConfig();
+  /** Connection timeout for the first connect and metadata requests (ms). */
+  @IsOptional() @IsInt() @Min(100) connectionTimeoutMs = 3000;
+}
+
+/** Reconnect policy shared by every channel's supervisor. */
+export class ReconnectConfig {
+  @IsOptional() @IsInt() @Min(1) initialDelayMs = 1000;
+  @IsOptional() @IsInt() @Min(1) maxDelayMs = 30_000;
+  @IsOptional() @Min(1) multiplier = 2;
+  /** Slower schedule after the upstream rejected the credentials. */
+  @IsOptional() @IsInt() @Min(1) authInitialDelayMs = 30_000;
+  @IsOptional() @IsInt() @Min(1) authMaxDelayMs = 300_000;
+  /** A connection that lived this long resets the backoff; shorter ones keep growing it (flapping). */
+  @IsOptional() @IsInt() @Min(0) stableAfterMs = 30_000;
+}
+
+/** Duplicate suppression by event id. */
+export class DedupeConfig {
+  @IsOptional() @IsInt() @Min(0) maxEntries = 100_000;
+  @IsOptional() @IsInt() @Min(1000) ttlMs = 6 * 3600_000;
+}
+
+/** Where events that could not be delivered are written when Kafka cannot take them. */
+export class DeadLetterConfig {
+  @IsOptional() @IsString() file = './.data/dead-letter.jsonl';
+}
+
+/** Fields every channel has; the provider block is validated by the provider's own options class. */
+export class ChannelBaseConfig {
+  @IsDefined() @IsString() @Matches(/^[a-z0-9-]{1,64}$/, { message: 'must match [a-z0-9-]{1,64}' }) id!: string;
+  @IsDefined() @IsIn(PROVIDERS as unknown as string[]) provider!: string;
+  @IsOptional() @IsIn(['socket', 'webhook']) mode: 'socket' | 'webhook' = 'socket';
+}
+
+/** The file's shape; `channels` are checked separately (two-phase, see config.loader.ts). */
+export class FileConfig {
+  @IsOptional() @ValidateNested() @Type(() => KafkaConfig) kafka?: KafkaConfig;
+  @IsOptional() @ValidateNested() @Type(() => ReconnectConfig) reconnect: ReconnectConfig = new ReconnectConfig();
+  @IsOptional() @ValidateNested() @Type(() => DedupeConfig) dedupe: DedupeConfig = new DedupeConfig();
+  @IsOptional() @ValidateNested() @Type(() => DeadLetterConfig) deadLetter: DeadLetterConfig = new DeadLetterConfig();
+  /** Time allowed on SIGTERM to flush in-flight work before exit (ms); keep below terminationGracePeriodSeconds. */
+  @IsOptional() @IsInt() @Min(0) shutdownGraceMs = 20_000;
+  @IsOptional() @IsArray() channels: unknown[] = [];
+}

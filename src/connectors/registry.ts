@@ -1,0 +1,20 @@
+import type { ProviderName } from '../envelope/event-types';
+import type { ProviderDefinition } from './connector.interface';
+import { zapthinkerProvider } from './zapthinker/zapthinker.provider';
+
+/**
+ * THE list of providers. Adding one is one line here (and its folder); nothing is discovered magically.
+ */
+export const PROVIDER_REGISTRY: Partial<Record<ProviderName, ProviderDefinition>> = {
+  zapthinker: zapthinkerProvider as ProviderDefinition,
+};
+
+/** The providers this build can run. */
+export function supportedProviders(): ProviderName[] {
+  return Object.keys(PROVIDER_REGISTRY) as ProviderName[];
+}
+
+/** The definition of a provider, or undefined when this build does not include it. */
+export function providerDefinition(name: string): ProviderDefinition | undefined {
+  return (PROVIDER_REGISTRY as Record<string, ProviderDefinition | undefined>)[name];
+}

@@ -1,0 +1,162 @@
+import type { Logger } from 'pino';
+import { backoffDelay, type BackoffPolicy } from '../common/backoff';
+import { ConnectorError, describeError } from '../common/errors';
+import type { ChannelState } from '../envelope/event-types';
+import type { ChannelConfig } from '../config/config.loader';
+import type { Connector, ProviderDefinition, UpstreamFrame } from './connector.interface';
+
+/** One status transition of a channel, as published in `chatbridge.channel.status`. */
+export interface StatusChange {
+  state: ChannelState;
+  previous: ChannelState;
+  reason?: string;
+  /** Consecutive failed attempts so far. */
+  attempt: number;
+  /** When a retry is scheduled: its delay. */
+  nextRetryInMs?: number;
+}
+
+/** Reconnect settings (a subset of the config's `reconnect:` block). */
+export interface SupervisorPolicy {
+  backoff: BackoffPolicy;
+  /** Used after the upstream rejected the credentials: slower, so a bad key does not hammer the upstream. */
+  authBackoff: BackoffPolicy;
+  /** A connection that lived at least this long resets the attempt count. */
+  stableAfterMs: number;
+}
+
+/** What the supervisor tells its owner. */
+export interface SupervisorListener {
+  status(change: StatusChange): void;
+  frame(frame: UpstreamFrame, receivedAt: Date): void;
+}
+
+/**
+ * Owns one channel's connection: connect, reconnect with exponential backoff and full jitter (unbounded
+ * attempts, capped delay), resubscribe after every connect, and the status stream. Connectors only
+ * open, subscribe and close.
+ */
+export class ChannelSupervisor {
+  private state: ChannelState = 'disconnected';
+  private attempt = 0;
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  /** Increments on every attempt; late callbacks of an older attempt are ignored. */
+  private generation = 0;
+  private connectedAt = 0;
+  private readonly connector: Connector;
+  /** Reconnects since start (after a connection was lost or an attempt failed). */
+  reconnects = 0;
+  lastError?: string;
+
+  constructor(
+    readonly channel: ChannelConfig,
+    definition: ProviderDefinition,
+    private readonly policy: SupervisorPolicy,
+    private readonly listener: SupervisorListener,
+    private readonly log: Logger,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.connector = definition.createConnector({
+      channelId: channel.id,
+      options: channel.options,
+      logger: log,
+      hooks: {
+        frame: (frame) => this.listener.frame(frame, new Date()),
+        lost: (err) => this.onLost(err),
+      },
+    });
+  }
+
+  /** Current state. */
+  get current(): ChannelState {
+    return this.state;
+  }
+
+  /** Starts connecting; returns at once. Failures are retried forever until `stop()`. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.attempt = 0;
+    this.transition('connecting');
+    void this.tryConnect();
+  }
+
+  /** Stops for good: cancels retries and closes the connection. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.generation++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      await this.connector.close();
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'error while closing connector');
+    }
+    this.transition('disconnected', 'stopped');
+  }
+
+  private async tryConnect(): Promise<void> {
+    const gen = ++this.generation;
+    try {
+      await this.connector.connect();
+    } catch (err) {
+      if (gen !== this.generation || !this.running) return;
+      this.scheduleRetry(asConnectorError(err));
+      return;
+    }
+    if (gen !== this.generation || !this.running) return;
+    this.connectedAt = Date.now();
+    this.lastError = undefined;
+    this.transition('connected');
+    try {
+      await this.connector.subscribe();
+    } catch (err) {
+      if (gen !== this.generation || !this.running) return;
+      // Subscriptions are part of being connected: without them no events flow, so start over.
+      this.log.warn({ err: describeError(err) }, 'subscribe failed; reconnecting');
+      await this.connector.close().catch(() => undefined);
+      this.onLost(asConnectorError(err), gen);
+    }
+  }
+
+  private onLost(err: ConnectorError, gen = this.generation): void {
+    if (!this.running || gen !== this.generation || this.state !== 'connected') return;
+    // A connection that did not live long counts as a failed attempt, so a flapping upstream backs off.
+    if (Date.now() - this.connectedAt >= this.policy.stableAfterMs) this.attempt = 0;
+    this.scheduleRetry(err);
+  }
+
+  private scheduleRetry(err: ConnectorError): void {
+    this.generation++;
+    this.reconnects++;
+    this.lastError = err.message;
+    const policy = err.authFailure ? this.policy.authBackoff : this.policy.backoff;
+    const delay = err.retriable ? backoffDelay(policy, this.attempt, this.random) : policy.maxDelayMs;
+    this.attempt++;
+    const next: ChannelState = err.authFailure ? 'auth_failed' : 'reconnecting';
+    const log = this.attempt > 3 && next === this.state ? this.log.debug.bind(this.log) : this.log.warn.bind(this.log);
+    log({ code: err.code, attempt: this.attempt, retryInMs: delay }, `${err.message}; retrying`);
+    this.transition(next, err.code, delay);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.running) void this.tryConnect();
+    }, delay);
+    this.timer.unref?.();
+  }
+
+  private transition(state: ChannelState, reason?: string, nextRetryInMs?: number): void {
+    const previous = this.state;
+    this.state = state;
+    const change: StatusChange = { state, previous, attempt: this.attempt };
+    if (reason) change.reason = reason;
+    if (nextRetryInMs !== undefined) change.nextRetryInMs = nextRetryInMs;
+    this.listener.status(change);
+  }
+}
+
+function asConnectorError(err: unknown): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  return new ConnectorError('unexpected', describeError(err), { retriable: true, cause: err });
+}

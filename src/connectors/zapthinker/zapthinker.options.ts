@@ -1,0 +1,15 @@
+import { IsDefined, IsInt, IsOptional, IsString, IsUrl, Matches, Min } from 'class-validator';
+
+/** `channels[].zapthinker` (SPEC §3). */
+export class ZapThinkerOptions {
+  /** Server base URL, e.g. `https://api.zapthinker.com` (http/https/ws/wss). */
+  @IsDefined() @IsUrl({ protocols: ['http', 'https', 'ws', 'wss'], require_tld: false, require_protocol: true }) url!: string;
+  /** Instance name; the socket joins namespace `/<instance>`. */
+  @IsDefined() @IsString() @Matches(/^[^/\s]+$/, { message: 'must not contain "/" or spaces' }) instance!: string;
+  /** Instance token or global API key (`apikey`). */
+  @IsDefined() @IsString() apiKey!: string;
+  /** socket.io path on the server. */
+  @IsOptional() @IsString() path = '/socket.io';
+  /** Time allowed for one connection attempt (ms). */
+  @IsOptional() @IsInt() @Min(100) connectTimeoutMs = 10_000;
+}

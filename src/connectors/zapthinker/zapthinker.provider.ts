@@ -1,0 +1,13 @@
+import type { ProviderDefinition } from '../connector.interface';
+import { ZapThinkerConnector } from './zapthinker.connector';
+import { mapZapThinker } from './zapthinker.mapper';
+import { ZapThinkerOptions } from './zapthinker.options';
+
+/** ZapThinker (Evolution API): socket.io v4, one namespace per instance; webhook mode upstream exists. */
+export const zapthinkerProvider: ProviderDefinition<ZapThinkerOptions> = {
+  name: 'zapthinker',
+  optionsClass: ZapThinkerOptions,
+  createConnector: (ctx) => new ZapThinkerConnector(ctx),
+  map: mapZapThinker,
+  supportsWebhookMode: true,
+};

@@ -1,0 +1,85 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { EventDataMap, EventType, ProviderName } from './event-types';
+
+/** A canonical CloudEvent 1.0 (SPEC §4). One shape for every sink. */
+export interface CanonicalEvent<T extends EventType = EventType> {
+  specversion: '1.0';
+  id: string;
+  source: string;
+  type: T;
+  subject?: string;
+  time: string;
+  datacontenttype: 'application/json';
+  partitionkey: string;
+  channelid: string;
+  provider: ProviderName;
+  data: EventDataMap[T];
+}
+
+/** Any canonical event (a union over the map, so `data` narrows with `type`). */
+export type AnyCanonicalEvent = { [K in EventType]: CanonicalEvent<K> }[EventType];
+
+/** A canonical event plus what the pipeline needs and sinks must not publish. */
+export interface PipelineEvent {
+  event: AnyCanonicalEvent;
+  /** True when `id` derives from an upstream id, so seeing it again means a duplicate. */
+  stableId: boolean;
+  /** `performance.now()`-style ms when the frame arrived, for latency metrics. */
+  receivedAt: number;
+}
+
+/**
+ * Stable event id: a hash of the channel and the upstream's own identity of the event
+ * (e.g. `msg:<jid>:<messageId>`). Hex only, so it is safe as a Standard Webhooks `webhook-id`
+ * (which must not contain `.`) and as a Kafka header.
+ */
+export function stableEventId(channelId: string, upstreamKey: string): string {
+  return createHash('sha256').update(channelId).update('\0').update(upstreamKey).digest('hex').slice(0, 32);
+}
+
+/** A fresh unique id for events the upstream gives no identity to. */
+export function uniqueEventId(): string {
+  return randomUUID().replace(/-/g, '');
+}
+
+/** `<channelId>:<conversationId>`, or `<channelId>` without a conversation. */
+export function partitionKey(channelId: string, conversationId?: string): string {
+  return conversationId ? `${channelId}:${conversationId}` : channelId;
+}
+
+/** What a mapper or service supplies to build one event. */
+export interface EventInit<T extends EventType> {
+  type: T;
+  channelId: string;
+  provider: ProviderName;
+  /** The upstream's identity of this event; omitted → a unique id. */
+  upstreamKey?: string;
+  conversationId?: string;
+  /** Upstream event time; omitted or invalid → the time received. */
+  time?: Date;
+  data: EventDataMap[T];
+}
+
+/** Builds a canonical event. The only place envelopes are assembled. */
+export function createEvent<T extends EventType>(init: EventInit<T>, receivedAt: Date = new Date()): { event: CanonicalEvent<T>; stableId: boolean } {
+  const time = init.time && !Number.isNaN(init.time.getTime()) ? init.time : receivedAt;
+  const event: CanonicalEvent<T> = {
+    specversion: '1.0',
+    id: init.upstreamKey ? stableEventId(init.channelId, init.upstreamKey) : uniqueEventId(),
+    source: `/chatbridge/${init.provider}/${init.channelId}`,
+    type: init.type,
+    time: time.toISOString(),
+    datacontenttype: 'application/json',
+    partitionkey: partitionKey(init.channelId, init.conversationId),
+    channelid: init.channelId,
+    provider: init.provider,
+    data: init.data,
+  };
+  if (init.conversationId) event.subject = init.conversationId;
+  return { event, stableId: Boolean(init.upstreamKey) };
+}
+
+/** The structured-mode JSON form of an event (webhook body, stdout line, socket.io stream). */
+export function toStructured(event: AnyCanonicalEvent): string {
+  return JSON.stringify(event);
+}

@@ -1,0 +1,132 @@
+/**
+ * THE typed event map. Every canonical type, its `data` shape, and the provider list derive from here,
+ * so renaming a type breaks the build rather than a consumer.
+ */
+
+/** Upstream providers chatbridge speaks to. */
+export const PROVIDERS = ['zapthinker', 'jwt-websocket', 'captivate', 'smartsupp', 'watchers'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+/** States a channel reports (SPEC §4 `chatbridge.channel.status`). */
+export const CHANNEL_STATES = ['connecting', 'connected', 'reconnecting', 'disconnected', 'auth_failed'] as const;
+export type ChannelState = (typeof CHANNEL_STATES)[number];
+
+export interface ChannelRef {
+  id: string;
+  provider: ProviderName;
+}
+
+export interface Participant {
+  id?: string;
+  name?: string;
+  role: 'contact' | 'agent' | 'bot' | 'system';
+}
+
+export interface Attachment {
+  url?: string;
+  mimeType?: string;
+  name?: string;
+  size?: number;
+  caption?: string;
+}
+
+export interface MessageInfo {
+  id?: string;
+  direction: 'inbound' | 'outbound';
+  text?: string;
+  sender?: Participant;
+  attachments?: Attachment[];
+  /** Delivery status for `message.updated` (e.g. `delivered`, `read`), normalised lower case. */
+  status?: string;
+  /** True for a deletion in `message.updated`. */
+  deleted?: boolean;
+}
+
+/** Where the event came from, kept whole so nothing the upstream said is lost. */
+export interface UpstreamInfo {
+  event: string;
+  payload: unknown;
+  /** Present when the frame could not be interpreted (malformed or unexpected shape). */
+  error?: string;
+}
+
+/** Fields every upstream-derived `data` carries. */
+export interface BaseData {
+  channel: ChannelRef;
+  conversation?: { id: string };
+  upstream: UpstreamInfo;
+}
+
+export interface MessageData extends BaseData {
+  message: MessageInfo;
+}
+export interface TypingData extends BaseData {
+  typing: { active: boolean; sender?: Participant };
+}
+export interface ReadData extends BaseData {
+  read: { at?: string; by?: Participant; messageIds?: string[] };
+}
+export interface ConversationData extends BaseData {
+  change?: { kind: string; agent?: Participant; detail?: unknown };
+}
+export interface AccountStatusData extends BaseData {
+  account: { status: string; detail?: unknown };
+}
+export interface NotificationData extends BaseData {
+  notification: { message?: string; level?: string };
+}
+export interface EntityStatusData extends BaseData {
+  entity: { type?: string; id?: string; status?: string };
+}
+export interface ChannelStatusData {
+  channel: ChannelRef;
+  status: {
+    state: ChannelState;
+    previous?: ChannelState;
+    reason?: string;
+    attempt?: number;
+    nextRetryInMs?: number;
+    mode?: string;
+  };
+}
+export interface CommandResultData {
+  channel: ChannelRef;
+  conversation?: { id: string };
+  command: { commandId: string; type: string; status: 'sent' | 'failed'; attempts: number; upstreamMessageId?: string; error?: string };
+}
+
+/** Canonical type name → `data` shape. */
+export interface EventDataMap {
+  'chatbridge.message.received': MessageData;
+  'chatbridge.message.sent': MessageData;
+  'chatbridge.message.updated': MessageData;
+  'chatbridge.typing': TypingData;
+  'chatbridge.read': ReadData;
+  'chatbridge.conversation.started': ConversationData;
+  'chatbridge.conversation.updated': ConversationData;
+  'chatbridge.account.status': AccountStatusData;
+  'chatbridge.notification': NotificationData;
+  'chatbridge.entity.status': EntityStatusData;
+  'chatbridge.provider.event': BaseData;
+  'chatbridge.channel.status': ChannelStatusData;
+  'chatbridge.command.result': CommandResultData;
+}
+
+export type EventType = keyof EventDataMap;
+
+/** Every canonical type, for validation and docs. */
+export const EVENT_TYPES: readonly EventType[] = [
+  'chatbridge.message.received',
+  'chatbridge.message.sent',
+  'chatbridge.message.updated',
+  'chatbridge.typing',
+  'chatbridge.read',
+  'chatbridge.conversation.started',
+  'chatbridge.conversation.updated',
+  'chatbridge.account.status',
+  'chatbridge.notification',
+  'chatbridge.entity.status',
+  'chatbridge.provider.event',
+  'chatbridge.channel.status',
+  'chatbridge.command.result',
+];

@@ -1,0 +1,34 @@
+import { Controller, Get, Header, HttpStatus, Inject, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import { Bridge } from '../bridge';
+
+/** Liveness, readiness and Prometheus metrics (SPEC §8). No auth: probes and scrapers call these. */
+@Controller()
+export class HealthController {
+  constructor(@Inject(Bridge) private readonly bridge: Bridge) {}
+
+  /** 200 while the process works. */
+  @Get('healthz')
+  healthz(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
+
+  /** 200 when config is loaded and every sink (Kafka, if configured) can deliver; 503 otherwise. */
+  @Get('readyz')
+  readyz(@Res() res: Response): void {
+    const ready = this.bridge.ready();
+    res.status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE).json({
+      status: ready ? 'ready' : 'not_ready',
+      sinks: this.bridge.sinks(),
+      channels: this.bridge.channels.list().map(({ id, provider, mode, state }) => ({ id, provider, mode, state })),
+    });
+  }
+
+  @Get('metrics')
+  @Header('Cache-Control', 'no-store')
+  async metrics(@Res() res: Response): Promise<void> {
+    const registry = this.bridge.metrics.registry;
+    res.setHeader('Content-Type', registry.contentType);
+    res.send(await registry.metrics());
+  }
+}

@@ -1,0 +1,29 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every Prometheus metric of the bridge, on one registry (exposed at `/metrics`). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly eventsIn = new Counter({ name: 'chatbridge_events_in_total', help: 'Canonical events produced from upstream frames, by channel and type', labelNames: ['channel', 'type'], registers: [this.registry] });
+  readonly eventsOut = new Counter({ name: 'chatbridge_events_out_total', help: 'Events acknowledged by a sink, by sink, channel and type', labelNames: ['sink', 'channel', 'type'], registers: [this.registry] });
+  readonly duplicates = new Counter({ name: 'chatbridge_events_deduplicated_total', help: 'Events not republished because their id was seen recently', labelNames: ['channel'], registers: [this.registry] });
+  readonly dedupeEntries = new Gauge({ name: 'chatbridge_dedupe_entries', help: 'Event ids held in the dedupe window', registers: [this.registry] });
+  readonly malformed = new Counter({ name: 'chatbridge_frames_malformed_total', help: 'Upstream frames that could not be interpreted (published as provider events or dead-lettered)', labelNames: ['channel'], registers: [this.registry] });
+  readonly frames = new Counter({ name: 'chatbridge_frames_total', help: 'Upstream frames received', labelNames: ['channel'], registers: [this.registry] });
+  readonly reconnects = new Counter({ name: 'chatbridge_reconnects_total', help: 'Reconnect attempts scheduled, by channel and reason', labelNames: ['channel', 'reason'], registers: [this.registry] });
+  readonly channelState = new Gauge({ name: 'chatbridge_channel_state', help: '1 for the current state of each channel', labelNames: ['channel', 'state'], registers: [this.registry] });
+  readonly queueDepth = new Gauge({ name: 'chatbridge_sink_queue_depth', help: 'Events waiting in a sink queue', labelNames: ['sink'], registers: [this.registry] });
+  readonly sinkUp = new Gauge({ name: 'chatbridge_sink_up', help: '1 when the sink can deliver', labelNames: ['sink'], registers: [this.registry] });
+  readonly publishLatency = new Histogram({
+    name: 'chatbridge_publish_latency_seconds',
+    help: 'Time from frame receipt to sink acknowledgement',
+    labelNames: ['sink'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly publishErrors = new Counter({ name: 'chatbridge_sink_errors_total', help: 'Failed delivery attempts by sink', labelNames: ['sink'], registers: [this.registry] });
+  readonly deadLetters = new Counter({ name: 'chatbridge_dead_letters_total', help: 'Items dead-lettered, by where and why', labelNames: ['target', 'reason'], registers: [this.registry] });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}

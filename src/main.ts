@@ -1,0 +1,54 @@
+import 'reflect-metadata';
+import { startBridge } from './bootstrap';
+import { createRootLogger } from './common/logger';
+import { ConfigError, loadConfig } from './config/config.loader';
+
+/** Production entry point (`npm start`): config from CHATBRIDGE_CONFIG + environment (SPEC §2). */
+async function main(): Promise<void> {
+  let loaded;
+  try {
+    loaded = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`chatbridge: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const { config, warnings } = loaded;
+  // Embedded mode writes events to stdout; logs then move to stderr so the event stream stays clean.
+  const log = createRootLogger(config.logLevel, config.kafka ? 1 : 2);
+  for (const w of warnings) log.warn(w);
+  if (!config.apiTokens.length) log.warn('CHATBRIDGE_API_TOKENS is not set: every /v1 API call will be refused with 401');
+  if (!config.kafka) log.info('no Kafka configured: embedded mode, events are written to stdout as JSON lines');
+
+  const running = await startBridge(config, log);
+  log.info({ port: config.port, channels: config.channels.length, kafka: Boolean(config.kafka) }, 'chatbridge started');
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const hardStop = setTimeout(() => {
+      log.error('shutdown took longer than shutdownGraceMs + 5 s; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs + 5000);
+    hardStop.unref();
+    running.close().then(
+      () => {
+        log.info('stopped');
+        log.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+void main();

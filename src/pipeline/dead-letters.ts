@@ -1,0 +1,78 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { AnyCanonicalEvent } from '../envelope/envelope';
+import type { Metrics } from '../health/metrics';
+
+/** One dead-lettered item: an event, or a raw frame that could not become one. */
+export interface DeadLetter {
+  reason: string;
+  /** Where delivery failed (`kafka`, `mapper`, a webhook id, …). */
+  origin: string;
+  channelId?: string;
+  event?: AnyCanonicalEvent;
+  frame?: { event: string; payload: unknown };
+  error?: string;
+  attempts?: number;
+}
+
+/** A writer that can take dead letters somewhere durable (e.g. the Kafka DLQ topic). */
+export interface DeadLetterTarget {
+  readonly name: string;
+  /** True when writes are expected to succeed now. */
+  available(): boolean;
+  write(item: DeadLetter): Promise<void>;
+}
+
+/**
+ * Dead letters go to a registered durable target (Kafka `topics.deadLetter`) when it is available, else
+ * to an append-only JSON-lines file. Nothing is dropped: a failed target write falls back to the file.
+ */
+export class DeadLetters {
+  private target?: DeadLetterTarget;
+  private dirReady = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** Registers the durable target (Kafka). */
+  useTarget(target: DeadLetterTarget): void {
+    this.target = target;
+  }
+
+  /** Dead-letters one item. Never throws. */
+  write(item: DeadLetter): void {
+    const target = this.target;
+    if (target?.available()) {
+      target.write(item).then(
+        () => this.metrics.deadLetters.inc({ target: target.name, reason: item.reason }),
+        (err: unknown) => {
+          this.log.warn({ err: String(err) }, 'dead-letter target failed; writing to file');
+          this.writeFile(item);
+        },
+      );
+      return;
+    }
+    this.writeFile(item);
+  }
+
+  /** Writes straight to the file (used when the durable target is itself what failed). */
+  writeFile(item: DeadLetter): void {
+    try {
+      if (!this.dirReady) {
+        mkdirSync(dirname(this.file), { recursive: true });
+        this.dirReady = true;
+      }
+      // Synchronous on purpose: this is the last resort, and a crash right after must not lose it.
+      appendFileSync(this.file, `${JSON.stringify({ at: new Date().toISOString(), ...item })}\n`);
+      this.metrics.deadLetters.inc({ target: 'file', reason: item.reason });
+    } catch (err) {
+      // Disk full or read-only: the item goes to the log, which is the only place left.
+      this.metrics.deadLetters.inc({ target: 'log', reason: item.reason });
+      this.log.error({ err: String(err), deadLetter: item }, 'cannot write dead-letter file; item logged instead');
+    }
+  }
+}

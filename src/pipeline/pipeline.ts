@@ -1,0 +1,50 @@
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { PipelineEvent } from '../envelope/envelope';
+import type { Metrics } from '../health/metrics';
+import type { Sink } from '../sinks/sink.interface';
+
+/**
+ * Dedupe and fan-out. An event whose id derives from an upstream id and was seen within the window is
+ * not republished (replays after reconnect, snapshots, echoes). Every other event goes to every sink;
+ * sinks queue on their own, so one slow sink never holds back another.
+ */
+export class EventPipeline {
+  private readonly seen?: LRUCache<string, true>;
+  private readonly sinks: Sink[] = [];
+
+  constructor(
+    dedupe: { maxEntries: number; ttlMs: number },
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    if (dedupe.maxEntries > 0) this.seen = new LRUCache<string, true>({ max: dedupe.maxEntries, ttl: dedupe.ttlMs, ttlAutopurge: false });
+  }
+
+  /** Adds a sink; events published afterwards reach it. */
+  addSink(sink: Sink): void {
+    this.sinks.push(sink);
+  }
+
+  /** The registered sinks. */
+  get allSinks(): readonly Sink[] {
+    return this.sinks;
+  }
+
+  /** Publishes one event. Returns false when it was a duplicate and was suppressed. */
+  publish(item: PipelineEvent): boolean {
+    const { event } = item;
+    if (item.stableId && this.seen) {
+      if (this.seen.has(event.id)) {
+        this.metrics.duplicates.inc({ channel: event.channelid });
+        this.log.debug({ channel: event.channelid, id: event.id, type: event.type }, 'duplicate event suppressed');
+        return false;
+      }
+      this.seen.set(event.id, true);
+      this.metrics.dedupeEntries.set(this.seen.size);
+    }
+    this.metrics.eventsIn.inc({ channel: event.channelid, type: event.type });
+    for (const sink of this.sinks) sink.publish(item);
+    return true;
+  }
+}

@@ -1,0 +1,38 @@
+import { Kafka, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type SASLOptions } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { KafkaConfig } from '../../config/config.schema';
+
+/** kafkajs log level → pino method. kafkajs's INFO is chatty (joins, connects): it becomes debug. */
+const LEVELS: Record<number, 'error' | 'warn' | 'debug' | 'trace'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'debug',
+  [logLevel.DEBUG]: 'trace',
+};
+
+/** Bridges kafkajs's logs into the application logger, one JSON line each, secrets redacted by pino. */
+export function kafkaLogCreator(root: Logger): logCreator {
+  const log = root.child({ context: 'kafkajs' });
+  return () => ({ level, log: entry }) => {
+    const { message, namespace, ...extra } = entry;
+    const method = LEVELS[level] ?? 'debug';
+    // kafkajs puts `broker`, `clientId`, `error`, `retryCount` … beside the message.
+    log[method]({ namespace, ...extra, timestamp: undefined, logger: undefined }, message);
+  };
+}
+
+/** Builds the kafkajs client from the validated config. */
+export function createKafka(cfg: KafkaConfig, root: Logger): Kafka {
+  const conf: KafkaJsConfig = {
+    clientId: cfg.clientId,
+    brokers: cfg.brokers,
+    ssl: cfg.ssl,
+    connectionTimeout: cfg.connectionTimeoutMs,
+    requestTimeout: cfg.producer.requestTimeoutMs,
+    logLevel: logLevel.INFO,
+    logCreator: kafkaLogCreator(root),
+    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 },
+  };
+  if (cfg.sasl) conf.sasl = { mechanism: cfg.sasl.mechanism, username: cfg.sasl.username, password: cfg.sasl.password } as SASLOptions;
+  return new Kafka(conf);
+}

@@ -1,0 +1,16 @@
+import type { PipelineEvent } from '../envelope/envelope';
+
+/** A destination of canonical events (Kafka, stdout, webhooks, the live stream). */
+export interface Sink {
+  readonly name: string;
+  /** Takes one event. Must not throw and must not block: a sink queues and delivers on its own. */
+  publish(item: PipelineEvent): void;
+  /** Connects; may resolve before the destination is reachable (the sink retries on its own). */
+  start(): Promise<void>;
+  /** Delivers what is queued within `deadlineMs`, then dead-letters the rest and disconnects. */
+  stop(deadlineMs: number): Promise<void>;
+  /** True when the sink can deliver now (readiness). */
+  ready(): boolean;
+  /** Events waiting. */
+  depth(): number;
+}

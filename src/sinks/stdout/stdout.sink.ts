@@ -1,0 +1,59 @@
+import type { Writable } from 'node:stream';
+import type { PipelineEvent } from '../../envelope/envelope';
+import { toStructured } from '../../envelope/envelope';
+import type { Metrics } from '../../health/metrics';
+import type { DeadLetters } from '../../pipeline/dead-letters';
+import type { Sink } from '../sink.interface';
+
+/** Bytes buffered in the stream beyond which events are dead-lettered instead (a stalled reader). */
+const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Embedded mode (SPEC §5, last point): with no Kafka configured, every event is written to stdout as one
+ * structured CloudEvent JSON line. Logs then go to stderr, so stdout is a clean stream.
+ */
+export class StdoutSink implements Sink {
+  readonly name = 'stdout';
+  private closed = false;
+
+  constructor(
+    private readonly out: Writable,
+    private readonly deadLetters: DeadLetters,
+    private readonly metrics: Metrics,
+  ) {}
+
+  publish(item: PipelineEvent): void {
+    const { event } = item;
+    if (this.closed || this.out.writableLength > MAX_BUFFERED_BYTES) {
+      this.deadLetters.writeFile({ reason: this.closed ? 'shutdown' : 'stdout_stalled', origin: this.name, channelId: event.channelid, event });
+      return;
+    }
+    this.out.write(`${toStructured(event)}\n`);
+    this.metrics.eventsOut.inc({ sink: this.name, channel: event.channelid, type: event.type });
+    this.metrics.publishLatency.observe({ sink: this.name }, (performance.now() - item.receivedAt) / 1000);
+  }
+
+  async start(): Promise<void> {
+    this.metrics.sinkUp.set({ sink: this.name }, 1);
+  }
+
+  async stop(deadlineMs: number): Promise<void> {
+    this.closed = true;
+    if (this.out.writableLength === 0) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, deadlineMs);
+      this.out.once('drain', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  ready(): boolean {
+    return true;
+  }
+
+  depth(): number {
+    return 0;
+  }
+}

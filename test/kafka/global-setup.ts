@@ -1,0 +1,18 @@
+/**
+ * Jest globalSetup: one shared mock Kafka cluster (3 brokers) per test run.
+ * Its bootstrap list goes into CHATBRIDGE_TEST_KAFKA (comma-separated), which
+ * the test workers inherit. Tests that take brokers down must start their own
+ * broker with startTestBroker() instead of disturbing this one.
+ */
+import { startTestBroker, TestBroker } from './test-broker';
+
+declare global {
+  var __CHATBRIDGE_TEST_BROKER__: TestBroker | undefined;
+}
+
+export default async function globalSetup(): Promise<void> {
+  if (globalThis.__CHATBRIDGE_TEST_BROKER__) return; // watch mode re-runs
+  const broker = await startTestBroker({ brokers: 3 });
+  globalThis.__CHATBRIDGE_TEST_BROKER__ = broker;
+  process.env.CHATBRIDGE_TEST_KAFKA = broker.bootstrap.join(',');
+}
