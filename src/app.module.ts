@@ -1,7 +1,7 @@
 import { type BeforeApplicationShutdown, type DynamicModule, Inject, Injectable, Module, type OnApplicationBootstrap } from '@nestjs/common';
 import { Bridge } from './bridge';
 import { ChannelsController } from './channels/channels.controller';
-import { ApiAuthGuard } from './common/api-auth.guard';
+import { API_TOKENS } from './common/api-auth.guard';
 import { HealthController } from './health/health.controller';
 
 /** Starts the bridge once Nest is up and stops it (channels first, then sinks) on shutdown. */
@@ -27,7 +27,7 @@ export class AppModule {
       controllers: [HealthController, ChannelsController],
       providers: [
         { provide: Bridge, useValue: bridge },
-        { provide: ApiAuthGuard, useValue: new ApiAuthGuard(bridge.config.apiTokens) },
+        { provide: API_TOKENS, useValue: bridge.config.apiTokens },
         BridgeLifecycle,
       ],
     };

@@ -20,8 +20,10 @@ export interface RunningBridge {
 export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOptions & { host?: string } = {}): Promise<RunningBridge> {
   const bridge = new Bridge(config, log, opts);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forBridge(bridge), {
-    logger: new PinoNestLogger(log.child({ context: 'nest' })),
+    logger: new PinoNestLogger(log),
     bodyParser: true,
+    // Errors at start reach the caller (main exits non-zero; tests see the error) instead of process.exit.
+    abortOnError: false,
   });
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: '1mb' });

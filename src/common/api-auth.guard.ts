@@ -1,12 +1,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { type CanActivate, type ExecutionContext, Injectable, UnauthorizedException } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
+
+/** Injection token: the accepted bearer tokens (from CHATBRIDGE_API_TOKENS). */
+export const API_TOKENS = Symbol('API_TOKENS');
 
 /** Bearer-token check for `/v1/*` (SPEC §8): tokens from CHATBRIDGE_API_TOKENS, compared in constant time. */
 @Injectable()
 export class ApiAuthGuard implements CanActivate {
   private readonly digests: Buffer[];
 
-  constructor(tokens: string[]) {
+  constructor(@Inject(API_TOKENS) tokens: string[]) {
     this.digests = tokens.map(digest);
   }
 

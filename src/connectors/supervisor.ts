@@ -44,6 +44,7 @@ export class ChannelSupervisor {
   /** Increments on every attempt; late callbacks of an older attempt are ignored. */
   private generation = 0;
   private connectedAt = 0;
+  private lastReason?: string;
   private readonly connector: Connector;
   /** Reconnects since start (after a connection was lost or an attempt failed). */
   reconnects = 0;
@@ -146,9 +147,16 @@ export class ChannelSupervisor {
     this.timer.unref?.();
   }
 
+  /**
+   * Reports a change of state (or of the reason for it). Repeated failures in the same state with the
+   * same reason are not reported again: they are in the logs and `chatbridge_reconnects_total`.
+   */
   private transition(state: ChannelState, reason?: string, nextRetryInMs?: number): void {
     const previous = this.state;
+    const same = state === previous && reason === this.lastReason;
     this.state = state;
+    this.lastReason = reason;
+    if (same) return;
     const change: StatusChange = { state, previous, attempt: this.attempt };
     if (reason) change.reason = reason;
     if (nextRetryInMs !== undefined) change.nextRetryInMs = nextRetryInMs;

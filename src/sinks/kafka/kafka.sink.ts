@@ -1,4 +1,4 @@
-import { CompressionTypes, type Kafka, type Producer } from 'kafkajs';
+import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../common/backoff';
 import { describeError } from '../../common/errors';
@@ -39,7 +39,8 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 } });
+    // The Java client's murmur2 partitioner, so keys land where other Kafka clients would put them.
+    this.producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 } });
     this.metrics.sinkUp.set({ sink: this.name }, 0);
   }
 

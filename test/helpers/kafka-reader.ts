@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel, type Consumer, type IHeaders, type KafkaMessage } from 'kafkajs';
+
+/** One record as read back from the test broker. */
+export interface ReadRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
+  timestamp: string;
+}
+
+/** Collects every record of some topics from the beginning, with its own consumer group. */
+export class KafkaReader {
+  readonly records: ReadRecord[] = [];
+  private consumer?: Consumer;
+
+  constructor(private readonly brokers: string[], private readonly topics: string[]) {}
+
+  async start(): Promise<void> {
+    const kafka = new Kafka({ clientId: 'test-reader', brokers: this.brokers, logLevel: logLevel.NOTHING });
+    this.consumer = kafka.consumer({ groupId: `reader-${randomUUID()}`, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 500 });
+    await this.consumer.connect();
+    for (const topic of this.topics) await this.consumer.subscribe({ topic, fromBeginning: true });
+    await this.consumer.run({
+      eachMessage: async ({ topic, partition, message }) => {
+        this.records.push(toRecord(topic, partition, message));
+      },
+    });
+  }
+
+  /** Waits until `predicate(records)` holds. */
+  async waitFor(what: string, predicate: (records: ReadRecord[]) => boolean, timeoutMs = 20_000): Promise<ReadRecord[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (predicate(this.records)) return this.records;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${what}; have ${this.records.length} records`);
+  }
+
+  /** Records of one CloudEvents type. */
+  ofType(type: string): ReadRecord[] {
+    return this.records.filter((r) => r.headers.ce_type === type);
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}
+
+function toRecord(topic: string, partition: number, m: KafkaMessage): ReadRecord {
+  return {
+    topic,
+    partition,
+    offset: m.offset,
+    key: m.key ? m.key.toString('utf8') : null,
+    value: m.value ? m.value.toString('utf8') : null,
+    headers: headersToStrings(m.headers ?? {}),
+    timestamp: m.timestamp,
+  };
+}
+
+function headersToStrings(h: IHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.map(String).join(',') : Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+  }
+  return out;
+}
+
+/** The shared broker of this test run (jest globalSetup). */
+export function sharedBrokers(): string[] {
+  const list = process.env.CHATBRIDGE_TEST_KAFKA;
+  if (!list) throw new Error('CHATBRIDGE_TEST_KAFKA is not set: run the tests through jest (globalSetup starts the test broker)');
+  return list.split(',');
+}
+
+/** A topic name no other test uses. */
+export function uniqueTopic(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
