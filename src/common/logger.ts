@@ -1,29 +1,26 @@
 import type { LoggerService } from '@nestjs/common';
-import pino, { type Logger, type LevelWithSilent } from 'pino';
-import { redactText } from './redact';
+import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { redactText, redactValue } from './redact';
 
 /** Log levels accepted in `LOG_LEVEL`. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** Paths pino blanks out whatever the caller passes. */
-const REDACT_PATHS = [
-  '*.apiKey', '*.apikey', '*.token', '*.password', '*.secret', '*.bearer', '*.authorization', '*.key',
-  'headers.authorization', 'req.headers.authorization', 'headers.apikey', '*.headers.apikey',
-];
-
 /**
  * Creates the root JSON logger. `fd` is 1 (stdout) normally; 2 when stdout carries the event stream
- * (embedded mode), so `npm start | jq` sees only events.
+ * (embedded mode), so `npm start | jq` sees only events; or any pino destination (tests, demo).
  */
-export function createRootLogger(level: LevelWithSilent, fd: 1 | 2 = 1): Logger {
+export function createRootLogger(level: LevelWithSilent, fd: 1 | 2 | DestinationStream = 1): Logger {
   return pino(
     {
       level,
       base: { service: 'chatbridge' },
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: {
+        level: (label) => ({ level: label }),
+        // Every logged object: secret-named keys blanked, tokens inside URLs and texts scrubbed (SPEC §9).
+        log: (object) => redactValue(object) as Record<string, unknown>,
+      },
       hooks: {
         // Message strings can carry URLs with ?token= or ?apikey=; scrub them before they are written.
         logMethod(args, method) {
@@ -32,7 +29,7 @@ export function createRootLogger(level: LevelWithSilent, fd: 1 | 2 = 1): Logger 
         },
       },
     },
-    pino.destination({ fd, sync: false }),
+    typeof fd === 'number' ? pino.destination({ fd, sync: false }) : fd,
   );
 }
 

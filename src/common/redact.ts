@@ -17,6 +17,13 @@ export function redactText(text: string): string {
 export function redactValue(value: unknown, depth = 0): unknown {
   if (depth > 8) return '[…]';
   if (typeof value === 'string') return redactText(value);
+  if (value instanceof Error) {
+    const out: Record<string, unknown> = { type: value.name, message: redactText(value.message) };
+    if (value.stack) out.stack = redactText(value.stack);
+    const code = (value as { code?: unknown }).code;
+    if (code !== undefined) out.code = code;
+    return out;
+  }
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};

@@ -136,7 +136,8 @@ function applyEnvOverrides(cfg: Record<string, unknown>, env: NodeJS.ProcessEnv)
 
 function parsePort(v: string | undefined, problems: string[]): number {
   if (v === undefined || v === '') return 8080;
-  const n = Number(v);
+  // Digits only: Number() would read ' ' as 0 (a random port) and accept '1e3' or '0x1f90'.
+  const n = /^\d{1,5}$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
     problems.push('PORT: must be an integer 0..65535');
     return 8080;
@@ -195,9 +196,14 @@ export function formatErrors(errors: ValidationError[], prefix = ''): string[] {
   const lines: string[] = [];
   for (const e of errors) {
     const path = /^\d+$/.test(e.property) ? `${prefix}[${e.property}]` : prefix ? `${prefix}.${e.property}` : e.property;
-    for (const [name, msg] of Object.entries(e.constraints ?? {})) {
+    const constraints = Object.entries(e.constraints ?? {});
+    // A value of the wrong type also fails its range checks ('lots' is NaN): report the type error alone.
+    const wrongType = constraints.some(([name]) => TYPE_CHECKS.has(name));
+    for (const [name, msg] of constraints) {
+      if (wrongType && !TYPE_CHECKS.has(name) && name !== 'isDefined') continue;
       if (name === 'isDefined') lines.push(`${path}: required`);
       else if (name === 'whitelistValidation') lines.push(`${path}: unknown key`);
+      else if (name === 'nestedValidation') lines.push(`${path}: must be a mapping`);
       else lines.push(`${path}: ${msg.startsWith(`${e.property} `) ? msg.slice(e.property.length + 1) : msg}`);
     }
     if (e.children?.length) lines.push(...formatErrors(e.children, path));
@@ -206,6 +212,9 @@ export function formatErrors(errors: ValidationError[], prefix = ''): string[] {
   const required = new Set(lines.filter((l) => l.endsWith(': required')).map((l) => l.slice(0, -': required'.length)));
   return lines.filter((l) => l.endsWith(': required') || !required.has(l.slice(0, l.indexOf(': '))));
 }
+
+/** class-validator constraint names that check a value's type (as opposed to its range or format). */
+const TYPE_CHECKS = new Set(['isInt', 'isNumber', 'isString', 'isBoolean', 'isArray']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -42,7 +42,7 @@ export class KafkaProducerConfig {
 }
 
 export class KafkaConfig {
-  @IsArray() @ArrayNotEmpty() @IsString({ each: true }) brokers!: string[];
+  @IsDefined() @IsArray() @ArrayNotEmpty() @IsString({ each: true }) brokers!: string[];
   @IsOptional() @IsString() clientId = 'chatbridge';
   @IsOptional() @Transform(toBool) @IsBoolean() ssl = false;
   @IsOptional() @ValidateNested() @Type(() => KafkaSaslConfig) sasl?: KafkaSaslConfig;

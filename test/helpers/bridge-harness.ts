@@ -2,7 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import pino from 'pino';
+import type { LevelWithSilent } from 'pino';
+import { createRootLogger } from '../../src/common/logger';
 import { startBridge, type RunningBridge } from '../../src/bootstrap';
 import { loadConfig } from '../../src/config/config.loader';
 
@@ -21,14 +22,17 @@ export const TEST_TOKEN = 'test-token-0123456789';
 export const FAST_RECONNECT = { initialDelayMs: 50, maxDelayMs: 300, authInitialDelayMs: 400, authMaxDelayMs: 1000, stableAfterMs: 1000 };
 
 /** Starts a bridge from a raw config object (as if read from YAML). Logs are silent unless TEST_LOG_LEVEL is set. */
-export async function startTestBridge(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<TestBridge> {
+export async function startTestBridge(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, logTo?: { level: string; lines: string[] }): Promise<TestBridge> {
   const dir = mkdtempSync(join(tmpdir(), 'chatbridge-test-'));
   const deadLetterFile = join(dir, 'dead-letter.jsonl');
   const { config } = loadConfig({
     raw: { reconnect: FAST_RECONNECT, deadLetter: { file: deadLetterFile }, shutdownGraceMs: 3000, ...raw },
     env: { PORT: '0', CHATBRIDGE_API_TOKENS: TEST_TOKEN, ...env },
   });
-  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  // The production logger (redaction included), writing into the test's array or silent.
+  const log = logTo
+    ? createRootLogger(logTo.level as LevelWithSilent, { write: (line: string) => void logTo.lines.push(line) })
+    : createRootLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as LevelWithSilent, 2);
   const out = new PassThrough();
   const lines: Array<Record<string, unknown>> = [];
   let partial = '';

@@ -1,4 +1,4 @@
-import { Kafka as CloudEventsKafka } from 'cloudevents';
+import { Kafka as CloudEventsKafka, type KafkaMessage } from 'cloudevents';
 import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
 import { metricValue, startTestBridge, waitFor, type TestBridge } from '../helpers/bridge-harness';
 import { KafkaReader, sharedBrokers, uniqueTopic, type ReadRecord } from '../helpers/kafka-reader';
@@ -68,7 +68,8 @@ describe('ZapThinker → CloudEvents → Kafka (e2e)', () => {
     expect(rec.headers.ce_id).toMatch(/^[0-9a-f]{32}$/);
 
     // The SDK takes headers as strings and the value as the raw body, as a kafkajs consumer delivers it.
-    const ce = CloudEventsKafka.toEvent({ key: rec.key ?? undefined, value: rec.value, headers: rec.headers, timestamp: rec.timestamp }) as unknown as Record<string, unknown>;
+    const message: KafkaMessage<string> = { key: rec.key!, value: rec.value!, body: rec.value!, headers: rec.headers, timestamp: rec.timestamp };
+    const ce = CloudEventsKafka.toEvent(message) as unknown as Record<string, unknown>;
     expect(ce).toMatchObject({
       id: rec.headers.ce_id,
       type: 'chatbridge.message.received',
