@@ -11,6 +11,8 @@ module.exports = tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-require-imports': 'off',
+      // Config/option classes annotate `x: number = 1` on purpose: the annotation is what emits design:type Number.
+      '@typescript-eslint/no-inferrable-types': ['error', { ignoreProperties: true }],
     },
   },
 );

@@ -219,11 +219,17 @@ describe('loadConfig: ${VAR} interpolation', () => {
 
   it('converts interpolated numbers and booleans to their declared types', () => {
     const { config } = loadConfig({
-      env: { BATCH: '250', SSL: 'false', CREATE: 'true' },
-      raw: { kafka: { brokers: ['b:9092'], ssl: '${SSL}', createTopics: '${CREATE}', producer: { batchSize: '${BATCH}' } } },
+      env: { BATCH: '250', CREATE: 'true', GRACE: '5000', TIMEOUT: '2500', ZAP_KEY: 'k' },
+      raw: {
+        kafka: { brokers: ['b:9092'], createTopics: '${CREATE}', producer: { batchSize: '${BATCH}' } },
+        shutdownGraceMs: '${GRACE}',
+        channels: [{ id: 'wa-sales', provider: 'zapthinker', zapthinker: zap({ connectTimeoutMs: '${TIMEOUT}' }) }],
+      },
     });
     expect(config.kafka?.producer.batchSize).toBe(250);
     expect(config.kafka?.createTopics).toBe(true);
+    expect(config.shutdownGraceMs).toBe(5000);
+    expect((config.channels[0].options as ZapThinkerOptions).connectTimeoutMs).toBe(2500);
   });
 });
 
@@ -316,7 +322,8 @@ describe('loadConfig: the YAML file', () => {
         'channels:',
         '  - id: wa-sales',
         '    provider: zapthinker',
-        '    zapthinker: { url: https://api.zapthinker.com, instance: sales, apiKey: ${ZAP_KEY} }',
+        // `${VAR}` inside a flow mapping must be quoted: `{` and `}` are flow indicators in YAML.
+        '    zapthinker: { url: https://api.zapthinker.com, instance: sales, apiKey: "${ZAP_KEY}" }',
         '',
       ].join('\n'),
     );

@@ -4,6 +4,9 @@ import {
 } from 'class-validator';
 import { PROVIDERS } from '../envelope/event-types';
 
+// Numeric fields carry an explicit `: number`: without it TypeScript emits `design:type Object` and
+// class-transformer's implicit conversion leaves a `${VAR}`-interpolated "250" a string, which then fails @IsInt.
+
 /** Reads `true`/`false` strings (from `${VAR}`) as booleans; implicit conversion would make "false" true. */
 export function toBool({ obj, key }: { obj: Record<string, unknown>; key: string }): unknown {
   const raw = obj[key];
@@ -29,16 +32,16 @@ export class KafkaTopicsConfig {
 /** Producer tuning. Defaults suit a single replica bridging a few thousand events per second. */
 export class KafkaProducerConfig {
   /** Most records in one produce request. */
-  @IsOptional() @IsInt() @Min(1) @Max(10_000) batchSize = 500;
+  @IsOptional() @IsInt() @Min(1) @Max(10_000) batchSize: number = 500;
   /** Events held in memory while Kafka is slow or down; beyond it events go to the dead-letter file. */
-  @IsOptional() @IsInt() @Min(100) maxQueue = 100_000;
+  @IsOptional() @IsInt() @Min(100) maxQueue: number = 100_000;
   /** Queue depth at which a warning is logged and readiness reports backpressure. */
-  @IsOptional() @IsInt() @Min(1) warnQueue = 10_000;
+  @IsOptional() @IsInt() @Min(1) warnQueue: number = 10_000;
   @IsOptional() @IsIn(['none', 'gzip']) compression: 'none' | 'gzip' = 'gzip';
   /** Time for one produce request (ms). */
-  @IsOptional() @IsInt() @Min(100) requestTimeoutMs = 30_000;
+  @IsOptional() @IsInt() @Min(100) requestTimeoutMs: number = 30_000;
   /** Longest wait between two attempts while Kafka is unavailable (ms). */
-  @IsOptional() @IsInt() @Min(10) retryMaxDelayMs = 10_000;
+  @IsOptional() @IsInt() @Min(10) retryMaxDelayMs: number = 10_000;
 }
 
 export class KafkaConfig {
@@ -52,25 +55,25 @@ export class KafkaConfig {
   @IsOptional() @IsInt() @Min(1) topicPartitions?: number;
   @IsOptional() @ValidateNested() @Type(() => KafkaProducerConfig) producer: KafkaProducerConfig = new KafkaProducerConfig();
   /** Connection timeout for the first connect and metadata requests (ms). */
-  @IsOptional() @IsInt() @Min(100) connectionTimeoutMs = 3000;
+  @IsOptional() @IsInt() @Min(100) connectionTimeoutMs: number = 3000;
 }
 
 /** Reconnect policy shared by every channel's supervisor. */
 export class ReconnectConfig {
-  @IsOptional() @IsInt() @Min(1) initialDelayMs = 1000;
-  @IsOptional() @IsInt() @Min(1) maxDelayMs = 30_000;
-  @IsOptional() @Min(1) multiplier = 2;
+  @IsOptional() @IsInt() @Min(1) initialDelayMs: number = 1000;
+  @IsOptional() @IsInt() @Min(1) maxDelayMs: number = 30_000;
+  @IsOptional() @Min(1) multiplier: number = 2;
   /** Slower schedule after the upstream rejected the credentials. */
-  @IsOptional() @IsInt() @Min(1) authInitialDelayMs = 30_000;
-  @IsOptional() @IsInt() @Min(1) authMaxDelayMs = 300_000;
+  @IsOptional() @IsInt() @Min(1) authInitialDelayMs: number = 30_000;
+  @IsOptional() @IsInt() @Min(1) authMaxDelayMs: number = 300_000;
   /** A connection that lived this long resets the backoff; shorter ones keep growing it (flapping). */
-  @IsOptional() @IsInt() @Min(0) stableAfterMs = 30_000;
+  @IsOptional() @IsInt() @Min(0) stableAfterMs: number = 30_000;
 }
 
 /** Duplicate suppression by event id. */
 export class DedupeConfig {
-  @IsOptional() @IsInt() @Min(0) maxEntries = 100_000;
-  @IsOptional() @IsInt() @Min(1000) ttlMs = 6 * 3600_000;
+  @IsOptional() @IsInt() @Min(0) maxEntries: number = 100_000;
+  @IsOptional() @IsInt() @Min(1000) ttlMs: number = 6 * 3600_000;
 }
 
 /** Where events that could not be delivered are written when Kafka cannot take them. */
@@ -92,6 +95,6 @@ export class FileConfig {
   @IsOptional() @ValidateNested() @Type(() => DedupeConfig) dedupe: DedupeConfig = new DedupeConfig();
   @IsOptional() @ValidateNested() @Type(() => DeadLetterConfig) deadLetter: DeadLetterConfig = new DeadLetterConfig();
   /** Time allowed on SIGTERM to flush in-flight work before exit (ms); keep below terminationGracePeriodSeconds. */
-  @IsOptional() @IsInt() @Min(0) shutdownGraceMs = 20_000;
+  @IsOptional() @IsInt() @Min(0) shutdownGraceMs: number = 20_000;
   @IsOptional() @IsArray() channels: unknown[] = [];
 }

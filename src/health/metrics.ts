@@ -17,7 +17,7 @@ export class Metrics {
     name: 'chatbridge_publish_latency_seconds',
     help: 'Time from frame receipt to sink acknowledgement',
     labelNames: ['sink'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30],
     registers: [this.registry],
   });
   readonly publishErrors = new Counter({ name: 'chatbridge_sink_errors_total', help: 'Failed delivery attempts by sink', labelNames: ['sink'], registers: [this.registry] });

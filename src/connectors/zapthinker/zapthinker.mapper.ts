@@ -125,7 +125,9 @@ function edited(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
   const key = isRecord(data.key) ? data.key : {};
   const id = str(key.id);
   const remoteJid = str(key.remoteJid);
-  const text = extractContent(isRecord(data.message) && isRecord(data.message.editedMessage) ? data.message.editedMessage.message ?? data.message.editedMessage : data.message).text;
+  const text = extractContent(editedContent(data)).text;
+  // Evolution's Baileys channel sends the protocolMessage (edit time in `timestampMs`); other channels `messageTimestamp`.
+  const time = unixTime(data.messageTimestamp) ?? unixTime(data.timestampMs, 1);
   const message: MessageInfo = { direction: key.fromMe === true ? 'outbound' : 'inbound', status: 'edited' };
   if (id) message.id = id;
   if (text !== undefined) message.text = text;
@@ -134,14 +136,25 @@ function edited(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
       {
         type: 'chatbridge.message.updated',
         // Several edits of one message are distinct events; their timestamps tell them apart.
-        upstreamKey: id ? `edit:${remoteJid ?? ''}:${id}:${str(data.messageTimestamp) ?? ''}:${text ?? ''}` : undefined,
+        upstreamKey: id ? `edit:${remoteJid ?? ''}:${id}:${time?.getTime() ?? ''}:${text ?? ''}` : undefined,
         conversationId: remoteJid,
-        time: unixTime(data.messageTimestamp),
+        time,
         data: { ...base(ctx), ...(remoteJid ? { conversation: { id: remoteJid } } : {}), message, upstream: up },
       },
       ctx,
     ),
   ];
+}
+
+/**
+ * The new content of an edit. Baileys channel: `data` is the protocolMessage `{key, type, editedMessage, timestampMs}`;
+ * other channels: `{key, message}`, where `message` may still be wrapped in `editedMessage.message.protocolMessage`.
+ */
+function editedContent(data: Record<string, unknown>): unknown {
+  let content: unknown = isRecord(data.editedMessage) ? data.editedMessage : data.message;
+  if (isRecord(content) && isRecord(content.editedMessage)) content = content.editedMessage.message ?? content.editedMessage;
+  if (isRecord(content) && isRecord(content.protocolMessage) && isRecord(content.protocolMessage.editedMessage)) content = content.protocolMessage.editedMessage;
+  return content;
 }
 
 function deleted(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
@@ -231,15 +244,15 @@ function extractContent(message: unknown): { text?: string; attachments: Attachm
   return text === undefined ? { attachments } : { text, attachments };
 }
 
-/** `messageTimestamp` is unix seconds as a number, a string, or a protobuf Long `{low, high}`. */
-function unixTime(v: unknown): Date | undefined {
-  let seconds = num(v);
-  if (seconds === undefined && isRecord(v)) {
+/** A unix time (seconds, or ms with `unitMs` 1) as a number, a string, or a protobuf Long `{low, high}`. */
+function unixTime(v: unknown, unitMs = 1000): Date | undefined {
+  let units = num(v);
+  if (units === undefined && isRecord(v)) {
     const low = num(v.low);
     const high = num(v.high) ?? 0;
-    if (low !== undefined) seconds = high * 2 ** 32 + (low >>> 0);
+    if (low !== undefined) units = high * 2 ** 32 + (low >>> 0);
   }
-  return seconds === undefined || seconds <= 0 ? undefined : new Date(seconds * 1000);
+  return units === undefined || units <= 0 ? undefined : new Date(units * unitMs);
 }
 
 /**

@@ -11,5 +11,5 @@ export class ZapThinkerOptions {
   /** socket.io path on the server. */
   @IsOptional() @IsString() path = '/socket.io';
   /** Time allowed for one connection attempt (ms). */
-  @IsOptional() @IsInt() @Min(100) connectTimeoutMs = 10_000;
+  @IsOptional() @IsInt() @Min(100) connectTimeoutMs: number = 10_000;
 }

@@ -1,0 +1,161 @@
+/**
+ * `npm run bench`: N events from the ZapThinker simulator (own process) through the bridge into the test
+ * broker (librdkafka mock cluster), against a raw kafkajs producer sending the same records in the same run.
+ * Prints events/s and p50/p99 latency for both, and the ratios. Bounded: BENCH_EVENTS (default 20000).
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
+import { Histogram, Registry } from 'prom-client';
+import { startBridge } from '../src/bootstrap';
+import { createRootLogger } from '../src/common/logger';
+import { loadConfig } from '../src/config/config.loader';
+import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
+import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
+import { startTestBroker } from '../test/kafka/test-broker';
+import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
+
+const N = Number(process.env.BENCH_EVENTS ?? 20_000);
+const CONVERSATIONS = 200;
+const BATCH = 500;
+const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
+
+interface Result { label: string; eventsPerSec: number; p50ms: number; p99ms: number; cpuUsPerEvent: number }
+
+/** histogram_quantile as Prometheus computes it: linear interpolation inside the bucket. */
+function quantile(q: number, buckets: Array<{ le: number; count: number }>): number {
+  const total = buckets[buckets.length - 1].count;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const b of buckets) {
+    if (b.count >= rank) {
+      if (!Number.isFinite(b.le)) return prevLe;
+      return prevLe + ((b.le - prevLe) * (rank - prevCount)) / Math.max(1, b.count - prevCount);
+    }
+    prevLe = b.le;
+    prevCount = b.count;
+  }
+  return prevLe;
+}
+
+async function histogramQuantiles(h: Histogram<string>, labels: Record<string, string> = {}): Promise<{ p50: number; p99: number }> {
+  const { values } = await h.get();
+  const buckets = values
+    .filter((v) => v.metricName?.endsWith('_bucket') && Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+    .map((v) => ({ le: v.labels.le === '+Inf' ? Infinity : Number(v.labels.le), count: v.value }))
+    .sort((a, b) => a.le - b.le);
+  return { p50: quantile(0.5, buckets) * 1000, p99: quantile(0.99, buckets) * 1000 };
+}
+
+function startSimProcess() {
+  const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/sim-process.ts`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const waiters: Array<(l: string) => void> = [];
+  lines.on('line', (l) => waiters.shift()?.(l));
+  const next = () => new Promise<string>((r) => waiters.push(r));
+  return next().then((first) => ({
+    child,
+    url: first.replace(/^URL /, ''),
+    async burst(n: number, conv: number) {
+      child.stdin.write(`burst ${n} ${conv}\n`);
+      await next();
+    },
+    stop: () => void child.kill(),
+  }));
+}
+
+/** The same records the bridge produces, built in memory from real-shaped frames. */
+function sameRecords(n: number) {
+  const shapes = new ZapThinkerSimulator({ instances: { bench: { token: 'bench-key' } } });
+  const receivedAt = new Date();
+  return Array.from({ length: n }, (_, i) => {
+    const conv = i % CONVERSATIONS;
+    const data = shapes.messageUpsert({ instance: 'bench', remoteJid: `55119${String(10000000 + conv)}`, text: `msg ${conv}#${i}`, pushName: `Contact ${conv}` });
+    const payload = { event: 'messages.upsert', instance: 'bench', data, server_url: 'http://127.0.0.1', date_time: new Date().toISOString(), sender: '5511900000000@s.whatsapp.net', apikey: null };
+    return toKafkaMessage(mapZapThinker({ event: 'messages.upsert', payload }, { channelId: 'bench', provider: 'zapthinker', receivedAt })[0].event);
+  });
+}
+
+async function rawBaseline(brokers: string[]): Promise<Result> {
+  const records = sameRecords(N);
+  const kafka = new Kafka({ clientId: 'bench-raw', brokers, logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const registry = new Registry();
+  const h = new Histogram({ name: 'raw_latency', help: 'raw', buckets: BUCKETS, registers: [registry] });
+  await producer.send({ topic: 'bench-raw', acks: -1, messages: records.slice(0, BATCH) }); // warm-up
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < records.length; i += BATCH) {
+    const start = performance.now();
+    const batch = records.slice(i, i + BATCH);
+    await producer.send({ topic: 'bench-raw', acks: -1, compression: CompressionTypes.GZIP, messages: batch });
+    const took = (performance.now() - start) / 1000;
+    for (let j = 0; j < batch.length; j++) h.observe(took);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await producer.disconnect();
+  const q = await histogramQuantiles(h);
+  return { label: 'raw kafkajs (same records, batches of 500)', eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+}
+
+async function bridgeRun(brokers: string[]): Promise<Result> {
+  const sim = await startSimProcess();
+  const { config } = loadConfig({
+    raw: {
+      kafka: { brokers, topics: { events: 'bench-bridge' }, producer: { batchSize: BATCH, maxQueue: N * 2 } },
+      deadLetter: { file: './.data/bench-dead-letter.jsonl' },
+      channels: [{ id: 'bench', provider: 'zapthinker', zapthinker: { url: sim.url, instance: 'bench', apiKey: 'bench-key' } }],
+    },
+    env: { PORT: '0' },
+  });
+  const running = await startBridge(config, createRootLogger('error', 2), { host: '127.0.0.1', defaultMetrics: false });
+  const { metrics } = running.bridge;
+  const delivered = async () => (await metrics.eventsOut.get()).values.filter((v) => v.labels.type === 'chatbridge.message.received').reduce((a, v) => a + v.value, 0);
+  try {
+    while (running.bridge.channels.get('bench')?.state !== 'connected' || !running.bridge.ready()) await new Promise((r) => setTimeout(r, 20));
+    await sim.burst(BATCH, CONVERSATIONS); // warm-up
+    while ((await delivered()) < BATCH) await new Promise((r) => setTimeout(r, 5));
+    metrics.publishLatency.reset();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const done = sim.burst(N, CONVERSATIONS);
+    while ((await delivered()) < N + BATCH) await new Promise((r) => setTimeout(r, 2));
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    await done;
+    const q = await histogramQuantiles(metrics.publishLatency, { sink: 'kafka' });
+    return { label: 'bridge: socket -> canonical event -> Kafka ack', eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+  } finally {
+    await running.close();
+    sim.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const deadline = setTimeout(() => {
+    console.error('bench: exceeded 5 minutes; aborting');
+    process.exit(2);
+  }, 5 * 60_000);
+  const broker = await startTestBroker({ brokers: 1, topics: [{ name: 'bench-bridge', partitions: 8 }, { name: 'bench-raw', partitions: 8 }] });
+  try {
+    console.log(`chatbridge bench: ${N} events over ${CONVERSATIONS} conversations, librdkafka mock broker on loopback, ${process.version}`);
+    const raw = await rawBaseline(broker.bootstrap);
+    const bridge = await bridgeRun(broker.bootstrap);
+    const row = (r: Result) => `${r.label.padEnd(48)} ${r.eventsPerSec.toFixed(0).padStart(9)} ev/s   p50 ${r.p50ms.toFixed(1).padStart(7)} ms   p99 ${r.p99ms.toFixed(1).padStart(7)} ms   ${r.cpuUsPerEvent.toFixed(1).padStart(6)} µs CPU/ev`;
+    console.log(row(raw));
+    console.log(row(bridge));
+    console.log(`ratio bridge/raw: throughput ${(bridge.eventsPerSec / raw.eventsPerSec).toFixed(2)}x, p50 ${(bridge.p50ms / raw.p50ms).toFixed(2)}x, p99 ${(bridge.p99ms / raw.p99ms).toFixed(2)}x, CPU/event ${(bridge.cpuUsPerEvent / raw.cpuUsPerEvent).toFixed(2)}x`);
+    console.log('latency: raw = one produce request per 500 records (records ready in memory); bridge = frame received on the socket -> Kafka ack (histogram, interpolated)');
+  } finally {
+    await broker.stop();
+    clearTimeout(deadline);
+  }
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,127 @@
+import { CloudEvent, Kafka, type KafkaMessage } from 'cloudevents';
+import type { IHeaders, Message } from 'kafkajs';
+import { mapZapThinker } from '../../connectors/zapthinker/zapthinker.mapper';
+import { createEvent, type AnyCanonicalEvent } from '../../envelope/envelope';
+import { toKafkaMessage } from './kafka.record';
+
+const JID = '5511999999999@s.whatsapp.net';
+
+/** An inbound message, with non-ASCII text so UTF-8 handling is exercised. */
+function messageEvent(): AnyCanonicalEvent {
+  const [{ event }] = mapZapThinker(
+    {
+      event: 'messages.upsert',
+      payload: {
+        event: 'messages.upsert',
+        instance: 'sales',
+        data: { key: { remoteJid: JID, fromMe: false, id: '3A554E20ECABF3D45BB2' }, pushName: 'Giovanna', message: { conversation: 'Olá, ação ✓' }, messageTimestamp: 1717593527 },
+      },
+    },
+    { channelId: 'wa-sales', provider: 'zapthinker', receivedAt: new Date('2024-06-05T13:20:00Z') },
+  );
+  return event;
+}
+
+/** An event with no conversation, hence no subject. */
+function accountEvent(): AnyCanonicalEvent {
+  return createEvent({
+    type: 'chatbridge.account.status',
+    channelId: 'wa-sales',
+    provider: 'zapthinker',
+    data: { channel: { id: 'wa-sales', provider: 'zapthinker' }, account: { status: 'open' }, upstream: { event: 'connection.update', payload: { state: 'open' } } },
+  }, new Date('2024-06-05T13:20:00.123Z')).event;
+}
+
+/** What a kafkajs consumer hands to eachMessage: key, value and every header value as Buffers, timestamp as a string. */
+function asConsumed(m: Message): { key: Buffer | null; value: Buffer | null; headers: IHeaders; timestamp: string } {
+  const buf = (v: unknown) => (v === null || v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8'));
+  const headers: IHeaders = {};
+  for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = buf(v) ?? undefined;
+  return { key: buf(m.key), value: buf(m.value), headers, timestamp: '1717593600000' };
+}
+
+/**
+ * Hands a consumed record to the cloudevents SDK the way it needs it. `Kafka.toEvent` calls string methods
+ * (`startsWith`) on header values and copies them as attribute values, so headers must be strings: decode each
+ * Buffer as UTF-8. The key becomes the `partitionkey` attribute as is, so decode it too. The value may stay a
+ * Buffer: for `content-type: application/json` the SDK JSON-parses a Buffer itself. `body` is required by the
+ * SDK's Message type only; the Kafka binding reads `value`.
+ */
+function toSdkMessage(consumed: ReturnType<typeof asConsumed>): KafkaMessage<Buffer> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(consumed.headers)) {
+    if (v !== undefined) headers[k] = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+  }
+  const value = consumed.value as Buffer;
+  return { key: (consumed.key as Buffer).toString('utf8'), value, body: value, headers, timestamp: consumed.timestamp };
+}
+
+describe('toKafkaMessage (CloudEvents Kafka binding, binary mode)', () => {
+  it('uses partitionkey as the record key and the JSON of data as the value', () => {
+    const event = messageEvent();
+    const m = toKafkaMessage(event);
+    expect(m.key).toBe(`wa-sales:${JID}`);
+    expect(typeof m.value).toBe('string');
+    expect(JSON.parse(m.value as string)).toEqual(event.data);
+    // Only data: the attributes travel in headers, not in the value.
+    expect(JSON.parse(m.value as string)).not.toHaveProperty('specversion');
+  });
+
+  it('puts every attribute in a ce_ header, plus content-type', () => {
+    const event = messageEvent();
+    expect(toKafkaMessage(event).headers).toStrictEqual({
+      ce_specversion: '1.0',
+      ce_id: event.id,
+      ce_source: '/chatbridge/zapthinker/wa-sales',
+      ce_type: 'chatbridge.message.received',
+      ce_time: '2024-06-05T13:18:47.000Z',
+      ce_subject: JID,
+      ce_partitionkey: `wa-sales:${JID}`,
+      ce_channelid: 'wa-sales',
+      ce_provider: 'zapthinker',
+      'content-type': 'application/json',
+    });
+  });
+
+  it('sends ce_subject only when the event has a subject', () => {
+    const m = toKafkaMessage(accountEvent());
+    expect(m.key).toBe('wa-sales');
+    expect(m.headers).not.toHaveProperty('ce_subject');
+    expect(m.headers?.ce_partitionkey).toBe('wa-sales');
+  });
+
+  it.each([
+    ['a message with a subject', messageEvent],
+    ['an event without a subject', accountEvent],
+  ])('is read back by the cloudevents SDK into the same event: %s', (_label, make) => {
+    const event = make();
+    const consumed = asConsumed(toKafkaMessage(event));
+    const back = Kafka.toEvent(toSdkMessage(consumed)) as CloudEvent<unknown>;
+
+    expect(Array.isArray(back)).toBe(false);
+    expect(back.validate()).toBe(true);
+    expect(back.specversion).toBe('1.0');
+    expect(back.id).toBe(event.id);
+    expect(back.type).toBe(event.type);
+    expect(back.source).toBe(event.source);
+    expect(back.subject).toBe(event.subject);
+    expect(back.time).toBe(event.time);
+    expect(back.datacontenttype).toBe('application/json');
+    expect(back.partitionkey).toBe(event.partitionkey);
+    expect(back.channelid).toBe('wa-sales');
+    expect(back.provider).toBe('zapthinker');
+    expect(back.data).toEqual(event.data);
+    // Nothing else appears: no stray extension from an unexpected header.
+    const known = ['specversion', 'id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'partitionkey', 'channelid', 'provider', 'data'];
+    const present = Object.entries(back).filter(([, v]) => v !== undefined).map(([k]) => k);
+    expect(present.every((k) => known.includes(k))).toBe(true);
+  });
+
+  it('round-trips the same through the SDK as the SDK\'s own binary serialisation', () => {
+    const event = messageEvent();
+    const ours = Kafka.toEvent(toSdkMessage(asConsumed(toKafkaMessage(event)))) as CloudEvent<unknown>;
+    const sdk = Kafka.binary(new CloudEvent({ ...event }));
+    const theirs = Kafka.toEvent({ ...sdk, headers: sdk.headers, value: JSON.stringify(sdk.value) } as KafkaMessage<string>) as CloudEvent<unknown>;
+    expect(ours.toJSON()).toEqual(theirs.toJSON());
+  });
+});
