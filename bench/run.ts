@@ -18,6 +18,8 @@ import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.si
 const N = Number(process.env.BENCH_EVENTS ?? 20_000);
 const CONVERSATIONS = 200;
 const BATCH = 500;
+const PACED_RATE = Number(process.env.BENCH_RATE ?? 2000);
+const PACED_EVENTS = PACED_RATE * 5;
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
 
 interface Result { label: string; eventsPerSec: number; p50ms: number; p99ms: number; cpuUsPerEvent: number }
@@ -61,6 +63,10 @@ function startSimProcess() {
       child.stdin.write(`burst ${n} ${conv}\n`);
       await next();
     },
+    async paced(n: number, perSecond: number) {
+      child.stdin.write(`paced ${n} ${perSecond}\n`);
+      await next();
+    },
     stop: () => void child.kill(),
   }));
 }
@@ -101,7 +107,46 @@ async function rawBaseline(brokers: string[]): Promise<Result> {
   return { label: 'raw kafkajs (same records, batches of 500)', eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
 }
 
-async function bridgeRun(brokers: string[]): Promise<Result> {
+/**
+ * A minimal hand-written pipe at the same steady rate: records arrive every 10 ms, one produce request in
+ * flight carrying everything queued. Latency = arrival -> ack.
+ */
+async function rawPaced(brokers: string[]): Promise<Result> {
+  const records = sameRecords(PACED_EVENTS);
+  const kafka = new Kafka({ clientId: 'bench-raw-paced', brokers, logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const registry = new Registry();
+  const h = new Histogram({ name: 'raw_paced_latency', help: 'raw', buckets: BUCKETS, registers: [registry] });
+  const queue: Array<{ at: number; rec: (typeof records)[number] }> = [];
+  const perTick = Math.max(1, Math.round(PACED_RATE / 100));
+  let produced = 0;
+  let acked = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const feeder = setInterval(() => {
+    for (let i = 0; i < perTick && produced < records.length; i++) queue.push({ at: performance.now(), rec: records[produced++] });
+    if (produced >= records.length) clearInterval(feeder);
+  }, 10);
+  while (acked < records.length) {
+    if (!queue.length) {
+      await new Promise((r) => setTimeout(r, 1));
+      continue;
+    }
+    const batch = queue.splice(0, BATCH);
+    await producer.send({ topic: 'bench-raw', acks: -1, compression: CompressionTypes.GZIP, messages: batch.map((b) => b.rec) });
+    const now = performance.now();
+    for (const b of batch) h.observe((now - b.at) / 1000);
+    acked += batch.length;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await producer.disconnect();
+  const q = await histogramQuantiles(h);
+  return { label: `raw kafkajs pipe at ${PACED_RATE}/s`, eventsPerSec: records.length / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / records.length };
+}
+
+async function bridgeRun(brokers: string[]): Promise<Result[]> {
   const sim = await startSimProcess();
   const { config } = loadConfig({
     raw: {
@@ -127,7 +172,20 @@ async function bridgeRun(brokers: string[]): Promise<Result> {
     const cpu = process.cpuUsage(cpu0);
     await done;
     const q = await histogramQuantiles(metrics.publishLatency, { sink: 'kafka' });
-    return { label: 'bridge: socket -> canonical event -> Kafka ack', eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+    const burst: Result = { label: 'bridge burst: socket -> event -> Kafka ack', eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+
+    metrics.publishLatency.reset();
+    const before = await delivered();
+    const pcpu0 = process.cpuUsage();
+    const p0 = performance.now();
+    const pdone = sim.paced(PACED_EVENTS, PACED_RATE);
+    while ((await delivered()) < before + PACED_EVENTS) await new Promise((r) => setTimeout(r, 5));
+    const pseconds = (performance.now() - p0) / 1000;
+    const pcpu = process.cpuUsage(pcpu0);
+    await pdone;
+    const pq = await histogramQuantiles(metrics.publishLatency, { sink: 'kafka' });
+    const paced: Result = { label: `bridge at ${PACED_RATE}/s`, eventsPerSec: PACED_EVENTS / pseconds, p50ms: pq.p50, p99ms: pq.p99, cpuUsPerEvent: (pcpu.user + pcpu.system) / PACED_EVENTS };
+    return [burst, paced];
   } finally {
     await running.close();
     sim.stop();
@@ -143,12 +201,20 @@ async function main(): Promise<void> {
   try {
     console.log(`chatbridge bench: ${N} events over ${CONVERSATIONS} conversations, librdkafka mock broker on loopback, ${process.version}`);
     const raw = await rawBaseline(broker.bootstrap);
-    const bridge = await bridgeRun(broker.bootstrap);
-    const row = (r: Result) => `${r.label.padEnd(48)} ${r.eventsPerSec.toFixed(0).padStart(9)} ev/s   p50 ${r.p50ms.toFixed(1).padStart(7)} ms   p99 ${r.p99ms.toFixed(1).padStart(7)} ms   ${r.cpuUsPerEvent.toFixed(1).padStart(6)} µs CPU/ev`;
+    const rawSteady = await rawPaced(broker.bootstrap);
+    const [bridge, bridgeSteady] = await bridgeRun(broker.bootstrap);
+    const row = (r: Result) => `${r.label.padEnd(44)} ${r.eventsPerSec.toFixed(0).padStart(9)} ev/s   p50 ${r.p50ms.toFixed(1).padStart(7)} ms   p99 ${r.p99ms.toFixed(1).padStart(7)} ms   ${r.cpuUsPerEvent.toFixed(1).padStart(6)} µs CPU/ev`;
+    const ratio = (b: Result, r: Result) => `throughput ${(b.eventsPerSec / r.eventsPerSec).toFixed(2)}x, p50 ${(b.p50ms / r.p50ms).toFixed(2)}x, p99 ${(b.p99ms / r.p99ms).toFixed(2)}x, CPU/event ${(b.cpuUsPerEvent / r.cpuUsPerEvent).toFixed(2)}x`;
+    console.log('-- saturated: as fast as possible --');
     console.log(row(raw));
     console.log(row(bridge));
-    console.log(`ratio bridge/raw: throughput ${(bridge.eventsPerSec / raw.eventsPerSec).toFixed(2)}x, p50 ${(bridge.p50ms / raw.p50ms).toFixed(2)}x, p99 ${(bridge.p99ms / raw.p99ms).toFixed(2)}x, CPU/event ${(bridge.cpuUsPerEvent / raw.cpuUsPerEvent).toFixed(2)}x`);
-    console.log('latency: raw = one produce request per 500 records (records ready in memory); bridge = frame received on the socket -> Kafka ack (histogram, interpolated)');
+    console.log(`ratio bridge/raw: ${ratio(bridge, raw)}`);
+    console.log(`-- steady: ${PACED_EVENTS} events at ${PACED_RATE}/s --`);
+    console.log(row(rawSteady));
+    console.log(row(bridgeSteady));
+    console.log(`ratio bridge/raw: ${ratio(bridgeSteady, rawSteady)}`);
+    console.log('latency: saturated raw = per produce request of 500 records ready in memory; steady raw = arrival -> ack;');
+    console.log('         bridge = frame received on the socket -> Kafka ack (histogram buckets, interpolated as histogram_quantile)');
   } finally {
     await broker.stop();
     clearTimeout(deadline);
