@@ -1,3 +1,4 @@
+import 'reflect-metadata'; // class-transformer reads design-time types through it
 import { Transform, Type } from 'class-transformer';
 import {
   ArrayNotEmpty, IsArray, IsBoolean, IsDefined, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, ValidateNested,

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { UpstreamFrame } from '../connector.interface';
 import type { MapContext, MappedEvent } from '../mapper';
+import type { BaseData, UpstreamInfo } from '../../envelope/event-types';
 import { mapZapThinker } from './zapthinker.mapper';
 
 /** Recorded-shape Evolution frames (upstreams.md A1.3); `$comment` in each file says where it comes from. */
@@ -23,6 +24,9 @@ function mapOne(frame: UpstreamFrame, context: MapContext = ctx): MappedEvent {
   expect(out).toHaveLength(1);
   return out[0];
 }
+
+/** `data.upstream` of a mapped event (every upstream-derived event has one). */
+const upstreamOf = (event: MappedEvent['event']): UpstreamInfo => (event.data as BaseData).upstream;
 
 /** What the mapper must publish as `upstream.payload`: the envelope, unchanged, minus the `apikey` credential. */
 function withoutApikey(payload: unknown): unknown {
@@ -269,8 +273,8 @@ describe('mapZapThinker: details that matter downstream', () => {
   it('never marks an unknown event as an error', () => {
     const { event } = mapOne({ event: 'labels.association', payload: { event: 'labels.association', instance: 'sales', data: { label: { id: '1' } } } });
     expect(event.type).toBe('chatbridge.provider.event');
-    expect(event.data.upstream).not.toHaveProperty('error');
-    expect(event.data.upstream.payload).toEqual({ event: 'labels.association', instance: 'sales', data: { label: { id: '1' } } });
+    expect(upstreamOf(event)).not.toHaveProperty('error');
+    expect(upstreamOf(event).payload).toEqual({ event: 'labels.association', instance: 'sales', data: { label: { id: '1' } } });
   });
 
   it('emits one typing event per typing participant of a presence update', () => {
@@ -343,8 +347,8 @@ describe('mapZapThinker: never throws', () => {
     for (const payload of [undefined, 42, [1, 2], 'bare']) {
       const { event } = mapOne({ event: 'messages.upsert', payload });
       expect(event.type).toBe('chatbridge.provider.event');
-      expect(event.data.upstream.payload).toEqual(payload);
-      expect(event.data.upstream.error).toEqual(expect.any(String));
+      expect(upstreamOf(event).payload).toEqual(payload);
+      expect(upstreamOf(event).error).toEqual(expect.any(String));
     }
   });
 

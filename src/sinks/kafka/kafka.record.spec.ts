@@ -120,7 +120,7 @@ describe('toKafkaMessage (CloudEvents Kafka binding, binary mode)', () => {
   it('round-trips the same through the SDK as the SDK\'s own binary serialisation', () => {
     const event = messageEvent();
     const ours = Kafka.toEvent(toSdkMessage(asConsumed(toKafkaMessage(event)))) as CloudEvent<unknown>;
-    const sdk = Kafka.binary(new CloudEvent({ ...event }));
+    const sdk = Kafka.binary(new CloudEvent<unknown>({ ...event }));
     const theirs = Kafka.toEvent({ ...sdk, headers: sdk.headers, value: JSON.stringify(sdk.value) } as KafkaMessage<string>) as CloudEvent<unknown>;
     expect(ours.toJSON()).toEqual(theirs.toJSON());
   });

@@ -1,0 +1,409 @@
+import pino from 'pino';
+import { backoffCeiling } from '../common/backoff';
+import { ConnectorError } from '../common/errors';
+import type { ChannelConfig } from '../config/config.loader';
+import type { Connector, ConnectorContext, ProviderDefinition, UpstreamFrame } from './connector.interface';
+import { ChannelSupervisor, type StatusChange, type SupervisorPolicy } from './supervisor';
+
+const policy: SupervisorPolicy = {
+  backoff: { initialDelayMs: 1000, maxDelayMs: 8000, multiplier: 2 },
+  authBackoff: { initialDelayMs: 30_000, maxDelayMs: 300_000, multiplier: 2 },
+  stableAfterMs: 10_000,
+};
+const channel: ChannelConfig = { id: 'wa-sales', provider: 'zapthinker', mode: 'socket', options: {} };
+const silent = pino({ level: 'silent' });
+
+const networkError = () => new ConnectorError('network', 'cannot connect: ECONNREFUSED', { retriable: true });
+const authError = () => new ConnectorError('auth_rejected', 'API key rejected', { retriable: true, authFailure: true });
+const lostError = () => new ConnectorError('disconnected', 'socket disconnected: transport close', { retriable: true });
+
+/** A promise the test settles by hand. */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+type Outcome = 'ok' | Error | Promise<void>;
+
+/**
+ * An in-memory Connector. `connect()` and `subscribe()` take the next scripted outcome (default: succeed);
+ * `lose()` plays the upstream dropping the live connection. Every call is recorded in `calls`.
+ */
+class FakeConnector implements Connector {
+  readonly calls: string[] = [];
+  readonly connectPlan: Outcome[] = [];
+  readonly subscribePlan: Outcome[] = [];
+
+  constructor(readonly ctx: ConnectorContext<object>) {}
+
+  connect(): Promise<void> {
+    this.calls.push('connect');
+    return settle(this.connectPlan.shift());
+  }
+  subscribe(): Promise<void> {
+    this.calls.push('subscribe');
+    return settle(this.subscribePlan.shift());
+  }
+  async close(): Promise<void> {
+    this.calls.push('close');
+  }
+  lose(err: ConnectorError = lostError()): void {
+    this.ctx.hooks.lost(err);
+  }
+  emit(frame: UpstreamFrame): void {
+    this.ctx.hooks.frame(frame);
+  }
+  count(call: string): number {
+    return this.calls.filter((c) => c === call).length;
+  }
+}
+
+function settle(outcome: Outcome | undefined): Promise<void> {
+  if (outcome === undefined || outcome === 'ok') return Promise.resolve();
+  if (outcome instanceof Error) return Promise.reject(outcome);
+  return outcome;
+}
+
+function setup(random: () => number = () => 0.5) {
+  const created: FakeConnector[] = [];
+  const definition: ProviderDefinition = {
+    name: 'zapthinker',
+    optionsClass: class {},
+    createConnector: (ctx) => {
+      const c = new FakeConnector(ctx);
+      created.push(c);
+      return c;
+    },
+    map: () => [],
+    supportsWebhookMode: false,
+  };
+  const statuses: StatusChange[] = [];
+  const frames: Array<{ frame: UpstreamFrame; receivedAt: Date }> = [];
+  const supervisor = new ChannelSupervisor(channel, definition, policy, {
+    status: (s) => statuses.push(s),
+    frame: (frame, receivedAt) => frames.push({ frame, receivedAt }),
+  }, silent, random);
+  expect(created).toHaveLength(1);
+  return { supervisor, connector: created[0], statuses, frames, states: () => statuses.map((s) => s.state) };
+}
+
+/** Lets pending promise callbacks run and advances the fake clock by `ms`. */
+const tick = (ms = 0) => jest.advanceTimersByTimeAsync(ms);
+
+beforeEach(() => {
+  jest.useFakeTimers({ now: new Date('2024-06-05T13:20:00Z') });
+});
+afterEach(() => {
+  jest.useRealTimers();
+});
+
+describe('ChannelSupervisor: first connect', () => {
+  it('reports connecting then connected, and subscribes once after connecting', async () => {
+    const { supervisor, connector, statuses } = setup();
+    supervisor.start();
+    expect(statuses).toEqual([{ state: 'connecting', previous: 'disconnected', attempt: 0 }]);
+    await tick();
+    expect(statuses).toEqual([
+      { state: 'connecting', previous: 'disconnected', attempt: 0 },
+      { state: 'connected', previous: 'connecting', attempt: 0 },
+    ]);
+    expect(connector.calls).toEqual(['connect', 'subscribe']);
+    expect(supervisor.current).toBe('connected');
+  });
+
+  it('ignores a second start()', async () => {
+    const { supervisor, connector } = setup();
+    supervisor.start();
+    supervisor.start();
+    await tick();
+    expect(connector.count('connect')).toBe(1);
+  });
+
+  it('forwards frames with the time they were received', async () => {
+    const { supervisor, connector, frames } = setup();
+    supervisor.start();
+    await tick();
+    connector.emit({ event: 'messages.upsert', payload: { data: 1 } });
+    expect(frames).toEqual([{ frame: { event: 'messages.upsert', payload: { data: 1 } }, receivedAt: new Date('2024-06-05T13:20:00Z') }]);
+  });
+});
+
+describe('ChannelSupervisor: failing connects', () => {
+  const timeoutError = () => new ConnectorError('connect_timeout', 'connection attempt timed out', { retriable: true });
+
+  it('reports reconnecting with attempts 1, 2, 3 and backs off by the policy before succeeding', async () => {
+    const { supervisor, connector, statuses, states } = setup();
+    // Alternating reasons: each failure is a change, so each is reported (an unchanged one is not, see below).
+    connector.connectPlan.push(networkError(), timeoutError(), networkError(), 'ok');
+    supervisor.start();
+    await tick();
+    // random = 0.5 → half of each ceiling: 1000, 2000, 4000.
+    expect(statuses[1]).toEqual({ state: 'reconnecting', previous: 'connecting', attempt: 1, reason: 'network', nextRetryInMs: 500 });
+
+    await tick(499);
+    expect(connector.count('connect')).toBe(1);
+    await tick(1);
+    expect(connector.count('connect')).toBe(2);
+    expect(statuses[2]).toEqual({ state: 'reconnecting', previous: 'reconnecting', attempt: 2, reason: 'connect_timeout', nextRetryInMs: 1000 });
+
+    await tick(1000);
+    expect(connector.count('connect')).toBe(3);
+    expect(statuses[3]).toEqual({ state: 'reconnecting', previous: 'reconnecting', attempt: 3, reason: 'network', nextRetryInMs: 2000 });
+
+    await tick(1999);
+    expect(connector.count('connect')).toBe(3);
+    expect(connector.count('subscribe')).toBe(0);
+    await tick(1);
+    expect(states()).toEqual(['connecting', 'reconnecting', 'reconnecting', 'reconnecting', 'connected']);
+    expect(connector.calls).toEqual(['connect', 'connect', 'connect', 'connect', 'subscribe']);
+    expect(supervisor.reconnects).toBe(3);
+  });
+
+  it('does not repeat an unchanged status, but keeps backing off and counting', async () => {
+    const { supervisor, connector, statuses, states } = setup();
+    connector.connectPlan.push(networkError(), networkError(), networkError(), 'ok');
+    supervisor.start();
+    await tick();
+    await tick(500); // 2nd attempt
+    await tick(1000); // 3rd attempt
+    expect(connector.count('connect')).toBe(3);
+    expect(states()).toEqual(['connecting', 'reconnecting']);
+    expect(supervisor.reconnects).toBe(3);
+    expect(supervisor.lastError).toBe('cannot connect: ECONNREFUSED');
+    // The third failure is attempt 3: its delay is half of the 4000 ceiling.
+    await tick(1999);
+    expect(connector.count('connect')).toBe(3);
+    await tick(1);
+    expect(states()).toEqual(['connecting', 'reconnecting', 'connected']);
+    expect(statuses.at(-1)).toEqual({ state: 'connected', previous: 'reconnecting', attempt: 3 });
+  });
+
+  it('keeps every delay within the ceiling of its attempt, up to the cap', async () => {
+    for (const random of [() => 0, () => 1 - Number.EPSILON, Math.random]) {
+      const { supervisor, connector, statuses } = setup(random);
+      connector.connectPlan.push(...Array.from({ length: 8 }, (_v, i) => (i % 2 ? timeoutError() : networkError())));
+      supervisor.start();
+      await tick();
+      for (let i = 0; i < 8; i++) await tick(policy.backoff.maxDelayMs);
+      const retries = statuses.filter((s) => s.state === 'reconnecting');
+      expect(retries.map((s) => s.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      retries.forEach((s, i) => {
+        expect(s.nextRetryInMs).toBeGreaterThanOrEqual(0);
+        expect(s.nextRetryInMs).toBeLessThanOrEqual(backoffCeiling(policy.backoff, i));
+        expect(s.nextRetryInMs).toBeLessThanOrEqual(policy.backoff.maxDelayMs);
+      });
+      await supervisor.stop();
+    }
+  });
+
+  it('waits maxDelayMs after an error that is not retriable', async () => {
+    const { supervisor, connector, statuses } = setup();
+    connector.connectPlan.push(new ConnectorError('bad_config', 'no such instance', { retriable: false }));
+    supervisor.start();
+    await tick();
+    expect(statuses[1]).toMatchObject({ state: 'reconnecting', reason: 'bad_config', nextRetryInMs: 8000 });
+  });
+
+  it('treats a plain Error from connect() as a retriable failure', async () => {
+    const { supervisor, connector, statuses } = setup();
+    connector.connectPlan.push(new TypeError('boom'));
+    supervisor.start();
+    await tick();
+    expect(statuses[1]).toMatchObject({ state: 'reconnecting', reason: 'unexpected', nextRetryInMs: 500 });
+    expect(supervisor.lastError).toBe('boom');
+  });
+});
+
+describe('ChannelSupervisor: lost connections', () => {
+  it('resubscribes after every reconnect', async () => {
+    const { supervisor, connector, states } = setup();
+    supervisor.start();
+    await tick();
+    connector.lose();
+    await tick(500);
+    connector.lose();
+    await tick(policy.backoff.maxDelayMs);
+    expect(connector.calls).toEqual(['connect', 'subscribe', 'connect', 'subscribe', 'connect', 'subscribe']);
+    expect(states()).toEqual(['connecting', 'connected', 'reconnecting', 'connected', 'reconnecting', 'connected']);
+  });
+
+  it('resets the attempt counter after a connection that stayed up for stableAfterMs', async () => {
+    const { supervisor, connector, statuses } = setup();
+    connector.connectPlan.push(networkError(), networkError(), 'ok');
+    supervisor.start();
+    await tick(500 + 1000); // two failed attempts, then connected
+    expect(supervisor.current).toBe('connected');
+
+    await tick(policy.stableAfterMs);
+    connector.lose();
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', reason: 'disconnected', attempt: 1, nextRetryInMs: 500 });
+  });
+
+  it('keeps backing off when the connection flaps (lost before stableAfterMs)', async () => {
+    const { supervisor, connector, statuses } = setup();
+    connector.connectPlan.push(networkError(), networkError(), 'ok', 'ok');
+    supervisor.start();
+    await tick(500 + 1000);
+    expect(supervisor.current).toBe('connected');
+
+    await tick(100);
+    connector.lose();
+    // Third failure in a row: ceiling 4000, half of it.
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 3, nextRetryInMs: 2000 });
+
+    await tick(2000);
+    expect(supervisor.current).toBe('connected');
+    await tick(policy.stableAfterMs - 1);
+    connector.lose();
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 4, nextRetryInMs: 4000 });
+  });
+
+  it('reacts once to a duplicate lost notification', async () => {
+    const { supervisor, connector, states } = setup();
+    supervisor.start();
+    await tick();
+    connector.lose();
+    connector.lose();
+    await tick(policy.backoff.maxDelayMs);
+    expect(states()).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
+    expect(connector.count('connect')).toBe(2);
+  });
+});
+
+describe('ChannelSupervisor: auth failures', () => {
+  it('backs off auth failures far slower than network failures', async () => {
+    const net = setup();
+    net.connector.connectPlan.push(networkError());
+    net.supervisor.start();
+    const auth = setup();
+    auth.connector.connectPlan.push(authError());
+    auth.supervisor.start();
+    await tick();
+    expect(net.statuses[1]).toMatchObject({ state: 'reconnecting', nextRetryInMs: 500 });
+    expect(auth.statuses[1]).toMatchObject({ state: 'auth_failed', nextRetryInMs: 15_000 });
+    await tick(1000);
+    expect(net.connector.count('connect')).toBe(2);
+    expect(auth.connector.count('connect')).toBe(1);
+  });
+
+  it('reports auth_failed and retries on the slower auth schedule', async () => {
+    const { supervisor, connector, statuses } = setup();
+    connector.connectPlan.push(authError(), authError(), 'ok');
+    supervisor.start();
+    await tick();
+    expect(statuses[1]).toEqual({ state: 'auth_failed', previous: 'connecting', attempt: 1, reason: 'auth_rejected', nextRetryInMs: 15_000 });
+
+    await tick(14_999);
+    expect(connector.count('connect')).toBe(1);
+    await tick(1);
+    expect(connector.count('connect')).toBe(2);
+    // Second rejection, same state and reason: not reported again; next delay half of the 60 s ceiling.
+    expect(statuses).toHaveLength(2);
+    await tick(29_999);
+    expect(connector.count('connect')).toBe(2);
+    await tick(1);
+    expect(supervisor.current).toBe('connected');
+    expect(connector.count('subscribe')).toBe(1);
+    expect(statuses.map((s) => s.state)).toEqual(['connecting', 'auth_failed', 'connected']);
+  });
+});
+
+describe('ChannelSupervisor: stop()', () => {
+  it('cancels a scheduled retry, closes the connector and reports disconnected', async () => {
+    const { supervisor, connector, statuses } = setup();
+    connector.connectPlan.push(networkError());
+    supervisor.start();
+    await tick();
+    expect(supervisor.current).toBe('reconnecting');
+
+    await supervisor.stop();
+    expect(statuses.at(-1)).toEqual({ state: 'disconnected', previous: 'reconnecting', attempt: 1, reason: 'stopped' });
+    await tick(60 * 60_000);
+    expect(connector.calls).toEqual(['connect', 'close']);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('ignores a late lost notification after stop', async () => {
+    const { supervisor, connector, statuses } = setup();
+    supervisor.start();
+    await tick();
+    await supervisor.stop();
+    const seen = statuses.length;
+    connector.lose();
+    await tick(60 * 60_000);
+    expect(statuses).toHaveLength(seen);
+    expect(supervisor.current).toBe('disconnected');
+    expect(connector.count('connect')).toBe(1);
+  });
+
+  it('ignores a connect that completes after stop', async () => {
+    const { supervisor, connector, states } = setup();
+    const pending = deferred();
+    connector.connectPlan.push(pending.promise);
+    supervisor.start();
+    await tick();
+    await supervisor.stop();
+    pending.resolve();
+    await tick(60_000);
+    expect(states()).toEqual(['connecting', 'disconnected']);
+    expect(connector.count('subscribe')).toBe(0);
+  });
+
+  it('ignores a connect that fails after stop', async () => {
+    const { supervisor, connector, states } = setup();
+    const pending = deferred();
+    connector.connectPlan.push(pending.promise);
+    supervisor.start();
+    await tick();
+    await supervisor.stop();
+    pending.reject(networkError());
+    await tick(60_000);
+    expect(states()).toEqual(['connecting', 'disconnected']);
+    expect(connector.count('connect')).toBe(1);
+  });
+
+  it('can start again after stop, from attempt 0', async () => {
+    const { supervisor, connector, statuses } = setup();
+    connector.connectPlan.push(networkError(), networkError());
+    supervisor.start();
+    await tick(500);
+    await supervisor.stop();
+    supervisor.start();
+    await tick();
+    expect(statuses.at(-1)).toMatchObject({ state: 'connected' });
+    expect(statuses.at(-2)).toMatchObject({ state: 'connecting', attempt: 0 });
+  });
+});
+
+describe('ChannelSupervisor: subscribe failures', () => {
+  it('closes and reconnects when subscribe() rejects, then subscribes again', async () => {
+    const { supervisor, connector, statuses, states } = setup();
+    connector.subscribePlan.push(new ConnectorError('subscribe_failed', 'room refused', { retriable: true }));
+    supervisor.start();
+    await tick();
+    expect(connector.calls).toEqual(['connect', 'subscribe', 'close']);
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', reason: 'subscribe_failed', attempt: 1, nextRetryInMs: 500 });
+
+    await tick(500);
+    expect(connector.calls).toEqual(['connect', 'subscribe', 'close', 'connect', 'subscribe']);
+    expect(states()).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
+  });
+
+  it('does not reconnect twice when the connection is lost while subscribe() is pending and subscribe() then fails', async () => {
+    const { supervisor, connector } = setup();
+    const pending = deferred();
+    connector.subscribePlan.push(pending.promise);
+    supervisor.start();
+    await tick();
+    connector.lose();
+    pending.reject(new Error('socket closed'));
+    await tick(policy.backoff.maxDelayMs);
+    expect(connector.count('connect')).toBe(2);
+    expect(supervisor.current).toBe('connected');
+  });
+});
