@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import { describeError } from '../common/errors';
+import { CommandError, describeError } from '../common/errors';
 import type { AppConfig, ChannelConfig } from '../config/config.loader';
 import { providerDefinition } from '../connectors/registry';
-import { ChannelSupervisor, type StatusChange } from '../connectors/supervisor';
-import type { UpstreamFrame } from '../connectors/connector.interface';
+import { ConnectionSupervisor, type StatusChange, type SupervisorPolicy } from '../connectors/supervisor';
+import type { CommandOutcome, UpstreamCommand, UpstreamFrame } from '../connectors/connector.interface';
+import { FileChannelState } from './state-store';
 import { createEvent } from '../envelope/envelope';
 import { CHANNEL_STATES, type ChannelState } from '../envelope/event-types';
 import type { Metrics } from '../health/metrics';
@@ -26,7 +27,7 @@ export interface ChannelSnapshot {
 
 interface Entry {
   channel: ChannelConfig;
-  supervisor?: ChannelSupervisor;
+  supervisor?: ConnectionSupervisor;
   state: ChannelState;
   since: Date;
   lastEventAt?: Date;
@@ -53,26 +54,43 @@ export class ChannelsService {
     }
   }
 
-  /** Starts every socket-mode channel's supervisor. */
+  /** Builds every channel's connector and starts the socket-mode ones (webhook-mode ones only send commands). */
   start(): void {
     const { reconnect } = this.config;
-    const policy = {
+    const policy: SupervisorPolicy = {
       backoff: { initialDelayMs: reconnect.initialDelayMs, maxDelayMs: reconnect.maxDelayMs, multiplier: reconnect.multiplier },
       authBackoff: { initialDelayMs: reconnect.authInitialDelayMs, maxDelayMs: reconnect.authMaxDelayMs, multiplier: reconnect.multiplier },
       stableAfterMs: reconnect.stableAfterMs,
     };
     for (const entry of this.entries.values()) {
       const { channel } = entry;
-      if (channel.mode !== 'socket') continue;
       const definition = providerDefinition(channel.provider);
       if (!definition) continue;
       const log = this.log.child({ channel: channel.id, provider: channel.provider });
-      entry.supervisor = new ChannelSupervisor(channel, definition, policy, {
-        status: (change) => this.onStatus(entry, change),
-        frame: (frame, receivedAt) => this.onFrame(entry, frame, receivedAt),
-      }, log);
-      entry.supervisor.start();
+      const state = new FileChannelState(this.config.stateDir, channel.id);
+      entry.supervisor = new ConnectionSupervisor(
+        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => channel.mode, state, policy }),
+        policy,
+        { status: (change) => this.onStatus(entry, change), frame: (frame, receivedAt) => this.onFrame(entry, frame, receivedAt) },
+        log,
+      );
+      if (channel.mode === 'socket') entry.supervisor.start();
     }
+  }
+
+  /**
+   * Delivers a command through the channel's connector. Throws CommandError: `unknown_channel`,
+   * `unsupported_command` (naming the provider), or whatever the connector reports.
+   */
+  async execute(channelId: string, command: UpstreamCommand): Promise<CommandOutcome> {
+    const entry = this.entries.get(channelId);
+    if (!entry) throw new CommandError('unknown_channel', `no channel with id "${channelId}"`, { retriable: false, sent: false });
+    const definition = providerDefinition(entry.channel.provider);
+    const connector = entry.supervisor?.connection;
+    if (!definition?.commandTypes.includes(command.type) || !connector?.execute) {
+      throw new CommandError('unsupported_command', `provider ${entry.channel.provider} does not support command type "${command.type}"`, { retriable: false, sent: false });
+    }
+    return connector.execute(command);
   }
 
   /** Closes every upstream connection. */

@@ -19,11 +19,29 @@ export class BridgeError extends Error {
 export class ConnectorError extends BridgeError {
   /** True when the upstream rejected our credentials (the channel goes to `auth_failed`). */
   readonly authFailure: boolean;
+  /** True for a reconnect the connector asked for on purpose (token refresh, connection age limit). */
+  readonly planned: boolean;
 
-  constructor(code: string, message: string, opts: { retriable: boolean; authFailure?: boolean; cause?: unknown }) {
+  constructor(code: string, message: string, opts: { retriable: boolean; authFailure?: boolean; planned?: boolean; cause?: unknown }) {
     super(code, message, opts);
     this.name = 'ConnectorError';
     this.authFailure = opts.authFailure ?? false;
+    this.planned = opts.planned ?? false;
+  }
+}
+
+/**
+ * A command that did not reach a confirmed end upstream. `sent` tells whether it may have acted:
+ * false = surely not sent (safe to retry when `retriable`); true = ambiguous (resolve through the echo,
+ * never by sending again).
+ */
+export class CommandError extends BridgeError {
+  readonly sent: boolean;
+
+  constructor(code: string, message: string, opts: { retriable: boolean; sent: boolean; cause?: unknown }) {
+    super(code, message, opts);
+    this.name = 'CommandError';
+    this.sent = opts.sent;
   }
 }
 

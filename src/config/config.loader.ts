@@ -22,6 +22,7 @@ export interface AppConfig {
   dedupe: DedupeConfig;
   deadLetter: DeadLetterConfig;
   shutdownGraceMs: number;
+  stateDir: string;
   channels: ChannelConfig[];
   port: number;
   apiTokens: string[];
@@ -87,7 +88,7 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   if (problems.length) throw new ConfigError(problems);
   return {
     config: {
-      kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs,
+      kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs, stateDir: file.stateDir,
       channels, port, apiTokens, logLevel, configPath,
     },
     warnings,

@@ -95,6 +95,8 @@ export class FileConfig {
   @IsOptional() @ValidateNested() @Type(() => ReconnectConfig) reconnect: ReconnectConfig = new ReconnectConfig();
   @IsOptional() @ValidateNested() @Type(() => DedupeConfig) dedupe: DedupeConfig = new DedupeConfig();
   @IsOptional() @ValidateNested() @Type(() => DeadLetterConfig) deadLetter: DeadLetterConfig = new DeadLetterConfig();
+  /** Directory of small durable per-channel state (e.g. Smartsupp visitor ids). */
+  @IsOptional() @IsString() stateDir = './.data/state';
   /** Time allowed on SIGTERM to flush in-flight work before exit (ms); keep below terminationGracePeriodSeconds. */
   @IsOptional() @IsInt() @Min(0) shutdownGraceMs: number = 20_000;
   @IsOptional() @IsArray() channels: unknown[] = [];

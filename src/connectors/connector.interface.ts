@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ConnectorError } from '../common/errors';
 import type { ProviderName } from '../envelope/event-types';
 import type { Mapper } from './mapper';
+import type { SupervisorPolicy } from './supervisor';
 
 /** One frame as received from an upstream: its event name and its payload, untouched. */
 export interface UpstreamFrame {
@@ -28,6 +29,36 @@ export interface Connector {
   subscribe(): Promise<void>;
   /** Closes the connection; no `lost` follows. Safe to call in any state. */
   close(): Promise<void>;
+  /**
+   * Delivers one command upstream in the provider's exact wire format. Resolves when the upstream
+   * confirmed it (ack, HTTP 2xx); rejects with a CommandError (`sent` says whether it may have acted).
+   */
+  execute?(command: UpstreamCommand): Promise<CommandOutcome>;
+}
+
+/** A validated outbound command (SPEC §8), as the connector receives it. */
+export interface UpstreamCommand {
+  commandId: string;
+  type: string;
+  conversationId?: string;
+  text?: string;
+  /** Provider-specific fields (e.g. `roomId`, `metadata`, `typing`). */
+  [field: string]: unknown;
+}
+
+/** What the upstream confirmed for a command. */
+export interface CommandOutcome {
+  upstreamMessageId?: string;
+  /** The conversation the command created or used (e.g. `conversation.start`). */
+  conversationId?: string;
+  /** The upstream's reply, for the command result. */
+  result?: unknown;
+}
+
+/** Small durable key/value state of one channel (e.g. Smartsupp visitor ids). */
+export interface ChannelState {
+  get<T>(key: string): T | undefined;
+  set(key: string, value: unknown): void;
 }
 
 /** Everything a provider needs to build its connector. */
@@ -36,6 +67,12 @@ export interface ConnectorContext<O> {
   options: O;
   hooks: ConnectorHooks;
   logger: Logger;
+  /** The channel's current mode; commands use the HTTP path in `webhook` mode where the provider has one. */
+  mode(): 'socket' | 'webhook';
+  /** Durable per-channel state. */
+  state: ChannelState;
+  /** Reconnect policy, for connectors that supervise sub-connections (Smartsupp visitors) or retry subscriptions. */
+  policy: SupervisorPolicy;
 }
 
 /** A provider plug-in: its options class, its connector factory and its pure mapper. */
@@ -49,4 +86,6 @@ export interface ProviderDefinition<O extends object = object> {
   map: Mapper;
   /** Whether the upstream can post events to us instead (SPEC §7). */
   supportsWebhookMode: boolean;
+  /** Command types `execute` accepts; anything else is refused naming the provider. */
+  commandTypes: readonly string[];
 }

@@ -3,7 +3,7 @@ import { backoffCeiling } from '../common/backoff';
 import { ConnectorError } from '../common/errors';
 import type { ChannelConfig } from '../config/config.loader';
 import type { Connector, ConnectorContext, ProviderDefinition, UpstreamFrame } from './connector.interface';
-import { ChannelSupervisor, type StatusChange, type SupervisorPolicy } from './supervisor';
+import { ConnectionSupervisor, type StatusChange, type SupervisorPolicy } from './supervisor';
 
 const policy: SupervisorPolicy = {
   backoff: { initialDelayMs: 1000, maxDelayMs: 8000, multiplier: 2 },
@@ -81,10 +81,11 @@ function setup(random: () => number = () => 0.5) {
     },
     map: () => [],
     supportsWebhookMode: false,
+    commandTypes: [],
   };
   const statuses: StatusChange[] = [];
   const frames: Array<{ frame: UpstreamFrame; receivedAt: Date }> = [];
-  const supervisor = new ChannelSupervisor(channel, definition, policy, {
+  const supervisor = new ConnectionSupervisor((hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: silent, mode: () => 'socket', state: { get: () => undefined, set: () => undefined }, policy }), policy, {
     status: (s) => statuses.push(s),
     frame: (frame, receivedAt) => frames.push({ frame, receivedAt }),
   }, silent, random);
@@ -102,7 +103,7 @@ afterEach(() => {
   jest.useRealTimers();
 });
 
-describe('ChannelSupervisor: first connect', () => {
+describe('ConnectionSupervisor: first connect', () => {
   it('reports connecting then connected, and subscribes once after connecting', async () => {
     const { supervisor, connector, statuses } = setup();
     supervisor.start();
@@ -133,7 +134,7 @@ describe('ChannelSupervisor: first connect', () => {
   });
 });
 
-describe('ChannelSupervisor: failing connects', () => {
+describe('ConnectionSupervisor: failing connects', () => {
   const timeoutError = () => new ConnectorError('connect_timeout', 'connection attempt timed out', { retriable: true });
 
   it('reports reconnecting with attempts 1, 2, 3 and backs off by the policy before succeeding', async () => {
@@ -219,7 +220,7 @@ describe('ChannelSupervisor: failing connects', () => {
   });
 });
 
-describe('ChannelSupervisor: lost connections', () => {
+describe('ConnectionSupervisor: lost connections', () => {
   it('resubscribes after every reconnect', async () => {
     const { supervisor, connector, states } = setup();
     supervisor.start();
@@ -263,6 +264,21 @@ describe('ChannelSupervisor: lost connections', () => {
     expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 4, nextRetryInMs: 4000 });
   });
 
+  it('reconnects at once, without counting a failure, when the connector plans the reconnect', async () => {
+    const { supervisor, connector, statuses } = setup();
+    connector.connectPlan.push(networkError(), networkError(), 'ok', 'ok');
+    supervisor.start();
+    await tick(500 + 1000);
+    expect(supervisor.current).toBe('connected');
+    await tick(100); // short-lived, which would count as flapping for an unplanned loss
+    connector.lose(new ConnectorError('token_refresh', 'token expires soon', { retriable: true, planned: true }));
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', reason: 'token_refresh', attempt: 0, nextRetryInMs: 0 });
+    await tick(0);
+    expect(supervisor.current).toBe('connected');
+    expect(connector.count('connect')).toBe(4);
+    expect(connector.count('subscribe')).toBe(2);
+  });
+
   it('reacts once to a duplicate lost notification', async () => {
     const { supervisor, connector, states } = setup();
     supervisor.start();
@@ -275,7 +291,7 @@ describe('ChannelSupervisor: lost connections', () => {
   });
 });
 
-describe('ChannelSupervisor: auth failures', () => {
+describe('ConnectionSupervisor: auth failures', () => {
   it('backs off auth failures far slower than network failures', async () => {
     const net = setup();
     net.connector.connectPlan.push(networkError());
@@ -313,7 +329,7 @@ describe('ChannelSupervisor: auth failures', () => {
   });
 });
 
-describe('ChannelSupervisor: stop()', () => {
+describe('ConnectionSupervisor: stop()', () => {
   it('cancels a scheduled retry, closes the connector and reports disconnected', async () => {
     const { supervisor, connector, statuses } = setup();
     connector.connectPlan.push(networkError());
@@ -380,7 +396,7 @@ describe('ChannelSupervisor: stop()', () => {
   });
 });
 
-describe('ChannelSupervisor: subscribe failures', () => {
+describe('ConnectionSupervisor: subscribe failures', () => {
   it('closes and reconnects when subscribe() rejects, then subscribes again', async () => {
     const { supervisor, connector, statuses, states } = setup();
     connector.subscribePlan.push(new ConnectorError('subscribe_failed', 'room refused', { retriable: true }));

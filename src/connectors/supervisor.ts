@@ -2,8 +2,7 @@ import type { Logger } from 'pino';
 import { backoffDelay, type BackoffPolicy } from '../common/backoff';
 import { ConnectorError, describeError } from '../common/errors';
 import type { ChannelState } from '../envelope/event-types';
-import type { ChannelConfig } from '../config/config.loader';
-import type { Connector, ProviderDefinition, UpstreamFrame } from './connector.interface';
+import type { Connector, ConnectorHooks, UpstreamFrame } from './connector.interface';
 
 /** One status transition of a channel, as published in `chatbridge.channel.status`. */
 export interface StatusChange {
@@ -32,11 +31,11 @@ export interface SupervisorListener {
 }
 
 /**
- * Owns one channel's connection: connect, reconnect with exponential backoff and full jitter (unbounded
- * attempts, capped delay), resubscribe after every connect, and the status stream. Connectors only
- * open, subscribe and close.
+ * Owns one upstream connection (a channel's, or one Smartsupp visitor's): connect, reconnect with
+ * exponential backoff and full jitter (unbounded attempts, capped delay), resubscribe after every connect,
+ * and the status stream. Connectors only open, subscribe and close.
  */
-export class ChannelSupervisor {
+export class ConnectionSupervisor {
   private state: ChannelState = 'disconnected';
   private attempt = 0;
   private timer?: NodeJS.Timeout;
@@ -51,22 +50,21 @@ export class ChannelSupervisor {
   lastError?: string;
 
   constructor(
-    readonly channel: ChannelConfig,
-    definition: ProviderDefinition,
+    createConnector: (hooks: ConnectorHooks) => Connector,
     private readonly policy: SupervisorPolicy,
     private readonly listener: SupervisorListener,
     private readonly log: Logger,
     private readonly random: () => number = Math.random,
   ) {
-    this.connector = definition.createConnector({
-      channelId: channel.id,
-      options: channel.options,
-      logger: log,
-      hooks: {
-        frame: (frame) => this.listener.frame(frame, new Date()),
-        lost: (err) => this.onLost(err),
-      },
+    this.connector = createConnector({
+      frame: (frame) => this.listener.frame(frame, new Date()),
+      lost: (err) => this.onLost(err),
     });
+  }
+
+  /** The supervised connector (for commands). */
+  get connection(): Connector {
+    return this.connector;
   }
 
   /** Current state. */
@@ -134,10 +132,13 @@ export class ChannelSupervisor {
     this.reconnects++;
     this.lastError = err.message;
     const policy = err.authFailure ? this.policy.authBackoff : this.policy.backoff;
-    const delay = err.retriable ? backoffDelay(policy, this.attempt, this.random) : policy.maxDelayMs;
-    this.attempt++;
+    // A planned reconnect (token refresh, connection age limit) is not a failure: reconnect at once.
+    if (err.planned) this.attempt = 0;
+    const delay = err.planned ? 0 : err.retriable ? backoffDelay(policy, this.attempt, this.random) : policy.maxDelayMs;
+    if (!err.planned) this.attempt++;
     const next: ChannelState = err.authFailure ? 'auth_failed' : 'reconnecting';
-    const log = this.attempt > 3 && next === this.state ? this.log.debug.bind(this.log) : this.log.warn.bind(this.log);
+    const quiet = err.planned || (this.attempt > 3 && next === this.state);
+    const log = quiet ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ code: err.code, attempt: this.attempt, retryInMs: delay }, `${err.message}; retrying`);
     this.transition(next, err.code, delay);
     this.timer = setTimeout(() => {

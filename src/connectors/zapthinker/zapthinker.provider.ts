@@ -10,4 +10,5 @@ export const zapthinkerProvider: ProviderDefinition<ZapThinkerOptions> = {
   createConnector: (ctx) => new ZapThinkerConnector(ctx),
   map: mapZapThinker,
   supportsWebhookMode: true,
+  commandTypes: [],
 };
