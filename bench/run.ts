@@ -14,6 +14,9 @@ import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 import { startTestBroker } from '../test/kafka/test-broker';
 import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
+import { createEvent } from '../src/envelope/envelope';
+import { Metrics } from '../src/health/metrics';
+import { EventPipeline } from '../src/pipeline/pipeline';
 
 const N = Number(process.env.BENCH_EVENTS ?? 20_000);
 const CONVERSATIONS = 200;
@@ -192,6 +195,32 @@ async function bridgeRun(brokers: string[]): Promise<Result[]> {
   }
 }
 
+const retained: unknown[] = [];
+
+/** Heap held by the dedupe window when full, against a plain Set of the same ids (the floor). */
+async function dedupeMemory(entries = 100_000): Promise<{ bytesPerEntry: number; setBytesPerEntry: number; gc: boolean }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const settle = () => {
+    gc?.();
+    return process.memoryUsage().heapUsed;
+  };
+  // As in production: each event is dropped after publishing, so the window alone keeps its id alive.
+  const make = (i: number) => createEvent({ type: 'chatbridge.provider.event', channelId: 'bench', provider: 'zapthinker', upstreamKey: `k${i}`, data: { channel: { id: 'bench', provider: 'zapthinker' }, upstream: { event: 'x', payload: null } } }).event;
+  const metrics = new Metrics({ defaultMetrics: false });
+  const log = createRootLogger('silent', 2);
+  const h0 = settle();
+  const pipeline = new EventPipeline({ maxEntries: entries, ttlMs: 3600_000 }, metrics, log);
+  for (let i = 0; i < entries; i++) pipeline.publish({ event: make(i), stableId: true, receivedAt: 0 });
+  const h1 = settle();
+  const set = new Set<string>();
+  for (let i = 0; i < entries; i++) set.add(make(entries + i).id);
+  const h2 = settle();
+  const bytesPerEntry = (h1 - h0) / entries;
+  const setBytesPerEntry = (h2 - h1) / entries;
+  retained.push(pipeline, set); // reachable until after the measurements
+  return { bytesPerEntry, setBytesPerEntry, gc: Boolean(gc) };
+}
+
 async function main(): Promise<void> {
   const deadline = setTimeout(() => {
     console.error('bench: exceeded 5 minutes; aborting');
@@ -213,6 +242,9 @@ async function main(): Promise<void> {
     console.log(row(rawSteady));
     console.log(row(bridgeSteady));
     console.log(`ratio bridge/raw: ${ratio(bridgeSteady, rawSteady)}`);
+    const d = await dedupeMemory();
+    console.log(`-- dedupe window: 100000 ids (maxEntries default) --`);
+    console.log(`heap per remembered id ${d.bytesPerEntry.toFixed(0)} B (${((d.bytesPerEntry * 100_000) / 1048576).toFixed(1)} MiB full); plain Set of the same ids ${d.setBytesPerEntry.toFixed(0)} B; ratio ${(d.bytesPerEntry / d.setBytesPerEntry).toFixed(2)}x${d.gc ? '' : ' (no --expose-gc: approximate)'}`);
     console.log('latency: saturated raw = per produce request of 500 records ready in memory; steady raw = arrival -> ack;');
     console.log('         bridge = frame received on the socket -> Kafka ack (histogram buckets, interpolated as histogram_quantile)');
   } finally {

@@ -1,0 +1,97 @@
+import pino from 'pino';
+import { createEvent, type PipelineEvent } from '../envelope/envelope';
+import { Metrics } from '../health/metrics';
+import type { Sink } from '../sinks/sink.interface';
+import { EventPipeline } from './pipeline';
+
+const silent = pino({ level: 'silent' });
+
+class MemorySink implements Sink {
+  readonly items: PipelineEvent[] = [];
+  constructor(readonly name: string) {}
+  publish(item: PipelineEvent): void {
+    this.items.push(item);
+  }
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  ready(): boolean {
+    return true;
+  }
+  depth(): number {
+    return 0;
+  }
+}
+
+function message(upstreamKey: string | undefined, channelId = 'wa'): PipelineEvent {
+  const { event, stableId } = createEvent({
+    type: 'chatbridge.provider.event',
+    channelId,
+    provider: 'zapthinker',
+    upstreamKey,
+    data: { channel: { id: channelId, provider: 'zapthinker' }, upstream: { event: 'x', payload: upstreamKey ?? null } },
+  });
+  return { event, stableId, receivedAt: 0 };
+}
+
+async function counter(metrics: Metrics, name: string): Promise<number> {
+  const m = await metrics.registry.getSingleMetric(name)?.get();
+  return (m?.values ?? []).reduce((a, v) => a + v.value, 0);
+}
+
+describe('EventPipeline', () => {
+  it('fans every new event out to every sink', () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const p = new EventPipeline({ maxEntries: 10, ttlMs: 60_000 }, metrics, silent);
+    const a = new MemorySink('a');
+    const b = new MemorySink('b');
+    p.addSink(a);
+    p.addSink(b);
+    expect(p.publish(message('m1'))).toBe(true);
+    expect(a.items).toHaveLength(1);
+    expect(b.items).toHaveLength(1);
+  });
+
+  it('suppresses an event whose stable id was seen, counts it, and keeps unstable ids', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const p = new EventPipeline({ maxEntries: 10, ttlMs: 60_000 }, metrics, silent);
+    const sink = new MemorySink('s');
+    p.addSink(sink);
+    expect(p.publish(message('m1'))).toBe(true);
+    expect(p.publish(message('m1'))).toBe(false);
+    expect(p.publish(message('m1', 'other-channel'))).toBe(true); // ids include the channel
+    expect(p.publish(message(undefined))).toBe(true);
+    expect(p.publish(message(undefined))).toBe(true);
+    expect(sink.items).toHaveLength(4);
+    expect(await counter(metrics, 'chatbridge_events_deduplicated_total')).toBe(1);
+    expect(await counter(metrics, 'chatbridge_events_in_total')).toBe(4);
+  });
+
+  it('is bounded: beyond maxEntries the oldest ids are forgotten', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const p = new EventPipeline({ maxEntries: 3, ttlMs: 60_000 }, metrics, silent);
+    p.addSink(new MemorySink('s'));
+    for (const k of ['a', 'b', 'c', 'd']) p.publish(message(k));
+    expect(await counter(metrics, 'chatbridge_dedupe_entries')).toBe(3);
+    expect(p.publish(message('d'))).toBe(false); // still remembered
+    expect(p.publish(message('a'))).toBe(true); // evicted, so accepted again
+  });
+
+  it('forgets ids after ttlMs', async () => {
+    // lru-cache reads its own clock (not jest's fake timers): a short real TTL.
+    const p = new EventPipeline({ maxEntries: 10, ttlMs: 60 }, new Metrics({ defaultMetrics: false }), silent);
+    p.addSink(new MemorySink('s'));
+    p.publish(message('a'));
+    expect(p.publish(message('a'))).toBe(false);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(p.publish(message('a'))).toBe(true);
+  });
+
+  it('does not dedupe when maxEntries is 0', () => {
+    const p = new EventPipeline({ maxEntries: 0, ttlMs: 1000 }, new Metrics({ defaultMetrics: false }), silent);
+    const sink = new MemorySink('s');
+    p.addSink(sink);
+    p.publish(message('a'));
+    p.publish(message('a'));
+    expect(sink.items).toHaveLength(2);
+  });
+});
