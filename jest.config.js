@@ -5,6 +5,8 @@ const common = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': tsJest },
   moduleFileExtensions: ['ts', 'js', 'json'],
+  // As in main.ts: decorator metadata must exist before any decorated class loads.
+  setupFiles: ['reflect-metadata'],
 };
 module.exports = {
   // One shared test broker (librdkafka mock cluster) per run; tests that break Kafka start their own.

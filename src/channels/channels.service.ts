@@ -134,7 +134,7 @@ export class ChannelsService {
     if (!definition) return;
     let mapped;
     try {
-      mapped = definition.map(frame, { channelId: channel.id, provider: channel.provider, receivedAt });
+      mapped = definition.map(frame, { channelId: channel.id, provider: channel.provider, receivedAt, options: channel.options });
     } catch (err) {
       // Mappers are total by contract; a throw is a bug. The frame is kept in the dead letters, not lost.
       entry.malformed++;

@@ -1,3 +1,4 @@
+import { supportedProviders } from '../connectors/registry';
 import 'reflect-metadata';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -105,7 +106,7 @@ describe('loadConfig: every problem at once', () => {
           { id: 'wa-4', provider: 'zapthinker' },
           { id: 'wa-5', provider: 'zapthinker', zapthinker: zap(), captivate: { url: 'wss://x.example' } },
           { id: 'wa-6', provider: 'zapthinker', zapthinker: zap({ apiKey: '${MISSING_KEY}' }) },
-          { id: 'support', provider: 'jwt-websocket', 'jwt-websocket': {} },
+          { id: 'wa-7', provider: 'zapthinker', zapthinker: zap({ connectTimeoutMs: 5 }) },
           { id: 'wa-8', provider: 'zapthinker', mode: 'carrier-pigeon', zapthinker: zap({ url: 'not a url' }) },
           'just a string',
         ],
@@ -119,13 +120,12 @@ describe('loadConfig: every problem at once', () => {
         'kafka.producer.batchSize: must be an integer number',
         'channels[0].id: must match [a-z0-9-]{1,64}',
         'channels[1].zapthinker.apiKey: required',
-        'channels[2].provider: must be one of zapthinker',
+        `channels[2].provider: must be one of ${supportedProviders().join(', ')}`,
         'channels[3].id: duplicate id "wa-1" (also channels[1])',
         'channels[4].zapthinker: required (a mapping of zapthinker options)',
         "channels[5].captivate: unknown key (this channel's provider is zapthinker)",
         'channels[6].zapthinker.apiKey: environment variable MISSING_KEY is not set',
-        // A provider the spec knows but this build does not include is just as unsupported.
-        'channels[7].provider: must be one of zapthinker',
+        'channels[7].zapthinker.connectTimeoutMs: must not be less than 100',
         'channels[8].mode: must be one of the following values: socket, webhook',
         'channels[8].zapthinker.url: must be a URL address',
         'channels[9]: must be a mapping',

@@ -7,6 +7,8 @@ export interface MapContext {
   channelId: string;
   provider: ProviderName;
   receivedAt: Date;
+  /** The channel's validated provider options (e.g. the bot's own user id, to tell its echoes apart). */
+  options?: unknown;
 }
 
 /** One mapped event and whether its id is derived from an upstream id. */

@@ -1,12 +1,16 @@
+// Before any options class is decorated: class-transformer needs their design-time types.
+import 'reflect-metadata';
 import type { ProviderName } from '../envelope/event-types';
 import type { ProviderDefinition } from './connector.interface';
 import { zapthinkerProvider } from './zapthinker/zapthinker.provider';
+import { watchersProvider } from './watchers/watchers.provider';
 
 /**
  * THE list of providers. Adding one is one line here (and its folder); nothing is discovered magically.
  */
 export const PROVIDER_REGISTRY: Partial<Record<ProviderName, ProviderDefinition>> = {
   zapthinker: zapthinkerProvider as ProviderDefinition,
+  watchers: watchersProvider as ProviderDefinition,
 };
 
 /** The providers this build can run. */

@@ -52,7 +52,7 @@ describe('the chatbridge process (e2e)', () => {
       'kafka.colour: unknown key',
       'channels[0].id: must match [a-z0-9-]{1,64}',
       'channels[0].zapthinker.url: ',
-      'channels[1].provider: must be one of zapthinker',
+      'channels[1].provider: must be one of zapthinker',  // the list continues with the other providers
       'channels[2].zapthinker.apiKey: environment variable MISSING_KEY is not set',
     ];
     for (const e of expected) expect(res.stderr).toContain(e);

@@ -26,7 +26,7 @@ export async function startTestBridge(raw: Record<string, unknown>, env: NodeJS.
   const dir = mkdtempSync(join(tmpdir(), 'chatbridge-test-'));
   const deadLetterFile = join(dir, 'dead-letter.jsonl');
   const { config } = loadConfig({
-    raw: { reconnect: FAST_RECONNECT, deadLetter: { file: deadLetterFile }, shutdownGraceMs: 3000, ...raw },
+    raw: { reconnect: FAST_RECONNECT, deadLetter: { file: deadLetterFile }, stateDir: join(dir, 'state'), shutdownGraceMs: 3000, ...raw },
     env: { PORT: '0', CHATBRIDGE_API_TOKENS: TEST_TOKEN, ...env },
   });
   // The production logger (redaction included), writing into the test's array or silent.
