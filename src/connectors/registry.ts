@@ -3,14 +3,18 @@ import 'reflect-metadata';
 import type { ProviderName } from '../envelope/event-types';
 import type { ProviderDefinition } from './connector.interface';
 import { zapthinkerProvider } from './zapthinker/zapthinker.provider';
+import { jwtWebSocketProvider } from './jwt-websocket/jwt-websocket.provider';
 import { watchersProvider } from './watchers/watchers.provider';
+import { smartsuppProvider } from './smartsupp/smartsupp.provider';
 
 /**
  * THE list of providers. Adding one is one line here (and its folder); nothing is discovered magically.
  */
 export const PROVIDER_REGISTRY: Partial<Record<ProviderName, ProviderDefinition>> = {
   zapthinker: zapthinkerProvider as ProviderDefinition,
+  'jwt-websocket': jwtWebSocketProvider as ProviderDefinition,
   watchers: watchersProvider as ProviderDefinition,
+  smartsupp: smartsuppProvider as ProviderDefinition,
 };
 
 /** The providers this build can run. */

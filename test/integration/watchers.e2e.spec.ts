@@ -147,7 +147,8 @@ describe('Watchers.io → CloudEvents → Kafka (e2e)', () => {
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 2000));
     // authBackoff in the harness: 400 ms growing to 1 s → a handful of attempts, not hundreds.
-    expect(sim.handshakes.filter((h) => h.at >= t0).length).toBeLessThanOrEqual(8);
+    // Full jitter can draw several short delays in a row (~5 attempts expected here); a busy loop would be hundreds.
+    expect(sim.handshakes.filter((h) => h.at >= t0).length).toBeLessThanOrEqual(20);
     expect(sim.handshakes.every((h) => !h.accepted && h.reason === 'invalid bearer')).toBe(true);
     const states = reader!.ofType('chatbridge.channel.status').map((r) => (JSON.parse(r.value!) as { status: { state: string; reason?: string } }).status);
     expect(states.map((s) => `${s.state}:${s.reason ?? ''}`)).toEqual(['connecting:', 'auth_failed:auth_rejected']);

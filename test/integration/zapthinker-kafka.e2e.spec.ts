@@ -187,7 +187,8 @@ describe('ZapThinker → CloudEvents → Kafka (e2e)', () => {
     await new Promise((r) => setTimeout(r, 2000));
     const attempts = sim.handshakes.filter((h) => h.apikey === 'wrong-key' && h.at >= t0).length;
     expect(before).toBeGreaterThanOrEqual(1);
-    expect(attempts).toBeLessThanOrEqual(8);
+    // Full jitter can draw several short delays in a row (~5 attempts expected here); a busy loop would be hundreds.
+    expect(attempts).toBeLessThanOrEqual(20);
     const status = reader!.ofType('chatbridge.channel.status').map((r) => JSON.parse(r.value!) as { channel: { id: string }; status: { state: string; reason?: string } });
     const salesStates = status.filter((s) => s.channel.id === 'wa-sales').map((s) => `${s.status.state}:${s.status.reason ?? ''}`);
     // One auth_failed event, not one per retry.

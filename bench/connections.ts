@@ -1,0 +1,147 @@
+/**
+ * Smartsupp visitor sockets at scale: opens N visitor sockets (one per conversation, as the upstream
+ * requires) through the real SmartsuppConnector against the simulator running in a CHILD process, then
+ * measures heap and RSS per connection and this process's CPU while idle. `ts-node bench/connections.ts [N]`.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import pino from 'pino';
+import { DEFAULT_BACKOFF } from '../src/common/backoff';
+import type { ChannelState } from '../src/connectors/connector.interface';
+import { SmartsuppConnector } from '../src/connectors/smartsupp/smartsupp.connector';
+import { SmartsuppOptions } from '../src/connectors/smartsupp/smartsupp.options';
+
+/** What `benchVisitorConnections` reports. */
+export interface VisitorConnectionsResult {
+  connections: number;
+  heapPerConnectionKB: number;
+  rssPerConnectionKB: number;
+  idleCpuPercent: number;
+  connectSeconds: number;
+}
+
+/** How garbage collection was forced before each memory reading (set by the last run). */
+export let gcMode: 'exposed' | 'v8-flag' | 'none' = 'none';
+
+const IDLE_MS = 5_000;
+const CONCURRENCY = 200;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `global.gc` when run with `--expose-gc`, else the flag set at runtime, else a no-op (best effort). */
+function collector(): () => void {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (exposed) {
+    gcMode = 'exposed';
+    return exposed;
+  }
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gcMode = 'v8-flag';
+    return gc;
+  } catch {
+    gcMode = 'none';
+    return () => undefined;
+  }
+}
+
+async function settledMemory(gc: () => void): Promise<{ heap: number; rss: number }> {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await sleep(50);
+  }
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, rss: m.rss };
+}
+
+function startSimChild() {
+  const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/smartsupp-sim-process.ts`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const waiters: Array<(l: string) => void> = [];
+  lines.on('line', (l) => waiters.shift()?.(l));
+  const next = () => new Promise<string>((r) => waiters.push(r));
+  return next().then((first) => ({
+    url: first.replace(/^URL /, ''),
+    async live(): Promise<number> {
+      child.stdin.write('live\n');
+      return Number((await next()).replace(/^LIVE /, ''));
+    },
+    stop: () => void child.kill(),
+  }));
+}
+
+/** A ChannelState in memory (the benchmark does not measure the state file). */
+function memoryState(): ChannelState {
+  const data = new Map<string, unknown>();
+  return { get: <T>(k: string) => data.get(k) as T | undefined, set: (k, v) => void data.set(k, v) };
+}
+
+/** Opens `count` visitor sockets through the connector and measures them. */
+export async function benchVisitorConnections(count: number): Promise<VisitorConnectionsResult> {
+  const gc = collector();
+  const sim = await startSimChild();
+  const options = Object.assign(new SmartsuppOptions(), { url: sim.url, key: 'bench-key' });
+  let frames = 0;
+  const connector = new SmartsuppConnector({
+    channelId: 'bench',
+    options,
+    hooks: { frame: () => void frames++, lost: () => undefined },
+    logger: pino({ level: 'error' }),
+    mode: () => 'socket',
+    state: memoryState(),
+    policy: { backoff: DEFAULT_BACKOFF, authBackoff: { initialDelayMs: 30_000, maxDelayMs: 300_000, multiplier: 2 }, stableAfterMs: 30_000 },
+  });
+  try {
+    await connector.connect();
+    const before = await settledMemory(gc);
+    const t0 = performance.now();
+    let started = 0;
+    const worker = async () => {
+      while (started < count) {
+        started++;
+        await connector.execute({ commandId: `start-${started}`, type: 'conversation.start' });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
+    const connectSeconds = (performance.now() - t0) / 1000;
+    const upstreamLive = await sim.live();
+    if (connector.liveVisitors !== count || upstreamLive !== count) throw new Error(`expected ${count} live visitors, bridge has ${connector.liveVisitors}, simulator ${upstreamLive}`);
+    await sleep(1000);
+    const after = await settledMemory(gc);
+    const cpu0 = process.cpuUsage();
+    await sleep(IDLE_MS);
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      connections: count,
+      heapPerConnectionKB: round((after.heap - before.heap) / 1024 / count),
+      rssPerConnectionKB: round((after.rss - before.rss) / 1024 / count),
+      idleCpuPercent: round(((cpu.user + cpu.system) / 1000 / IDLE_MS) * 100),
+      connectSeconds: round(connectSeconds),
+    };
+  } finally {
+    await connector.close();
+    sim.stop();
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+async function main(): Promise<void> {
+  const count = Number(process.argv[2] ?? process.env.BENCH_VISITORS ?? 2000);
+  const result = await benchVisitorConnections(count);
+  console.log(JSON.stringify({ ...result, gc: gcMode }, null, 2));
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

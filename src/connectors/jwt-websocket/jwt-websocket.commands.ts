@@ -1,0 +1,70 @@
+import { CommandError } from '../../common/errors';
+import type { UpstreamCommand } from '../connector.interface';
+import { isRecord, str } from '../mapper';
+
+/**
+ * The service's wire format (upstreams.md A2): client frames are `{type, data}` JSON, server frames
+ * `{type, data, timestamp}`. Pure builders and readers only; the connector does the sending.
+ */
+
+/** A client → server frame. */
+export interface ClientFrame {
+  type: 'subscribe' | 'unsubscribe' | 'ping';
+  data: Record<string, string>;
+}
+
+/** The command types this provider executes. */
+export const JWT_WEBSOCKET_COMMANDS = ['room.listen', 'room.unlisten'] as const;
+
+/** `{"type":"subscribe","data":{"channel":"conversation:conv-123"}}` */
+export function subscribeFrame(channel: string): ClientFrame {
+  return { type: 'subscribe', data: { channel } };
+}
+
+/** `{"type":"unsubscribe","data":{"channel":"conversation:conv-123"}}` */
+export function unsubscribeFrame(channel: string): ClientFrame {
+  return { type: 'unsubscribe', data: { channel } };
+}
+
+/** `{"type":"ping","data":{}}` */
+export function pingFrame(): ClientFrame {
+  return { type: 'ping', data: {} };
+}
+
+/** The channel a `room.listen` / `room.unlisten` command names (`roomId`, else `channel`). */
+export function commandChannel(command: UpstreamCommand): string {
+  const channel = str(command.roomId) ?? str(command.channel);
+  if (!channel) throw new CommandError('invalid_command', `${command.type} needs "roomId" (or "channel"), e.g. "conversation:conv-123"`, { retriable: false, sent: false });
+  return channel;
+}
+
+/** An error frame as the service documents its codes; `code` may sit at the top level or under `data`. */
+export interface ErrorFrame {
+  code: string;
+  message?: string;
+  /** The channel the error is about, when the service names one (e.g. `subscription_failed`). */
+  channel?: string;
+}
+
+/** Error codes documented by the service. */
+export const ERROR_CODES: ReadonlySet<string> = new Set(['invalid_request', 'unauthorized', 'subscription_failed', 'internal_error']);
+
+/**
+ * Reads an error frame; undefined for other frames. The exact shape is undocumented (upstreams.md A2), so
+ * `{"type":"error","data":{"code":…}}`, a top-level `code`, and a `type` that is itself an error code are accepted.
+ */
+export function readErrorFrame(frame: unknown): ErrorFrame | undefined {
+  if (!isRecord(frame)) return undefined;
+  const type = str(frame.type);
+  const topCode = str(frame.code);
+  const isError = type === 'error' || (type !== undefined && ERROR_CODES.has(type)) || (type === undefined && topCode !== undefined);
+  if (!isError) return undefined;
+  const data = isRecord(frame.data) ? frame.data : {};
+  const code = topCode ?? str(data.code) ?? (type !== 'error' ? type : undefined) ?? 'unknown';
+  const out: ErrorFrame = { code };
+  const message = str(data.message) ?? str(frame.message);
+  const channel = str(data.channel) ?? str(frame.channel);
+  if (message) out.message = message;
+  if (channel) out.channel = channel;
+  return out;
+}

@@ -1,0 +1,15 @@
+import type { ProviderDefinition } from '../connector.interface';
+import { JWT_WEBSOCKET_COMMANDS } from './jwt-websocket.commands';
+import { JwtWebSocketConnector } from './jwt-websocket.connector';
+import { mapJwtWebSocket } from './jwt-websocket.mapper';
+import { JwtWebSocketOptions } from './jwt-websocket.options';
+
+/** Zyeta-style JWT WebSocket service: raw WS, `?token=<JWT>`, channel subscriptions; no webhook mode upstream. */
+export const jwtWebSocketProvider: ProviderDefinition<JwtWebSocketOptions> = {
+  name: 'jwt-websocket',
+  optionsClass: JwtWebSocketOptions,
+  createConnector: (ctx) => new JwtWebSocketConnector(ctx),
+  map: mapJwtWebSocket,
+  supportsWebhookMode: false,
+  commandTypes: JWT_WEBSOCKET_COMMANDS,
+};

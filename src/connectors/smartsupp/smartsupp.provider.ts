@@ -1,0 +1,15 @@
+import type { ProviderDefinition } from '../connector.interface';
+import { SMARTSUPP_COMMANDS } from './smartsupp.commands';
+import { SmartsuppConnector } from './smartsupp.connector';
+import { mapSmartsupp } from './smartsupp.mapper';
+import { SmartsuppOptions } from './smartsupp.options';
+
+/** Smartsupp visitor SDK: socket.io 2.x, one socket per visitor; no webhook API upstream (socket only). */
+export const smartsuppProvider: ProviderDefinition<SmartsuppOptions> = {
+  name: 'smartsupp',
+  optionsClass: SmartsuppOptions,
+  createConnector: (ctx) => new SmartsuppConnector(ctx),
+  map: mapSmartsupp,
+  supportsWebhookMode: false,
+  commandTypes: SMARTSUPP_COMMANDS,
+};

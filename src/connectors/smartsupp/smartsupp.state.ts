@@ -1,0 +1,67 @@
+import type { ChannelState } from '../connector.interface';
+import { isRecord, str } from '../mapper';
+import type { VisitorIdentity } from './smartsupp.commands';
+
+/** What is kept per visitor across restarts (small: a restart resumes the SAME visitors). */
+export interface PersistedVisitor {
+  chatId?: string;
+  /** Newest message time already published (ISO), so a restart does not republish the chat history. */
+  since?: string;
+  /** Ids of the published messages created exactly at `since`. */
+  seen?: string[];
+  identity?: VisitorIdentity;
+}
+
+/** The state key holding `{ [visitorId]: PersistedVisitor }`. */
+export const VISITORS_KEY = 'visitors';
+
+/** Reads the persisted visitors, ignoring entries it cannot read. */
+export function loadVisitors(state: ChannelState): Map<string, PersistedVisitor> {
+  const raw = state.get<unknown>(VISITORS_KEY);
+  const out = new Map<string, PersistedVisitor>();
+  if (!isRecord(raw)) return out;
+  for (const [id, v] of Object.entries(raw)) {
+    if (!id || !isRecord(v)) continue;
+    const entry: PersistedVisitor = {};
+    if (str(v.chatId)) entry.chatId = str(v.chatId);
+    if (str(v.since)) entry.since = str(v.since);
+    if (Array.isArray(v.seen)) entry.seen = v.seen.filter((x): x is string => typeof x === 'string');
+    if (isRecord(v.identity)) entry.identity = v.identity;
+    out.set(id, entry);
+  }
+  return out;
+}
+
+/**
+ * Drops account-wide events that every visitor socket receives (an `agent.updated` reaches all N sockets):
+ * the first copy within `windowMs` passes, the others are suppressed. Pruned on insert; no timer.
+ */
+export class Coalescer {
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly windowMs: number) {}
+
+  /** True when this (event, payload) was not seen within the window; records it. */
+  admit(event: string, data: unknown, now = Date.now()): boolean {
+    let key: string;
+    try {
+      key = `${event}\0${JSON.stringify(data)}`;
+    } catch {
+      return true;
+    }
+    const last = this.seen.get(key);
+    if (last !== undefined && now - last < this.windowMs) return false;
+    if (this.seen.size >= 256) {
+      for (const [k, t] of this.seen) if (now - t >= this.windowMs) this.seen.delete(k);
+    }
+    this.seen.set(key, now);
+    return true;
+  }
+}
+
+/** Milliseconds of an upstream ISO time, or undefined. */
+export function timeOf(v: unknown): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : t;
+}
