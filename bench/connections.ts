@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import ioV2 from 'socket.io-client-v2';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
@@ -122,6 +123,35 @@ export async function benchVisitorConnections(count: number): Promise<VisitorCon
     };
   } finally {
     await connector.close();
+    sim.stop();
+  }
+}
+
+/**
+ * Baseline in the same run: `count` bare socket.io v2 clients to the same simulator, each sending the same
+ * `visitor.connect` and waiting for its ack, with no bridge around them.
+ */
+export async function benchBareV2Clients(count: number): Promise<{ heapPerConnectionKB: number }> {
+  const gc = collector();
+  const sim = await startSimChild();
+  const sockets: Array<ReturnType<typeof ioV2>> = [];
+  try {
+    const before = await settledMemory(gc);
+    for (let i = 0; i < count; i += CONCURRENCY) {
+      await Promise.all(
+        Array.from({ length: Math.min(CONCURRENCY, count - i) }, () => new Promise<void>((resolve, reject) => {
+          const socket = ioV2(sim.url, { path: '/socket', transports: ['websocket'], forceNew: true, reconnection: false });
+          sockets.push(socket);
+          socket.on('connect_error', reject);
+          socket.on('connect', () => socket.emit('visitor.connect', { id: null, key: 'bench-key', bundleVersion: 'bench' }, () => resolve()));
+        })),
+      );
+    }
+    await sleep(1000);
+    const after = await settledMemory(gc);
+    return { heapPerConnectionKB: round((after.heap - before.heap) / 1024 / count) };
+  } finally {
+    for (const s of sockets) s.close();
     sim.stop();
   }
 }

@@ -13,6 +13,7 @@ import { loadConfig } from '../src/config/config.loader';
 import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 import { startTestBroker } from '../test/kafka/test-broker';
+import { benchBareV2Clients, benchVisitorConnections } from './connections';
 import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
 import { createEvent } from '../src/envelope/envelope';
 import { Metrics } from '../src/health/metrics';
@@ -245,6 +246,12 @@ async function main(): Promise<void> {
     const d = await dedupeMemory();
     console.log(`-- dedupe window: 100000 ids (maxEntries default) --`);
     console.log(`heap per remembered id ${d.bytesPerEntry.toFixed(0)} B (${((d.bytesPerEntry * 100_000) / 1048576).toFixed(1)} MiB full); plain Set of the same ids ${d.setBytesPerEntry.toFixed(0)} B; ratio ${(d.bytesPerEntry / d.setBytesPerEntry).toFixed(2)}x${d.gc ? '' : ' (no --expose-gc: approximate)'}`);
+    const visitors = Number(process.env.BENCH_VISITORS ?? 2000);
+    const v = await benchVisitorConnections(visitors);
+    const bare = await benchBareV2Clients(visitors);
+    console.log(`-- many connections: ${v.connections} Smartsupp visitor sockets (socket.io v2) through the connector --`);
+    console.log(`heap ${v.heapPerConnectionKB.toFixed(1)} KB and RSS ${v.rssPerConnectionKB.toFixed(1)} KB per connection; idle CPU ${v.idleCpuPercent.toFixed(2)} %; all connected in ${v.connectSeconds.toFixed(2)} s`);
+    console.log(`baseline: bare socket.io v2 clients with the same handshake ${bare.heapPerConnectionKB.toFixed(1)} KB heap each; ratio ${(v.heapPerConnectionKB / bare.heapPerConnectionKB).toFixed(2)}x`);
     console.log('latency: saturated raw = per produce request of 500 records ready in memory; steady raw = arrival -> ack;');
     console.log('         bridge = frame received on the socket -> Kafka ack (histogram buckets, interpolated as histogram_quantile)');
   } finally {
