@@ -5,6 +5,7 @@ import type { ProviderDefinition } from './connector.interface';
 import { zapthinkerProvider } from './zapthinker/zapthinker.provider';
 import { jwtWebSocketProvider } from './jwt-websocket/jwt-websocket.provider';
 import { watchersProvider } from './watchers/watchers.provider';
+import { captivateProvider } from './captivate/captivate.provider';
 import { smartsuppProvider } from './smartsupp/smartsupp.provider';
 
 /**
@@ -14,6 +15,7 @@ export const PROVIDER_REGISTRY: Partial<Record<ProviderName, ProviderDefinition>
   zapthinker: zapthinkerProvider as ProviderDefinition,
   'jwt-websocket': jwtWebSocketProvider as ProviderDefinition,
   watchers: watchersProvider as ProviderDefinition,
+  captivate: captivateProvider as ProviderDefinition,
   smartsupp: smartsuppProvider as ProviderDefinition,
 };
 

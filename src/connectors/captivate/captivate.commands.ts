@@ -1,0 +1,87 @@
+import { CommandError } from '../../common/errors';
+import type { UpstreamCommand } from '../connector.interface';
+import { isRecord, str } from '../mapper';
+
+/** Command types Captivate channels accept (SPEC §8 plus Captivate's own). */
+export const CAPTIVATE_COMMANDS = ['conversation.start', 'message.send', 'metadata', 'action', 'transcript'] as const;
+export type CaptivateCommandType = (typeof CAPTIVATE_COMMANDS)[number];
+
+/** An outbound event as the upstream reads it inside `{action: "sendMessage", event: …}`. */
+export interface CaptivateWireEvent {
+  event_type: string;
+  event_payload: Record<string, unknown>;
+}
+
+const TARGETS = ['default', 'bot', 'live', 'bot_live'];
+
+/**
+ * Builds the exact upstream event of a command (manual "Socket Event Types"; SDK Conversation.ts).
+ * Throws CommandError `invalid_command` (never sent, not retriable) when a required field is missing.
+ */
+export function buildCommandEvent(cmd: UpstreamCommand): CaptivateWireEvent {
+  switch (cmd.type) {
+    case 'conversation.start': {
+      const payload: Record<string, unknown> = {};
+      // userId is optional upstream ("anon" when absent); userBasicInfo and userData are passed through.
+      if (str(cmd.userId)) payload.userId = str(cmd.userId);
+      if (isRecord(cmd.userBasicInfo)) payload.userBasicInfo = cmd.userBasicInfo;
+      if (isRecord(cmd.userData)) payload.userData = cmd.userData;
+      return { event_type: 'conversation_start', event_payload: payload };
+    }
+    case 'message.send': {
+      const text = typeof cmd.text === 'string' ? cmd.text : undefined;
+      if (text === undefined || text === '') throw invalid('message.send needs text');
+      return {
+        event_type: 'user_message',
+        event_payload: { type: 'message_create', client_msg_id: cmd.commandId, conversation_id: need(cmd), content: { type: 'text', text } },
+      };
+    }
+    case 'metadata': {
+      if (!isRecord(cmd.metadata)) throw invalid('metadata needs a metadata object');
+      const payload: Record<string, unknown> = { metadata: cmd.metadata };
+      if (cmd.target !== undefined) {
+        if (typeof cmd.target !== 'string' || !TARGETS.includes(cmd.target)) throw invalid(`metadata target must be one of ${TARGETS.join(', ')}`);
+        payload.target = cmd.target;
+      }
+      payload.client_msg_id = cmd.commandId;
+      payload.conversation_id = need(cmd);
+      return { event_type: 'metadata', event_payload: payload };
+    }
+    case 'action': {
+      const id = str(cmd.actionId);
+      if (!id) throw invalid('action needs actionId (e.g. "escalateToHuman")');
+      const data = cmd.data === undefined ? {} : cmd.data;
+      if (!isRecord(data)) throw invalid('action data must be an object');
+      return { event_type: 'action', event_payload: { type: 'normal', id, data, conversation_id: need(cmd) } };
+    }
+    case 'transcript':
+      return { event_type: 'conversation_transcript_request', event_payload: { conversation_id: need(cmd) } };
+    default:
+      throw new CommandError('unsupported_command', `provider captivate does not support command type "${cmd.type}"`, { retriable: false, sent: false });
+  }
+}
+
+/** The socket frame of an event. */
+export function socketFrame(ev: CaptivateWireEvent): string {
+  return JSON.stringify({ action: 'sendMessage', event: ev });
+}
+
+/** The body of `POST /api/custom-channel/sockets/message` (SDK ≥5): the frame plus the socket that gets the replies. */
+export function httpBody(ev: CaptivateWireEvent, socketId: string | undefined): string {
+  return JSON.stringify({ action: 'sendMessage', event: socketId ? { ...ev, socket_id: socketId } : ev });
+}
+
+/** Keepalive: `metadata_request` is documented, read-only, and answered with one `conversation_metadata` frame. */
+export function keepaliveEvent(conversationId: string): CaptivateWireEvent {
+  return { event_type: 'metadata_request', event_payload: { conversation_id: conversationId } };
+}
+
+function need(cmd: UpstreamCommand): string {
+  const id = str(cmd.conversationId);
+  if (!id) throw invalid(`${cmd.type} needs conversationId`);
+  return id;
+}
+
+function invalid(message: string): CommandError {
+  return new CommandError('invalid_command', message, { retriable: false, sent: false });
+}

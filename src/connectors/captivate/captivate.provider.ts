@@ -1,0 +1,15 @@
+import type { ProviderDefinition } from '../connector.interface';
+import { CAPTIVATE_COMMANDS } from './captivate.commands';
+import { CaptivateConnector } from './captivate.connector';
+import { mapCaptivate } from './captivate.mapper';
+import { CaptivateOptions } from './captivate.options';
+
+/** Captivate Hub custom channel: raw WebSocket (`?apikey=`), sends over the socket or HTTP; the channel can toggle to webhooks upstream. */
+export const captivateProvider: ProviderDefinition<CaptivateOptions> = {
+  name: 'captivate',
+  optionsClass: CaptivateOptions,
+  createConnector: (ctx) => new CaptivateConnector(ctx),
+  map: mapCaptivate,
+  supportsWebhookMode: true,
+  commandTypes: CAPTIVATE_COMMANDS,
+};
