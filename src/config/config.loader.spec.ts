@@ -233,6 +233,16 @@ describe('loadConfig: ${VAR} interpolation', () => {
   });
 });
 
+describe('loadConfig: booleans in provider blocks', () => {
+  it('reads "${VAR}"=false as false in every provider boolean option', () => {
+    const { config } = loadConfig({
+      env: { T: 'false' },
+      raw: { channels: [{ id: 'hub', provider: 'captivate', captivate: { url: 'wss://c.example', apiKey: 'k', transcriptOnReconnect: '${T}' } }] },
+    });
+    expect((config.channels[0].options as { transcriptOnReconnect: boolean }).transcriptOnReconnect).toBe(false);
+  });
+});
+
 describe('loadConfig: kafka.ssl from ${SSL}', () => {
   const raw = { kafka: { brokers: ['b:9092'], ssl: '${SSL}' } };
 

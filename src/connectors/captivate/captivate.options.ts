@@ -1,3 +1,5 @@
+import { Transform } from 'class-transformer';
+import { toBool } from '../../config/config.schema';
 import { IsBoolean, IsDefined, IsIn, IsInt, IsOptional, IsString, IsUrl, Max, Min, ValidateIf } from 'class-validator';
 
 /** `channels[].captivate` (SPEC §3; upstreams.md A3). */
@@ -22,7 +24,7 @@ export class CaptivateOptions {
   /** Planned reconnect after this connection age (ms); API Gateway closes at 2 h. */
   @IsOptional() @IsInt() @Min(100) @Max(7_200_000) maxConnectionAgeMs: number = 110 * 60_000;
   /** After every reconnect, fetch the transcripts of recent conversations and publish missed replies (needs httpUrl). */
-  @IsOptional() @IsBoolean() transcriptOnReconnect: boolean = true;
+  @IsOptional() @Transform(toBool) @IsBoolean() transcriptOnReconnect: boolean = true;
   /** Time allowed for a command's upstream reply or HTTP answer (ms). */
   @IsOptional() @IsInt() @Min(100) commandTimeoutMs: number = 10_000;
   /** How many recently seen conversations are remembered (and gap-filled after a reconnect). */
