@@ -1,53 +1,74 @@
 /**
- * `npm run demo`: the bridge on this machine with no external services. A local ZapThinker (Evolution API)
- * simulator, the bridge in embedded mode (no Kafka: events are written to stdout), and a short scripted
- * scenario: inbound and outbound messages, delivery receipts, typing, a dropped connection and an upstream
- * restart (the bridge reconnects by itself), a replayed duplicate (suppressed) and a malformed frame.
+ * `npm run demo`: the bridge on this machine with no external services. Local simulators of all five upstreams
+ * (ZapThinker, jwt-websocket, Captivate, Smartsupp, Watchers), the bridge in embedded mode (no Kafka: events
+ * are written to stdout) with one channel per provider, and a short scripted scenario per provider (see
+ * demo-scenarios.ts): inbound and outbound messages, commands through the bridge, receipts, typing, a dropped
+ * connection and an upstream restart (the bridge reconnects by itself), a replayed duplicate and an upstream
+ * echo (both suppressed), and a malformed frame.
  *
  *   DEMO_JSON=1 npm run demo     print the raw CloudEvent JSON lines instead of the summary lines
- *   DEMO_FOREVER=1 npm run demo  keep emitting a message every 2 s until Ctrl-C
+ *   DEMO_FOREVER=1 npm run demo  keep emitting a message (round robin over the five upstreams) every 2 s until Ctrl-C
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { startBridge } from '../src/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
-import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
+import { CHANNELS, channelConfigs, scenarios, startSimulators, tick, type DemoContext, type DemoEvent } from './demo-scenarios';
 
 const json = process.env.DEMO_JSON === '1';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const c = (code: number, s: string) => (process.stdout.isTTY ? `\x1b[${code}m${s}\x1b[0m` : s);
+const ID_WIDTH = Math.max(...Object.values(CHANNELS).map((id) => id.length));
 
-/** Turns each CloudEvent line into one readable line. */
-function summarise(line: string): string {
-  const e = JSON.parse(line) as { type: string; time: string; channelid: string; subject?: string; data: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** Long ids (Captivate's `<user>-<uuid>` conversations) keep their start and end, so columns stay aligned. */
+const short = (s: string, max: number) => (s.length <= max ? s : `${s.slice(0, max - 11)}…${s.slice(-10)}`);
+
+/** `inbound <id> "text" status=… from …` for a message event. */
+function describeMessage(m: { direction: string; id?: string; text?: string; status?: string; sender?: { id?: string; name?: string; role?: string } }): string {
+  const from = m.sender?.name ?? [m.sender?.role, m.sender?.id].filter(Boolean).join(' ');
+  return [m.direction, m.id, m.text !== undefined ? JSON.stringify(m.text) : undefined, m.status ? `status=${m.status}` : undefined, from ? `from ${from}` : undefined].filter(Boolean).join(' ');
+}
+
+/** Turns one CloudEvent into one readable line. */
+function summarise(e: DemoEvent): string {
   const d = e.data;
   const what =
-    d.message ? `${d.message.direction} ${d.message.id ?? ''} ${d.message.text !== undefined ? JSON.stringify(d.message.text) : ''}${d.message.status ? ` status=${d.message.status}` : ''}${d.message.sender?.name ? ` from ${d.message.sender.name}` : ''}`
+    d.message ? describeMessage(d.message)
     : d.status ? `${d.status.previous} → ${c(1, d.status.state)}${d.status.reason ? ` (${d.status.reason})` : ''}`
     : d.typing ? `typing=${d.typing.active}`
     : d.account ? `account ${d.account.status}`
+    : d.notification ? `notification [${d.notification.level ?? '-'}] ${JSON.stringify(d.notification.message ?? '')}`
+    : d.entity ? `${d.entity.type} ${d.entity.id} is ${c(1, String(d.entity.status))}`
+    : d.change ? `${d.change.kind}${d.change.agent?.name ? ` (${d.change.agent.name})` : ''}`
+    : e.type === 'chatbridge.conversation.started' ? `started (${d.upstream?.event})`
     : d.upstream ? `${d.upstream.event}${d.upstream.error ? c(31, ` ERROR: ${d.upstream.error}`) : ''}`
     : '';
-  return `${c(2, e.time.slice(11, 23))} ${c(36, e.type.padEnd(30))} ${e.channelid.padEnd(9)} ${(e.subject ?? '').padEnd(28)} ${what}`;
+  return `${c(2, e.time.slice(11, 23))} ${c(36, e.type.padEnd(31))} ${e.channelid.padEnd(ID_WIDTH)} ${short(e.subject ?? '', 28).padEnd(28)} ${what}`;
 }
 
 async function main(): Promise<void> {
-  const sim = new ZapThinkerSimulator({ instances: { sales: { token: 'demo-sales-key', profileName: 'Sales' } } });
-  await sim.start();
-  sim.touch('sales');
-
+  const sims = await startSimulators();
+  // Captivate conversations and Smartsupp visitors are persisted; a fresh directory keeps runs independent.
+  const stateDir = mkdtempSync(join(tmpdir(), 'chatbridge-demo-'));
   const { config } = loadConfig({
     raw: {
       reconnect: { initialDelayMs: 200, maxDelayMs: 2000 },
       deadLetter: { file: './.data/demo-dead-letter.jsonl' },
-      channels: [{ id: 'wa-sales', provider: 'zapthinker', zapthinker: { url: sim.url, instance: 'sales', apiKey: 'demo-sales-key' } }],
+      stateDir,
+      channels: channelConfigs(sims),
     },
     env: { ...process.env, PORT: process.env.PORT ?? '0', CHATBRIDGE_API_TOKENS: 'demo-token' },
   });
   // Events on stdout; the bridge's own logs (warnings and up) on stderr.
   const log = createRootLogger((process.env.LOG_LEVEL as 'warn') ?? 'warn', 2);
+  const events: DemoEvent[] = [];
+  // Lines are held until the banner is printed (the first status events come while the bridge starts).
+  let held: string[] | undefined = [];
+  const print = (line: string) => (held ? held.push(line) : process.stdout.write(`${line}\n`));
   let buffer = '';
-  let count = 0;
   const out = new Writable({
     write(chunk: Buffer, _enc, done) {
       buffer += chunk.toString();
@@ -55,63 +76,48 @@ async function main(): Promise<void> {
       while ((i = buffer.indexOf('\n')) >= 0) {
         const line = buffer.slice(0, i);
         buffer = buffer.slice(i + 1);
-        count++;
-        process.stdout.write(`${json ? line : summarise(line)}\n`);
+        const event = JSON.parse(line) as DemoEvent;
+        events.push(event);
+        print(json ? line : summarise(event));
       }
       done();
     },
   });
   const running = await startBridge(config, log, { stdout: out, host: '127.0.0.1' });
-  console.log(c(1, `chatbridge demo: ZapThinker simulator at ${sim.url}, bridge API at ${running.url} (token: demo-token)`));
+  console.log(c(1, `chatbridge demo: five upstream simulators on 127.0.0.1, bridge API at ${running.url} (token: demo-token)`));
+  for (const [provider, url] of Object.entries(sims.urls())) console.log(c(2, `  ${provider.padEnd(14)} ${url}`));
   console.log(c(2, 'embedded mode (no Kafka): every canonical event is printed below as it flows\n'));
-  await sim.waitForClients('sales', 1, 10_000);
+  for (const line of held) process.stdout.write(`${line}\n`);
+  held = undefined;
 
-  const giovanna = '5511999999999@s.whatsapp.net';
-  const first = sim.sendMessage('sales', { remoteJid: giovanna, text: 'Olá! Is the blue jacket in stock?', pushName: 'Giovanna' });
-  await sleep(300);
-  sim.emit('sales', 'presence.update', sim.presenceUpdate({ remoteJid: giovanna, presence: 'composing' }));
-  await sleep(300);
-  sim.emit('sales', 'messages.upsert', sim.messageUpsert({ instance: 'sales', remoteJid: giovanna, text: 'Yes, size M and L.', fromMe: true }));
-  sim.emit('sales', 'messages.update', sim.messagesUpdate({ instance: 'sales', keyId: first.key.id, remoteJid: giovanna, fromMe: false, status: 'READ' }));
-  sim.sendMessage('sales', { remoteJid: '5521988887777@s.whatsapp.net', text: 'Hi, order #1234 status?', pushName: 'Rafael' });
-  await sleep(500);
-
-  console.log(c(33, '\n-- the upstream drops the connection; the bridge reconnects, and a replayed message is suppressed --'));
-  sim.dropConnections('sales');
-  await sleep(300);
-  await sim.waitForClients('sales', 1, 10_000);
-  sim.emit('sales', 'messages.upsert', first); // Evolution replays after reconnects: same id, not republished
-  sim.sendMessage('sales', { remoteJid: giovanna, text: 'Great, I will take the M.', pushName: 'Giovanna' });
-  await sleep(500);
-
-  console.log(c(33, '\n-- the upstream restarts: "Invalid namespace" until the instance is back, retried, not fatal --'));
-  await sim.restart();
-  await sleep(600);
-  sim.touch('sales');
-  await sim.waitForClients('sales', 1, 10_000);
-  sim.sendMessage('sales', { remoteJid: giovanna, text: 'Still there?', pushName: 'Giovanna' });
-  await sleep(300);
-
-  console.log(c(33, '\n-- a malformed frame: published as a provider event with the error, nothing stops --'));
-  sim.emitMalformed('sales', 'no-key');
-  sim.emit('sales', 'qrcode.updated', sim.qrcodeUpdated({ instance: 'sales' }));
-  await sleep(500);
+  const ctx: DemoContext = { sims, running, events, header: (text) => console.log(c(33, `\n-- ${text} --`)), note: (text) => console.log(c(2, `   ${text}`)), sleep };
+  for (const scenario of scenarios) await scenario(ctx);
 
   if (process.env.DEMO_FOREVER === '1') {
-    console.log(c(2, '\nDEMO_FOREVER: a message every 2 s; Ctrl-C to stop'));
+    console.log(c(2, '\nDEMO_FOREVER: a message every 2 s, round robin over the five upstreams; Ctrl-C to stop'));
     let n = 0;
-    const t = setInterval(() => sim.sendMessage('sales', { remoteJid: giovanna, text: `tick ${++n}`, pushName: 'Giovanna' }), 2000);
+    const t = setInterval(() => tick(ctx, ++n), 2000);
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     clearInterval(t);
   }
 
-  const channels = (await (await fetch(`${running.url}/v1/channels`, { headers: { authorization: 'Bearer demo-token' } })).json()) as { channels: unknown[] };
+  const channels = (await (await fetch(`${running.url}/v1/channels`, { headers: { authorization: 'Bearer demo-token' } })).json()) as { channels: Array<Record<string, string | number | undefined>> };
   const metrics = await (await fetch(`${running.url}/metrics`)).text();
-  const dupes = /^chatbridge_events_deduplicated_total\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? '0';
-  console.log(c(1, `\n${count} events printed, ${dupes} replayed duplicate(s) suppressed. GET /v1/channels:`));
-  console.log(JSON.stringify(channels.channels, null, 2));
+  const dupes = new Map([...metrics.matchAll(/^chatbridge_events_deduplicated_total\{channel="([^"]+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+  ctx.header('shutdown: every channel closes its upstream connection');
   await running.close();
-  await sim.stop();
+  await sims.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+
+  const replayed = dupes.get(CHANNELS.zapthinker) ?? 0;
+  const echoes = dupes.get(CHANNELS.smartsupp) ?? 0;
+  const other = [...dupes.values()].reduce((a, b) => a + b, 0) - replayed - echoes;
+  console.log(c(1, `\n${events.length} events printed, ${replayed} replayed duplicate(s) suppressed (${CHANNELS.zapthinker}), ${echoes} upstream echo(es) suppressed (${CHANNELS.smartsupp})${other ? `, ${other} other(s)` : ''}.`));
+  console.log(c(1, 'GET /v1/channels (before shutdown):'));
+  const cols = ['id', 'provider', 'state', 'reconnects', 'eventsIn', 'malformedFrames', 'lastError'] as const;
+  const rows = channels.channels.map((ch) => cols.map((k) => String(ch[k] ?? '')));
+  const widths = cols.map((k, i) => Math.max(k.length, ...rows.map((r) => r[i].length)));
+  for (const r of [[...cols] as string[], ...rows]) console.log(`  ${r.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd()}`);
 }
 
 main().then(

@@ -159,6 +159,8 @@ describe('ZapThinker → CloudEvents → Kafka (e2e)', () => {
     sim.emitMalformed('sales', 'unknown-event');
     const ok = sim.sendMessage('sales', { remoteJid: '5511933333333', text: 'still fine' });
     await reader!.waitFor('valid message after garbage', () => upstreamIds(reader!.records).includes(ok.key.id));
+    // Provider events carry the channel as key: another partition, so they may arrive after the message.
+    await reader!.waitFor('4 provider events', () => reader!.ofType('chatbridge.provider.event').length >= 4);
 
     const provider = reader!.ofType('chatbridge.provider.event').map((r) => JSON.parse(r.value!) as { upstream: { event: string; error?: string; payload: unknown } });
     expect(provider).toHaveLength(4);
