@@ -9,6 +9,7 @@ import { createKafka } from './sinks/kafka/kafka.client';
 import { KafkaSink } from './sinks/kafka/kafka.sink';
 import type { Sink } from './sinks/sink.interface';
 import { StdoutSink } from './sinks/stdout/stdout.sink';
+import { WebhookSink } from './sinks/webhook/webhook.sink';
 
 /** Options of the composition that are not configuration (streams, for embedding and tests). */
 export interface BridgeOptions {
@@ -29,6 +30,7 @@ export class Bridge {
   readonly pipeline: EventPipeline;
   readonly channels: ChannelsService;
   readonly kafka?: KafkaSink;
+  readonly webhooks?: WebhookSink;
   private shuttingDown = false;
 
   constructor(
@@ -43,9 +45,13 @@ export class Bridge {
       this.kafka = new KafkaSink(createKafka(config.kafka, log), config.kafka, this.deadLetters, this.metrics, log.child({ context: 'kafka-sink' }));
       this.pipeline.addSink(this.kafka);
       this.deadLetters.useTarget(this.kafka);
-    } else {
-      this.pipeline.addSink(new StdoutSink(opts.stdout ?? process.stdout, this.deadLetters, this.metrics));
     }
+    if (config.webhooks.length) {
+      this.webhooks = new WebhookSink(config.webhooks, this.deadLetters, this.metrics, log.child({ context: 'webhooks' }));
+      this.pipeline.addSink(this.webhooks);
+    }
+    // SPEC §5: events go to stdout as JSON lines only when no other sink is configured.
+    if (!this.pipeline.allSinks.length) this.pipeline.addSink(new StdoutSink(opts.stdout ?? process.stdout, this.deadLetters, this.metrics));
     this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }));
   }
 

@@ -16,14 +16,15 @@ async function main(): Promise<void> {
     throw err;
   }
   const { config, warnings } = loaded;
-  // Embedded mode writes events to stdout; logs then move to stderr so the event stream stays clean.
-  const log = createRootLogger(config.logLevel, config.kafka ? 1 : 2);
+  // With no other sink, events go to stdout; logs then move to stderr so the event stream stays clean.
+  const eventsOnStdout = !config.kafka && !config.webhooks.length;
+  const log = createRootLogger(config.logLevel, eventsOnStdout ? 2 : 1);
   for (const w of warnings) log.warn(w);
   if (!config.apiTokens.length) log.warn('CHATBRIDGE_API_TOKENS is not set: every /v1 API call will be refused with 401');
-  if (!config.kafka) log.info('no Kafka configured: embedded mode, events are written to stdout as JSON lines');
+  if (eventsOnStdout) log.info('no Kafka and no webhooks configured: embedded mode, events are written to stdout as JSON lines');
 
   const running = await startBridge(config, log);
-  log.info({ port: config.port, channels: config.channels.length, kafka: Boolean(config.kafka) }, 'chatbridge started');
+  log.info({ port: config.port, channels: config.channels.length, kafka: Boolean(config.kafka), webhooks: config.webhooks.length }, 'chatbridge started');
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -5,6 +5,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { LOG_LEVELS, type LogLevel } from '../common/logger';
 import { providerDefinition, supportedProviders } from '../connectors/registry';
 import type { ProviderName } from '../envelope/event-types';
+import type { WebhookConfig } from '../sinks/webhook/webhook.config';
 import { ChannelBaseConfig, FileConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ReconnectConfig } from './config.schema';
 
 /** One validated channel; `options` is an instance of its provider's options class. */
@@ -24,6 +25,8 @@ export interface AppConfig {
   shutdownGraceMs: number;
   stateDir: string;
   channels: ChannelConfig[];
+  /** Outbound webhook endpoints (empty: none). */
+  webhooks: WebhookConfig[];
   port: number;
   apiTokens: string[];
   logLevel: LogLevel;
@@ -79,17 +82,18 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   const file = plainToInstance(FileConfig, rest, { enableImplicitConversion: true, exposeDefaultValues: true });
   problems.push(...formatErrors(validateSync(file, { whitelist: true, forbidNonWhitelisted: true })));
   const channels = validateChannels(rawChannels, problems);
+  checkWebhooks(file.webhooks, channels, problems, warnings);
 
   const port = parsePort(env.PORT, problems);
   const logLevel = (env.LOG_LEVEL || 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')}`);
   const apiTokens = (env.CHATBRIDGE_API_TOKENS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
 
-  if (problems.length) throw new ConfigError(problems);
+  if (problems.length) throw new ConfigError(withoutFollowUps(problems));
   return {
     config: {
       kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs, stateDir: file.stateDir,
-      channels, port, apiTokens, logLevel, configPath,
+      channels, webhooks: file.webhooks, port, apiTokens, logLevel, configPath,
     },
     warnings,
   };
@@ -190,6 +194,32 @@ function validateChannels(raw: unknown, problems: string[]): ChannelConfig[] {
     out.push({ id: base.id, provider: def.name, mode: base.mode, options });
   });
   return out;
+}
+
+/** A missing variable leaves '' behind, which may then fail the field's format too: report the variable alone. */
+function withoutFollowUps(problems: string[]): string[] {
+  const unset = new Set(problems.filter((p) => / environment variable \S+ is not set$/.test(p)).map((p) => p.slice(0, p.indexOf(': '))));
+  return problems.filter((p) => / environment variable \S+ is not set$/.test(p) || !unset.has(p.slice(0, p.indexOf(': '))));
+}
+
+/** What a per-field validator cannot see: unique ids, a schedule whose first attempt is immediate, unknown channels. */
+function checkWebhooks(webhooks: unknown, channels: ChannelConfig[], problems: string[], warnings: string[]): void {
+  if (!Array.isArray(webhooks)) return;
+  const seen = new Map<string, number>();
+  const channelIds = new Set(channels.map((c) => c.id));
+  webhooks.forEach((w: Partial<WebhookConfig> | undefined, i) => {
+    if (typeof w?.id === 'string') {
+      const first = seen.get(w.id);
+      if (first !== undefined) problems.push(`webhooks[${i}].id: duplicate id "${w.id}" (also webhooks[${first}])`);
+      else seen.set(w.id, i);
+    }
+    const schedule = w?.retrySchedule;
+    if (Array.isArray(schedule) && schedule.length && schedule[0] !== 0) problems.push(`webhooks[${i}].retrySchedule: must start with 0 (the first attempt is immediate)`);
+    // A warning, not an error: the filter is valid, it just matches nothing today (a typo, or a channel to come).
+    w?.channels?.forEach((c, j) => {
+      if (typeof c === 'string' && !channelIds.has(c)) warnings.push(`webhooks[${i}].channels[${j}]: no channel "${c}" is configured; this filter entry matches nothing`);
+    });
+  });
 }
 
 /** Flattens class-validator's tree into `path: message` lines. Values are never included. */

@@ -4,6 +4,7 @@ import {
   ArrayNotEmpty, IsArray, IsBoolean, IsDefined, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, ValidateNested,
 } from 'class-validator';
 import { PROVIDERS } from '../envelope/event-types';
+import { WebhookConfig } from '../sinks/webhook/webhook.config';
 
 // Numeric fields carry an explicit `: number`: without it TypeScript emits `design:type Object` and
 // class-transformer's implicit conversion leaves a `${VAR}`-interpolated "250" a string, which then fails @IsInt.
@@ -99,5 +100,7 @@ export class FileConfig {
   @IsOptional() @IsString() stateDir = './.data/state';
   /** Time allowed on SIGTERM to flush in-flight work before exit (ms); keep below terminationGracePeriodSeconds. */
   @IsOptional() @IsInt() @Min(0) shutdownGraceMs: number = 20_000;
+  /** Outbound webhook endpoints (SPEC §3, §6); each block is checked by WebhookConfig, ids for uniqueness in the loader. */
+  @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => WebhookConfig) webhooks: WebhookConfig[] = [];
   @IsOptional() @IsArray() channels: unknown[] = [];
 }

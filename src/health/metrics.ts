@@ -21,6 +21,19 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly publishErrors = new Counter({ name: 'chatbridge_sink_errors_total', help: 'Failed delivery attempts by sink', labelNames: ['sink'], registers: [this.registry] });
+  readonly webhookAttempts = new Counter({ name: 'chatbridge_webhook_attempts_total', help: 'HTTP attempts to webhook endpoints (retries included)', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly webhookDelivered = new Counter({ name: 'chatbridge_webhook_delivered_total', help: 'Events a webhook endpoint acknowledged with 2xx', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly webhookFailures = new Counter({ name: 'chatbridge_webhook_failures_total', help: 'Failed webhook attempts by endpoint and class (3xx, 4xx, 5xx, timeout, network)', labelNames: ['endpoint', 'class'], registers: [this.registry] });
+  readonly webhookPending = new Gauge({ name: 'chatbridge_webhook_pending', help: 'Events held for a webhook endpoint: queued, in flight or waiting to retry', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly webhookLatency = new Histogram({
+    name: 'chatbridge_webhook_delivery_latency_seconds',
+    help: 'Time from frame receipt to the endpoint\'s 2xx, retries included',
+    labelNames: ['endpoint'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36_000, 129_600],
+    registers: [this.registry],
+  });
+  readonly webhookDisabled = new Gauge({ name: 'chatbridge_webhook_endpoint_disabled', help: '1 while a webhook endpoint is disabled (it answered 410)', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly webhookCircuitOpen = new Gauge({ name: 'chatbridge_webhook_circuit_open', help: '1 while a webhook endpoint\'s circuit breaker is open or probing', labelNames: ['endpoint'], registers: [this.registry] });
   readonly deadLetters = new Counter({ name: 'chatbridge_dead_letters_total', help: 'Items dead-lettered, by where and why', labelNames: ['target', 'reason'], registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

@@ -14,6 +14,8 @@ export interface DeadLetter {
   frame?: { event: string; payload: unknown };
   error?: string;
   attempts?: number;
+  /** The last HTTP status (webhook deliveries). */
+  status?: number;
 }
 
 /** A writer that can take dead letters somewhere durable (e.g. the Kafka DLQ topic). */

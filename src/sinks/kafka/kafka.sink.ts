@@ -85,6 +85,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     if (item.channelId) headers.dlq_channelid = item.channelId;
     if (item.error) headers.dlq_error = item.error.slice(0, 1000);
     if (item.attempts !== undefined) headers.dlq_attempts = String(item.attempts);
+    if (item.status !== undefined) headers.dlq_status = String(item.status);
     if (item.event) headers.ce_id = item.event.id;
     await this.producer.send({
       topic: this.cfg.topics.deadLetter,

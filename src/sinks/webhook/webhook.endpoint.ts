@@ -1,0 +1,298 @@
+import { setMaxListeners } from 'node:events';
+import { BrokenCircuitError } from 'cockatiel';
+import type { Logger } from 'pino';
+import { BridgeError } from '../../common/errors';
+import { toStructured, type PipelineEvent } from '../../envelope/envelope';
+import type { Metrics } from '../../health/metrics';
+import type { DeadLetters } from '../../pipeline/dead-letters';
+import { EndpointBreaker, type BreakerState } from './webhook.breaker';
+import type { WebhookConfig } from './webhook.config';
+import { KeyedLanes } from './webhook.lanes';
+import { classifyError, classifyResponse, nextDelay, WebhookAttemptError } from './webhook.policy';
+import { RateLimiter } from './webhook.rate';
+import { WebhookSigner } from './webhook.signer';
+import type { WebhookTransport } from './webhook.transport';
+
+/** What `GET /v1/webhooks` shows of an endpoint's state. */
+export type EndpointState = 'active' | 'retrying' | 'circuit_open' | 'disabled';
+
+/** One endpoint as the API shows it. */
+export interface EndpointSnapshot {
+  id: string;
+  /** Origin and path only (no credentials, no query). */
+  url: string;
+  state: EndpointState;
+  /** Events held: queued, in flight or waiting to retry. */
+  pending: number;
+  inFlight: number;
+  lastStatus?: number;
+  lastError?: string;
+  lastAttemptAt?: string;
+  lastDeliveredAt?: string;
+  disabledAt?: string;
+}
+
+/** One event on its way to this endpoint. `detached`: no longer in a lane (disable or shutdown took the lanes). */
+interface Delivery {
+  item: PipelineEvent;
+  body: string;
+  attempts: number;
+  retryAt?: number;
+  timer?: NodeJS.Timeout;
+  detached?: 'endpoint_disabled' | 'shutdown';
+}
+
+const USER_AGENT = 'chatbridge-webhooks/1';
+
+/**
+ * The delivery worker of one endpoint: a per-partitionkey FIFO (a retrying event holds back only its own key),
+ * up to `concurrency` keys in flight, an optional rate limit, a circuit breaker, retries per the policy table,
+ * and dead letters for whatever cannot be delivered. `submit` never blocks. The source of events is not its
+ * concern: the webhook sink feeds it from the pipeline, a Kafka consumer can feed it the same way.
+ */
+export class WebhookEndpoint {
+  private readonly lanes = new KeyedLanes<Delivery>();
+  private readonly inFlight = new Set<Delivery>();
+  private readonly waiting = new Set<Delivery>();
+  private readonly signer: WebhookSigner;
+  private readonly breaker: EndpointBreaker;
+  private readonly rate?: RateLimiter;
+  private readonly aborter = new AbortController();
+  private readonly labels: { endpoint: string };
+  private accepting = true;
+  private stopped = false;
+  private disabledAt?: Date;
+  private pumpTimer?: NodeJS.Timeout;
+  private pumpAt = 0;
+  private last: Pick<EndpointSnapshot, 'lastStatus' | 'lastError' | 'lastAttemptAt' | 'lastDeliveredAt'> = {};
+
+  constructor(
+    readonly cfg: WebhookConfig,
+    private readonly transport: WebhookTransport,
+    private readonly deadLetters: DeadLetters,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.labels = { endpoint: cfg.id };
+    // Every attempt in flight listens for shutdown: up to `concurrency` listeners, legitimately.
+    setMaxListeners(0, this.aborter.signal);
+    this.signer = new WebhookSigner(cfg.secret, cfg.previousSecret);
+    this.breaker = new EndpointBreaker(cfg.circuitBreaker.failures, cfg.circuitBreaker.halfOpenAfterMs, (s) => this.onBreaker(s));
+    if (cfg.ratePerSecond) this.rate = new RateLimiter(cfg.ratePerSecond);
+    metrics.webhookPending.set(this.labels, 0);
+    metrics.webhookDisabled.set(this.labels, 0);
+    metrics.webhookCircuitOpen.set(this.labels, 0);
+  }
+
+  /** Events held (queued, in flight, waiting to retry). */
+  get pending(): number {
+    return this.lanes.size + [...this.inFlight].filter((d) => d.detached).length;
+  }
+
+  /** Takes one event; never blocks. Full, disabled or stopping: dead-lettered at once (never dropped). */
+  submit(item: PipelineEvent): void {
+    if (!this.accepting) return this.deadLetter(item, 'shutdown', 'endpoint stopping', 0, true);
+    if (this.disabledAt) return this.deadLetter(item, 'endpoint_disabled', 'endpoint disabled (it answered 410)', 0);
+    if (this.lanes.size >= this.cfg.maxPending) return this.deadLetter(item, 'webhook_queue_full', `webhook queue full (${this.cfg.maxPending} events)`, 0);
+    this.lanes.push(item.event.partitionkey, { item, body: toStructured(item.event), attempts: 0 });
+    this.gauge();
+    this.pump();
+  }
+
+  /** Re-enables an endpoint disabled by 410 and closes an open circuit breaker. */
+  enable(): void {
+    if (this.disabledAt) {
+      this.disabledAt = undefined;
+      this.metrics.webhookDisabled.set(this.labels, 0);
+      this.log.info('webhook endpoint re-enabled');
+    }
+    if (this.breaker.state !== 'closed') this.breaker.reset();
+    this.pump();
+  }
+
+  /** The API's view. */
+  snapshot(): EndpointSnapshot {
+    const u = new URL(this.cfg.url);
+    let state: EndpointState = 'active';
+    if (this.disabledAt) state = 'disabled';
+    else if (this.breaker.state !== 'closed') state = 'circuit_open';
+    else if (this.waiting.size) state = 'retrying';
+    return { id: this.cfg.id, url: `${u.origin}${u.pathname}`, state, pending: this.pending, inFlight: this.inFlight.size, ...this.last, disabledAt: this.disabledAt?.toISOString() };
+  }
+
+  /**
+   * Keeps delivering until nothing is held or nothing more can happen before the deadline; then aborts what is
+   * in flight and writes every event still held to the dead-letter file (reason `shutdown`).
+   */
+  async stop(deadlineMs: number): Promise<void> {
+    this.accepting = false;
+    const deadline = Date.now() + deadlineMs;
+    while (this.lanes.size && this.nextProgressAt() <= deadline) await sleep(Math.max(1, Math.min(25, deadline - Date.now())));
+    this.stopped = true;
+    clearTimeout(this.pumpTimer);
+    this.detachAll('shutdown');
+    this.aborter.abort();
+    const settleBy = Date.now() + 2000;
+    while (this.inFlight.size && Date.now() < settleBy) await sleep(5);
+    this.gauge();
+    await this.transport.close();
+  }
+
+  private pump(): void {
+    if (this.stopped || this.disabledAt) return;
+    while (this.inFlight.size < this.cfg.concurrency && this.lanes.hasReady()) {
+      const wait = this.breaker.waitMs();
+      if (wait === Infinity) return; // a probe is out: its end pumps again
+      if (wait > 0) return this.pumpIn(wait);
+      const rateWait = this.rate?.take() ?? 0;
+      if (rateWait > 0) return this.pumpIn(rateWait);
+      const next = this.lanes.take();
+      if (next) void this.attempt(next.key, next.item);
+    }
+  }
+
+  private pumpIn(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.pumpTimer && this.pumpAt <= at) return;
+    clearTimeout(this.pumpTimer);
+    this.pumpAt = at;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = undefined;
+      this.pump();
+    }, ms);
+  }
+
+  private async attempt(key: string, d: Delivery): Promise<void> {
+    this.inFlight.add(d);
+    let failure: WebhookAttemptError | undefined;
+    let status: number | undefined;
+    let sent = true;
+    try {
+      status = await this.breaker.execute(() => this.send(d));
+    } catch (err) {
+      if (err instanceof WebhookAttemptError) failure = err;
+      else if (err instanceof BrokenCircuitError) sent = false;
+      else failure = classifyError(err); // shutdown abort (or a bug): settled below by `detached`
+    } finally {
+      this.inFlight.delete(d);
+    }
+    if (!sent) this.lanes.requeue(key);
+    else this.settle(key, d, status, failure);
+    this.gauge();
+    this.pump();
+  }
+
+  /** One HTTP attempt; resolves with the 2xx status, rejects with the policy's verdict. */
+  private async send(d: Delivery): Promise<number> {
+    d.attempts++;
+    this.metrics.webhookAttempts.inc(this.labels);
+    this.last.lastAttemptAt = new Date().toISOString();
+    const headers = { 'content-type': 'application/cloudevents+json', 'user-agent': USER_AGENT, ...this.signer.sign(d.item.event.id, d.body) };
+    let res;
+    try {
+      res = await this.transport.post({ body: d.body, headers, timeoutMs: this.cfg.timeoutMs, signal: this.aborter.signal });
+    } catch (err) {
+      if (this.aborter.signal.aborted) throw new BridgeError('shutdown', 'attempt aborted at shutdown', { retriable: false, cause: err });
+      throw classifyError(err);
+    }
+    const failure = classifyResponse(res);
+    if (failure) throw failure;
+    return res.status;
+  }
+
+  private settle(key: string, d: Delivery, status: number | undefined, failure: WebhookAttemptError | undefined): void {
+    if (!failure) {
+      this.last.lastStatus = status;
+      this.last.lastDeliveredAt = new Date().toISOString();
+      this.metrics.webhookDelivered.inc(this.labels);
+      this.metrics.webhookLatency.observe(this.labels, (performance.now() - d.item.receivedAt) / 1000);
+      if (!d.detached) this.lanes.done(key);
+      return;
+    }
+    if (!(failure.code === 'shutdown' && this.stopped)) {
+      this.last.lastStatus = failure.status;
+      this.last.lastError = failure.message;
+      this.metrics.webhookFailures.inc({ ...this.labels, class: failure.outcome });
+    }
+    if (d.detached) return this.deadLetter(d.item, d.detached, failure.message, d.attempts, d.detached === 'shutdown', failure.status);
+    if (failure.action === 'disable') return this.disable(key, d, failure);
+    if (!failure.retriable) {
+      this.lanes.done(key);
+      return this.deadLetter(d.item, 'webhook_rejected', failure.message, d.attempts, false, failure.status);
+    }
+    if (this.stopped) return; // left in its lane: the shutdown dead letter takes it
+    const delay = nextDelay(this.cfg.retrySchedule, d.attempts, failure.retryAfterMs, this.random);
+    if (delay === undefined) {
+      this.lanes.done(key);
+      return this.deadLetter(d.item, 'webhook_retries_exhausted', failure.message, d.attempts, false, failure.status);
+    }
+    this.log.debug({ id: d.item.event.id, attempts: d.attempts, retryInMs: delay, code: failure.code }, 'webhook attempt failed; retrying');
+    d.retryAt = Date.now() + delay;
+    this.waiting.add(d);
+    d.timer = setTimeout(() => {
+      d.timer = undefined;
+      this.waiting.delete(d);
+      this.lanes.requeue(key);
+      this.pump();
+    }, delay);
+  }
+
+  /** 410: no further attempts; everything held is dead-lettered (`endpoint_disabled`) until `enable`. */
+  private disable(key: string, d: Delivery, failure: WebhookAttemptError): void {
+    this.disabledAt = new Date();
+    this.metrics.webhookDisabled.set(this.labels, 1);
+    this.lanes.done(key);
+    this.deadLetter(d.item, 'endpoint_disabled', failure.message, d.attempts, false, failure.status);
+    const count = this.detachAll('endpoint_disabled');
+    this.log.error({ url: this.snapshot().url, deadLettered: count + 1 }, 'webhook endpoint answered 410 Gone: disabled; pending events dead-lettered; POST /v1/webhooks/:id/enable to resume');
+  }
+
+  /** Empties the lanes: waiting and queued events are dead-lettered now, in-flight ones when they settle. */
+  private detachAll(reason: 'endpoint_disabled' | 'shutdown'): number {
+    let count = 0;
+    for (const d of this.lanes.drain()) {
+      clearTimeout(d.timer);
+      this.waiting.delete(d);
+      d.detached = reason;
+      if (this.inFlight.has(d)) continue;
+      count++;
+      this.deadLetter(d.item, reason, reason === 'shutdown' ? 'not delivered before shutdown' : 'endpoint disabled (it answered 410)', d.attempts, reason === 'shutdown');
+    }
+    if (reason === 'shutdown' && count) this.log.error({ count }, 'webhook events not delivered before shutdown were written to the dead-letter file');
+    this.gauge();
+    return count;
+  }
+
+  /** The earliest time something could move: now while attempts are out or can start, else the first retry due. */
+  private nextProgressAt(): number {
+    const now = Date.now();
+    if (this.inFlight.size) return now;
+    if (this.lanes.hasReady() && !this.disabledAt) return now + Math.min(this.breaker.waitMs(now), 1e12);
+    let first = Infinity;
+    for (const d of this.waiting) first = Math.min(first, d.retryAt ?? now);
+    return first;
+  }
+
+  private deadLetter(item: PipelineEvent, reason: string, error: string, attempts: number, fileOnly = false, status?: number): void {
+    const letter = { reason, origin: this.cfg.id, channelId: item.event.channelid, event: item.event, error, attempts, status };
+    if (fileOnly) this.deadLetters.writeFile(letter);
+    else this.deadLetters.write(letter);
+    if (reason !== 'endpoint_disabled' && reason !== 'shutdown') this.log.warn({ id: item.event.id, reason, attempts, status }, 'webhook event dead-lettered');
+  }
+
+  private onBreaker(state: BreakerState): void {
+    this.metrics.webhookCircuitOpen.set(this.labels, state === 'closed' ? 0 : 1);
+    if (state === 'open') this.log.warn({ failures: this.cfg.circuitBreaker.failures, probeInMs: this.cfg.circuitBreaker.halfOpenAfterMs }, 'webhook circuit breaker open: deliveries wait for a probe');
+    else if (state === 'closed') this.log.info('webhook circuit breaker closed: deliveries resume');
+    if (state !== 'half_open') this.pump();
+  }
+
+  private gauge(): void {
+    this.metrics.webhookPending.set(this.labels, this.pending);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,29 @@
+import { createEvent } from '../../envelope/envelope';
+import { eventFilter, globToRegExp } from './webhook.filter';
+
+function ev(type: 'chatbridge.message.received' | 'chatbridge.typing' | 'chatbridge.channel.status', channelId = 'wa-sales') {
+  const channel = { id: channelId, provider: 'zapthinker' as const };
+  const upstream = { event: 'x', payload: null };
+  if (type === 'chatbridge.channel.status') return createEvent({ type, channelId, provider: 'zapthinker', data: { channel, status: { state: 'connected' } } }).event;
+  if (type === 'chatbridge.typing') return createEvent({ type, channelId, provider: 'zapthinker', data: { channel, upstream, typing: { active: true } } }).event;
+  return createEvent({ type, channelId, provider: 'zapthinker', data: { channel, upstream, message: { direction: 'inbound' } } }).event;
+}
+
+describe('webhook event filter', () => {
+  it('matches type globs: * spans any characters, dots included; the rest is literal', () => {
+    expect(globToRegExp('chatbridge.message.*').test('chatbridge.message.received')).toBe(true);
+    expect(globToRegExp('chatbridge.message.*').test('chatbridge.messageXreceived')).toBe(false);
+    expect(globToRegExp('chatbridge.*').test('chatbridge.message.received')).toBe(true);
+    expect(globToRegExp('*.status').test('chatbridge.channel.status')).toBe(true);
+    expect(globToRegExp('chatbridge.typing').test('chatbridge.typing.x')).toBe(false);
+  });
+
+  it('filters by types and channels; omitted lists match everything', () => {
+    expect(eventFilter({}).matches(ev('chatbridge.typing'))).toBe(true);
+    const f = eventFilter({ types: ['chatbridge.message.*', 'chatbridge.channel.status'], channels: ['wa-sales'] });
+    expect(f.matches(ev('chatbridge.message.received'))).toBe(true);
+    expect(f.matches(ev('chatbridge.channel.status'))).toBe(true);
+    expect(f.matches(ev('chatbridge.typing'))).toBe(false);
+    expect(f.matches(ev('chatbridge.message.received', 'other'))).toBe(false);
+  });
+});
