@@ -115,7 +115,7 @@ describe('Captivate → CloudEvents → Kafka (e2e)', () => {
 
     // Failure classes: 503 = surely not sent, retriable; no answer = ambiguous; bad input = never sent.
     sim.failNextHttp(1, 503);
-    await expect(exec({ type: 'message.send', conversationId: started.conversationId, text: 'x' }, 'hub-http')).rejects.toMatchObject({ code: 'upstream_error', retriable: true, sent: false });
+    await expect(exec({ type: 'message.send', conversationId: started.conversationId, text: 'x' }, 'hub-http')).rejects.toMatchObject({ code: 'upstream_unavailable', retriable: true, sent: false });
     sim.failNextHttp(1, 'hang');
     await expect(exec({ type: 'message.send', conversationId: started.conversationId, text: 'y' }, 'hub-http')).rejects.toMatchObject({ code: 'timeout', sent: true });
     await expect(exec({ type: 'message.send', conversationId: conv })).rejects.toMatchObject({ code: 'invalid_command', sent: false });

@@ -60,11 +60,11 @@ describe('captivate failure classes', () => {
     expect(upgradeRefused(403)).toMatchObject({ code: 'auth_rejected', authFailure: true });
     expect(upgradeRefused(401)).toMatchObject({ code: 'auth_rejected', authFailure: true });
     expect(upgradeRefused(502)).toMatchObject({ code: 'upgrade_refused', authFailure: false, retriable: true });
-    expect(statusError(503, 'x')).toMatchObject({ retriable: true, sent: false });
+    expect(statusError(503, 'x')).toMatchObject({ code: 'upstream_unavailable', retriable: true, sent: false });
     expect(statusError(429, 'x')).toMatchObject({ retriable: true, sent: false });
     expect(statusError(410, 'x')).toMatchObject({ code: 'socket_gone', retriable: true, sent: false });
     expect(statusError(403, 'x')).toMatchObject({ code: 'auth_rejected', retriable: false, sent: false });
-    expect(statusError(400, 'x')).toMatchObject({ retriable: false, sent: false });
+    expect(statusError(400, 'x')).toMatchObject({ code: 'upstream_rejected', retriable: false, sent: false });
   });
 
   it('tells network errors before sending from ambiguous ones', () => {

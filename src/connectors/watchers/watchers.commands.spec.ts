@@ -55,9 +55,9 @@ describe('watchers commands: HTTP and network failures', () => {
     const refused = new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
     expect(httpNetworkError(refused)).toMatchObject({ code: 'network', retriable: true, sent: false });
     const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
-    expect(httpNetworkError(timeout)).toMatchObject({ code: 'no_answer', retriable: false, sent: true });
+    expect(httpNetworkError(timeout)).toMatchObject({ code: 'timeout', retriable: false, sent: true });
     const reset = new TypeError('fetch failed', { cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) });
-    expect(httpNetworkError(reset)).toMatchObject({ sent: true });
+    expect(httpNetworkError(reset)).toMatchObject({ code: 'no_answer', retriable: false, sent: true });
   });
 
   it('finds the message id of a REST answer where one is recognisable', () => {

@@ -1,4 +1,5 @@
 import { CommandError, describeError } from '../../common/errors';
+import { upstreamRequestError, upstreamStatusError } from '../../common/upstream-http';
 import { redactText } from '../../common/redact';
 import type { UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
@@ -116,50 +117,14 @@ function invalid(message: string): CommandError {
   return new CommandError('invalid_command', message, { retriable: false, sent: false });
 }
 
-/**
- * HTTP answers of the REST send path, as a table. A status the upstream answered with means it
- * handled the request; only 429 and 5xx are worth trying again (the brief's rule: not acted on).
- */
-export const RETRYABLE_HTTP_STATUS: ReadonlySet<number> = new Set([
-  429, // rate limited
-  500, // internal error
-  502, // bad gateway (proxy could not reach the backend)
-  503, // unavailable / overloaded
-  504, // gateway timeout at the proxy
-]);
-
-/**
- * Network errnos raised before a request could leave: the upstream surely did not act, so trying again is safe.
- * Anything else (a reset or a timeout after the body was written) is ambiguous.
- */
-export const NOT_SENT_ERRNOS: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', // nothing listens
-  'ENOTFOUND', // DNS: no such host
-  'EAI_AGAIN', // DNS: temporary failure
-  'EHOSTUNREACH', // no route to host
-  'ENETUNREACH', // no route to network
-  'UND_ERR_CONNECT_TIMEOUT', // undici: TCP connect timed out
-]);
-
-/** The CommandError for a non-2xx REST answer. */
+/** The CommandError for a non-2xx REST answer (the shared command table, src/common/upstream-http.ts). */
 export function httpStatusError(status: number, body: string): CommandError {
-  const detail = body ? `: ${redactText(body).slice(0, 200)}` : '';
-  const code = status === 401 || status === 403 ? 'auth_rejected' : RETRYABLE_HTTP_STATUS.has(status) ? 'upstream_unavailable' : 'upstream_rejected';
-  return new CommandError(code, `Watchers REST answered HTTP ${status}${detail}`, { retriable: RETRYABLE_HTTP_STATUS.has(status), sent: false });
+  return upstreamStatusError(status, 'Watchers REST', body);
 }
 
 /** The CommandError for a REST request that got no answer. */
 export function httpNetworkError(err: unknown): CommandError {
-  const errno = errnoOf(err);
-  if (errno && NOT_SENT_ERRNOS.has(errno)) {
-    return new CommandError('network', `Watchers REST unreachable (${errno})`, { retriable: true, sent: false, cause: err });
-  }
-  // Timed out or reset after the request left: the message may have been posted.
-  return new CommandError('no_answer', `Watchers REST gave no answer (${errno ?? redactText(describeError(err))}); the message may have been sent`, {
-    retriable: false,
-    sent: true,
-    cause: err,
-  });
+  return upstreamRequestError(err, 'Watchers REST');
 }
 
 /** The upstream message id in a REST answer, where one is recognisable. */
@@ -169,13 +134,4 @@ export function restMessageId(body: unknown): string | undefined {
   return str(body.id) ?? (nested ? str(nested.id) ?? str(nested.message_id) : undefined);
 }
 
-function errnoOf(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; isErrorLike(e) && depth < 4; e = e.cause, depth++) {
-    if (typeof e.code === 'string') return e.code;
-  }
-  return undefined;
-}
 
-function isErrorLike(v: unknown): v is { code?: unknown; cause?: unknown } {
-  return typeof v === 'object' && v !== null;
-}
