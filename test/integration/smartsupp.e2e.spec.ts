@@ -95,6 +95,8 @@ describe('Smartsupp → CloudEvents → Kafka (e2e)', () => {
     await waitFor('echo deduplicated', async () => metricValue((await bridge!.get('/metrics')).text, 'chatbridge_events_deduplicated_total', { channel: CHANNEL }) >= 1);
     expect(messageIds().filter((id) => id === stored.id)).toHaveLength(1);
     expect(ofType('chatbridge.message.received')[0]).toMatchObject({ message: { direction: 'inbound', text: 'My order is late', sender: { id: v, role: 'contact' } }, upstream: { event: 'chat.message' } });
+    // Account status is keyed by the channel: another partition than the visitor's messages.
+    await reader!.waitFor('account status', () => ofType('chatbridge.account.status').length >= 1);
     expect(ofType('chatbridge.account.status').map((d) => d.account!.status)).toEqual(['online']);
 
     const persisted = JSON.parse(readFileSync(join(stateDir, `${CHANNEL}.json`), 'utf8')) as { visitors: Record<string, { identity?: unknown }> };

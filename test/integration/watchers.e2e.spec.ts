@@ -161,6 +161,8 @@ describe('Watchers.io → CloudEvents → Kafka (e2e)', () => {
     for (const kind of ['string-payload', 'message-null', 'no-message-id', 'no-room', 'unknown-event'] as const) sim.emitMalformed(ROOM, kind);
     sim.userSays(ROOM, '123', 'still fine');
     await reader!.waitFor('valid message after garbage', hasText('still fine'));
+    // Frames without a room are keyed by the channel: another partition, so they may arrive later.
+    await reader!.waitFor('5 provider events', () => reader!.ofType('chatbridge.provider.event').length >= 5);
     const provider = reader!.ofType('chatbridge.provider.event').map((r) => JSON.parse(r.value!) as { upstream: { event: string; error?: string } });
     expect(provider).toHaveLength(5);
     expect(provider.filter((p) => p.upstream.error)).toHaveLength(4);
