@@ -3,7 +3,7 @@ import { CommandError, describeError } from '../common/errors';
 import type { AppConfig, ChannelConfig } from '../config/config.loader';
 import { providerDefinition } from '../connectors/registry';
 import { ConnectionSupervisor, type StatusChange, type SupervisorPolicy } from '../connectors/supervisor';
-import type { CommandOutcome, UpstreamCommand, UpstreamFrame } from '../connectors/connector.interface';
+import type { CommandOutcome, ProviderDefinition, UpstreamCommand, UpstreamFrame } from '../connectors/connector.interface';
 import { FileChannelState } from './state-store';
 import { createEvent } from '../envelope/envelope';
 import { CHANNEL_STATES, type ChannelState } from '../envelope/event-types';
@@ -27,6 +27,8 @@ export interface ChannelSnapshot {
 
 interface Entry {
   channel: ChannelConfig;
+  /** Resolved once: config validation admits only registered providers. */
+  definition: ProviderDefinition;
   supervisor?: ConnectionSupervisor;
   state: ChannelState;
   since: Date;
@@ -50,7 +52,9 @@ export class ChannelsService {
     private readonly log: Logger,
   ) {
     for (const channel of config.channels) {
-      this.entries.set(channel.id, { channel, state: 'disconnected', since: new Date(), eventsIn: 0, malformed: 0 });
+      const definition = providerDefinition(channel.provider);
+      if (!definition) throw new Error(`channel ${channel.id}: provider ${channel.provider} is not registered`);
+      this.entries.set(channel.id, { channel, definition, state: 'disconnected', since: new Date(), eventsIn: 0, malformed: 0 });
     }
   }
 
@@ -63,9 +67,7 @@ export class ChannelsService {
       stableAfterMs: reconnect.stableAfterMs,
     };
     for (const entry of this.entries.values()) {
-      const { channel } = entry;
-      const definition = providerDefinition(channel.provider);
-      if (!definition) continue;
+      const { channel, definition } = entry;
       const log = this.log.child({ channel: channel.id, provider: channel.provider });
       const state = new FileChannelState(this.config.stateDir, channel.id);
       entry.supervisor = new ConnectionSupervisor(
@@ -85,9 +87,8 @@ export class ChannelsService {
   async execute(channelId: string, command: UpstreamCommand): Promise<CommandOutcome> {
     const entry = this.entries.get(channelId);
     if (!entry) throw new CommandError('unknown_channel', `no channel with id "${channelId}"`, { retriable: false, sent: false });
-    const definition = providerDefinition(entry.channel.provider);
     const connector = entry.supervisor?.connection;
-    if (!definition?.commandTypes.includes(command.type) || !connector?.execute) {
+    if (!entry.definition.commandTypes.includes(command.type) || !connector?.execute) {
       throw new CommandError('unsupported_command', `provider ${entry.channel.provider} does not support command type "${command.type}"`, { retriable: false, sent: false });
     }
     return connector.execute(command);
@@ -126,12 +127,10 @@ export class ChannelsService {
   }
 
   private onFrame(entry: Entry, frame: UpstreamFrame, receivedAt: Date): void {
-    const { channel } = entry;
+    const { channel, definition } = entry;
     const t0 = performance.now();
     this.metrics.frames.inc({ channel: channel.id });
     entry.lastEventAt = receivedAt;
-    const definition = providerDefinition(channel.provider);
-    if (!definition) return;
     let mapped;
     try {
       mapped = definition.map(frame, { channelId: channel.id, provider: channel.provider, receivedAt, options: channel.options });

@@ -114,19 +114,3 @@ export interface EventDataMap {
 
 export type EventType = keyof EventDataMap;
 
-/** Every canonical type, for validation and docs. */
-export const EVENT_TYPES: readonly EventType[] = [
-  'chatbridge.message.received',
-  'chatbridge.message.sent',
-  'chatbridge.message.updated',
-  'chatbridge.typing',
-  'chatbridge.read',
-  'chatbridge.conversation.started',
-  'chatbridge.conversation.updated',
-  'chatbridge.account.status',
-  'chatbridge.notification',
-  'chatbridge.entity.status',
-  'chatbridge.provider.event',
-  'chatbridge.channel.status',
-  'chatbridge.command.result',
-];
