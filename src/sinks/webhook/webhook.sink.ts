@@ -55,9 +55,14 @@ export class WebhookSink implements Sink {
     return this.endpoints.map(({ worker }) => worker.snapshot());
   }
 
+  /** The worker of one endpoint, or undefined. */
+  endpoint(id: string): WebhookEndpoint | undefined {
+    return this.endpoints.find(({ worker }) => worker.cfg.id === id)?.worker;
+  }
+
   /** Re-enables one endpoint (410) and closes its breaker; undefined when no such id. */
   enable(id: string): EndpointSnapshot | undefined {
-    const worker = this.endpoints.find(({ worker: w }) => w.cfg.id === id)?.worker;
+    const worker = this.endpoint(id);
     if (!worker) return undefined;
     worker.enable();
     return worker.snapshot();
