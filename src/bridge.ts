@@ -41,13 +41,15 @@ export class Bridge {
     this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
     this.deadLetters = new DeadLetters(config.deadLetter.file, this.metrics, log.child({ context: 'dead-letters' }));
     this.pipeline = new EventPipeline(config.dedupe, this.metrics, log.child({ context: 'pipeline' }));
-    if (config.kafka) {
-      this.kafka = new KafkaSink(createKafka(config.kafka, log), config.kafka, this.deadLetters, this.metrics, log.child({ context: 'kafka-sink' }));
+    const kafka = config.kafka ? createKafka(config.kafka, log) : undefined;
+    if (config.kafka && kafka) {
+      this.kafka = new KafkaSink(kafka, config.kafka, this.deadLetters, this.metrics, log.child({ context: 'kafka-sink' }));
       this.pipeline.addSink(this.kafka);
       this.deadLetters.useTarget(this.kafka);
     }
     if (config.webhooks.length) {
-      this.webhooks = new WebhookSink(config.webhooks, this.deadLetters, this.metrics, log.child({ context: 'webhooks' }));
+      const source = config.kafka && kafka ? { kafka, config: config.kafka } : undefined;
+      this.webhooks = new WebhookSink(config.webhooks, this.deadLetters, this.metrics, log.child({ context: 'webhooks' }), source);
       this.pipeline.addSink(this.webhooks);
     }
     // SPEC §5: events go to stdout as JSON lines only when no other sink is configured.

@@ -139,7 +139,7 @@ export class ChannelsService {
       entry.malformed++;
       this.metrics.malformed.inc({ channel: channel.id });
       this.log.error({ channel: channel.id, event: frame.event, err: describeError(err) }, 'mapper failed; frame dead-lettered');
-      this.deadLetters.write({ reason: 'unmappable', origin: 'mapper', channelId: channel.id, frame: { event: frame.event, payload: safePayload(frame.payload) }, error: describeError(err) });
+      void this.deadLetters.write({ reason: 'unmappable', origin: 'mapper', channelId: channel.id, frame: { event: frame.event, payload: safePayload(frame.payload) }, error: describeError(err) });
       return;
     }
     for (const m of mapped) {

@@ -46,6 +46,7 @@ describe('loadConfig: a valid config', () => {
       connectionTimeoutMs: 3000,
       topics: { events: 'chatbridge.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq' },
       producer: { batchSize: 500, maxQueue: 100_000, warnQueue: 10_000, compression: 'gzip', requestTimeoutMs: 30_000, retryMaxDelayMs: 10_000 },
+      consumer: { webhookGroupPrefix: 'chatbridge.webhook.', maxWaitTimeMs: 500, sessionTimeoutMs: 30_000, commitIntervalMs: 1000 },
     });
     expect(config.reconnect).toEqual({
       initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2, authInitialDelayMs: 30_000, authMaxDelayMs: 300_000, stableAfterMs: 30_000,
@@ -426,7 +427,7 @@ describe('loadConfig: webhooks', () => {
       id: 'crm', url: 'https://crm.example.com/hooks/chat', secret, types: ['chatbridge.message.*'], channels: ['wa-sales'],
       timeoutMs: 15_000, concurrency: 8, maxPending: 10_000,
       retrySchedule: [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000],
-      circuitBreaker: { failures: 10, halfOpenAfterMs: 30_000 },
+      circuitBreaker: { failures: 10, halfOpenAfterMs: 30_000 }, startFrom: 'latest',
     });
     expect(config.webhooks[1]).toMatchObject({ timeoutMs: 2500, retrySchedule: [0, 1000] });
     expect(loadConfig({ env: {}, raw: {} }).config.webhooks).toEqual([]);

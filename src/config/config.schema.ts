@@ -46,6 +46,18 @@ export class KafkaProducerConfig {
   @IsOptional() @IsInt() @Min(10) retryMaxDelayMs: number = 10_000;
 }
 
+/** The bridge's consumers of `topics.events` (webhook delivery, one consumer group per endpoint). */
+export class KafkaConsumerConfig {
+  /** Group id of endpoint `<id>` = this prefix + `<id>`; replicas of one deployment share it. */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._-]{0,200}$/, { message: 'must be letters, digits, ., _ or -' }) webhookGroupPrefix = 'chatbridge.webhook.';
+  /** Longest time a fetch waits on the broker for new records (ms). */
+  @IsOptional() @IsInt() @Min(10) @Max(60_000) maxWaitTimeMs: number = 500;
+  /** A member silent this long is removed from the group and its partitions move (ms). */
+  @IsOptional() @IsInt() @Min(6000) @Max(300_000) sessionTimeoutMs: number = 30_000;
+  /** How often committed progress is written while deliveries finish (ms). */
+  @IsOptional() @IsInt() @Min(10) @Max(60_000) commitIntervalMs: number = 1000;
+}
+
 export class KafkaConfig {
   @IsDefined() @IsArray() @ArrayNotEmpty() @IsString({ each: true }) brokers!: string[];
   @IsOptional() @IsString() clientId = 'chatbridge';
@@ -56,6 +68,7 @@ export class KafkaConfig {
   /** Partitions of topics created by `createTopics` (omitted: the broker's default). */
   @IsOptional() @IsInt() @Min(1) topicPartitions?: number;
   @IsOptional() @ValidateNested() @Type(() => KafkaProducerConfig) producer: KafkaProducerConfig = new KafkaProducerConfig();
+  @IsOptional() @ValidateNested() @Type(() => KafkaConsumerConfig) consumer: KafkaConsumerConfig = new KafkaConsumerConfig();
   /** Connection timeout for the first connect and metadata requests (ms). */
   @IsOptional() @IsInt() @Min(100) connectionTimeoutMs: number = 3000;
 }

@@ -34,6 +34,7 @@ export class Metrics {
   });
   readonly webhookDisabled = new Gauge({ name: 'chatbridge_webhook_endpoint_disabled', help: '1 while a webhook endpoint is disabled (it answered 410)', labelNames: ['endpoint'], registers: [this.registry] });
   readonly webhookCircuitOpen = new Gauge({ name: 'chatbridge_webhook_circuit_open', help: '1 while a webhook endpoint\'s circuit breaker is open or probing', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly webhookConsumerLag = new Gauge({ name: 'chatbridge_webhook_consumer_lag', help: 'With Kafka: events of the events topic a webhook endpoint has not finished (delivered or dead-lettered), per partition, as of its last commit', labelNames: ['endpoint', 'partition'], registers: [this.registry] });
   readonly deadLetters = new Counter({ name: 'chatbridge_dead_letters_total', help: 'Items dead-lettered, by where and why', labelNames: ['target', 'reason'], registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

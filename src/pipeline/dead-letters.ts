@@ -45,18 +45,20 @@ export class DeadLetters {
     this.target = target;
   }
 
-  /** Dead-letters one item. Never throws. */
-  write(item: DeadLetter): void {
+  /**
+   * Dead-letters one item. Never rejects: resolves once the item is written somewhere (the target, else the
+   * file, else the log), so a caller that acknowledges upstream work (a Kafka offset) can wait for it.
+   */
+  async write(item: DeadLetter): Promise<void> {
     const target = this.target;
     if (target?.available()) {
-      target.write(item).then(
-        () => this.metrics.deadLetters.inc({ target: target.name, reason: item.reason }),
-        (err: unknown) => {
-          this.log.warn({ err: String(err) }, 'dead-letter target failed; writing to file');
-          this.writeFile(item);
-        },
-      );
-      return;
+      try {
+        await target.write(item);
+        this.metrics.deadLetters.inc({ target: target.name, reason: item.reason });
+        return;
+      } catch (err) {
+        this.log.warn({ err: String(err) }, 'dead-letter target failed; writing to file');
+      }
     }
     this.writeFile(item);
   }

@@ -2,7 +2,8 @@ import { CloudEvent, Kafka, type KafkaMessage } from 'cloudevents';
 import type { IHeaders, Message } from 'kafkajs';
 import { mapZapThinker } from '../../connectors/zapthinker/zapthinker.mapper';
 import { createEvent, type AnyCanonicalEvent } from '../../envelope/envelope';
-import { toKafkaMessage } from './kafka.record';
+import { fromKafkaMessage, toKafkaMessage } from './kafka.record';
+import { toStructured } from '../../envelope/envelope';
 
 const JID = '5511999999999@s.whatsapp.net';
 
@@ -123,5 +124,23 @@ describe('toKafkaMessage (CloudEvents Kafka binding, binary mode)', () => {
     const sdk = Kafka.binary(new CloudEvent<unknown>({ ...event }));
     const theirs = Kafka.toEvent({ ...sdk, headers: sdk.headers, value: JSON.stringify(sdk.value) } as KafkaMessage<string>) as CloudEvent<unknown>;
     expect(ours.toJSON()).toEqual(theirs.toJSON());
+  });
+});
+
+describe('fromKafkaMessage (the webhook consumer reads events back)', () => {
+  it('gives back the same event, byte-identical in structured form, with and without a subject', () => {
+    for (const event of [messageEvent(), accountEvent()]) {
+      const back = fromKafkaMessage(asConsumed(toKafkaMessage(event)));
+      expect(back).toEqual(event);
+      expect(toStructured(back)).toBe(toStructured(event));
+    }
+  });
+
+  it('refuses records that are not chatbridge events, saying what is wrong', () => {
+    const good = asConsumed(toKafkaMessage(accountEvent()));
+    expect(() => fromKafkaMessage({ value: Buffer.from('{}'), headers: {} })).toThrow(/missing header\(s\) ce_specversion, ce_id/);
+    expect(() => fromKafkaMessage({ ...good, value: Buffer.from('not json') })).toThrow('record value is not JSON');
+    expect(() => fromKafkaMessage({ ...good, value: null })).toThrow('record has no value');
+    expect(() => fromKafkaMessage({ ...good, headers: { ...good.headers, ce_specversion: Buffer.from('0.3') } })).toThrow('unsupported ce_specversion "0.3"');
   });
 });

@@ -20,3 +20,49 @@ export function toKafkaMessage(event: AnyCanonicalEvent): Message {
   if (event.subject !== undefined) headers.ce_subject = event.subject;
   return { key: event.partitionkey, value: JSON.stringify(event.data), headers };
 }
+
+/** The parts of a consumed record `fromKafkaMessage` reads. */
+export interface ConsumedRecord {
+  key?: Buffer | string | null;
+  value: Buffer | string | null;
+  headers?: IHeaders;
+}
+
+const REQUIRED_HEADERS = ['ce_specversion', 'ce_id', 'ce_source', 'ce_type', 'ce_time', 'ce_partitionkey'] as const;
+
+/**
+ * The inverse of `toKafkaMessage`: a record of `topics.events` back into the canonical event. Pure; throws
+ * an Error naming what is missing for a record that is not a chatbridge event (another producer's record).
+ */
+export function fromKafkaMessage(record: ConsumedRecord): AnyCanonicalEvent {
+  const h: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(record.headers ?? {})) {
+    const v = Array.isArray(raw) ? raw[0] : raw;
+    if (v !== undefined) h[name] = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+  }
+  const missing = REQUIRED_HEADERS.filter((name) => !h[name]);
+  if (missing.length) throw new Error(`not a chatbridge event record: missing header(s) ${missing.join(', ')}`);
+  if (h.ce_specversion !== '1.0') throw new Error(`unsupported ce_specversion "${h.ce_specversion.slice(0, 20)}"`);
+  if (record.value === null) throw new Error('record has no value');
+  let data: unknown;
+  try {
+    data = JSON.parse(Buffer.isBuffer(record.value) ? record.value.toString('utf8') : record.value);
+  } catch {
+    throw new Error('record value is not JSON');
+  }
+  const event: Record<string, unknown> = {
+    specversion: '1.0',
+    id: h.ce_id,
+    source: h.ce_source,
+    type: h.ce_type,
+    time: h.ce_time,
+    datacontenttype: 'application/json',
+    partitionkey: h.ce_partitionkey,
+    channelid: h.ce_channelid,
+    provider: h.ce_provider,
+    data,
+  };
+  // Attributes in createEvent's order, so the structured body is byte-identical to the in-process one.
+  if (h.ce_subject !== undefined) event.subject = h.ce_subject;
+  return event as unknown as AnyCanonicalEvent;
+}

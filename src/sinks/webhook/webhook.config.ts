@@ -1,7 +1,7 @@
 import 'reflect-metadata'; // class-transformer reads design-time types through it
 import { Transform, Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayNotEmpty, IsArray, IsDefined, IsInt, IsNumber, IsOptional, IsString, IsUrl, Matches, Max, Min,
+  ArrayMaxSize, ArrayNotEmpty, IsArray, IsDefined, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUrl, Matches, Max, Min,
   ValidateNested, ValidatorConstraint, Validate, type ValidatorConstraintInterface,
 } from 'class-validator';
 import { isValidSecret } from './webhook.signer';
@@ -62,6 +62,12 @@ export class WebhookConfig {
   retrySchedule: number[] = [...DEFAULT_RETRY_SCHEDULE_MS];
   /** Events held for this endpoint (queued, in flight, waiting to retry); beyond it they are dead-lettered. */
   @IsOptional() @IsInt() @Min(1) maxPending: number = 10_000;
+  /**
+   * With Kafka, where a NEW endpoint (no committed progress in its consumer group) starts reading the events
+   * topic: `latest` = the end of the topic when the bridge started (nothing older is sent), `earliest` = the
+   * oldest retained event (a backfill). Ignored once the group has committed progress.
+   */
+  @IsOptional() @IsIn(['latest', 'earliest']) startFrom: 'latest' | 'earliest' = 'latest';
   /** Circuit breaker tuning. */
   @IsOptional() @ValidateNested() @Type(() => WebhookBreakerConfig) circuitBreaker: WebhookBreakerConfig = new WebhookBreakerConfig();
 }

@@ -44,12 +44,12 @@ function event(key: string, text: string): PipelineEvent {
   return { event: e, stableId, receivedAt: performance.now() };
 }
 
-function setup(cfg: Record<string, unknown> = {}) {
+function setup(cfg: Record<string, unknown> = {}, opts: { durable?: boolean } = {}) {
   const file = join(mkdtempSync(join(tmpdir(), 'wh-endpoint-')), 'dl.jsonl');
   const metrics = new Metrics({ defaultMetrics: false });
   const transport = new FakeTransport();
   const config = plainToInstance(WebhookConfig, { id: 'ep', url: 'http://127.0.0.1:9/hook', secret: SECRET, retrySchedule: [0, 30, 30], ...cfg }, { exposeDefaultValues: true });
-  const endpoint = new WebhookEndpoint(config, transport, new DeadLetters(file, metrics, silent), metrics, silent, () => 1);
+  const endpoint = new WebhookEndpoint(config, transport, new DeadLetters(file, metrics, silent), metrics, silent, { random: () => 1, ...opts });
   const letters = () => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; attempts: number }) : []);
   return { endpoint, transport, letters };
 }
@@ -135,5 +135,40 @@ describe('WebhookEndpoint (fake transport)', () => {
     await endpoint.stop(10_000);
     expect(Date.now() - t0).toBeLessThan(500);
     expect(letters()).toEqual([expect.objectContaining({ reason: 'shutdown', attempts: 1 })]);
+  });
+
+  it('tells each submitter once how its event ended: delivered, or dead-lettered only after the letter is written', async () => {
+    const { endpoint, transport, letters } = setup({ retrySchedule: [0] });
+    transport.auto = (text) => (text === 'bad' ? { status: 400, excerpt: 'no' } : { status: 204 });
+    const outcomes: Array<[string, string]> = [];
+    endpoint.submit(event('a', 'good'), (o) => outcomes.push(['good', o]));
+    endpoint.submit(event('b', 'bad'), (o) => {
+      outcomes.push(['bad', o]);
+      expect(letters().map((l) => l.reason)).toEqual(['webhook_rejected']); // written before the submitter hears of it
+    });
+    await tick(10);
+    expect(outcomes.sort()).toEqual([['bad', 'dead_lettered'], ['good', 'delivered']]);
+    await endpoint.stop(0);
+  });
+
+  it('with a durable source: waits for capacity instead of dead-lettering, and releases what is held at shutdown without a dead letter', async () => {
+    const { endpoint, transport, letters } = setup({ maxPending: 2, concurrency: 1 }, { durable: true });
+    const outcomes: string[] = [];
+    endpoint.submit(event('k', 'd1'), (o) => outcomes.push(`d1:${o}`));
+    endpoint.submit(event('k', 'd2'), (o) => outcomes.push(`d2:${o}`));
+    expect(endpoint.hasCapacity()).toBe(false);
+    let freed = false;
+    const waiting = endpoint.whenCapacity().then(() => (freed = true));
+    await tick(5);
+    expect(freed).toBe(false);
+    transport.calls[0].settle({ status: 200 });
+    await waiting;
+    expect(outcomes).toEqual(['d1:delivered']);
+    await endpoint.stop(50); // d2 in flight, aborted at the deadline
+    expect(outcomes).toEqual(['d1:delivered', 'd2:released']);
+    expect(letters()).toEqual([]);
+    endpoint.submit(event('k', 'late'), (o) => outcomes.push(`late:${o}`));
+    expect(outcomes).toContain('late:released');
+    expect(letters()).toEqual([]);
   });
 });

@@ -32,9 +32,19 @@ export interface EndpointSnapshot {
   disabledAt?: string;
 }
 
+/**
+ * How one submitted event ended for this endpoint: delivered (2xx), dead-lettered (written to the dead letters),
+ * or released at shutdown undelivered (only for a durable source, which will offer it again after a restart).
+ */
+export type SettleOutcome = 'delivered' | 'dead_lettered' | 'released';
+
+/** Told once when a submitted event is finished with. */
+export type OnSettled = (outcome: SettleOutcome) => void;
+
 /** One event on its way to this endpoint. `detached`: no longer in a lane (disable or shutdown took the lanes). */
 interface Delivery {
   item: PipelineEvent;
+  onSettled?: OnSettled;
   body: string;
   attempts: number;
   retryAt?: number;
@@ -43,6 +53,17 @@ interface Delivery {
 }
 
 const USER_AGENT = 'chatbridge-webhooks/1';
+
+/** How the endpoint is fed. */
+export interface EndpointOptions {
+  /**
+   * The source offers undelivered events again after a restart (the Kafka consumer): at shutdown they are
+   * released, not written to the dead-letter file.
+   */
+  durable?: boolean;
+  /** Jitter source (tests pin it). */
+  random?: () => number;
+}
 
 /**
  * The delivery worker of one endpoint: a per-partitionkey FIFO (a retrying event holds back only its own key),
@@ -65,6 +86,7 @@ export class WebhookEndpoint {
   private pumpTimer?: NodeJS.Timeout;
   private pumpAt = 0;
   private last: Pick<EndpointSnapshot, 'lastStatus' | 'lastError' | 'lastAttemptAt' | 'lastDeliveredAt'> = {};
+  private capacityWaiters: Array<() => void> = [];
 
   constructor(
     readonly cfg: WebhookConfig,
@@ -72,7 +94,7 @@ export class WebhookEndpoint {
     private readonly deadLetters: DeadLetters,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-    private readonly random: () => number = Math.random,
+    private readonly opts: EndpointOptions = {},
   ) {
     this.labels = { endpoint: cfg.id };
     // Every attempt in flight listens for shutdown: up to `concurrency` listeners, legitimately.
@@ -90,14 +112,31 @@ export class WebhookEndpoint {
     return this.lanes.size + [...this.inFlight].filter((d) => d.detached).length;
   }
 
-  /** Takes one event; never blocks. Full, disabled or stopping: dead-lettered at once (never dropped). */
-  submit(item: PipelineEvent): void {
-    if (!this.accepting) return this.deadLetter(item, 'shutdown', 'endpoint stopping', 0, true);
-    if (this.disabledAt) return this.deadLetter(item, 'endpoint_disabled', 'endpoint disabled (it answered 410)', 0);
-    if (this.lanes.size >= this.cfg.maxPending) return this.deadLetter(item, 'webhook_queue_full', `webhook queue full (${this.cfg.maxPending} events)`, 0);
-    this.lanes.push(item.event.partitionkey, { item, body: toStructured(item.event), attempts: 0 });
+  /**
+   * Takes one event; never blocks. `onSettled` is told once how it ended. Disabled: dead-lettered at once.
+   * Full (`maxPending`) or stopping: dead-lettered at once for a memory source; a durable source waits for
+   * `whenCapacity` before submitting, and what it submits while stopping is released (it will offer it again).
+   */
+  submit(item: PipelineEvent, onSettled?: OnSettled): void {
+    const d: Delivery = { item, onSettled, body: '', attempts: 0 };
+    if (!this.accepting) return this.opts.durable ? this.release(d) : this.deadLetter(d, 'shutdown', 'endpoint stopping', true);
+    if (this.disabledAt) return this.deadLetter(d, 'endpoint_disabled', 'endpoint disabled (it answered 410)');
+    if (!this.hasCapacity()) return this.deadLetter(d, 'webhook_queue_full', `webhook queue full (${this.cfg.maxPending} events)`);
+    d.body = toStructured(item.event);
+    this.lanes.push(item.event.partitionkey, d);
     this.gauge();
     this.pump();
+  }
+
+  /** True while fewer than `maxPending` events are held (or the endpoint is stopping: submits no longer wait). */
+  hasCapacity(): boolean {
+    return this.lanes.size < this.cfg.maxPending || !this.accepting;
+  }
+
+  /** Resolves when `hasCapacity` is true again. */
+  whenCapacity(): Promise<void> {
+    if (this.hasCapacity()) return Promise.resolve();
+    return new Promise((resolve) => this.capacityWaiters.push(resolve));
   }
 
   /** Re-enables an endpoint disabled by 410 and closes an open circuit breaker. */
@@ -127,6 +166,7 @@ export class WebhookEndpoint {
    */
   async stop(deadlineMs: number): Promise<void> {
     this.accepting = false;
+    this.wakeCapacityWaiters();
     const deadline = Date.now() + deadlineMs;
     while (this.lanes.size && this.nextProgressAt() <= deadline) await sleep(Math.max(1, Math.min(25, deadline - Date.now())));
     this.stopped = true;
@@ -208,6 +248,7 @@ export class WebhookEndpoint {
       this.metrics.webhookDelivered.inc(this.labels);
       this.metrics.webhookLatency.observe(this.labels, (performance.now() - d.item.receivedAt) / 1000);
       if (!d.detached) this.lanes.done(key);
+      d.onSettled?.('delivered');
       return;
     }
     if (!(failure.code === 'shutdown' && this.stopped)) {
@@ -215,17 +256,18 @@ export class WebhookEndpoint {
       this.last.lastError = failure.message;
       this.metrics.webhookFailures.inc({ ...this.labels, class: failure.outcome });
     }
-    if (d.detached) return this.deadLetter(d.item, d.detached, failure.message, d.attempts, d.detached === 'shutdown', failure.status);
+    if (d.detached === 'shutdown' && this.opts.durable) return this.release(d);
+    if (d.detached) return this.deadLetter(d, d.detached, failure.message, d.detached === 'shutdown', failure.status);
     if (failure.action === 'disable') return this.disable(key, d, failure);
     if (!failure.retriable) {
       this.lanes.done(key);
-      return this.deadLetter(d.item, 'webhook_rejected', failure.message, d.attempts, false, failure.status);
+      return this.deadLetter(d, 'webhook_rejected', failure.message, false, failure.status);
     }
     if (this.stopped) return; // left in its lane: the shutdown dead letter takes it
-    const delay = nextDelay(this.cfg.retrySchedule, d.attempts, failure.retryAfterMs, this.random);
+    const delay = nextDelay(this.cfg.retrySchedule, d.attempts, failure.retryAfterMs, this.opts.random ?? Math.random);
     if (delay === undefined) {
       this.lanes.done(key);
-      return this.deadLetter(d.item, 'webhook_retries_exhausted', failure.message, d.attempts, false, failure.status);
+      return this.deadLetter(d, 'webhook_retries_exhausted', failure.message, false, failure.status);
     }
     this.log.debug({ id: d.item.event.id, attempts: d.attempts, retryInMs: delay, code: failure.code }, 'webhook attempt failed; retrying');
     d.retryAt = Date.now() + delay;
@@ -243,25 +285,38 @@ export class WebhookEndpoint {
     this.disabledAt = new Date();
     this.metrics.webhookDisabled.set(this.labels, 1);
     this.lanes.done(key);
-    this.deadLetter(d.item, 'endpoint_disabled', failure.message, d.attempts, false, failure.status);
+    this.deadLetter(d, 'endpoint_disabled', failure.message, false, failure.status);
     const count = this.detachAll('endpoint_disabled');
     this.log.error({ url: this.snapshot().url, deadLettered: count + 1 }, 'webhook endpoint answered 410 Gone: disabled; pending events dead-lettered; POST /v1/webhooks/:id/enable to resume');
   }
 
-  /** Empties the lanes: waiting and queued events are dead-lettered now, in-flight ones when they settle. */
+  /**
+   * Empties the lanes: waiting and queued events are dead-lettered now (or, at shutdown with a durable source,
+   * released to be offered again after a restart), in-flight ones when they settle.
+   */
   private detachAll(reason: 'endpoint_disabled' | 'shutdown'): number {
     let count = 0;
+    const release = reason === 'shutdown' && this.opts.durable;
     for (const d of this.lanes.drain()) {
       clearTimeout(d.timer);
       this.waiting.delete(d);
       d.detached = reason;
       if (this.inFlight.has(d)) continue;
       count++;
-      this.deadLetter(d.item, reason, reason === 'shutdown' ? 'not delivered before shutdown' : 'endpoint disabled (it answered 410)', d.attempts, reason === 'shutdown');
+      if (release) this.release(d);
+      else this.deadLetter(d, reason, reason === 'shutdown' ? 'not delivered before shutdown' : 'endpoint disabled (it answered 410)', reason === 'shutdown');
     }
-    if (reason === 'shutdown' && count) this.log.error({ count }, 'webhook events not delivered before shutdown were written to the dead-letter file');
+    if (reason === 'shutdown' && count) {
+      if (release) this.log.info({ count }, 'webhook events not delivered before shutdown stay uncommitted in Kafka; they are delivered after the restart');
+      else this.log.error({ count }, 'webhook events not delivered before shutdown were written to the dead-letter file');
+    }
     this.gauge();
     return count;
+  }
+
+  /** Gives an undelivered event back to its durable source (shutdown): no dead letter, no commit. */
+  private release(d: Delivery): void {
+    d.onSettled?.('released');
   }
 
   /** The earliest time something could move: now while attempts are out or can start, else the first retry due. */
@@ -274,11 +329,23 @@ export class WebhookEndpoint {
     return first;
   }
 
-  private deadLetter(item: PipelineEvent, reason: string, error: string, attempts: number, fileOnly = false, status?: number): void {
+  /** Writes the dead letter, then tells the submitter (so an offset is committed only once the letter is written). */
+  private deadLetter(d: Delivery, reason: string, error: string, fileOnly = false, status?: number): void {
+    const { item, attempts } = d;
     const letter = { reason, origin: this.cfg.id, channelId: item.event.channelid, event: item.event, error, attempts, status };
-    if (fileOnly) this.deadLetters.writeFile(letter);
-    else this.deadLetters.write(letter);
     if (reason !== 'endpoint_disabled' && reason !== 'shutdown') this.log.warn({ id: item.event.id, reason, attempts, status }, 'webhook event dead-lettered');
+    if (fileOnly) {
+      this.deadLetters.writeFile(letter);
+      d.onSettled?.('dead_lettered');
+      return;
+    }
+    void this.deadLetters.write(letter).then(() => d.onSettled?.('dead_lettered'));
+  }
+
+  private wakeCapacityWaiters(): void {
+    const waiters = this.capacityWaiters;
+    this.capacityWaiters = [];
+    for (const w of waiters) w();
   }
 
   private onBreaker(state: BreakerState): void {
@@ -290,6 +357,7 @@ export class WebhookEndpoint {
 
   private gauge(): void {
     this.metrics.webhookPending.set(this.labels, this.pending);
+    if (this.capacityWaiters.length && this.hasCapacity()) this.wakeCapacityWaiters();
   }
 }
 

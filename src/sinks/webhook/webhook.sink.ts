@@ -1,4 +1,6 @@
+import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
+import type { KafkaConfig } from '../../config/config.schema';
 import type { PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
@@ -6,39 +8,61 @@ import type { Sink } from '../sink.interface';
 import type { WebhookConfig } from './webhook.config';
 import { WebhookEndpoint, type EndpointSnapshot } from './webhook.endpoint';
 import { eventFilter, type EventFilter } from './webhook.filter';
+import { KafkaWebhookSource } from './webhook.kafka-source';
 import { UndiciTransport } from './webhook.transport';
 
+/** With Kafka: the client and config the endpoints' consumers use. */
+export interface WebhookKafkaSource {
+  kafka: Kafka;
+  config: KafkaConfig;
+}
+
 /**
- * Outbound webhooks (SPEC §6): hands each event to every endpoint whose filter matches. Each endpoint has its
- * own worker, queue, connections and breaker, so a slow or dead endpoint never holds back another endpoint,
- * Kafka or the sockets: `publish` only appends to in-memory queues.
+ * Outbound webhooks (SPEC §6). Each endpoint has its own worker, queue, connections and breaker, so a slow or
+ * dead endpoint never holds back another endpoint, Kafka or the sockets.
  *
- * Without Kafka, what is pending lives in memory (bounded by `maxPending` per endpoint) and is written to the
- * dead-letter file at shutdown; it does not survive a crash.
+ * With Kafka, each endpoint is fed by its own consumer group on `topics.events` and commits only what it has
+ * delivered or dead-lettered: pending deliveries survive a crash (KafkaWebhookSource). `publish` is then a
+ * no-op: the events reach the endpoints through Kafka.
+ *
+ * Without Kafka, `publish` hands each event to every endpoint whose filter matches; what is pending lives in
+ * memory (bounded by `maxPending` per endpoint), is written to the dead-letter file at shutdown, and does not
+ * survive a crash.
  */
 export class WebhookSink implements Sink {
   readonly name = 'webhooks';
-  private readonly endpoints: Array<{ worker: WebhookEndpoint; filter: EventFilter }>;
+  private readonly endpoints: Array<{ worker: WebhookEndpoint; filter: EventFilter; source?: KafkaWebhookSource }>;
 
-  constructor(configs: readonly WebhookConfig[], deadLetters: DeadLetters, metrics: Metrics, log: Logger) {
-    this.endpoints = configs.map((cfg) => ({
-      worker: new WebhookEndpoint(cfg, new UndiciTransport(cfg.url, cfg.concurrency, cfg.timeoutMs), deadLetters, metrics, log.child({ endpoint: cfg.id })),
-      filter: eventFilter(cfg),
-    }));
+  constructor(configs: readonly WebhookConfig[], deadLetters: DeadLetters, metrics: Metrics, log: Logger, kafka?: WebhookKafkaSource) {
+    this.endpoints = configs.map((cfg) => {
+      const epLog = log.child({ endpoint: cfg.id });
+      const worker = new WebhookEndpoint(cfg, new UndiciTransport(cfg.url, cfg.concurrency, cfg.timeoutMs), deadLetters, metrics, epLog, { durable: Boolean(kafka) });
+      const filter = eventFilter(cfg);
+      if (!kafka) return { worker, filter };
+      const { consumer, topics } = kafka.config;
+      const source = new KafkaWebhookSource(kafka.kafka, worker, filter, { topic: topics.events, groupId: `${consumer.webhookGroupPrefix}${cfg.id}`, consumer, startFrom: cfg.startFrom }, deadLetters, metrics, epLog);
+      return { worker, filter, source };
+    });
+  }
+
+  /** True when the endpoints are fed by Kafka consumers (durable) rather than by `publish`. */
+  get durable(): boolean {
+    return this.endpoints.some((e) => e.source);
   }
 
   publish(item: PipelineEvent): void {
-    for (const { worker, filter } of this.endpoints) {
-      if (filter.matches(item.event)) worker.submit(item);
+    for (const { worker, filter, source } of this.endpoints) {
+      if (!source && filter.matches(item.event)) worker.submit(item);
     }
   }
 
+  /** With Kafka: records where new consumer groups start and joins them (in the background). */
   async start(): Promise<void> {
-    // Nothing to connect: each endpoint's pool opens connections on its first delivery.
+    await Promise.all(this.endpoints.map(({ source }) => source?.start()));
   }
 
   async stop(deadlineMs: number): Promise<void> {
-    await Promise.all(this.endpoints.map(({ worker }) => worker.stop(deadlineMs)));
+    await Promise.all(this.endpoints.map(({ worker, source }) => (source ? source.stop(deadlineMs) : worker.stop(deadlineMs))));
   }
 
   /** Always true: a failing receiver is that receiver's problem (its state is in `GET /v1/webhooks`), not the bridge's readiness. */
