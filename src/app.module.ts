@@ -3,6 +3,7 @@ import { Bridge } from './bridge';
 import { ChannelsController } from './channels/channels.controller';
 import { API_TOKENS } from './common/api-auth.guard';
 import { HealthController } from './health/health.controller';
+import { InboundController } from './inbound/inbound.controller';
 import { WebhooksController } from './sinks/webhook/webhook.controller';
 
 /** Starts the bridge once Nest is up and stops it (channels first, then sinks) on shutdown. */
@@ -25,7 +26,7 @@ export class AppModule {
   static forBridge(bridge: Bridge): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HealthController, ChannelsController, WebhooksController],
+      controllers: [HealthController, ChannelsController, WebhooksController, InboundController],
       providers: [
         { provide: Bridge, useValue: bridge },
         { provide: API_TOKENS, useValue: bridge.config.apiTokens },

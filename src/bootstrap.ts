@@ -5,6 +5,8 @@ import { AppModule } from './app.module';
 import { Bridge, type BridgeOptions } from './bridge';
 import { PinoNestLogger } from './common/logger';
 import type { AppConfig } from './config/config.loader';
+import { inboundBodyParser } from './inbound/inbound.body';
+import { UNKNOWN_CHANNEL_LABEL } from './inbound/inbound.controller';
 
 /** A running bridge with its HTTP server. */
 export interface RunningBridge {
@@ -26,6 +28,11 @@ export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOp
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  // Before the JSON parser, which then skips these bodies: inbound posts are read raw, with each channel's limit.
+  app.use('/v1/inbound', inboundBodyParser(
+    (id) => bridge.channels.inboundLimit(id),
+    (id) => bridge.metrics.inboundRequests.inc({ channel: bridge.channels.get(id) ? id : UNKNOWN_CHANNEL_LABEL, outcome: 'too_large' }),
+  ));
   app.useBodyParser('json', { limit: '1mb' });
   await app.listen(config.port, opts.host ?? '0.0.0.0');
   const addr = app.getHttpServer().address();

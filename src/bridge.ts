@@ -49,7 +49,7 @@ export class Bridge {
     }
     if (config.webhooks.length) {
       const source = config.kafka && kafka ? { kafka, config: config.kafka } : undefined;
-      this.webhooks = new WebhookSink(config.webhooks, this.deadLetters, this.metrics, log.child({ context: 'webhooks' }), source);
+      this.webhooks = new WebhookSink(config.webhooks, this.deadLetters, this.metrics, log.child({ context: 'webhooks' }), source, (item) => this.pipeline.publish(item));
       this.pipeline.addSink(this.webhooks);
     }
     // SPEC §5: events go to stdout as JSON lines only when no other sink is configured.

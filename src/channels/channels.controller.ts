@@ -1,9 +1,14 @@
-import { Controller, Get, Inject, NotFoundException, Param, UseGuards } from '@nestjs/common';
+import {
+  Body, ConflictException, Controller, Get, Inject, NotFoundException, Param, Put, Res, UnprocessableEntityException, UseGuards,
+} from '@nestjs/common';
+import type { Response } from 'express';
 import { Bridge } from '../bridge';
 import { ApiAuthGuard } from '../common/api-auth.guard';
+import { ChannelRequestError, type ModeSwitchResult } from './channel-mode';
 import type { ChannelSnapshot } from './channels.service';
+import { parseModeSwitch } from './mode-switch.dto';
 
-/** `GET /v1/channels` and `GET /v1/channels/:id`: state, mode, reconnects, last event time. */
+/** `GET /v1/channels`, `GET /v1/channels/:id` (state, mode, reconnects, last event time) and `PUT /v1/channels/:id/mode`. */
 @Controller('v1/channels')
 @UseGuards(ApiAuthGuard)
 export class ChannelsController {
@@ -19,5 +24,21 @@ export class ChannelsController {
     const channel = this.bridge.channels.get(id);
     if (!channel) throw new NotFoundException(`no channel with id "${id}"`);
     return channel;
+  }
+
+  /** Switches socket ↔ webhook (SPEC §7): 200 when done, 202 when the socket is not connected yet after the wait. */
+  @Put(':id/mode')
+  async setMode(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response): Promise<ModeSwitchResult> {
+    const mode = parseModeSwitch(body);
+    try {
+      const result = await this.bridge.channels.setMode(id, mode);
+      res.status(result.changed && result.socket === 'connecting' ? 202 : 200);
+      return result;
+    } catch (err) {
+      if (!(err instanceof ChannelRequestError)) throw err;
+      if (err.code === 'unknown_channel') throw new NotFoundException(err.message);
+      if (err.code === 'no_webhook_api') throw new UnprocessableEntityException(err.message);
+      throw new ConflictException(err.message);
+    }
   }
 }

@@ -1,12 +1,18 @@
 import type { Logger } from 'pino';
 import { CommandError, describeError } from '../common/errors';
-import type { AppConfig, ChannelConfig } from '../config/config.loader';
+import type { AppConfig } from '../config/config.loader';
 import { providerDefinition } from '../connectors/registry';
 import { ConnectionSupervisor, type StatusChange, type SupervisorPolicy } from '../connectors/supervisor';
-import type { CommandOutcome, ProviderDefinition, UpstreamCommand, UpstreamFrame } from '../connectors/connector.interface';
+import type {
+  ChannelMode, CommandOutcome, CommandPath, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand, UpstreamFrame,
+} from '../connectors/connector.interface';
+import type { InboundAuthConfig } from '../config/config.schema';
+import { ChannelRequestError, MODE_STATE_KEY, startMode, takesWebhooks, type ModeSwitchResult } from './channel-mode';
+import type { ChannelEntry } from './channel-entry';
+import { ModeSwitcher } from './mode-switcher';
 import { FileChannelState } from './state-store';
 import { createEvent } from '../envelope/envelope';
-import { CHANNEL_STATES, type ChannelState } from '../envelope/event-types';
+import { CHANNEL_STATES, type ChannelState, type ChannelStatusData } from '../envelope/event-types';
 import type { Metrics } from '../health/metrics';
 import type { DeadLetters } from '../pipeline/dead-letters';
 import type { EventPipeline } from '../pipeline/pipeline';
@@ -15,7 +21,10 @@ import type { EventPipeline } from '../pipeline/pipeline';
 export interface ChannelSnapshot {
   id: string;
   provider: string;
-  mode: string;
+  /** The current mode (after runtime switches), not necessarily the config's. */
+  mode: ChannelMode;
+  /** True when `POST /v1/inbound/<id>` accepts posts for this channel (inbound auth configured). */
+  acceptsInbound: boolean;
   state: ChannelState;
   since: string;
   lastEventAt?: string;
@@ -25,24 +34,13 @@ export interface ChannelSnapshot {
   malformedFrames: number;
 }
 
-interface Entry {
-  channel: ChannelConfig;
-  /** Resolved once: config validation admits only registered providers. */
-  definition: ProviderDefinition;
-  supervisor?: ConnectionSupervisor;
-  state: ChannelState;
-  since: Date;
-  lastEventAt?: Date;
-  eventsIn: number;
-  malformed: number;
-}
-
 /**
  * Runs one supervisor per channel and turns its frames into canonical events through the provider's pure
  * mapper. One channel's failures never touch another: each has its own supervisor and its own try/catch.
  */
 export class ChannelsService {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, ChannelEntry>();
+  private readonly modes: ModeSwitcher;
 
   constructor(
     private readonly config: AppConfig,
@@ -51,10 +49,14 @@ export class ChannelsService {
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
+    this.modes = new ModeSwitcher(config.modeSwitch, log, (entry, status) => this.publishStatus(entry, status));
     for (const channel of config.channels) {
       const definition = providerDefinition(channel.provider);
       if (!definition) throw new Error(`channel ${channel.id}: provider ${channel.provider} is not registered`);
-      this.entries.set(channel.id, { channel, definition, state: 'disconnected', since: new Date(), eventsIn: 0, malformed: 0 });
+      this.entries.set(channel.id, {
+        channel, definition, state: 'disconnected', since: new Date(), eventsIn: 0, malformed: 0,
+        mode: channel.mode, socketHeld: false, closeOnInbound: false, connectedWaiters: new Set(),
+      });
     }
   }
 
@@ -70,14 +72,79 @@ export class ChannelsService {
       const { channel, definition } = entry;
       const log = this.log.child({ channel: channel.id, provider: channel.provider });
       const state = new FileChannelState(this.config.stateDir, channel.id);
+      entry.store = state;
+      const { mode, note } = startMode(channel.mode, state.get(MODE_STATE_KEY), this.canTakeWebhooks(entry));
+      entry.mode = mode;
+      if (note) log[note.level]({ mode, configuredMode: channel.mode }, note.msg);
       entry.supervisor = new ConnectionSupervisor(
-        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => channel.mode, state, policy }),
+        // The connector asks for the mode at each command: it follows runtime switches.
+        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => entry.mode, state, policy }),
         policy,
         { status: (change) => this.onStatus(entry, change), frame: (frame, receivedAt) => this.onFrame(entry, frame, receivedAt) },
         log,
       );
-      if (channel.mode === 'socket') entry.supervisor.start();
+      if (entry.mode === 'socket') this.modes.openSocket(entry);
     }
+  }
+
+  /** Where the channel's commands go now: `http` in webhook mode (and where the provider sends over HTTP anyway), else `socket`. */
+  commandPath(channelId: string): CommandPath {
+    const entry = this.entries.get(channelId);
+    if (!entry) throw new CommandError('unknown_channel', `no channel with id "${channelId}"`, { retriable: false, sent: false });
+    return entry.definition.commandPath?.(entry.channel.options, entry.mode) ?? (entry.mode === 'webhook' ? 'http' : 'socket');
+  }
+
+  /**
+   * The inbound auth of a channel that takes posts at `/v1/inbound/<id>`. Throws ChannelRequestError for an unknown
+   * channel, a provider without a webhook API, or a channel without an `inbound` block (never unauthenticated).
+   */
+  inboundAuth(channelId: string): InboundAuthConfig {
+    return this.inboundEntry(channelId).channel.inbound as InboundAuthConfig;
+  }
+
+  /** The body limit of a channel's inbound posts, or undefined (unknown channel, no inbound block). */
+  inboundLimit(channelId: string): number | undefined {
+    return this.entries.get(channelId)?.channel.inbound?.maxBodyBytes;
+  }
+
+  /**
+   * One inbound post, already authenticated: JSON → the provider's frames → the same path as socket frames
+   * (metrics, mapper, dedupe by stable id). A body that is not JSON or not the provider's shape is dead-lettered
+   * (`inbound_malformed`) and nothing of it is published. Returns the frames handed to the pipeline, or the reason.
+   */
+  receiveInbound(channelId: string, raw: Buffer, ctx: InboundContext = {}): InboundParse {
+    const entry = this.inboundEntry(channelId);
+    const receivedAt = new Date();
+    const parsed = this.parseInbound(entry, raw, ctx);
+    if (!parsed.ok) {
+      entry.malformed++;
+      this.metrics.malformed.inc({ channel: channelId });
+      this.log.warn({ channel: channelId, error: parsed.error, bytes: raw.length }, 'malformed inbound post dead-lettered');
+      this.deadLetters.write({ reason: 'inbound_malformed', origin: 'inbound', channelId, frame: { event: ctx.suffix ?? 'inbound', payload: raw.toString('utf8') }, error: parsed.error });
+      return parsed;
+    }
+    for (const frame of parsed.frames) this.onFrame(entry, frame, receivedAt);
+    this.modes.inboundAccepted(entry);
+    return parsed;
+  }
+
+  /**
+   * Switches a channel's mode at runtime (SPEC §7) and persists it in `stateDir`. socket → webhook: posts are
+   * accepted at once; the socket closes after the first accepted post (or `modeSwitch.overlapMs`). webhook → socket:
+   * the socket opens and the answer waits for `connected` (up to `modeSwitch.connectWaitMs`); posts stay accepted.
+   * Duplicates from the overlap share their stable id and are dropped by the pipeline.
+   */
+  async setMode(channelId: string, target: ChannelMode): Promise<ModeSwitchResult> {
+    const entry = this.entries.get(channelId);
+    if (!entry) throw new ChannelRequestError('unknown_channel', `no channel with id "${channelId}"`);
+    const previousMode = entry.mode;
+    if (target === 'webhook' && !takesWebhooks(entry.definition)) {
+      throw new ChannelRequestError('no_webhook_api', `provider ${entry.channel.provider} has no webhook API; channel ${channelId} stays in socket mode`);
+    }
+    if (target === 'webhook' && !entry.channel.inbound) {
+      throw new ChannelRequestError('no_inbound_auth', `channel ${channelId} has no inbound auth configured (channels[].inbound: token or hmacSecret), so the upstream's posts could not be authenticated; it stays in ${previousMode} mode`);
+    }
+    return this.modes.switch(entry, target);
   }
 
   /**
@@ -96,7 +163,7 @@ export class ChannelsService {
 
   /** Closes every upstream connection. */
   async stop(): Promise<void> {
-    await Promise.all([...this.entries.values()].map((e) => e.supervisor?.stop()));
+    await Promise.all([...this.entries.values()].map((e) => this.modes.stop(e)));
   }
 
   /** Snapshots for the API and readiness. */
@@ -110,11 +177,12 @@ export class ChannelsService {
     return e ? this.snapshot(e) : undefined;
   }
 
-  private snapshot(e: Entry): ChannelSnapshot {
+  private snapshot(e: ChannelEntry): ChannelSnapshot {
     const s: ChannelSnapshot = {
       id: e.channel.id,
       provider: e.channel.provider,
-      mode: e.channel.mode,
+      mode: e.mode,
+      acceptsInbound: this.canTakeWebhooks(e),
       state: e.state,
       since: e.since.toISOString(),
       reconnects: e.supervisor?.reconnects ?? 0,
@@ -126,7 +194,7 @@ export class ChannelsService {
     return s;
   }
 
-  private onFrame(entry: Entry, frame: UpstreamFrame, receivedAt: Date): void {
+  private onFrame(entry: ChannelEntry, frame: UpstreamFrame, receivedAt: Date): void {
     const { channel, definition } = entry;
     const t0 = performance.now();
     this.metrics.frames.inc({ channel: channel.id });
@@ -152,17 +220,23 @@ export class ChannelsService {
     }
   }
 
-  private onStatus(entry: Entry, change: StatusChange): void {
+  private onStatus(entry: ChannelEntry, change: StatusChange): void {
     const { channel } = entry;
     if (change.state !== entry.state) entry.since = new Date();
     entry.state = change.state;
     for (const s of CHANNEL_STATES) this.metrics.channelState.set({ channel: channel.id, state: s }, s === change.state ? 1 : 0);
     if (change.state === 'reconnecting' || change.state === 'auth_failed') this.metrics.reconnects.inc({ channel: channel.id, reason: change.reason ?? 'unknown' });
-    const status: { state: ChannelState; previous: ChannelState; attempt: number; reason?: string; nextRetryInMs?: number } = {
-      state: change.state, previous: change.previous, attempt: change.attempt,
-    };
+    const status: ChannelStatusData['status'] = { state: change.state, previous: change.previous, attempt: change.attempt, mode: entry.mode };
     if (change.reason) status.reason = change.reason;
     if (change.nextRetryInMs !== undefined) status.nextRetryInMs = change.nextRetryInMs;
+    this.publishStatus(entry, status);
+    if (change.state === 'connected') {
+      this.modes.connected(entry);
+    }
+  }
+
+  private publishStatus(entry: ChannelEntry, status: ChannelStatusData['status']): void {
+    const { channel } = entry;
     const { event, stableId } = createEvent({
       type: 'chatbridge.channel.status',
       channelId: channel.id,
@@ -170,6 +244,39 @@ export class ChannelsService {
       data: { channel: { id: channel.id, provider: channel.provider }, status },
     });
     this.pipeline.publish({ event, stableId, receivedAt: performance.now() });
+  }
+
+  private canTakeWebhooks(entry: ChannelEntry): boolean {
+    return takesWebhooks(entry.definition) && Boolean(entry.channel.inbound);
+  }
+
+  private inboundEntry(channelId: string): ChannelEntry {
+    const entry = this.entries.get(channelId);
+    if (!entry) throw new ChannelRequestError('unknown_channel', `no channel with id "${channelId}"`);
+    if (!takesWebhooks(entry.definition)) {
+      throw new ChannelRequestError('no_webhook_api', `channel ${channelId} takes no inbound posts: provider ${entry.channel.provider} has no webhook API`);
+    }
+    if (!entry.channel.inbound) {
+      throw new ChannelRequestError('no_inbound_auth', `channel ${channelId} takes no inbound posts: it has no inbound auth configured (channels[].inbound: token or hmacSecret)`);
+    }
+    return entry;
+  }
+
+  private parseInbound(entry: ChannelEntry, raw: Buffer, ctx: InboundContext): InboundParse {
+    if (!raw.length) return { ok: false, error: 'empty body: expected the upstream\'s event as JSON' };
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch (err) {
+      return { ok: false, error: `body is not JSON: ${describeError(err)}` };
+    }
+    try {
+      // Presence checked by inboundEntry (takesWebhooks).
+      return (entry.definition.inbound as NonNullable<ProviderDefinition['inbound']>)(body, ctx);
+    } catch (err) {
+      // Parsers are total by contract; a throw is a bug, and the body is still dead-lettered, not lost.
+      return { ok: false, error: `inbound parser failed: ${describeError(err)}` };
+    }
   }
 }
 

@@ -74,7 +74,7 @@ describe('loadConfig: a valid config', () => {
       raw: {
         kafka: { brokers: ['b:9092'], topics: { events: 'my.events' }, producer: { batchSize: 50 } },
         reconnect: { maxDelayMs: 5000 },
-        channels: [{ id: 'wa-2', provider: 'zapthinker', mode: 'webhook', zapthinker: zap({ apiKey: 'k', connectTimeoutMs: 2500 }) }],
+        channels: [{ id: 'wa-2', provider: 'zapthinker', mode: 'webhook', inbound: { token: 'inbound-token-0123456789' }, zapthinker: zap({ apiKey: 'k', connectTimeoutMs: 2500 }) }],
       },
     });
     expect(config.kafka?.topics).toEqual({ events: 'my.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq' });

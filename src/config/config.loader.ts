@@ -3,16 +3,21 @@ import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { LOG_LEVELS, type LogLevel } from '../common/logger';
+import type { ProviderDefinition } from '../connectors/connector.interface';
 import { providerDefinition, supportedProviders } from '../connectors/registry';
 import type { ProviderName } from '../envelope/event-types';
 import type { WebhookConfig } from '../sinks/webhook/webhook.config';
-import { ChannelBaseConfig, FileConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ReconnectConfig } from './config.schema';
+import {
+  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ModeSwitchConfig, type ReconnectConfig,
+} from './config.schema';
 
 /** One validated channel; `options` is an instance of its provider's options class. */
 export interface ChannelConfig<O extends object = object> {
   id: string;
   provider: ProviderName;
   mode: 'socket' | 'webhook';
+  /** How the upstream authenticates `POST /v1/inbound/<id>`; required for webhook mode, absent: no inbound posts. */
+  inbound?: InboundAuthConfig;
   options: O;
 }
 
@@ -24,6 +29,7 @@ export interface AppConfig {
   deadLetter: DeadLetterConfig;
   shutdownGraceMs: number;
   stateDir: string;
+  modeSwitch: ModeSwitchConfig;
   channels: ChannelConfig[];
   /** Outbound webhook endpoints (empty: none). */
   webhooks: WebhookConfig[];
@@ -92,7 +98,7 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   if (problems.length) throw new ConfigError(withoutFollowUps(problems));
   return {
     config: {
-      kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs, stateDir: file.stateDir,
+      kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs, stateDir: file.stateDir, modeSwitch: file.modeSwitch,
       channels, webhooks: file.webhooks, port, apiTokens, logLevel, configPath,
     },
     warnings,
@@ -165,7 +171,7 @@ function validateChannels(raw: unknown, problems: string[]): ChannelConfig[] {
       problems.push(`${at}: must be a mapping`);
       return;
     }
-    const { id, provider, mode, ...blocks } = item;
+    const { id, provider, mode, inbound: rawInbound, ...blocks } = item;
     const base = plainToInstance(ChannelBaseConfig, { id, provider, mode }, { exposeDefaultValues: true });
     const baseErrors = formatErrors(validateSync(base, { whitelist: true, forbidNonWhitelisted: true }), at);
     problems.push(...baseErrors.map((p) => (p.startsWith(`${at}.provider:`) ? `${at}.provider: must be one of ${supportedProviders().join(', ')}` : p)));
@@ -184,6 +190,7 @@ function validateChannels(raw: unknown, problems: string[]): ChannelConfig[] {
       }
       return;
     }
+    const inbound = validateInbound(rawInbound, base.mode, def, at, problems);
     const block = blocks[def.name];
     if (!isObject(block)) {
       problems.push(`${at}.${def.name}: required (a mapping of ${def.name} options)`);
@@ -191,9 +198,37 @@ function validateChannels(raw: unknown, problems: string[]): ChannelConfig[] {
     }
     const options = plainToInstance(def.optionsClass, block, { enableImplicitConversion: true, exposeDefaultValues: true });
     problems.push(...formatErrors(validateSync(options, { whitelist: true, forbidNonWhitelisted: true }), `${at}.${def.name}`));
-    out.push({ id: base.id, provider: def.name, mode: base.mode, options });
+    out.push({ id: base.id, provider: def.name, mode: base.mode, ...(inbound ? { inbound } : {}), options });
   });
   return out;
+}
+
+/**
+ * A channel's `inbound` block: exactly one of token / hmacSecret, only for providers with a webhook path,
+ * and required in webhook mode, so a webhook-mode channel never accepts unauthenticated posts.
+ */
+function validateInbound(raw: unknown, mode: unknown, def: ProviderDefinition, at: string, problems: string[]): InboundAuthConfig | undefined {
+  const capable = def.supportsWebhookMode && Boolean(def.inbound);
+  if (mode === 'webhook' && !capable) problems.push(`${at}.mode: provider ${def.name} has no webhook API; only socket mode is possible`);
+  if (raw === undefined || raw === null) {
+    if (mode === 'webhook' && capable) problems.push(`${at}.inbound: required when mode is webhook (a token or an hmacSecret the upstream sends with every post)`);
+    return undefined;
+  }
+  if (!capable) {
+    problems.push(`${at}.inbound: provider ${def.name} has no webhook API; remove this block`);
+    return undefined;
+  }
+  if (!isObject(raw)) {
+    problems.push(`${at}.inbound: must be a mapping`);
+    return undefined;
+  }
+  const inbound = plainToInstance(InboundAuthConfig, raw, { enableImplicitConversion: true, exposeDefaultValues: true });
+  const errors = formatErrors(validateSync(inbound, { whitelist: true, forbidNonWhitelisted: true }), `${at}.inbound`);
+  problems.push(...errors);
+  const hasToken = inbound.token !== undefined;
+  const hasHmac = inbound.hmacSecret !== undefined;
+  if (hasToken === hasHmac) problems.push(`${at}.inbound: set exactly one of token or hmacSecret`);
+  return errors.length || hasToken === hasHmac ? undefined : inbound;
 }
 
 /** A missing variable leaves '' behind, which may then fail the field's format too: report the variable alone. */

@@ -1,7 +1,7 @@
 import 'reflect-metadata'; // class-transformer reads design-time types through it
 import { Transform, Type } from 'class-transformer';
 import {
-  ArrayNotEmpty, IsArray, IsBoolean, IsDefined, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, ValidateNested,
+  ArrayNotEmpty, IsArray, IsBoolean, IsDefined, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength, ValidateNested,
 } from 'class-validator';
 import { PROVIDERS } from '../envelope/event-types';
 import { WebhookConfig } from '../sinks/webhook/webhook.config';
@@ -96,7 +96,30 @@ export class DeadLetterConfig {
   @IsOptional() @IsString() file = './.data/dead-letter.jsonl';
 }
 
-/** Fields every channel has; the provider block is validated by the provider's own options class. */
+/** How an upstream in webhook mode authenticates its posts to `POST /v1/inbound/<channelId>`: a shared token or an HMAC. */
+export class InboundAuthConfig {
+  /** Shared token, sent in `header` (or as `Authorization: Bearer <token>`). */
+  @IsOptional() @IsString() @MinLength(16, { message: 'must be at least 16 characters' }) token?: string;
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9-]{1,64}$/, { message: 'must be an HTTP header name' }) header = 'x-chatbridge-token';
+  /** Key of the HMAC-SHA256 over the raw body, sent in `hmacHeader` as `sha256=<hex>`, bare hex or base64. */
+  @IsOptional() @IsString() @MinLength(16, { message: 'must be at least 16 characters' }) hmacSecret?: string;
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9-]{1,64}$/, { message: 'must be an HTTP header name' }) hmacHeader = 'x-signature';
+  /** Largest body accepted (bytes); larger posts get 413. */
+  @IsOptional() @IsInt() @Min(1024) @Max(64 * 1024 * 1024) maxBodyBytes: number = 1024 * 1024;
+}
+
+/** Runtime switches between socket and webhook mode (`PUT /v1/channels/:id/mode`). */
+export class ModeSwitchConfig {
+  /** socket → webhook: the socket closes at the first accepted inbound post, or after this long at the latest (ms). */
+  @IsOptional() @IsInt() @Min(0) overlapMs: number = 600_000;
+  /** webhook → socket: how long the request waits for `connected` before answering 202 (ms). */
+  @IsOptional() @IsInt() @Min(0) @Max(120_000) connectWaitMs: number = 30_000;
+}
+
+/**
+ * Fields every channel has; the provider block is validated by the provider's own options class and the
+ * `inbound` block (InboundAuthConfig) by the loader, which also knows whether the provider can take webhooks.
+ */
 export class ChannelBaseConfig {
   @IsDefined() @IsString() @Matches(/^[a-z0-9-]{1,64}$/, { message: 'must match [a-z0-9-]{1,64}' }) id!: string;
   @IsDefined() @IsIn(PROVIDERS as unknown as string[]) provider!: string;
@@ -113,6 +136,7 @@ export class FileConfig {
   @IsOptional() @IsString() stateDir = './.data/state';
   /** Time allowed on SIGTERM to flush in-flight work before exit (ms); keep below terminationGracePeriodSeconds. */
   @IsOptional() @IsInt() @Min(0) shutdownGraceMs: number = 20_000;
+  @IsOptional() @ValidateNested() @Type(() => ModeSwitchConfig) modeSwitch: ModeSwitchConfig = new ModeSwitchConfig();
   /** Outbound webhook endpoints (SPEC §3, §6); each block is checked by WebhookConfig, ids for uniqueness in the loader. */
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => WebhookConfig) webhooks: WebhookConfig[] = [];
   @IsOptional() @IsArray() channels: unknown[] = [];

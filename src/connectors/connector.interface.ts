@@ -10,6 +10,21 @@ export interface UpstreamFrame {
   payload: unknown;
 }
 
+/** A channel's mode (SPEC §7): the bridge holds the upstream socket, or the upstream posts to `/v1/inbound/<id>`. */
+export type ChannelMode = 'socket' | 'webhook';
+
+/** Where a channel's commands go: over its socket, or over the upstream's HTTP API. */
+export type CommandPath = 'socket' | 'http';
+
+/** What an inbound parser made of one webhook body: the frames, or why it could not. */
+export type InboundParse = { ok: true; frames: UpstreamFrame[] } | { ok: false; error: string };
+
+/** Request details an inbound parser may use besides the body. */
+export interface InboundContext {
+  /** The path segment after `/v1/inbound/<channelId>/`, e.g. Evolution's `byEvents` suffix `messages-upsert`. */
+  suffix?: string;
+}
+
 /** What a connector reports to its supervisor. */
 export interface ConnectorHooks {
   /** A frame arrived on the live connection. */
@@ -68,7 +83,7 @@ export interface ConnectorContext<O> {
   hooks: ConnectorHooks;
   logger: Logger;
   /** The channel's current mode; commands use the HTTP path in `webhook` mode where the provider has one. */
-  mode(): 'socket' | 'webhook';
+  mode(): ChannelMode;
   /** Durable per-channel state. */
   state: ChannelState;
   /** Reconnect policy, for connectors that supervise sub-connections (Smartsupp visitors) or retry subscriptions. */
@@ -84,8 +99,12 @@ export interface ProviderDefinition<O extends object = object> {
   createConnector(ctx: ConnectorContext<O>): Connector;
   /** Upstream frame → canonical events (pure). */
   map: Mapper;
-  /** Whether the upstream can post events to us instead (SPEC §7). */
+  /** Whether the upstream can post events to us instead (SPEC §7); such providers also define `inbound`. */
   supportsWebhookMode: boolean;
+  /** Webhook body → the same frames the socket delivers, so the mapper yields the same events and ids (pure). */
+  inbound?(body: unknown, ctx: InboundContext): InboundParse;
+  /** Where commands go in a mode; default: socket mode → socket, webhook mode → http. */
+  commandPath?(options: O, mode: ChannelMode): CommandPath;
   /** Command types `execute` accepts; anything else is refused naming the provider. */
   commandTypes: readonly string[];
 }

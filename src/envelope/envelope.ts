@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { EventDataMap, EventType, ProviderName } from './event-types';
+import type { BridgeEventType, EventDataMap, EventType, ProviderName } from './event-types';
 
 /** A canonical CloudEvent 1.0 (SPEC §4). One shape for every sink. */
 export interface CanonicalEvent<T extends EventType = EventType> {
@@ -11,8 +11,9 @@ export interface CanonicalEvent<T extends EventType = EventType> {
   time: string;
   datacontenttype: 'application/json';
   partitionkey: string;
-  channelid: string;
-  provider: ProviderName;
+  /** Absent only on the bridge's own events (`chatbridge.webhook.status`), which belong to no channel. */
+  channelid?: string;
+  provider?: ProviderName;
   data: EventDataMap[T];
 }
 
@@ -77,6 +78,24 @@ export function createEvent<T extends EventType>(init: EventInit<T>, receivedAt:
   };
   if (init.conversationId) event.subject = init.conversationId;
   return { event, stableId: Boolean(init.upstreamKey) };
+}
+
+/**
+ * An event about the bridge itself rather than a channel (`chatbridge.webhook.status`): source
+ * `/chatbridge/<kind>/<id>`, partitionkey `<kind>:<id>`, no `channelid`/`provider` extension.
+ */
+export function createBridgeEvent<T extends BridgeEventType>(type: T, kind: string, id: string, data: EventDataMap[T], at: Date = new Date()): PipelineEvent {
+  const event: CanonicalEvent<T> = {
+    specversion: '1.0',
+    id: uniqueEventId(),
+    source: `/chatbridge/${kind}/${id}`,
+    type,
+    time: at.toISOString(),
+    datacontenttype: 'application/json',
+    partitionkey: `${kind}:${id}`,
+    data,
+  };
+  return { event: event as AnyCanonicalEvent, stableId: false, receivedAt: performance.now() };
 }
 
 /** The structured-mode JSON form of an event (webhook body, stdout line, socket.io stream). */

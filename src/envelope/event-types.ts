@@ -86,13 +86,22 @@ export interface ChannelStatusData {
     reason?: string;
     attempt?: number;
     nextRetryInMs?: number;
-    mode?: string;
+    /** The channel's mode when this was published; with reason `mode_changed`, the mode switched to. */
+    mode?: 'socket' | 'webhook';
+    /** With reason `mode_changed`: the mode switched from. */
+    previousMode?: 'socket' | 'webhook';
   };
 }
 export interface CommandResultData {
   channel: ChannelRef;
   conversation?: { id: string };
   command: { commandId: string; type: string; status: 'sent' | 'failed'; attempts: number; upstreamMessageId?: string; error?: string };
+}
+
+/** `chatbridge.webhook.status`: an outbound webhook endpoint changed state (410 disabled it, or it was re-enabled). */
+export interface WebhookStatusData {
+  webhook: { id: string; url: string };
+  status: { state: 'active' | 'disabled'; previous: 'active' | 'disabled'; reason: string; httpStatus?: number };
 }
 
 /** Canonical type name → `data` shape. */
@@ -110,7 +119,11 @@ export interface EventDataMap {
   'chatbridge.provider.event': BaseData;
   'chatbridge.channel.status': ChannelStatusData;
   'chatbridge.command.result': CommandResultData;
+  'chatbridge.webhook.status': WebhookStatusData;
 }
+
+/** Types of the bridge's own events, which have no channel (`channelid`/`provider` absent). */
+export type BridgeEventType = 'chatbridge.webhook.status';
 
 export type EventType = keyof EventDataMap;
 

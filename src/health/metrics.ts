@@ -35,6 +35,8 @@ export class Metrics {
   readonly webhookDisabled = new Gauge({ name: 'chatbridge_webhook_endpoint_disabled', help: '1 while a webhook endpoint is disabled (it answered 410)', labelNames: ['endpoint'], registers: [this.registry] });
   readonly webhookCircuitOpen = new Gauge({ name: 'chatbridge_webhook_circuit_open', help: '1 while a webhook endpoint\'s circuit breaker is open or probing', labelNames: ['endpoint'], registers: [this.registry] });
   readonly webhookConsumerLag = new Gauge({ name: 'chatbridge_webhook_consumer_lag', help: 'With Kafka: events of the events topic a webhook endpoint has not finished (delivered or dead-lettered), per partition, as of its last commit', labelNames: ['endpoint', 'partition'], registers: [this.registry] });
+  readonly webhookReplayed = new Counter({ name: 'chatbridge_webhook_replayed_total', help: 'Dead-lettered events re-submitted to a webhook endpoint by POST /v1/webhooks/:id/replay', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly inboundRequests = new Counter({ name: 'chatbridge_inbound_requests_total', help: 'Posts to /v1/inbound by channel and outcome (accepted, unauthorized, malformed, too_large, refused, unknown_channel)', labelNames: ['channel', 'outcome'], registers: [this.registry] });
   readonly deadLetters = new Counter({ name: 'chatbridge_dead_letters_total', help: 'Items dead-lettered, by where and why', labelNames: ['target', 'reason'], registers: [this.registry] });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

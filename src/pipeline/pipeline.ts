@@ -36,14 +36,14 @@ export class EventPipeline {
     const { event } = item;
     if (item.stableId && this.seen) {
       if (this.seen.has(event.id)) {
-        this.metrics.duplicates.inc({ channel: event.channelid });
+        this.metrics.duplicates.inc({ channel: event.channelid ?? '' });
         this.log.debug({ channel: event.channelid, id: event.id, type: event.type }, 'duplicate event suppressed');
         return false;
       }
       this.seen.set(event.id, true);
       this.metrics.dedupeEntries.set(this.seen.size);
     }
-    this.metrics.eventsIn.inc({ channel: event.channelid, type: event.type });
+    this.metrics.eventsIn.inc({ channel: event.channelid ?? '', type: event.type });
     for (const sink of this.sinks) sink.publish(item);
     return true;
   }

@@ -24,7 +24,9 @@ describe('Watchers.io → CloudEvents → Kafka (e2e)', () => {
   const watchers = (extra: Record<string, unknown> = {}) => ({
     url: sim.url, bearer, apiKey: sim.apiKey, userId: BOT, rooms: [ROOM, ROOM_B], connectTimeoutMs: 2000, ackTimeoutMs: 400, ...extra,
   });
-  const channel = (extra: Record<string, unknown> = {}, id = 'bot-eu', mode = 'socket') => ({ id, provider: 'watchers', mode, watchers: watchers(extra) });
+  const channel = (extra: Record<string, unknown> = {}, id = 'bot-eu', mode = 'socket') => ({
+    id, provider: 'watchers', mode, ...(mode === 'webhook' ? { inbound: { token: 'inbound-token-0123456789' } } : {}), watchers: watchers(extra),
+  });
 
   async function start(channels: unknown[]): Promise<TestBridge> {
     const topic = uniqueTopic('events');

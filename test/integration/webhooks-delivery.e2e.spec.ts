@@ -176,10 +176,11 @@ describe('outbound webhooks: signing and the status policy (e2e)', () => {
     await unavailable.waitForDelivered(1);
   });
 
-  it('410 disables the endpoint: no more attempts, pending events dead-lettered, visible in the API and metrics; enable resumes', async () => {
+  it('410 disables the endpoint: no more attempts, pending events dead-lettered, visible in the API, metrics and a chatbridge.webhook.status event; enable resumes', async () => {
     const r = await receiver();
     r.respond((req) => (req.n === 1 ? { status: 410, delayMs: 100, body: 'gone' } : undefined));
-    bridge = await startTestBridge({ webhooks: [hook('old', r, { concurrency: 1 })] });
+    const ops = await receiver();
+    bridge = await startTestBridge({ webhooks: [hook('old', r, { concurrency: 1 }), hook('ops', ops, { types: ['chatbridge.webhook.status'] })] });
     for (const t of ['g1', 'g2', 'g3']) publish('wa', 'k', t);
     await waitFor('disabled', async () => (await webhooks())[0].state === 'disabled');
     publish('wa', 'k', 'g4');
@@ -189,6 +190,13 @@ describe('outbound webhooks: signing and the status policy (e2e)', () => {
     expect(r.requests).toHaveLength(1);
     expect((await webhooks())[0]).toMatchObject({ id: 'old', state: 'disabled', pending: 0, lastStatus: 410, disabledAt: expect.any(String) });
     expect(metricValue((await bridge.get('/metrics')).text, 'chatbridge_webhook_endpoint_disabled', { endpoint: 'old' })).toBe(1);
+    // The other endpoints hear of it (the disabled one never gets its own status event).
+    const [disabled] = await ops.waitForDelivered(1);
+    expect(JSON.parse(disabled.body)).toMatchObject({
+      type: 'chatbridge.webhook.status', source: '/chatbridge/webhooks/old', partitionkey: 'webhooks:old',
+      data: { webhook: { id: 'old', url: r.url }, status: { state: 'disabled', previous: 'active', reason: 'gone', httpStatus: 410 } },
+    });
+    expect(JSON.parse(disabled.body)).not.toHaveProperty('channelid');
 
     expect((await post('/v1/webhooks/old/enable', null)).status).toBe(401);
     expect((await post('/v1/webhooks/nope/enable')).status).toBe(404);
@@ -197,6 +205,9 @@ describe('outbound webhooks: signing and the status policy (e2e)', () => {
     expect(await enabled.json()).toMatchObject({ id: 'old', state: 'active' });
     publish('wa', 'k', 'g5');
     expect(texts(await r.waitForDelivered(1))).toEqual(['g5']);
+    const [, reenabled] = await ops.waitForDelivered(2);
+    expect(JSON.parse(reenabled.body)).toMatchObject({ type: 'chatbridge.webhook.status', data: { status: { state: 'active', previous: 'disabled', reason: 'enabled' } } });
+    expect(r.requests.some((q) => q.event.type === 'chatbridge.webhook.status')).toBe(false);
     expect(metricValue((await bridge.get('/metrics')).text, 'chatbridge_webhook_endpoint_disabled', { endpoint: 'old' })).toBe(0);
   });
 

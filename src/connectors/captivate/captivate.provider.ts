@@ -1,6 +1,7 @@
 import type { ProviderDefinition } from '../connector.interface';
 import { CAPTIVATE_COMMANDS } from './captivate.commands';
 import { CaptivateConnector } from './captivate.connector';
+import { parseCaptivateInbound } from './captivate.inbound';
 import { mapCaptivate } from './captivate.mapper';
 import { CaptivateOptions } from './captivate.options';
 
@@ -11,5 +12,8 @@ export const captivateProvider: ProviderDefinition<CaptivateOptions> = {
   createConnector: (ctx) => new CaptivateConnector(ctx),
   map: mapCaptivate,
   supportsWebhookMode: true,
+  inbound: parseCaptivateInbound,
+  // `sendVia: http` sends over HTTP in socket mode too (the connector reads the same two settings).
+  commandPath: (options, mode) => (mode === 'webhook' || options.sendVia === 'http' ? 'http' : 'socket'),
   commandTypes: CAPTIVATE_COMMANDS,
 };

@@ -1,5 +1,6 @@
 import type { ProviderDefinition } from '../connector.interface';
 import { WatchersConnector } from './watchers.connector';
+import { parseWatchersInbound } from './watchers.inbound';
 import { mapWatchers } from './watchers.mapper';
 import { WatchersOptions } from './watchers.options';
 
@@ -12,5 +13,6 @@ export const watchersProvider: ProviderDefinition<WatchersOptions> = {
   map: (frame, ctx) => mapWatchers(frame, ctx, (ctx.options as WatchersOptions | undefined)?.userId),
   // The Bot REST API posts messages (and, per its docs, offers webhooks/long-polling), so commands have an HTTP path.
   supportsWebhookMode: true,
+  inbound: parseWatchersInbound,
   commandTypes: ['message.send', 'room.listen'],
 };

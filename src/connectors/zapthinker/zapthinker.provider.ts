@@ -1,5 +1,6 @@
 import type { ProviderDefinition } from '../connector.interface';
 import { ZapThinkerConnector } from './zapthinker.connector';
+import { parseZapThinkerInbound } from './zapthinker.inbound';
 import { mapZapThinker } from './zapthinker.mapper';
 import { ZapThinkerOptions } from './zapthinker.options';
 
@@ -10,5 +11,6 @@ export const zapthinkerProvider: ProviderDefinition<ZapThinkerOptions> = {
   createConnector: (ctx) => new ZapThinkerConnector(ctx),
   map: mapZapThinker,
   supportsWebhookMode: true,
+  inbound: parseZapThinkerInbound,
   commandTypes: [],
 };

@@ -3,7 +3,7 @@ import type { IHeaders, Message } from 'kafkajs';
 import { mapZapThinker } from '../../connectors/zapthinker/zapthinker.mapper';
 import { createEvent, type AnyCanonicalEvent } from '../../envelope/envelope';
 import { fromKafkaMessage, toKafkaMessage } from './kafka.record';
-import { toStructured } from '../../envelope/envelope';
+import { createBridgeEvent, toStructured } from '../../envelope/envelope';
 
 const JID = '5511999999999@s.whatsapp.net';
 
@@ -134,6 +134,15 @@ describe('fromKafkaMessage (the webhook consumer reads events back)', () => {
       expect(back).toEqual(event);
       expect(toStructured(back)).toBe(toStructured(event));
     }
+  });
+
+  it('carries the bridge\'s own events (no channel) without ce_channelid/ce_provider headers, and reads them back', () => {
+    const { event } = createBridgeEvent('chatbridge.webhook.status', 'webhooks', 'crm', { webhook: { id: 'crm', url: 'https://crm.example/h' }, status: { state: 'disabled', previous: 'active', reason: 'gone', httpStatus: 410 } });
+    const message = toKafkaMessage(event);
+    expect(message.headers).not.toHaveProperty('ce_channelid');
+    expect(message.headers).not.toHaveProperty('ce_provider');
+    expect(message.key).toBe('webhooks:crm');
+    expect(fromKafkaMessage(asConsumed(message))).toEqual(event);
   });
 
   it('refuses records that are not chatbridge events, saying what is wrong', () => {

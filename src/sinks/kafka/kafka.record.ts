@@ -13,10 +13,11 @@ export function toKafkaMessage(event: AnyCanonicalEvent): Message {
     ce_type: event.type,
     ce_time: event.time,
     ce_partitionkey: event.partitionkey,
-    ce_channelid: event.channelid,
-    ce_provider: event.provider,
     'content-type': event.datacontenttype,
   };
+  // Absent on the bridge's own events (no channel).
+  if (event.channelid !== undefined) headers.ce_channelid = event.channelid;
+  if (event.provider !== undefined) headers.ce_provider = event.provider;
   if (event.subject !== undefined) headers.ce_subject = event.subject;
   return { key: event.partitionkey, value: JSON.stringify(event.data), headers };
 }

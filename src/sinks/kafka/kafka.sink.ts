@@ -159,7 +159,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     this.queue.take(batch.length);
     const now = performance.now();
     for (const b of batch) {
-      this.metrics.eventsOut.inc({ sink: this.name, channel: b.event.channelid, type: b.event.type });
+      this.metrics.eventsOut.inc({ sink: this.name, channel: b.event.channelid ?? '', type: b.event.type });
       this.metrics.publishLatency.observe({ sink: this.name }, (now - b.receivedAt) / 1000);
     }
     this.metrics.queueDepth.set({ sink: this.name }, this.queue.length);

@@ -29,7 +29,7 @@ export class StdoutSink implements Sink {
       return;
     }
     this.out.write(`${toStructured(event)}\n`);
-    this.metrics.eventsOut.inc({ sink: this.name, channel: event.channelid, type: event.type });
+    this.metrics.eventsOut.inc({ sink: this.name, channel: event.channelid ?? '', type: event.type });
     this.metrics.publishLatency.observe({ sink: this.name }, (performance.now() - item.receivedAt) / 1000);
   }
 

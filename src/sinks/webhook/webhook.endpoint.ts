@@ -63,6 +63,16 @@ export interface EndpointOptions {
   durable?: boolean;
   /** Jitter source (tests pin it). */
   random?: () => number;
+  /** Told when the endpoint is disabled (410) or re-enabled, for the `chatbridge.webhook.status` event. */
+  onStateChange?: (change: EndpointStateChange) => void;
+}
+
+/** A change between `active` and `disabled`. */
+export interface EndpointStateChange {
+  state: 'active' | 'disabled';
+  previous: 'active' | 'disabled';
+  reason: 'gone' | 'enabled';
+  httpStatus?: number;
 }
 
 /**
@@ -145,6 +155,7 @@ export class WebhookEndpoint {
       this.disabledAt = undefined;
       this.metrics.webhookDisabled.set(this.labels, 0);
       this.log.info('webhook endpoint re-enabled');
+      this.opts.onStateChange?.({ state: 'active', previous: 'disabled', reason: 'enabled' });
     }
     if (this.breaker.state !== 'closed') this.breaker.reset();
     this.pump();
@@ -287,6 +298,7 @@ export class WebhookEndpoint {
     this.lanes.done(key);
     this.deadLetter(d, 'endpoint_disabled', failure.message, false, failure.status);
     const count = this.detachAll('endpoint_disabled');
+    this.opts.onStateChange?.({ state: 'disabled', previous: 'active', reason: 'gone', httpStatus: failure.status });
     this.log.error({ url: this.snapshot().url, deadLettered: count + 1 }, 'webhook endpoint answered 410 Gone: disabled; pending events dead-lettered; POST /v1/webhooks/:id/enable to resume');
   }
 

@@ -1,4 +1,4 @@
-import { createEvent } from '../../envelope/envelope';
+import { createBridgeEvent, createEvent } from '../../envelope/envelope';
 import { eventFilter, globToRegExp } from './webhook.filter';
 
 function ev(type: 'chatbridge.message.received' | 'chatbridge.typing' | 'chatbridge.channel.status', channelId = 'wa-sales') {
@@ -25,5 +25,13 @@ describe('webhook event filter', () => {
     expect(f.matches(ev('chatbridge.channel.status'))).toBe(true);
     expect(f.matches(ev('chatbridge.typing'))).toBe(false);
     expect(f.matches(ev('chatbridge.message.received', 'other'))).toBe(false);
+  });
+
+  it('leaves the bridge\'s own events out of channel-filtered endpoints, and never sends an endpoint its own status', () => {
+    const status = (id: string) => createBridgeEvent('chatbridge.webhook.status', 'webhooks', id, { webhook: { id, url: 'http://x/h' }, status: { state: 'disabled', previous: 'active', reason: 'gone', httpStatus: 410 } }).event;
+    expect(eventFilter({ id: 'crm' }).matches(status('billing'))).toBe(true);
+    expect(eventFilter({ id: 'crm' }).matches(status('crm'))).toBe(false);
+    expect(eventFilter({ id: 'crm', channels: ['wa-sales'] }).matches(status('billing'))).toBe(false);
+    expect(eventFilter({ id: 'crm', types: ['chatbridge.webhook.*'] }).matches(status('billing'))).toBe(true);
   });
 });

@@ -12,13 +12,18 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-/** Builds the filter of one endpoint; omitted lists match everything. */
-export function eventFilter(opts: { types?: readonly string[]; channels?: readonly string[] }): EventFilter {
+/**
+ * Builds the filter of one endpoint; omitted lists match everything. The bridge's own events have no channel,
+ * so a `channels` list excludes them; an endpoint never gets the `chatbridge.webhook.status` event about itself
+ * (it is disabled then, and the event is for the others).
+ */
+export function eventFilter(opts: { id?: string; types?: readonly string[]; channels?: readonly string[] }): EventFilter {
   const types = opts.types?.map(globToRegExp);
   const channels = opts.channels ? new Set(opts.channels) : undefined;
   return {
     matches(event: AnyCanonicalEvent): boolean {
-      if (channels && !channels.has(event.channelid)) return false;
+      if (channels && (event.channelid === undefined || !channels.has(event.channelid))) return false;
+      if (event.type === 'chatbridge.webhook.status' && event.data.webhook.id === opts.id) return false;
       return !types || types.some((re) => re.test(event.type));
     },
   };

@@ -1,12 +1,12 @@
 import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { KafkaConfig } from '../../config/config.schema';
-import type { PipelineEvent } from '../../envelope/envelope';
+import { createBridgeEvent, type PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import type { Sink } from '../sink.interface';
 import type { WebhookConfig } from './webhook.config';
-import { WebhookEndpoint, type EndpointSnapshot } from './webhook.endpoint';
+import { WebhookEndpoint, type EndpointSnapshot, type EndpointStateChange } from './webhook.endpoint';
 import { eventFilter, type EventFilter } from './webhook.filter';
 import { KafkaWebhookSource } from './webhook.kafka-source';
 import { UndiciTransport } from './webhook.transport';
@@ -33,10 +33,17 @@ export class WebhookSink implements Sink {
   readonly name = 'webhooks';
   private readonly endpoints: Array<{ worker: WebhookEndpoint; filter: EventFilter; source?: KafkaWebhookSource }>;
 
-  constructor(configs: readonly WebhookConfig[], deadLetters: DeadLetters, metrics: Metrics, log: Logger, kafka?: WebhookKafkaSource) {
+  /**
+   * `publishStatus` receives the `chatbridge.webhook.status` event of an endpoint that was disabled (410) or
+   * re-enabled; the bridge publishes it like any event (Kafka, the other endpoints).
+   */
+  constructor(configs: readonly WebhookConfig[], deadLetters: DeadLetters, metrics: Metrics, log: Logger, kafka?: WebhookKafkaSource, publishStatus?: (item: PipelineEvent) => void) {
     this.endpoints = configs.map((cfg) => {
       const epLog = log.child({ endpoint: cfg.id });
-      const worker = new WebhookEndpoint(cfg, new UndiciTransport(cfg.url, cfg.concurrency, cfg.timeoutMs), deadLetters, metrics, epLog, { durable: Boolean(kafka) });
+      const url = new URL(cfg.url);
+      const onStateChange = (change: EndpointStateChange): void =>
+        publishStatus?.(createBridgeEvent('chatbridge.webhook.status', 'webhooks', cfg.id, { webhook: { id: cfg.id, url: `${url.origin}${url.pathname}` }, status: change }));
+      const worker = new WebhookEndpoint(cfg, new UndiciTransport(cfg.url, cfg.concurrency, cfg.timeoutMs), deadLetters, metrics, epLog, { durable: Boolean(kafka), onStateChange });
       const filter = eventFilter(cfg);
       if (!kafka) return { worker, filter };
       const { consumer, topics } = kafka.config;

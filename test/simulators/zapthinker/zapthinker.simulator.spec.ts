@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { io as connectClient, Socket } from 'socket.io-client';
 
 import {
@@ -323,5 +325,39 @@ describe('ZapThinkerSimulator (Evolution API v2.3.6 socket.io server)', () => {
     expect(sent[0].message.conversation).toBe('msg 0#1');
     expect(sent[7].message.conversation).toBe('msg 0#2');
     expect(sent[8].message.conversation).toBe('msg 1#2');
+  });
+
+  it('webhook/set: every event passing the webhook filter is POSTed with the envelope, destination and headers; byEvents adds the suffix', async () => {
+    const received: Array<{ url: string; headers: Record<string, unknown>; body: Record<string, unknown> }> = [];
+    const receiver = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString('utf8')));
+      req.on('end', () => {
+        received.push({ url: req.url ?? '', headers: req.headers, body: JSON.parse(raw) as Record<string, unknown> });
+        res.writeHead(req.url?.includes('fail') ? 500 : 200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    try {
+      expect((await post(`/webhook/set/${INSTANCE}`, { webhook: { enabled: true } })).status).toBe(400);
+      const set = await post(`/webhook/set/${INSTANCE}`, { webhook: { enabled: true, url: `${base}/in`, headers: { 'x-chatbridge-token': 't1' }, byEvents: true, events: ['MESSAGES_UPSERT'] } });
+      expect(set.status).toBe(201);
+      expect((await fetch(`${sim.url}/webhook/find/${INSTANCE}`, { headers: { apikey: TOKEN } }).then((r) => r.json()))).toMatchObject({ enabled: true, byEvents: true });
+      // The websocket filter is separate: with the socket disabled, the webhook still gets the event.
+      expect((await post(`/websocket/set/${INSTANCE}`, { websocket: { enabled: false } })).status).toBe(201);
+      const env = sim.emit(INSTANCE, 'messages.upsert', sim.messageUpsert({ instance: INSTANCE, remoteJid: '5511999999999', text: 'hi' }));
+      expect(sim.emit(INSTANCE, 'presence.update', sim.presenceUpdate({ remoteJid: '5511999999999' }))).toBeUndefined();
+      await sim.webhooksIdle();
+      expect(received).toEqual([{ url: '/in/messages-upsert', headers: expect.objectContaining({ 'x-chatbridge-token': 't1', 'content-type': 'application/json' }), body: { ...env, destination: `${base}/in/messages-upsert` } }]);
+      expect(sim.webhookDeliveries.map((d) => d.status)).toEqual([200]);
+
+      await post(`/webhook/set/${INSTANCE}`, { webhook: { enabled: true, url: `${base}/fail` } });
+      sim.emit(INSTANCE, 'connection.update', sim.connectionUpdate({ instance: INSTANCE, state: 'open' }));
+      await sim.webhooksIdle();
+      expect(sim.webhookDeliveries.map((d) => [d.event, d.status])).toEqual([['messages.upsert', 200], ['connection.update', 500]]);
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 });

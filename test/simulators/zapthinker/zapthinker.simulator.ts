@@ -9,6 +9,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, Server as HttpServer, ServerResponse, STATUS_CODES } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Namespace, Server as IoServer } from 'socket.io';
+import { EvolutionWebhooks, type WebhookConfigRecord, type WebhookDelivery } from './zapthinker.webhook';
+
+export type { WebhookConfigRecord, WebhookDelivery } from './zapthinker.webhook';
 
 /** Message status strings produced by Evolution's utils/renderStatus.ts. */
 export type EvolutionMessageStatus = 'ERROR' | 'PENDING' | 'SERVER_ACK' | 'DELIVERY_ACK' | 'READ' | 'PLAYED';
@@ -457,6 +460,7 @@ export class ZapThinkerSimulator {
   private readonly synthetic = new Map<string, ResolvedInstance>();
   private readonly strictInstances: boolean;
   private readonly websocketConfigs = new Map<string, WebsocketConfigRecord>();
+  private readonly webhooks = new EvolutionWebhooks();
   private readonly notOnWhatsApp = new Set<string>();
   private readonly hungResponses = new Set<ServerResponse>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -568,15 +572,33 @@ export class ZapThinkerSimulator {
   }
 
   /**
-   * Emits `event` with an Evolution envelope to namespace `/<instance>` (creating it lazily).
-   * Applies the per-instance event filter when a websocket config exists. Returns the envelope, or
-   * undefined when the filter dropped it.
+   * Emits `event` with an Evolution envelope to namespace `/<instance>` (creating it lazily) and, when the
+   * instance has an enabled webhook (`POST /webhook/set`), POSTs it there too. Applies each sink's event filter.
+   * Returns the envelope, or undefined when both filters dropped it.
    */
   emit<T>(instance: string, event: string, data: T): EvolutionEnvelope<T> | undefined {
-    if (!this.passesFilter(instance, event)) return undefined;
+    const toSocket = this.passesFilter(instance, event);
+    const toWebhook = this.webhooks.wants(instance, event);
+    if (!toSocket && !toWebhook) return undefined;
     const envelope = this.envelope(instance, event, data);
-    this.requireIo().of(`/${instance}`).emit(event, envelope);
+    if (toSocket) this.requireIo().of(`/${instance}`).emit(event, envelope);
+    if (toWebhook) this.webhooks.post(instance, event, envelope);
     return envelope;
+  }
+
+  /** Stored webhook config of an instance, if set. */
+  webhookConfig(instance: string): WebhookConfigRecord | undefined {
+    return this.webhooks.find(instance);
+  }
+
+  /** Every webhook POST made so far (status or error each). */
+  get webhookDeliveries(): readonly WebhookDelivery[] {
+    return this.webhooks.deliveries;
+  }
+
+  /** Resolves when every webhook POST started so far has been answered (or failed). */
+  webhooksIdle(): Promise<void> {
+    return this.webhooks.idle();
   }
 
   /** Emits `messages.upsert` built by `messageUpsert` and returns its data. */
@@ -922,14 +944,14 @@ export class ZapThinkerSimulator {
   private async route(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const method = req.method ?? 'GET';
-    const m = /^\/(message\/sendText|websocket\/set|websocket\/find)\/([^/]+)\/?$/.exec(path);
+    const m = /^\/(message\/sendText|websocket\/set|websocket\/find|webhook\/set|webhook\/find)\/([^/]+)\/?$/.exec(path);
     if (!m) {
       this.json(res, 404, evolutionError(404, ['Not Found']));
       return;
     }
     const route = m[1];
     const instance = decodeURIComponent(m[2]);
-    const expected = route === 'websocket/find' ? 'GET' : 'POST';
+    const expected = route.endsWith('/find') ? 'GET' : 'POST';
     if (method !== expected) {
       this.json(res, 404, evolutionError(404, ['Not Found']));
       return;
@@ -961,6 +983,15 @@ export class ZapThinkerSimulator {
         return;
       case 'websocket/set':
         this.handleWebsocketSet(res, instance, body);
+        return;
+      case 'webhook/set': {
+        const error = this.webhooks.set(instance, body, EVOLUTION_CONFIG_EVENTS);
+        if (error) this.json(res, 400, evolutionError(400, [[error]]));
+        else this.json(res, 201, { webhook: { instanceName: instance, webhook: this.webhooks.find(instance) } });
+        return;
+      }
+      case 'webhook/find':
+        this.json(res, 200, this.webhooks.find(instance) ?? null);
         return;
       default:
         this.json(res, 200, this.websocketConfigs.get(instance) ?? null);

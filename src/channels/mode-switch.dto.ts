@@ -1,0 +1,21 @@
+import { BadRequestException } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { IsDefined, IsIn, validateSync } from 'class-validator';
+import { formatErrors } from '../config/config.loader';
+import type { ChannelMode } from '../connectors/connector.interface';
+
+/** Body of `PUT /v1/channels/:id/mode`. */
+export class ModeSwitchDto {
+  @IsDefined() @IsIn(['socket', 'webhook']) mode!: ChannelMode;
+}
+
+/** Validates a mode switch body; anything but `{"mode": "socket" | "webhook"}` is a 400 with every problem in `details`. */
+export function parseModeSwitch(body: unknown): ChannelMode {
+  const details = typeof body === 'object' && body !== null && !Array.isArray(body)
+    ? formatErrors(validateSync(plainToInstance(ModeSwitchDto, body), { whitelist: true, forbidNonWhitelisted: true }))
+    : ['(body): must be a JSON object'];
+  if (details.length) {
+    throw new BadRequestException({ statusCode: 400, error: 'Bad Request', message: 'expected {"mode": "socket" | "webhook"}', details });
+  }
+  return (body as ModeSwitchDto).mode;
+}

@@ -1,0 +1,56 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { InboundAuthConfig } from '../config/config.schema';
+
+/** Whether an inbound post proved it comes from the channel's upstream, and if not, what was wrong. */
+export type InboundAuthResult = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Checks one inbound post against the channel's `inbound` block (pure). Token: in `header` or as
+ * `Authorization: Bearer <token>`, compared as SHA-256 digests (equal length, constant time). HMAC: SHA-256
+ * of the raw body keyed with `hmacSecret`, in `hmacHeader` as `sha256=<hex>`, bare hex or base64.
+ */
+export function verifyInbound(cfg: InboundAuthConfig, headers: IncomingHttpHeaders, rawBody: Buffer): InboundAuthResult {
+  if (cfg.hmacSecret !== undefined) return verifyHmac(cfg.hmacSecret, cfg.hmacHeader, headers, rawBody);
+  if (cfg.token !== undefined) return verifyToken(cfg.token, cfg.header, headers);
+  // The loader admits no inbound block without one of them; refuse rather than accept anything.
+  return { ok: false, reason: 'no inbound credentials are configured for this channel' };
+}
+
+function verifyToken(token: string, header: string, headers: IncomingHttpHeaders): InboundAuthResult {
+  const inHeader = single(headers[header.toLowerCase()]);
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(single(headers.authorization) ?? '')?.[1];
+  const given = [inHeader, bearer].filter((v): v is string => v !== undefined && v !== '');
+  if (!given.length) return { ok: false, reason: `missing token: send it in the ${header} header or as Authorization: Bearer <token>` };
+  const expected = sha256(token);
+  // Every candidate is compared, so timing does not tell which one was tried first.
+  let ok = false;
+  for (const g of given) ok = timingSafeEqual(sha256(g), expected) || ok;
+  return ok ? { ok: true } : { ok: false, reason: 'invalid token' };
+}
+
+function verifyHmac(secret: string, header: string, headers: IncomingHttpHeaders, rawBody: Buffer): InboundAuthResult {
+  const value = single(headers[header.toLowerCase()])?.trim();
+  if (!value) return { ok: false, reason: `missing ${header} header: HMAC-SHA256 of the raw body, as sha256=<hex>` };
+  const given = decodeSignature(value.replace(/^sha256=/i, ''));
+  const expected = createHmac('sha256', secret).update(rawBody).digest();
+  if (!given || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return { ok: false, reason: `${header} does not match the body (expected HMAC-SHA256 of the raw body as sha256=<hex>, hex or base64)` };
+  }
+  return { ok: true };
+}
+
+/** 64 hex characters, or base64 / base64url of 32 bytes; anything else is not a SHA-256 signature. */
+function decodeSignature(text: string): Buffer | undefined {
+  if (/^[0-9a-f]{64}$/i.test(text)) return Buffer.from(text, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) return Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  return undefined;
+}
+
+function single(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
