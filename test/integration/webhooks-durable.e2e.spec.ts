@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { toKafkaMessage } from '../../src/sinks/kafka/kafka.record';
+import { startTestBroker } from '../kafka/test-broker';
 import { metricValue, startTestBridge, waitFor, type TestBridge } from '../helpers/bridge-harness';
 import { KafkaReader, sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
 import { messageEvent, newSecret, texts, verify, WebhookReceiver } from '../helpers/webhook-receiver';
@@ -167,6 +168,29 @@ describe('durable webhook delivery from the events topic (e2e, test broker)', ()
     expect(texts(late.delivered())).toEqual(['new1', 'new2']);
     expect(texts(backfill.delivered().filter((q) => q.event.partitionkey === 'wa:old'))).toEqual(['old1', 'old2', 'old3']);
     expect(texts(backfill.delivered().filter((q) => q.event.partitionkey === 'wa:new'))).toEqual(['new1', 'new2']);
+  }, 60_000);
+
+  it('Kafka unreachable when the bridge starts: the endpoint\'s consumer keeps trying, then delivers everything (a new group starts from the oldest event rather than risk a gap)', async () => {
+    const broker = await startTestBroker({ brokers: 1, topics: [{ name: 'events', partitions: 4 }] });
+    try {
+      await broker.down();
+      const r = await receiver();
+      bridge = await startTestBridge({
+        kafka: { brokers: broker.bootstrap, topics: { events: 'events', deadLetter: 'dlq' }, connectionTimeoutMs: 300, consumer: CONSUMER },
+        webhooks: [{ id: 'crm', url: r.url, secret: newSecret() }],
+      });
+      const sent = [1, 2, 3].map((n) => messageEvent('wa', 'c', `u${n}`));
+      for (const s of sent) bridge.bridge.pipeline.publish(s);
+      await new Promise((res) => setTimeout(res, 1500));
+      expect(r.requests).toHaveLength(0);
+      await broker.up();
+      await waitFor('delivered after Kafka came back', () => sent.every((s) => deliveredIds(r).has(s.event.id)), 30_000);
+      expect(texts(r.delivered())).toEqual(['u1', 'u2', 'u3']);
+    } finally {
+      await bridge?.close();
+      bridge = undefined;
+      await broker.stop();
+    }
   }, 60_000);
 
   /** Runs the real entry point (`src/main.ts`) as its own process with a config file. */

@@ -17,6 +17,8 @@ export interface KafkaSourceOptions {
   groupId: string;
   consumer: KafkaConsumerConfig;
   startFrom: 'latest' | 'earliest';
+  /** Longest wait at start for the topic's positions (Kafka may be down; start must not hang on it). */
+  startTimeoutMs: number;
 }
 
 const HEARTBEAT_EVERY_MS = 1000;
@@ -62,6 +64,12 @@ export class KafkaWebhookSource {
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment[opts.topic] ?? []));
     this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
       this.log.error({ err: describeError(payload.error), restart: payload.restart }, 'webhook consumer crashed');
+      // kafkajs restarts by itself after retriable errors only; after any other it has disconnected for good.
+      // This endpoint must not go quiet: start over (progress is in the committed offsets).
+      if (!payload.restart && !this.stopping) {
+        this.running = false;
+        void this.runUntilStarted(true, 1);
+      }
     });
   }
 
@@ -70,8 +78,18 @@ export class KafkaWebhookSource {
    * trying). Must run before the channels produce, so `latest` means "the end of the topic at start".
    */
   async start(): Promise<void> {
-    const positioned = await this.readStartPositions();
-    void this.runUntilStarted(positioned);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.opts.startTimeoutMs)));
+    // A late answer is ignored: the consumer then reads partitions without progress from the beginning.
+    const positions = await Promise.race([this.readStartPositions(), timedOut]);
+    clearTimeout(timer);
+    if (positions) {
+      this.startAt = positions;
+      if (positions.size) this.log.info({ partitions: positions.size }, 'new webhook consumer group: starts at the end of the events topic as of now');
+    } else if (this.opts.startFrom === 'latest') {
+      this.log.warn('cannot read the events topic positions now; partitions of this endpoint without committed progress will start from the oldest retained event');
+    }
+    void this.runUntilStarted(positions !== undefined);
   }
 
   /** Stops fetching, lets the endpoint finish or release what it holds, commits what finished, leaves the group. */
@@ -84,27 +102,30 @@ export class KafkaWebhookSource {
     await this.consumer.disconnect().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'webhook consumer disconnect failed'));
   }
 
-  private async readStartPositions(): Promise<boolean> {
-    if (this.opts.startFrom === 'earliest') return true;
+  /** Partitions without committed progress → the topic's end offset now (empty for `earliest`); undefined when Kafka cannot say. */
+  private async readStartPositions(): Promise<Map<number, string> | undefined> {
+    const positions = new Map<number, string>();
+    if (this.opts.startFrom === 'earliest') return positions;
     const admin = this.kafka.admin();
     try {
       await admin.connect();
       const [committed] = await admin.fetchOffsets({ groupId: this.opts.groupId, topics: [this.opts.topic] });
       const fresh = new Set((committed?.partitions ?? []).filter((p) => p.offset === '-1').map((p) => p.partition));
       const ends = await admin.fetchTopicOffsets(this.opts.topic);
-      for (const { partition, high } of ends) if (fresh.has(partition) || !committed) this.startAt.set(partition, high);
-      if (this.startAt.size) this.log.info({ partitions: this.startAt.size }, 'new webhook consumer group: starts at the end of the events topic as of now');
-      return true;
+      for (const { partition, high } of ends) if (fresh.has(partition) || !committed) positions.set(partition, high);
+      return positions;
     } catch (err) {
-      this.log.warn({ err: describeError(err) }, 'cannot read the events topic positions now; partitions of this endpoint without committed progress will start from the oldest retained event');
-      return false;
+      this.log.debug({ err: describeError(err) }, 'reading the events topic positions failed');
+      return undefined;
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
   }
 
-  private async runUntilStarted(positioned: boolean): Promise<void> {
-    for (let attempt = 0; !this.stopping; attempt++) {
+  private async runUntilStarted(positioned: boolean, firstAttempt = 0): Promise<void> {
+    for (let attempt = firstAttempt; !this.stopping; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, backoffDelay({ initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 }, attempt - 1)));
+      if (this.stopping) return;
       try {
         await this.consumer.connect();
         await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.startFrom === 'earliest' || !positioned });
@@ -113,10 +134,8 @@ export class KafkaWebhookSource {
         if (this.stopping) this.consumer.pause([{ topic: this.opts.topic }]);
         return;
       } catch (err) {
-        const delay = backoffDelay({ initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 }, attempt);
-        this.log.warn({ err: describeError(err), retryInMs: delay }, 'webhook consumer cannot start; retrying');
+        this.log.warn({ err: describeError(err), attempt }, 'webhook consumer cannot start; retrying with backoff');
         await this.consumer.disconnect().catch(() => undefined);
-        await new Promise((r) => setTimeout(r, delay));
       }
     }
   }
