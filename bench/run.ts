@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: N events from the ZapThinker simulator (own process) through the bridge into the test
- * broker (librdkafka mock cluster), against a raw kafkajs producer sending the same records in the same run.
+ * broker (librdkafka mock cluster), against a raw kafkajs producer sending the same records in the same run;
+ * then N events through the bridge's webhook delivery to a local receiver, against a raw undici pool (webhooks.ts).
  * Prints events/s and p50/p99 latency for both, and the ratios. Bounded: BENCH_EVENTS (default 20000).
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { Histogram, Registry } from 'prom-client';
+import { histogramQuantiles, type Result } from './stats';
 import { startBridge } from '../src/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
@@ -14,6 +16,7 @@ import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 import { startTestBroker } from '../test/kafka/test-broker';
 import { benchBareV2Clients, benchVisitorConnections } from './connections';
+import { benchWebhooks } from './webhooks';
 import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
 import { createEvent } from '../src/envelope/envelope';
 import { Metrics } from '../src/health/metrics';
@@ -24,35 +27,8 @@ const CONVERSATIONS = 200;
 const BATCH = 500;
 const PACED_RATE = Number(process.env.BENCH_RATE ?? 2000);
 const PACED_EVENTS = PACED_RATE * 5;
+const WEBHOOK_CONCURRENCY = [8, 32];
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
-
-interface Result { label: string; eventsPerSec: number; p50ms: number; p99ms: number; cpuUsPerEvent: number }
-
-/** histogram_quantile as Prometheus computes it: linear interpolation inside the bucket. */
-function quantile(q: number, buckets: Array<{ le: number; count: number }>): number {
-  const total = buckets[buckets.length - 1].count;
-  const rank = q * total;
-  let prevLe = 0;
-  let prevCount = 0;
-  for (const b of buckets) {
-    if (b.count >= rank) {
-      if (!Number.isFinite(b.le)) return prevLe;
-      return prevLe + ((b.le - prevLe) * (rank - prevCount)) / Math.max(1, b.count - prevCount);
-    }
-    prevLe = b.le;
-    prevCount = b.count;
-  }
-  return prevLe;
-}
-
-async function histogramQuantiles(h: Histogram<string>, labels: Record<string, string> = {}): Promise<{ p50: number; p99: number }> {
-  const { values } = await h.get();
-  const buckets = values
-    .filter((v) => v.metricName?.endsWith('_bucket') && Object.entries(labels).every(([k, val]) => v.labels[k] === val))
-    .map((v) => ({ le: v.labels.le === '+Inf' ? Infinity : Number(v.labels.le), count: v.value }))
-    .sort((a, b) => a.le - b.le);
-  return { p50: quantile(0.5, buckets) * 1000, p99: quantile(0.99, buckets) * 1000 };
-}
 
 function startSimProcess() {
   const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/sim-process.ts`], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -243,6 +219,14 @@ async function main(): Promise<void> {
     console.log(row(rawSteady));
     console.log(row(bridgeSteady));
     console.log(`ratio bridge/raw: ${ratio(bridgeSteady, rawSteady)}`);
+    const wh = await benchWebhooks(N, CONVERSATIONS, WEBHOOK_CONCURRENCY);
+    console.log(`-- webhooks: ${N} events over ${CONVERSATIONS} keys to a local receiver (own process, verifies every signature) --`);
+    for (const r of wh.rows) {
+      console.log(row(r.raw));
+      console.log(row(r.bridge));
+      console.log(`ratio bridge/raw at ${r.concurrency}: ${ratio(r.bridge, r.raw)}`);
+    }
+    console.log(`receiver: ${wh.requests} requests (warm-ups included), ${wh.signatureFailures} signature failures`);
     const d = await dedupeMemory();
     console.log(`-- dedupe window: 100000 ids (maxEntries default) --`);
     console.log(`heap per remembered id ${d.bytesPerEntry.toFixed(0)} B (${((d.bytesPerEntry * 100_000) / 1048576).toFixed(1)} MiB full); plain Set of the same ids ${d.setBytesPerEntry.toFixed(0)} B; ratio ${(d.bytesPerEntry / d.setBytesPerEntry).toFixed(2)}x${d.gc ? '' : ' (no --expose-gc: approximate)'}`);
@@ -254,6 +238,7 @@ async function main(): Promise<void> {
     console.log(`baseline: bare socket.io v2 clients with the same handshake ${bare.heapPerConnectionKB.toFixed(1)} KB heap each; ratio ${(v.heapPerConnectionKB / bare.heapPerConnectionKB).toFixed(2)}x`);
     console.log('latency: saturated raw = per produce request of 500 records ready in memory; steady raw = arrival -> ack;');
     console.log('         bridge = frame received on the socket -> Kafka ack (histogram buckets, interpolated as histogram_quantile)');
+    console.log('         webhooks = the whole burst is there at t0: t0 -> 2xx, time queued included, for both (same buckets as the bridge\'s metric)');
   } finally {
     await broker.stop();
     clearTimeout(deadline);

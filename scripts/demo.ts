@@ -1,21 +1,22 @@
 /**
  * `npm run demo`: the bridge on this machine with no external services. Local simulators of all five upstreams
- * (ZapThinker, jwt-websocket, Captivate, Smartsupp, Watchers), the bridge in embedded mode (no Kafka: events
- * are written to stdout) with one channel per provider, and a short scripted scenario per provider (see
+ * (ZapThinker, jwt-websocket, Captivate, Smartsupp, Watchers), the bridge in embedded mode (no Kafka) with one
+ * channel per provider, a local webhook receiver (demo-receiver.ts) to which the bridge delivers every event,
+ * signed, and which verifies each one with `standardwebhooks` and prints it; and a short scripted scenario per provider (see
  * demo-scenarios.ts): inbound and outbound messages, commands through the bridge, receipts, typing, a dropped
  * connection and an upstream restart (the bridge reconnects by itself), a replayed duplicate and an upstream
  * echo (both suppressed), and a malformed frame.
  *
- *   DEMO_JSON=1 npm run demo     print the raw CloudEvent JSON lines instead of the summary lines
+ *   DEMO_JSON=1 npm run demo     print the raw CloudEvent JSON bodies the receiver got instead of the summary lines
  *   DEMO_FOREVER=1 npm run demo  keep emitting a message (round robin over the five upstreams) every 2 s until Ctrl-C
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { startBridge } from '../src/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
+import { startDemoReceiver, type Delivery } from './demo-receiver';
 import { CHANNELS, channelConfigs, scenarios, startSimulators, tick, type DemoContext, type DemoEvent } from './demo-scenarios';
 
 const json = process.env.DEMO_JSON === '1';
@@ -32,7 +33,7 @@ function describeMessage(m: { direction: string; id?: string; text?: string; sta
   return [m.direction, m.id, m.text !== undefined ? JSON.stringify(m.text) : undefined, m.status ? `status=${m.status}` : undefined, from ? `from ${from}` : undefined].filter(Boolean).join(' ');
 }
 
-/** Turns one CloudEvent into one readable line. */
+/** Turns one CloudEvent into one readable line (after the verification mark and the id). */
 function summarise(e: DemoEvent): string {
   const d = e.data;
   const what =
@@ -49,8 +50,23 @@ function summarise(e: DemoEvent): string {
   return `${c(2, e.time.slice(11, 23))} ${c(36, e.type.padEnd(31))} ${e.channelid.padEnd(ID_WIDTH)} ${short(e.subject ?? '', 28).padEnd(28)} ${what}`;
 }
 
+/** `✓ <id8> <event line>`, or `✗ <id8> <why>` for a delivery whose signature did not verify. */
+function deliveryLine(d: Delivery): string {
+  const id = c(2, (d.id || '-').slice(0, 8).padEnd(8));
+  if (!d.verified) return `${c(31, '✗')} ${id} signature verification failed: ${d.error}${d.event ? ` (${d.event.type} ${d.event.channelid})` : ''}`;
+  return `${c(32, '✓')} ${id} ${summarise(d.event!)}`;
+}
+
 async function main(): Promise<void> {
   const sims = await startSimulators();
+  const events: DemoEvent[] = [];
+  // Lines are held until the banner is printed (the first status events come while the bridge starts).
+  let held: string[] | undefined = [];
+  const print = (line: string) => (held ? held.push(line) : process.stdout.write(`${line}\n`));
+  const receiver = await startDemoReceiver((d) => {
+    if (d.event) events.push(d.event);
+    print(json ? d.body : deliveryLine(d));
+  });
   // Captivate conversations and Smartsupp visitors are persisted; a fresh directory keeps runs independent.
   const stateDir = mkdtempSync(join(tmpdir(), 'chatbridge-demo-'));
   const { config } = loadConfig({
@@ -59,34 +75,18 @@ async function main(): Promise<void> {
       deadLetter: { file: './.data/demo-dead-letter.jsonl' },
       stateDir,
       channels: channelConfigs(sims),
+      webhooks: [{ id: 'demo-receiver', url: receiver.url, secret: receiver.secret }],
     },
     env: { ...process.env, PORT: process.env.PORT ?? '0', CHATBRIDGE_API_TOKENS: 'demo-token' },
   });
-  // Events on stdout; the bridge's own logs (warnings and up) on stderr.
+  // The bridge's own logs (warnings and up) on stderr; stdout is the receiver's.
   const log = createRootLogger((process.env.LOG_LEVEL as 'warn') ?? 'warn', 2);
-  const events: DemoEvent[] = [];
-  // Lines are held until the banner is printed (the first status events come while the bridge starts).
-  let held: string[] | undefined = [];
-  const print = (line: string) => (held ? held.push(line) : process.stdout.write(`${line}\n`));
-  let buffer = '';
-  const out = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      buffer += chunk.toString();
-      let i: number;
-      while ((i = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, i);
-        buffer = buffer.slice(i + 1);
-        const event = JSON.parse(line) as DemoEvent;
-        events.push(event);
-        print(json ? line : summarise(event));
-      }
-      done();
-    },
-  });
-  const running = await startBridge(config, log, { stdout: out, host: '127.0.0.1' });
+  const running = await startBridge(config, log, { host: '127.0.0.1' });
   console.log(c(1, `chatbridge demo: five upstream simulators on 127.0.0.1, bridge API at ${running.url} (token: demo-token)`));
   for (const [provider, url] of Object.entries(sims.urls())) console.log(c(2, `  ${provider.padEnd(14)} ${url}`));
-  console.log(c(2, 'embedded mode (no Kafka): every canonical event is printed below as it flows\n'));
+  console.log(c(2, `  webhook receiver ${receiver.url} (secret whsec_…, generated for this run)`));
+  console.log(c(2, 'embedded mode (no Kafka): the bridge POSTs every canonical event, signed (Standard Webhooks), to the local receiver,'));
+  console.log(c(2, 'which verifies it with the standardwebhooks library and prints it below: ✓ verified, ✗ failed, then the first 8 characters of its id\n'));
   for (const line of held) process.stdout.write(`${line}\n`);
   held = undefined;
 
@@ -106,13 +106,17 @@ async function main(): Promise<void> {
   const dupes = new Map([...metrics.matchAll(/^chatbridge_events_deduplicated_total\{channel="([^"]+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
   ctx.header('shutdown: every channel closes its upstream connection');
   await running.close();
+  await receiver.close();
   await sims.stop();
   rmSync(stateDir, { recursive: true, force: true });
 
   const replayed = dupes.get(CHANNELS.zapthinker) ?? 0;
   const echoes = dupes.get(CHANNELS.smartsupp) ?? 0;
   const other = [...dupes.values()].reduce((a, b) => a + b, 0) - replayed - echoes;
-  console.log(c(1, `\n${events.length} events printed, ${replayed} replayed duplicate(s) suppressed (${CHANNELS.zapthinker}), ${echoes} upstream echo(es) suppressed (${CHANNELS.smartsupp})${other ? `, ${other} other(s)` : ''}.`));
+  const { stats } = receiver;
+  console.log(c(1, `\nwebhook receiver: ${stats.delivered} deliveries, ${stats.verified} verified ✓, ${stats.failed} failed verification ✗`));
+  console.log(c(1, `verified per provider: ${[...stats.byProvider].map(([p, n]) => `${p} ${n}`).join(', ')}`));
+  console.log(c(1, `${events.length} events printed, ${replayed} replayed duplicate(s) suppressed (${CHANNELS.zapthinker}), ${echoes} upstream echo(es) suppressed (${CHANNELS.smartsupp})${other ? `, ${other} other(s)` : ''}.`));
   console.log(c(1, 'GET /v1/channels (before shutdown):'));
   const cols = ['id', 'provider', 'state', 'reconnects', 'eventsIn', 'malformedFrames', 'lastError'] as const;
   const rows = channels.channels.map((ch) => cols.map((k) => String(ch[k] ?? '')));

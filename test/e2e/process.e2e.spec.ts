@@ -82,21 +82,21 @@ describe('the chatbridge process (e2e)', () => {
     expect(res.stderr).not.toContain('proc-key');
   });
 
-  it('`npm run demo` shows events flowing on all five upstreams and ends by itself', async () => {
+  it('`npm run demo` shows events flowing on all five upstreams to a local webhook receiver that verifies each one, and ends by itself', async () => {
     const res = await run('scripts/demo.ts', { PORT: '0' }, { timeoutMs: 60_000 });
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('chatbridge.message.received');
     expect(res.stdout).toContain('reconnecting → connected');
     expect(res.stdout).toMatch(/\d+ events printed, 1 replayed duplicate\(s\) suppressed/);
 
-    // Summary lines are `<time> <type> <channel> <subject> <what>` (no colours: stdout is not a TTY).
+    // The receiver prints `✓ <id8> <time> <type> <channel> <subject> <what>` per verified delivery (no colours: stdout is not a TTY).
     const lines = res.stdout.split('\n');
     const eventLines = (type: string, channel: string, text?: string) =>
-      lines.filter((l) => new RegExp(`^[0-9:.]{12} ${type.replace(/\./g, '\\.')}\\s+${channel}\\s`).test(l) && (text === undefined || l.includes(JSON.stringify(text))));
+      lines.filter((l) => new RegExp(`^✓ [0-9a-f]{8} [0-9:.]{12} ${type.replace(/\./g, '\\.')}\\s+${channel}\\s`).test(l) && (text === undefined || l.includes(JSON.stringify(text))));
     const channels = ['wa-sales', 'jwt-support', 'captivate-hub', 'smartsupp-web', 'watchers-bot'];
     for (const id of channels) {
       expect({ id, connected: eventLines('chatbridge.channel.status', id).some((l) => l.includes('connecting → connected')) }).toEqual({ id, connected: true });
-      const messages = lines.filter((l) => new RegExp(`^[0-9:.]{12} chatbridge\\.message\\.(received|sent)\\s+${id}\\s`).test(l));
+      const messages = lines.filter((l) => new RegExp(`^✓ [0-9a-f]{8} [0-9:.]{12} chatbridge\\.message\\.(received|sent)\\s+${id}\\s`).test(l));
       expect({ id, messages: messages.length > 0 }).toEqual({ id, messages: true });
     }
     expect(eventLines('chatbridge.message.received', 'wa-sales', 'Olá! Is the blue jacket in stock?')).toHaveLength(1);
@@ -111,6 +111,13 @@ describe('the chatbridge process (e2e)', () => {
     expect(res.stdout).toMatch(/1 upstream echo\(es\) suppressed \(smartsupp-web\)/);
     expect(eventLines('chatbridge.message.received', 'watchers-bot', 'Who scores first tonight?')).toHaveLength(1);
     expect(eventLines('chatbridge.message.sent', 'watchers-bot', 'Place your prediction before kick-off!')).toHaveLength(1);
+    // Every delivery verified with standardwebhooks, none failed, and every provider's events among them.
+    expect(lines.filter((l) => l.startsWith('✗'))).toEqual([]);
+    const [, delivered, verified] = /^webhook receiver: (\d+) deliveries, (\d+) verified ✓, 0 failed verification ✗$/m.exec(res.stdout) ?? [];
+    expect(Number(verified)).toBeGreaterThan(20);
+    expect(verified).toBe(delivered);
+    const perProvider = Object.fromEntries((/^verified per provider: (.*)$/m.exec(res.stdout)?.[1] ?? '').split(', ').map((p) => [p.split(' ')[0], Number(p.split(' ')[1])]));
+    for (const provider of ['zapthinker', 'jwt-websocket', 'captivate', 'smartsupp', 'watchers']) expect({ provider, verified: perProvider[provider] > 0 }).toEqual({ provider, verified: true });
     // GET /v1/channels, printed as a table at the end: every channel connected before shutdown.
     const table = res.stdout.slice(res.stdout.indexOf('GET /v1/channels'));
     for (const id of channels) expect(table).toMatch(new RegExp(`^  ${id}\\s+\\S+\\s+connected\\s`, 'm'));

@@ -170,6 +170,15 @@ describe('durable webhook delivery from the events topic (e2e, test broker)', ()
     expect(texts(backfill.delivered().filter((q) => q.event.partitionkey === 'wa:new'))).toEqual(['new1', 'new2']);
   }, 60_000);
 
+  it('a new endpoint on an events topic that does not exist yet delivers what is published right after start (before its group has joined)', async () => {
+    const events = uniqueTopic('durable-fresh');
+    const r = await receiver();
+    bridge = await startTestBridge({ kafka: kafka(events), webhooks: [{ id: 'crm', url: r.url, secret: newSecret() }] });
+    const sent = [1, 2].map((n) => messageEvent('wa', 'c', `f${n}`));
+    for (const s of sent) bridge.bridge.pipeline.publish(s);
+    await waitFor('both delivered', () => sent.every((s) => deliveredIds(r).has(s.event.id)), 20_000);
+  }, 40_000);
+
   it('Kafka unreachable when the bridge starts: the endpoint\'s consumer keeps trying, then delivers everything (a new group starts from the oldest event rather than risk a gap)', async () => {
     const broker = await startTestBroker({ brokers: 1, topics: [{ name: 'events', partitions: 4 }] });
     try {

@@ -110,9 +110,10 @@ export class KafkaWebhookSource {
     try {
       await admin.connect();
       const [committed] = await admin.fetchOffsets({ groupId: this.opts.groupId, topics: [this.opts.topic] });
-      const fresh = new Set((committed?.partitions ?? []).filter((p) => p.offset === '-1').map((p) => p.partition));
+      // A partition the answer does not list (the topic did not exist yet) has no progress either.
+      const progressed = new Set((committed?.partitions ?? []).filter((p) => Number(p.offset) >= 0).map((p) => p.partition));
       const ends = await admin.fetchTopicOffsets(this.opts.topic);
-      for (const { partition, high } of ends) if (fresh.has(partition) || !committed) positions.set(partition, high);
+      for (const { partition, high } of ends) if (!progressed.has(partition)) positions.set(partition, high);
       return positions;
     } catch (err) {
       this.log.debug({ err: describeError(err) }, 'reading the events topic positions failed');

@@ -1,0 +1,155 @@
+/**
+ * Webhook throughput against a local receiver in its own process (webhook-receiver-process.ts, which verifies
+ * every signature). Per concurrency, in the same run and against the same receiver:
+ *   raw    - the receiver's own maximum: an undici keep-alive Pool with that many connections posting the same
+ *            bodies (serialized beforehand), each signed at send time, as fast as it can;
+ *   bridge - a whole bridge in embedded mode with one webhook endpoint of that concurrency, the same events
+ *            published through the pipeline at once (dedupe, filter, per-key lanes, signing, undici transport).
+ * Latency, for both: the burst is all there at t0, so it is t0 -> 2xx (time queued included), measured into
+ * histograms with the buckets of chatbridge_webhook_delivery_latency_seconds.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { Histogram, Registry } from 'prom-client';
+import { Pool } from 'undici';
+import { startBridge } from '../src/bootstrap';
+import { createRootLogger } from '../src/common/logger';
+import { loadConfig } from '../src/config/config.loader';
+import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
+import { toStructured, type AnyCanonicalEvent } from '../src/envelope/envelope';
+import { WebhookSigner } from '../src/sinks/webhook/webhook.signer';
+import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
+import { histogramQuantiles, type Result } from './stats';
+
+/** The buckets of chatbridge_webhook_delivery_latency_seconds, so both sides are read the same way. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const WARMUP = 500;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One concurrency's pair of rows. */
+export interface WebhookBenchRow { concurrency: number; raw: Result; bridge: Result }
+
+/** What the webhook phase reports. */
+export interface WebhookBench { rows: WebhookBenchRow[]; requests: number; signatureFailures: number }
+
+function startReceiver(secret: string) {
+  const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/webhook-receiver-process.ts`], {
+    stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, BENCH_WEBHOOK_SECRET: secret },
+  });
+  const lines = createInterface({ input: child.stdout });
+  const waiters: Array<(l: string) => void> = [];
+  lines.on('line', (l) => waiters.shift()?.(l));
+  const next = () => new Promise<string>((r) => waiters.push(r));
+  return next().then((first) => ({
+    url: first.replace(/^URL /, ''),
+    async stats(): Promise<{ requests: number; signatureFailures: number }> {
+      child.stdin.write('stats\n');
+      const [, requests, failures] = (await next()).split(' ');
+      return { requests: Number(requests), signatureFailures: Number(failures) };
+    },
+    stop: () => void child.stdin.end(),
+  }));
+}
+
+/** Real-shaped events: ZapThinker `messages.upsert` frames through the real mapper, over `keys` conversations. */
+function sameEvents(n: number, keys: number): AnyCanonicalEvent[] {
+  const shapes = new ZapThinkerSimulator({ instances: { bench: { token: 'bench-key' } } });
+  const receivedAt = new Date();
+  return Array.from({ length: n }, (_, i) => {
+    const conv = i % keys;
+    const data = shapes.messageUpsert({ instance: 'bench', remoteJid: `55119${String(10000000 + conv)}`, text: `msg ${conv}#${i}`, pushName: `Contact ${conv}` });
+    const payload = { event: 'messages.upsert', instance: 'bench', data, server_url: 'http://127.0.0.1', date_time: receivedAt.toISOString(), sender: '5511900000000@s.whatsapp.net' };
+    return mapZapThinker({ event: 'messages.upsert', payload }, { channelId: 'bench', provider: 'zapthinker', receivedAt })[0].event;
+  });
+}
+
+async function rawRun(url: string, secret: string, concurrency: number, events: AnyCanonicalEvent[]): Promise<Result> {
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { connections: concurrency, pipelining: 1, keepAliveTimeout: 10_000 });
+  const signer = new WebhookSigner(secret);
+  const h = new Histogram({ name: 'raw_webhook_latency', help: 'raw', buckets: LATENCY_BUCKETS, registers: [new Registry()] });
+  const post = async (id: string, body: string): Promise<void> => {
+    const res = await pool.request({ path: u.pathname, method: 'POST', headers: { 'content-type': 'application/cloudevents+json', ...signer.sign(id, body) }, body });
+    await res.body.dump();
+    if (res.statusCode !== 204) throw new Error(`receiver answered ${res.statusCode}`);
+  };
+  const burst = async (items: Array<{ id: string; body: string }>, t0?: number) => {
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const { id, body } = items[next++];
+        await post(id, body);
+        if (t0 !== undefined) h.observe((performance.now() - t0) / 1000);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  };
+  try {
+    const bodies = events.map((e) => ({ id: e.id, body: toStructured(e) }));
+    await burst(bodies.slice(0, WARMUP));
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await burst(bodies, t0);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const q = await histogramQuantiles(h);
+    return { label: `raw undici pool, ${concurrency} connections`, eventsPerSec: events.length / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / events.length };
+  } finally {
+    await pool.destroy();
+  }
+}
+
+async function bridgeRun(url: string, secret: string, concurrency: number, events: AnyCanonicalEvent[], warmup: AnyCanonicalEvent[]): Promise<Result> {
+  const { config } = loadConfig({
+    raw: {
+      deadLetter: { file: './.data/bench-dead-letter.jsonl' },
+      webhooks: [{ id: 'bench', url, secret, concurrency, maxPending: events.length + warmup.length, timeoutMs: 30_000 }],
+    },
+    env: { PORT: '0' },
+  });
+  const running = await startBridge(config, createRootLogger('error', 2), { host: '127.0.0.1', defaultMetrics: false });
+  const { pipeline, metrics } = running.bridge;
+  const sink = running.bridge.webhooks!;
+  const settled = async () => {
+    while (sink.depth() > 0) await sleep(2);
+  };
+  const delivered = async () => (await metrics.webhookDelivered.get()).values.reduce((a, v) => a + v.value, 0);
+  try {
+    for (const event of warmup) pipeline.publish({ event, stableId: true, receivedAt: performance.now() });
+    await settled();
+    metrics.webhookLatency.reset();
+    const before = await delivered();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (const event of events) pipeline.publish({ event, stableId: true, receivedAt: t0 });
+    await settled();
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const got = (await delivered()) - before;
+    if (got !== events.length) throw new Error(`bridge delivered ${got} of ${events.length} events (see .data/bench-dead-letter.jsonl)`);
+    const q = await histogramQuantiles(metrics.webhookLatency, { endpoint: 'bench' });
+    return { label: `bridge webhook endpoint, concurrency ${concurrency}`, eventsPerSec: events.length / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / events.length };
+  } finally {
+    await running.close();
+  }
+}
+
+/** Runs the webhook phase: per concurrency, the raw baseline, then the bridge, against one receiver. */
+export async function benchWebhooks(n: number, keys: number, concurrencies: number[]): Promise<WebhookBench> {
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const receiver = await startReceiver(secret);
+  try {
+    const rows: WebhookBenchRow[] = [];
+    for (const concurrency of concurrencies) {
+      // The same events for both: each bridge starts with an empty dedupe window.
+      const events = sameEvents(n, keys);
+      const raw = await rawRun(receiver.url, secret, concurrency, events);
+      const bridge = await bridgeRun(receiver.url, secret, concurrency, events, sameEvents(WARMUP, keys));
+      rows.push({ concurrency, raw, bridge });
+    }
+    return { rows, ...(await receiver.stats()) };
+  } finally {
+    receiver.stop();
+  }
+}
