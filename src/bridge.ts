@@ -1,6 +1,8 @@
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ChannelsService } from './channels/channels.service';
+import type { DurableModes } from './channels/mode-persistence';
+import { KafkaModeStore, stateTopicTimeoutMs } from './channels/mode-store.kafka';
 import type { AppConfig } from './config/config.loader';
 import { Metrics } from './health/metrics';
 import { DeadLetters } from './pipeline/dead-letters';
@@ -42,7 +44,10 @@ export class Bridge {
     this.deadLetters = new DeadLetters(config.deadLetter.file, this.metrics, log.child({ context: 'dead-letters' }));
     this.pipeline = new EventPipeline(config.dedupe, this.metrics, log.child({ context: 'pipeline' }));
     const kafka = config.kafka ? createKafka(config.kafka, log) : undefined;
+    let durableModes: DurableModes | undefined;
     if (config.kafka && kafka) {
+      const timeoutMs = stateTopicTimeoutMs(config.kafka.connectionTimeoutMs);
+      durableModes = { store: new KafkaModeStore(kafka, config.kafka.topics.state, timeoutMs, log.child({ context: 'mode-store' })), timeoutMs };
       this.kafka = new KafkaSink(kafka, config.kafka, this.deadLetters, this.metrics, log.child({ context: 'kafka-sink' }));
       this.pipeline.addSink(this.kafka);
       this.deadLetters.useTarget(this.kafka);
@@ -54,7 +59,7 @@ export class Bridge {
     }
     // SPEC §5: events go to stdout as JSON lines only when no other sink is configured.
     if (!this.pipeline.allSinks.length) this.pipeline.addSink(new StdoutSink(opts.stdout ?? process.stdout, this.deadLetters, this.metrics));
-    this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }));
+    this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }), durableModes);
   }
 
   /** True until shutdown begins and, with Kafka, while Kafka is reachable. */
@@ -69,7 +74,8 @@ export class Bridge {
 
   async start(): Promise<void> {
     for (const sink of this.pipeline.allSinks) await sink.start();
-    this.channels.start();
+    // Channels start in their persisted modes, so those are read (bounded) before any socket opens.
+    await this.channels.start();
   }
 
   async stop(): Promise<void> {

@@ -26,6 +26,8 @@ export interface ChannelEntry {
   overlapTimer?: NodeJS.Timeout;
   /** A supervisor stop in progress; a switch back to socket waits for it before starting again. */
   stopping?: Promise<void>;
+  /** The previous runtime switch up to the moment its mode was persisted and set; the next one waits for it. */
+  modeQueue?: Promise<void>;
   /** Called at the next `connected`. */
   connectedWaiters: Set<() => void>;
 }

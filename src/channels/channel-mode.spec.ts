@@ -10,6 +10,7 @@ describe('startMode: the mode a channel starts in', () => {
     expect(startMode('socket', 'webhook', true)).toEqual({ mode: 'webhook', note: { level: 'info', msg: expect.stringContaining('overrides the config\'s mode socket') } });
     expect(startMode('webhook', 'socket', true)).toEqual({ mode: 'socket', note: { level: 'info', msg: expect.stringContaining('restored from stateDir') } });
     expect(startMode('socket', 'socket', true)).toEqual({ mode: 'socket' });
+    expect(startMode('socket', 'webhook', true, 'topic chatbridge.channels')).toEqual({ mode: 'webhook', note: { level: 'info', msg: expect.stringContaining('mode webhook restored from topic chatbridge.channels') } });
   });
 
   it('a persisted webhook mode is ignored, with a warning, when the channel can no longer take posts', () => {

@@ -6,8 +6,8 @@ export const MODE_STATE_KEY = 'mode';
 /** Why a mode switch or an inbound post was refused; the controllers turn `code` into an HTTP status. */
 export class ChannelRequestError extends Error {
   constructor(
-    /** `unknown_channel` (404), `no_webhook_api` (422 for a switch, 409 for a post), `no_inbound_auth` (409). */
-    readonly code: 'unknown_channel' | 'no_webhook_api' | 'no_inbound_auth',
+    /** `unknown_channel` (404), `no_webhook_api` (422 for a switch, 409 for a post), `no_inbound_auth` (409), `mode_not_persisted` (503). */
+    readonly code: 'unknown_channel' | 'no_webhook_api' | 'no_inbound_auth' | 'mode_not_persisted',
     message: string,
   ) {
     super(message);
@@ -40,13 +40,14 @@ export function takesWebhooks(def: ProviderDefinition): boolean {
 
 /**
  * The mode a channel starts in: a mode persisted by a runtime switch wins over the config's, unless the channel
- * can no longer take webhooks (provider or `inbound` block changed since). Returns the mode and a note to log.
+ * can no longer take webhooks (provider or `inbound` block changed since). `source` names where it was persisted
+ * (`stateDir`, `topic <name>`). Returns the mode and a note to log.
  */
-export function startMode(configured: ChannelMode, persisted: unknown, canWebhook: boolean): { mode: ChannelMode; note?: { level: 'info' | 'warn'; msg: string } } {
+export function startMode(configured: ChannelMode, persisted: unknown, canWebhook: boolean, source = 'stateDir'): { mode: ChannelMode; note?: { level: 'info' | 'warn'; msg: string } } {
   if (persisted !== 'socket' && persisted !== 'webhook') return { mode: configured };
   if (persisted === configured) return { mode: configured };
   if (persisted === 'webhook' && !canWebhook) {
     return { mode: configured, note: { level: 'warn', msg: 'a switch to webhook mode was persisted, but the channel has no inbound auth (or its provider no webhook API) now; starting in socket mode' } };
   }
-  return { mode: persisted, note: { level: 'info', msg: `mode ${persisted} restored from stateDir (set by PUT /v1/channels/:id/mode); it overrides the config's mode ${configured}` } };
+  return { mode: persisted, note: { level: 'info', msg: `mode ${persisted} restored from ${source} (set by PUT /v1/channels/:id/mode); it overrides the config's mode ${configured}` } };
 }

@@ -1,5 +1,5 @@
 import {
-  Body, ConflictException, Controller, Get, Inject, NotFoundException, Param, Put, Res, UnprocessableEntityException, UseGuards,
+  Body, ConflictException, Controller, Get, Inject, NotFoundException, Param, Put, Res, ServiceUnavailableException, UnprocessableEntityException, UseGuards,
 } from '@nestjs/common';
 import type { Response } from 'express';
 import { Bridge } from '../bridge';
@@ -26,7 +26,7 @@ export class ChannelsController {
     return channel;
   }
 
-  /** Switches socket ↔ webhook (SPEC §7): 200 when done, 202 when the socket is not connected yet after the wait. */
+  /** Switches socket ↔ webhook (SPEC §7): 200 when done, 202 when the socket is not connected yet after the wait, 503 when the mode could not be persisted. */
   @Put(':id/mode')
   async setMode(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response): Promise<ModeSwitchResult> {
     const mode = parseModeSwitch(body);
@@ -38,6 +38,7 @@ export class ChannelsController {
       if (!(err instanceof ChannelRequestError)) throw err;
       if (err.code === 'unknown_channel') throw new NotFoundException(err.message);
       if (err.code === 'no_webhook_api') throw new UnprocessableEntityException(err.message);
+      if (err.code === 'mode_not_persisted') throw new ServiceUnavailableException(err.message);
       throw new ConflictException(err.message);
     }
   }

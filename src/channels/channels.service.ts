@@ -7,8 +7,10 @@ import type {
   ChannelMode, CommandOutcome, CommandPath, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand, UpstreamFrame,
 } from '../connectors/connector.interface';
 import type { InboundAuthConfig } from '../config/config.schema';
-import { ChannelRequestError, MODE_STATE_KEY, startMode, takesWebhooks, type ModeSwitchResult } from './channel-mode';
+import { ChannelRequestError, startMode, takesWebhooks, type ModeSwitchResult } from './channel-mode';
 import type { ChannelEntry } from './channel-entry';
+import { ModePersistence, type DurableModes } from './mode-persistence';
+import { FileModeStore } from './mode-store';
 import { ModeSwitcher } from './mode-switcher';
 import { FileChannelState } from './state-store';
 import { createEvent } from '../envelope/envelope';
@@ -41,6 +43,8 @@ export interface ChannelSnapshot {
 export class ChannelsService {
   private readonly entries = new Map<string, ChannelEntry>();
   private readonly modes: ModeSwitcher;
+  private readonly states = new Map<string, FileChannelState>();
+  private readonly persistence: ModePersistence;
 
   constructor(
     private readonly config: AppConfig,
@@ -48,8 +52,11 @@ export class ChannelsService {
     private readonly deadLetters: DeadLetters,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** With Kafka: the state topic, which wins over the state files at start. */
+    durableModes?: DurableModes,
   ) {
     this.modes = new ModeSwitcher(config.modeSwitch, log, (entry, status) => this.publishStatus(entry, status));
+    this.persistence = new ModePersistence(new FileModeStore(this.states), durableModes, (id) => this.entries.get(id)?.mode ?? 'socket', log);
     for (const channel of config.channels) {
       const definition = providerDefinition(channel.provider);
       if (!definition) throw new Error(`channel ${channel.id}: provider ${channel.provider} is not registered`);
@@ -60,8 +67,11 @@ export class ChannelsService {
     }
   }
 
-  /** Builds every channel's connector and starts the socket-mode ones (webhook-mode ones only send commands). */
-  start(): void {
+  /**
+   * Restores the channels' persisted modes, then builds every channel's connector and starts the socket-mode ones
+   * (webhook-mode ones only send commands).
+   */
+  async start(): Promise<void> {
     const { reconnect } = this.config;
     const policy: SupervisorPolicy = {
       backoff: { initialDelayMs: reconnect.initialDelayMs, maxDelayMs: reconnect.maxDelayMs, multiplier: reconnect.multiplier },
@@ -69,11 +79,16 @@ export class ChannelsService {
       stableAfterMs: reconnect.stableAfterMs,
     };
     for (const entry of this.entries.values()) {
+      entry.store = new FileChannelState(this.config.stateDir, entry.channel.id);
+      this.states.set(entry.channel.id, entry.store);
+    }
+    const restored = await this.persistence.restore([...this.entries.keys()]);
+    for (const entry of this.entries.values()) {
       const { channel, definition } = entry;
       const log = this.log.child({ channel: channel.id, provider: channel.provider });
-      const state = new FileChannelState(this.config.stateDir, channel.id);
-      entry.store = state;
-      const { mode, note } = startMode(channel.mode, state.get(MODE_STATE_KEY), this.canTakeWebhooks(entry));
+      const state = this.states.get(channel.id) as FileChannelState;
+      const persisted = restored.get(channel.id);
+      const { mode, note } = startMode(channel.mode, persisted?.mode, this.canTakeWebhooks(entry), persisted?.source);
       entry.mode = mode;
       if (note) log[note.level]({ mode, configuredMode: channel.mode }, note.msg);
       entry.supervisor = new ConnectionSupervisor(
@@ -129,7 +144,8 @@ export class ChannelsService {
   }
 
   /**
-   * Switches a channel's mode at runtime (SPEC §7) and persists it in `stateDir`. socket → webhook: posts are
+   * Switches a channel's mode at runtime (SPEC §7), once it is persisted (Kafka state topic and/or `stateDir`;
+   * ChannelRequestError `mode_not_persisted` when it could not be, and then nothing changes). socket → webhook: posts are
    * accepted at once; the socket closes after the first accepted post (or `modeSwitch.overlapMs`). webhook → socket:
    * the socket opens and the answer waits for `connected` (up to `modeSwitch.connectWaitMs`); posts stay accepted.
    * Duplicates from the overlap share their stable id and are dropped by the pipeline.
@@ -144,7 +160,13 @@ export class ChannelsService {
     if (target === 'webhook' && !entry.channel.inbound) {
       throw new ChannelRequestError('no_inbound_auth', `channel ${channelId} has no inbound auth configured (channels[].inbound: token or hmacSecret), so the upstream's posts could not be authenticated; it stays in ${previousMode} mode`);
     }
-    return this.modes.switch(entry, target);
+    // One switch of a channel at a time up to the point where its mode is set, so persisted and actual order agree.
+    const turn = (entry.modeQueue ?? Promise.resolve()).then(async () => {
+      if (target !== entry.mode) await this.persistence.persist(channelId, target);
+      return { switching: this.modes.switch(entry, target) };
+    });
+    entry.modeQueue = turn.then(() => undefined, () => undefined);
+    return (await turn).switching;
   }
 
   /**
@@ -164,6 +186,7 @@ export class ChannelsService {
   /** Closes every upstream connection. */
   async stop(): Promise<void> {
     await Promise.all([...this.entries.values()].map((e) => this.modes.stop(e)));
+    await this.persistence.stop();
   }
 
   /** Snapshots for the API and readiness. */

@@ -3,7 +3,7 @@ import type { ModeSwitchConfig } from '../config/config.schema';
 import type { ChannelMode } from '../connectors/connector.interface';
 import type { ChannelStatusData } from '../envelope/event-types';
 import type { ChannelEntry } from './channel-entry';
-import { MODE_STATE_KEY, type ModeSwitchResult } from './channel-mode';
+import type { ModeSwitchResult } from './channel-mode';
 
 /**
  * The socket side of a channel's mode (SPEC §7): opens and closes the supervised socket so that a switch loses
@@ -18,13 +18,12 @@ export class ModeSwitcher {
     private readonly publishStatus: (entry: ChannelEntry, status: ChannelStatusData['status']) => void,
   ) {}
 
-  /** Switches an already validated channel to `target`, persists it, and records it as a status event. */
+  /** Switches an already validated (and persisted) channel to `target` and records it as a status event. */
   async switch(entry: ChannelEntry, target: ChannelMode): Promise<ModeSwitchResult> {
     const previousMode = entry.mode;
     const result = (changed: boolean): ModeSwitchResult => ({ id: entry.channel.id, mode: entry.mode, previousMode, changed, socket: this.socketStatus(entry), state: entry.state });
     if (target === previousMode) return result(false);
     entry.mode = target;
-    entry.store?.set(MODE_STATE_KEY, target);
     this.log.info({ channel: entry.channel.id, mode: target, previousMode }, 'channel mode switched');
     this.publishStatus(entry, { state: entry.state, previous: entry.state, attempt: 0, reason: 'mode_changed', mode: target, previousMode });
     if (target === 'webhook') {

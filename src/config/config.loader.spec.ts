@@ -44,9 +44,9 @@ describe('loadConfig: a valid config', () => {
       ssl: false,
       createTopics: false,
       connectionTimeoutMs: 3000,
-      topics: { events: 'chatbridge.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq' },
+      topics: { events: 'chatbridge.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq', state: 'chatbridge.channels' },
       producer: { batchSize: 500, maxQueue: 100_000, warnQueue: 10_000, compression: 'gzip', requestTimeoutMs: 30_000, retryMaxDelayMs: 10_000 },
-      consumer: { webhookGroupPrefix: 'chatbridge.webhook.', maxWaitTimeMs: 500, sessionTimeoutMs: 30_000, commitIntervalMs: 1000 },
+      consumer: { maxWaitTimeMs: 500, sessionTimeoutMs: 30_000, commitIntervalMs: 1000 },
     });
     expect(config.reconnect).toEqual({
       initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2, authInitialDelayMs: 30_000, authMaxDelayMs: 300_000, stableAfterMs: 30_000,
@@ -77,7 +77,7 @@ describe('loadConfig: a valid config', () => {
         channels: [{ id: 'wa-2', provider: 'zapthinker', mode: 'webhook', inbound: { token: 'inbound-token-0123456789' }, zapthinker: zap({ apiKey: 'k', connectTimeoutMs: 2500 }) }],
       },
     });
-    expect(config.kafka?.topics).toEqual({ events: 'my.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq' });
+    expect(config.kafka?.topics).toEqual({ events: 'my.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq', state: 'chatbridge.channels' });
     expect(config.kafka?.producer.batchSize).toBe(50);
     expect(config.kafka?.producer.maxQueue).toBe(100_000);
     expect(config.reconnect.maxDelayMs).toBe(5000);

@@ -29,6 +29,8 @@ export class KafkaTopicsConfig {
   @IsOptional() @IsString() events = 'chatbridge.events';
   @IsOptional() @IsString() commands = 'chatbridge.commands';
   @IsOptional() @IsString() deadLetter = 'chatbridge.dlq';
+  /** Compacted: one record per channel (key = channel id) with its runtime mode. */
+  @IsOptional() @IsString() state = 'chatbridge.channels';
 }
 
 /** Producer tuning. Defaults suit a single replica bridging a few thousand events per second. */
@@ -48,8 +50,11 @@ export class KafkaProducerConfig {
 
 /** The bridge's consumers of `topics.events` (webhook delivery, one consumer group per endpoint). */
 export class KafkaConsumerConfig {
-  /** Group id of endpoint `<id>` = this prefix + `<id>`; replicas of one deployment share it. */
-  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._-]{0,200}$/, { message: 'must be letters, digits, ., _ or -' }) webhookGroupPrefix = 'chatbridge.webhook.';
+  /**
+   * Group id of endpoint `<id>` = this prefix + `<id>`; replicas of one deployment share it, another
+   * deployment on the same cluster must not. Omitted: `<clientId>.webhook.`.
+   */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._-]{1,200}$/, { message: 'must be letters, digits, ., _ or -' }) webhookGroupPrefix?: string;
   /** Longest time a fetch waits on the broker for new records (ms). */
   @IsOptional() @IsInt() @Min(10) @Max(60_000) maxWaitTimeMs: number = 500;
   /** A member silent this long is removed from the group and its partitions move (ms). */

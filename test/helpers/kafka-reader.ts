@@ -21,6 +21,7 @@ export class KafkaReader {
 
   async start(): Promise<void> {
     const kafka = new Kafka({ clientId: 'test-reader', brokers: this.brokers, logLevel: logLevel.NOTHING });
+    await ensureTopics(kafka, this.topics);
     this.consumer = kafka.consumer({ groupId: `reader-${randomUUID()}`, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 500 });
     await this.consumer.connect();
     for (const topic of this.topics) await this.consumer.subscribe({ topic, fromBeginning: true });
@@ -48,6 +49,32 @@ export class KafkaReader {
 
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
+  }
+}
+
+/**
+ * Makes sure every topic exists with its partitions before the group is joined. A group that joins while a
+ * topic has no partitions yet is assigned none of them, and kafkajs notices the topic only at its next
+ * metadata refresh (minutes): a busy machine made readers miss records that way.
+ */
+async function ensureTopics(kafka: Kafka, topics: string[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        // Metadata for an unknown topic creates it on a broker that auto-creates (the test broker does).
+        const { topics: found } = await admin.fetchTopicMetadata({ topics });
+        if (found.length === topics.length && found.every((t) => t.partitions.length > 0)) return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+      if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no partitions after 15 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await admin.disconnect();
   }
 }
 

@@ -26,7 +26,8 @@ describe('Kafka dead letters and topic creation (e2e)', () => {
     receiver.respond(() => ({ status: 400, body: '{"error":"unknown conversation"}' }));
     reader = new KafkaReader(sharedBrokers(), [dlq]);
     const started = startTestBridge({
-      kafka: { brokers: sharedBrokers(), topics: { events, deadLetter: dlq } },
+      // A group of its own: endpoint ids repeat across specs running at the same time on the shared broker.
+      kafka: { brokers: sharedBrokers(), topics: { events, deadLetter: dlq }, consumer: { webhookGroupPrefix: `${events}.webhook.` } },
       webhooks: [{ id: 'crm', url: receiver.url, secret: newSecret(), retrySchedule: [0, 50] }],
     });
     await reader.start();

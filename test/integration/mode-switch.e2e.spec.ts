@@ -23,7 +23,7 @@ describe('switching a channel\'s mode under a steady stream (e2e, Kafka)', () =>
     const topic = uniqueTopic('events');
     reader = new KafkaReader(sharedBrokers(), [topic]);
     const started = startTestBridge({
-      kafka: { brokers: sharedBrokers(), topics: { events: topic } },
+      kafka: { brokers: sharedBrokers(), topics: { events: topic, state: uniqueTopic('state') } },
       modeSwitch: { overlapMs: 20_000, connectWaitMs: 10_000 },
       channels: [{ id: 'wa-sales', provider: 'zapthinker', inbound: { token: TOKEN }, zapthinker: { url: sim.url, instance: 'sales', apiKey: 'tok-sales', connectTimeoutMs: 2000 } }],
     });

@@ -147,7 +147,9 @@ describe('webhook replay from dead letters (e2e)', () => {
     const crm = await receiver();
     const erp = await receiver();
     const crmHook = hook('crm', crm);
-    bridge = await startTestBridge({ kafka: { brokers: sharedBrokers(), topics: { events: uniqueTopic('events'), deadLetter: uniqueTopic('dlq') } }, webhooks: [crmHook, hook('erp', erp)] });
+    const events = uniqueTopic('events');
+    // A group of its own: endpoint ids repeat across specs running at the same time on the shared broker.
+    bridge = await startTestBridge({ kafka: { brokers: sharedBrokers(), topics: { events, deadLetter: uniqueTopic('dlq') }, consumer: { webhookGroupPrefix: `${events}.webhook.` } }, webhooks: [crmHook, hook('erp', erp)] });
     await waitFor('kafka up', async () => (await bridge!.get('/readyz', null)).status === 200);
     const t0 = new Date(Date.now() - 1000).toISOString();
     const [k1, k2, k3] = [publish('A', 'k1'), publish('B', 'k2'), publish('A', 'k3')];

@@ -47,7 +47,7 @@ export class WebhookSink implements Sink {
       const filter = eventFilter(cfg);
       if (!kafka) return { worker, filter };
       const { consumer, topics } = kafka.config;
-      const source = new KafkaWebhookSource(kafka.kafka, worker, filter, { topic: topics.events, groupId: `${consumer.webhookGroupPrefix}${cfg.id}`, consumer, startFrom: cfg.startFrom, startTimeoutMs: 2 * kafka.config.connectionTimeoutMs + 1000 }, deadLetters, metrics, epLog);
+      const source = new KafkaWebhookSource(kafka.kafka, worker, filter, { topic: topics.events, groupId: `${consumer.webhookGroupPrefix ?? `${kafka.config.clientId}.webhook.`}${cfg.id}`, consumer, startFrom: cfg.startFrom, startTimeoutMs: 2 * kafka.config.connectionTimeoutMs + 1000 }, deadLetters, metrics, epLog);
       return { worker, filter, source };
     });
   }
