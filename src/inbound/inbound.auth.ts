@@ -1,5 +1,6 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { bearerToken, TokenSet } from '../common/token-match';
 import type { InboundAuthConfig } from '../config/config.schema';
 
 /** Whether an inbound post proved it comes from the channel's upstream, and if not, what was wrong. */
@@ -7,7 +8,7 @@ export type InboundAuthResult = { ok: true } | { ok: false; reason: string };
 
 /**
  * Checks one inbound post against the channel's `inbound` block (pure). Token: in `header` or as
- * `Authorization: Bearer <token>`, compared as SHA-256 digests (equal length, constant time). HMAC: SHA-256
+ * `Authorization: Bearer <token>`, compared in constant time (TokenSet). HMAC: SHA-256
  * of the raw body keyed with `hmacSecret`, in `hmacHeader` as `sha256=<hex>`, bare hex or base64.
  */
 export function verifyInbound(cfg: InboundAuthConfig, headers: IncomingHttpHeaders, rawBody: Buffer): InboundAuthResult {
@@ -19,14 +20,10 @@ export function verifyInbound(cfg: InboundAuthConfig, headers: IncomingHttpHeade
 
 function verifyToken(token: string, header: string, headers: IncomingHttpHeaders): InboundAuthResult {
   const inHeader = single(headers[header.toLowerCase()]);
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(single(headers.authorization) ?? '')?.[1];
+  const bearer = bearerToken(single(headers.authorization));
   const given = [inHeader, bearer].filter((v): v is string => v !== undefined && v !== '');
   if (!given.length) return { ok: false, reason: `missing token: send it in the ${header} header or as Authorization: Bearer <token>` };
-  const expected = sha256(token);
-  // Every candidate is compared, so timing does not tell which one was tried first.
-  let ok = false;
-  for (const g of given) ok = timingSafeEqual(sha256(g), expected) || ok;
-  return ok ? { ok: true } : { ok: false, reason: 'invalid token' };
+  return new TokenSet([token]).matchesAny(given) ? { ok: true } : { ok: false, reason: 'invalid token' };
 }
 
 function verifyHmac(secret: string, header: string, headers: IncomingHttpHeaders, rawBody: Buffer): InboundAuthResult {
@@ -49,8 +46,4 @@ function decodeSignature(text: string): Buffer | undefined {
 
 function single(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
 }

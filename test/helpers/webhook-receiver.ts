@@ -139,3 +139,20 @@ export function messageEvent(channelId: string, conversationId: string, text: st
 export function texts(reqs: readonly ReceivedRequest[]): string[] {
   return reqs.map((r) => r.event.data.message?.text ?? '');
 }
+
+/** The receivers of one spec file: `start()` in a test, `stopAll()` in `afterEach`. */
+export class ReceiverPool {
+  private readonly started: WebhookReceiver[] = [];
+
+  /** Starts a receiver (on `port`, default any) and keeps it for `stopAll`. */
+  async start(port?: number): Promise<WebhookReceiver> {
+    const r = new WebhookReceiver({ port });
+    await r.start();
+    this.started.push(r);
+    return r;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.started.splice(0).map((r) => r.stop()));
+  }
+}

@@ -1,25 +1,20 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createEvent } from '../../src/envelope/envelope';
 import { metricValue, startTestBridge, TEST_TOKEN, waitFor, type TestBridge } from '../helpers/bridge-harness';
-import { messageEvent, newSecret, texts, verify, WebhookReceiver } from '../helpers/webhook-receiver';
+import { messageEvent, newSecret, ReceiverPool, texts, verify, WebhookReceiver } from '../helpers/webhook-receiver';
 
 /** Outbound webhooks against real HTTP receivers on loopback: signing, and every row of the status table. */
 describe('outbound webhooks: signing and the status policy (e2e)', () => {
   let bridge: TestBridge | undefined;
-  const receivers: WebhookReceiver[] = [];
+  const receivers = new ReceiverPool();
 
   afterEach(async () => {
     await bridge?.close();
     bridge = undefined;
-    await Promise.all(receivers.splice(0).map((r) => r.stop()));
+    await receivers.stopAll();
   });
 
-  async function receiver(port?: number): Promise<WebhookReceiver> {
-    const r = new WebhookReceiver({ port });
-    await r.start();
-    receivers.push(r);
-    return r;
-  }
+  const receiver = (port?: number) => receivers.start(port);
 
   const FAST = [0, 50, 100, 150];
   const hook = (id: string, r: WebhookReceiver, extra: Record<string, unknown> = {}) => ({ id, url: r.url, secret: newSecret(), retrySchedule: FAST, ...extra });

@@ -8,7 +8,7 @@ import { toKafkaMessage } from '../../src/sinks/kafka/kafka.record';
 import { startTestBroker } from '../kafka/test-broker';
 import { metricValue, startTestBridge, waitFor, type TestBridge } from '../helpers/bridge-harness';
 import { KafkaReader, sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
-import { messageEvent, newSecret, texts, verify, WebhookReceiver } from '../helpers/webhook-receiver';
+import { messageEvent, newSecret, ReceiverPool, texts, verify, WebhookReceiver } from '../helpers/webhook-receiver';
 
 const ROOT = join(__dirname, '..', '..');
 const TS_NODE = require.resolve('ts-node/dist/bin');
@@ -20,7 +20,7 @@ describe('durable webhook delivery from the events topic (e2e, test broker)', ()
   let producer: Producer;
   let bridge: TestBridge | undefined;
   let reader: KafkaReader | undefined;
-  const receivers: WebhookReceiver[] = [];
+  const receivers = new ReceiverPool();
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
@@ -38,15 +38,10 @@ describe('durable webhook delivery from the events topic (e2e, test broker)', ()
     bridge = undefined;
     await reader?.stop();
     reader = undefined;
-    await Promise.all(receivers.splice(0).map((r) => r.stop()));
+    await receivers.stopAll();
   });
 
-  async function receiver(): Promise<WebhookReceiver> {
-    const r = new WebhookReceiver();
-    await r.start();
-    receivers.push(r);
-    return r;
-  }
+  const receiver = () => receivers.start();
 
   const kafka = (events: string, extra: Record<string, unknown> = {}) => ({ brokers: sharedBrokers(), topics: { events, deadLetter: `${events}-dlq` }, consumer: { ...CONSUMER, webhookGroupPrefix: `g-${randomUUID()}.` }, ...extra });
   const deliveredIds = (r: WebhookReceiver) => new Set(r.delivered().map((q) => q.event.id));

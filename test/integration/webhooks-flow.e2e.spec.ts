@@ -1,25 +1,20 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
 import { metricValue, startTestBridge, waitFor, type TestBridge } from '../helpers/bridge-harness';
-import { messageEvent, newSecret, texts, verify, WebhookReceiver } from '../helpers/webhook-receiver';
+import { messageEvent, newSecret, ReceiverPool, texts, verify, WebhookReceiver } from '../helpers/webhook-receiver';
 
 /** Outbound webhooks: ordering per key, isolation between endpoints, breaker, bounds, shutdown, end to end. */
 describe('outbound webhooks: ordering, isolation and lifecycle (e2e)', () => {
   let bridge: TestBridge | undefined;
-  const receivers: WebhookReceiver[] = [];
+  const receivers = new ReceiverPool();
 
   afterEach(async () => {
     await bridge?.close();
     bridge = undefined;
-    await Promise.all(receivers.splice(0).map((r) => r.stop()));
+    await receivers.stopAll();
   });
 
-  async function receiver(): Promise<WebhookReceiver> {
-    const r = new WebhookReceiver();
-    await r.start();
-    receivers.push(r);
-    return r;
-  }
+  const receiver = () => receivers.start();
 
   const hook = (id: string, r: WebhookReceiver, extra: Record<string, unknown> = {}) => ({ id, url: r.url, secret: newSecret(), retrySchedule: [0, 50, 100, 150], ...extra });
   const publish = (conversationId: string, text: string) => bridge!.bridge.pipeline.publish(messageEvent('wa', conversationId, text));

@@ -5,26 +5,24 @@ import { BridgeError } from '../../src/common/errors';
 import { scanDeadLetterTopic } from '../../src/sinks/webhook/webhook.replay.sources';
 import { metricValue, startTestBridge, TEST_TOKEN, waitFor, type TestBridge } from '../helpers/bridge-harness';
 import { sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
-import { messageEvent, newSecret, texts, verify, WebhookReceiver, type ReceivedRequest } from '../helpers/webhook-receiver';
+import { messageEvent, newSecret, ReceiverPool, texts, verify, WebhookReceiver, type ReceivedRequest } from '../helpers/webhook-receiver';
 
 type Letter = { at: string; reason: string; origin: string; event: { id: string; data: { message: { text: string } } } };
 
 /** POST /v1/webhooks/:id/replay against real receivers: dead letters from the file and from the Kafka topic. */
 describe('webhook replay from dead letters (e2e)', () => {
   let bridge: TestBridge | undefined;
-  const receivers: WebhookReceiver[] = [];
+  const receivers = new ReceiverPool();
 
   afterEach(async () => {
     await bridge?.close();
     bridge = undefined;
-    await Promise.all(receivers.splice(0).map((r) => r.stop()));
+    await receivers.stopAll();
   });
 
   /** A receiver that rejects with `status` (400: dead-lettered at once) until `accept()`. */
   async function receiver(status = 400): Promise<WebhookReceiver & { accept(): void; reject(s: number): void }> {
-    const r = new WebhookReceiver();
-    await r.start();
-    receivers.push(r);
+    const r = await receivers.start();
     let answer: number | undefined = status;
     r.respond(() => (answer ? { status: answer, body: 'not now' } : undefined));
     return Object.assign(r, { accept: () => (answer = undefined), reject: (s: number) => (answer = s) });

@@ -17,13 +17,6 @@ export class OffsetTracker {
     return this.nextOffset;
   }
 
-  /** Records taken and not finished. */
-  get pending(): number {
-    let n = 0;
-    for (const o of this.open) if (!o.done) n++;
-    return n;
-  }
-
   /** True when `offset` was already taken in this session (kafkajs refetches uncommitted records after a rejoin). */
   seen(offset: bigint): boolean {
     return this.nextOffset !== undefined && offset < this.nextOffset;

@@ -1,4 +1,4 @@
-import { createEvent, type AnyCanonicalEvent } from '../../envelope/envelope';
+import { createBridgeEvent, createEvent, type AnyCanonicalEvent } from '../../envelope/envelope';
 import { MAX_REPLAY_LIMIT, parseReplayRequest, ReplayRequestError, type ReplayQuery } from './webhook.replay.dto';
 import { isReplayableEvent, offerDlqRecord, parseDeadLetterLine, ReplaySelection } from './webhook.replay';
 
@@ -79,6 +79,11 @@ describe('isReplayableEvent', () => {
     expect(isReplayableEvent({ ...e, specversion: '0.3' })).toBe(false);
     expect(isReplayableEvent(null)).toBe(false);
     expect(isReplayableEvent({ event: 'messages.upsert', payload: {} })).toBe(false);
+  });
+
+  it('accepts the bridge\'s own events, which have no channel', () => {
+    const { event: status } = createBridgeEvent('chatbridge.webhook.status', 'webhooks', 'erp', { webhook: { id: 'erp', url: 'http://x/h' }, status: { state: 'disabled', previous: 'active', reason: 'gone', httpStatus: 410 } });
+    expect(isReplayableEvent(status)).toBe(true);
   });
 });
 

@@ -36,12 +36,15 @@ export interface DeadLetterEntry {
   event: unknown;
 }
 
-/** True for a CloudEvent a webhook can carry: what the endpoint signs and keys on is there. */
+/**
+ * True for a CloudEvent a webhook can carry: what the endpoint signs and keys on is there. `channelid` is not
+ * required: the bridge's own events (`chatbridge.webhook.status`) have none and are replayable too.
+ */
 export function isReplayableEvent(e: unknown): e is AnyCanonicalEvent {
   if (typeof e !== 'object' || e === null) return false;
   const o = e as Record<string, unknown>;
   return o.specversion === '1.0' && typeof o.id === 'string' && /^[^\s.]+$/.test(o.id) && typeof o.type === 'string' && typeof o.source === 'string'
-    && typeof o.partitionkey === 'string' && typeof o.channelid === 'string';
+    && typeof o.partitionkey === 'string';
 }
 
 /** One line of the dead-letter file: an entry, `malformed`, or undefined for a blank line. */
