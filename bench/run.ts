@@ -17,6 +17,7 @@ import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 import { startTestBroker } from '../test/kafka/test-broker';
 import { benchBareV2Clients, benchVisitorConnections } from './connections';
 import { benchWebhooks } from './webhooks';
+import { benchCommands, type CommandBench } from './commands';
 import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
 import { createEvent } from '../src/envelope/envelope';
 import { Metrics } from '../src/health/metrics';
@@ -28,6 +29,8 @@ const BATCH = 500;
 const PACED_RATE = Number(process.env.BENCH_RATE ?? 2000);
 const PACED_EVENTS = PACED_RATE * 5;
 const WEBHOOK_CONCURRENCY = [8, 32];
+const COMMANDS = Number(process.env.BENCH_COMMANDS ?? 5000);
+const COMMAND_CONCURRENCY = 16;
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
 
 function startSimProcess() {
@@ -198,7 +201,32 @@ async function dedupeMemory(entries = 100_000): Promise<{ bytesPerEntry: number;
   return { bytesPerEntry, setBytesPerEntry, gc: Boolean(gc) };
 }
 
+/** Commands through the HTTP door vs the simulator's own sendText maximum (bench/commands.ts), simulator in its own process. */
+async function commandPhase(): Promise<CommandBench> {
+  const sim = await startSimProcess();
+  try {
+    return await benchCommands(sim.url, COMMANDS, CONVERSATIONS, COMMAND_CONCURRENCY);
+  } finally {
+    sim.stop();
+  }
+}
+
+const row = (r: Result) => `${r.label.padEnd(44)} ${r.eventsPerSec.toFixed(0).padStart(9)} ev/s   p50 ${r.p50ms.toFixed(1).padStart(7)} ms   p99 ${r.p99ms.toFixed(1).padStart(7)} ms   ${r.cpuUsPerEvent.toFixed(1).padStart(6)} µs CPU/ev`;
+const ratio = (b: Result, r: Result) => `throughput ${(b.eventsPerSec / r.eventsPerSec).toFixed(2)}x, p50 ${(b.p50ms / r.p50ms).toFixed(2)}x, p99 ${(b.p99ms / r.p99ms).toFixed(2)}x, CPU/event ${(b.cpuUsPerEvent / r.cpuUsPerEvent).toFixed(2)}x`;
+
+function printCommands(c: CommandBench): void {
+  console.log(`-- commands: ${COMMANDS} message.send over ${CONVERSATIONS} conversations, ${COMMAND_CONCURRENCY} requests in flight, ZapThinker simulator (own process) --`);
+  console.log(row(c.raw));
+  console.log(row(c.bridge));
+  console.log(`ratio bridge/raw: ${ratio(c.bridge, c.raw)}`);
+  console.log(`bridge: 202 answer p99 ${c.acceptP99ms.toFixed(1)} ms; ${c.failed} failed; latency = acceptance -> sent (chatbridge_command_time_to_sent_seconds), raw = request -> 201`);
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_PHASE === 'commands') {
+    printCommands(await commandPhase());
+    return;
+  }
   const deadline = setTimeout(() => {
     console.error('bench: exceeded 5 minutes; aborting');
     process.exit(2);
@@ -209,8 +237,6 @@ async function main(): Promise<void> {
     const raw = await rawBaseline(broker.bootstrap);
     const rawSteady = await rawPaced(broker.bootstrap);
     const [bridge, bridgeSteady] = await bridgeRun(broker.bootstrap);
-    const row = (r: Result) => `${r.label.padEnd(44)} ${r.eventsPerSec.toFixed(0).padStart(9)} ev/s   p50 ${r.p50ms.toFixed(1).padStart(7)} ms   p99 ${r.p99ms.toFixed(1).padStart(7)} ms   ${r.cpuUsPerEvent.toFixed(1).padStart(6)} µs CPU/ev`;
-    const ratio = (b: Result, r: Result) => `throughput ${(b.eventsPerSec / r.eventsPerSec).toFixed(2)}x, p50 ${(b.p50ms / r.p50ms).toFixed(2)}x, p99 ${(b.p99ms / r.p99ms).toFixed(2)}x, CPU/event ${(b.cpuUsPerEvent / r.cpuUsPerEvent).toFixed(2)}x`;
     console.log('-- saturated: as fast as possible --');
     console.log(row(raw));
     console.log(row(bridge));
@@ -227,6 +253,7 @@ async function main(): Promise<void> {
       console.log(`ratio bridge/raw at ${r.concurrency}: ${ratio(r.bridge, r.raw)}`);
     }
     console.log(`receiver: ${wh.requests} requests (warm-ups included), ${wh.signatureFailures} signature failures`);
+    printCommands(await commandPhase());
     const d = await dedupeMemory();
     console.log(`-- dedupe window: 100000 ids (maxEntries default) --`);
     console.log(`heap per remembered id ${d.bytesPerEntry.toFixed(0)} B (${((d.bytesPerEntry * 100_000) / 1048576).toFixed(1)} MiB full); plain Set of the same ids ${d.setBytesPerEntry.toFixed(0)} B; ratio ${(d.bytesPerEntry / d.setBytesPerEntry).toFixed(2)}x${d.gc ? '' : ' (no --expose-gc: approximate)'}`);

@@ -5,6 +5,8 @@ import { AppModule } from './app.module';
 import { Bridge, type BridgeOptions } from './bridge';
 import { PinoNestLogger } from './common/logger';
 import type { AppConfig } from './config/config.loader';
+import { jsonBodyParser } from './common/json-body';
+import { BridgeIoAdapter } from './gateway/io.adapter';
 import { inboundBodyParser } from './inbound/inbound.body';
 import { UNKNOWN_CHANNEL_LABEL } from './inbound/inbound.controller';
 
@@ -23,17 +25,19 @@ export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOp
   const bridge = new Bridge(config, log, opts);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forBridge(bridge), {
     logger: new PinoNestLogger(log),
-    bodyParser: true,
+    // The API's own JSON parser (below) answers 413/400 in the API's error shape.
+    bodyParser: false,
     // Errors at start reach the caller (main exits non-zero; tests see the error) instead of process.exit.
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  app.useWebSocketAdapter(new BridgeIoAdapter(app, config.api.maxBodyBytes));
   // Before the JSON parser, which then skips these bodies: inbound posts are read raw, with each channel's limit.
   app.use('/v1/inbound', inboundBodyParser(
     (id) => bridge.channels.inboundLimit(id),
     (id) => bridge.metrics.inboundRequests.inc({ channel: bridge.channels.get(id) ? id : UNKNOWN_CHANNEL_LABEL, outcome: 'too_large' }),
   ));
-  app.useBodyParser('json', { limit: '1mb' });
+  app.use(jsonBodyParser(config.api.maxBodyBytes));
   await app.listen(config.port, opts.host ?? '0.0.0.0');
   const addr = app.getHttpServer().address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;

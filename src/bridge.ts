@@ -3,7 +3,13 @@ import type { Logger } from 'pino';
 import { ChannelsService } from './channels/channels.service';
 import type { DurableModes } from './channels/mode-persistence';
 import { KafkaModeStore, stateTopicTimeoutMs } from './channels/mode-store.kafka';
+import { CommandLedger } from './commands/command-ledger';
+import { CommandService } from './commands/command.service';
+import { commandGroupId, KafkaCommandConsumer } from './commands/kafka/command-consumer';
+import { KafkaLedgerStore } from './commands/kafka/ledger-store.kafka';
 import type { AppConfig } from './config/config.loader';
+import { TokenRateLimiter } from './common/rate-limit';
+import { EventStream } from './gateway/event-stream';
 import { Metrics } from './health/metrics';
 import { DeadLetters } from './pipeline/dead-letters';
 import { EventPipeline } from './pipeline/pipeline';
@@ -31,8 +37,16 @@ export class Bridge {
   readonly deadLetters: DeadLetters;
   readonly pipeline: EventPipeline;
   readonly channels: ChannelsService;
+  /** The command gateway behind the HTTP, socket.io and Kafka doors. */
+  readonly commands: CommandService;
+  /** With Kafka: the command door on `topics.commands` (a consumer group). */
+  readonly commandConsumer?: KafkaCommandConsumer;
   readonly kafka?: KafkaSink;
   readonly webhooks?: WebhookSink;
+  /** The socket.io live event stream (`subscribe` → `event`); not a delivery sink. */
+  readonly stream: EventStream;
+  /** Per-token rate limit of the authenticated API (HTTP and socket.io). */
+  readonly rateLimiter: TokenRateLimiter;
   private shuttingDown = false;
 
   constructor(
@@ -41,6 +55,7 @@ export class Bridge {
     opts: BridgeOptions = {},
   ) {
     this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
+    this.rateLimiter = new TokenRateLimiter(config.api.rateLimit.perSecond, config.api.rateLimit.burst);
     this.deadLetters = new DeadLetters(config.deadLetter.file, this.metrics, log.child({ context: 'dead-letters' }));
     this.pipeline = new EventPipeline(config.dedupe, this.metrics, log.child({ context: 'pipeline' }));
     const kafka = config.kafka ? createKafka(config.kafka, log) : undefined;
@@ -59,29 +74,60 @@ export class Bridge {
     }
     // SPEC §5: events go to stdout as JSON lines only when no other sink is configured.
     if (!this.pipeline.allSinks.length) this.pipeline.addSink(new StdoutSink(opts.stdout ?? process.stdout, this.deadLetters, this.metrics));
+    // Added after that decision: the live stream is always there and counts neither as a configured sink nor for readiness.
+    this.stream = new EventStream(config.api.stream, this.metrics, log.child({ context: 'event-stream' }));
+    this.pipeline.addSink(this.stream);
     this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }), durableModes);
+    const ledgerStore = config.kafka && kafka
+      ? new KafkaLedgerStore(kafka, {
+        topic: config.kafka.topics.commandLedger, group: commandGroupId(config.kafka), consumer: config.kafka.consumer,
+        loadTimeoutMs: stateTopicTimeoutMs(config.kafka.connectionTimeoutMs), writeTimeoutMs: config.kafka.producer.requestTimeoutMs,
+      }, log.child({ context: 'command-ledger-store' }))
+      : undefined;
+    const ledger = new CommandLedger({ maxEntries: config.commands.ledgerMaxEntries, ttlMs: config.commands.ledgerTtlMs }, log.child({ context: 'command-ledger' }), ledgerStore);
+    this.commands = new CommandService(config, this.channels, this.pipeline, ledger, this.metrics, log.child({ context: 'commands' }));
+    if (config.kafka && kafka) {
+      const door = { topic: config.kafka.topics.commands, groupId: commandGroupId(config.kafka), consumer: config.kafka.consumer };
+      this.commandConsumer = new KafkaCommandConsumer(kafka, door, this.commands, this.deadLetters, this.metrics, log.child({ context: 'kafka-commands' }));
+    }
   }
 
   /** True until shutdown begins and, with Kafka, while Kafka is reachable. */
   ready(): boolean {
-    return !this.shuttingDown && this.pipeline.allSinks.every((s) => s.ready());
+    return !this.shuttingDown && this.deliverySinks().every((s) => s.ready());
   }
 
   /** Sinks' state for readiness. */
   sinks(): Array<{ name: string; ready: boolean; queued: number }> {
-    return this.pipeline.allSinks.map((s: Sink) => ({ name: s.name, ready: s.ready(), queued: s.depth() }));
+    return this.deliverySinks().map((s: Sink) => ({ name: s.name, ready: s.ready(), queued: s.depth() }));
+  }
+
+  /** The sinks that deliver events (readiness), i.e. all but the live stream. */
+  private deliverySinks(): Sink[] {
+    return this.pipeline.allSinks.filter((s) => s !== this.stream);
   }
 
   async start(): Promise<void> {
     for (const sink of this.pipeline.allSinks) await sink.start();
     // Channels start in their persisted modes, so those are read (bounded) before any socket opens.
+    // The command ledger is read while the channels start (both bounded when Kafka is down); commands left by a
+    // previous run resume once both are done, so they find their connectors.
+    const ledger = this.commands.start();
     await this.channels.start();
+    this.commands.channelsStarted();
+    await ledger;
+    // Joins its group in the background: Kafka being slow does not hold the start.
+    this.commandConsumer?.start();
   }
 
   async stop(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     const deadline = Date.now() + this.config.shutdownGraceMs;
+    // Commands first (no new ones; running attempts end while their channels are still open), then channels, then sinks.
+    // The Kafka door first: the record in hand is finished and committed while the service still takes it.
+    await this.commandConsumer?.stop(Math.floor(this.config.shutdownGraceMs / 3));
+    await this.commands.stop(Math.floor(this.config.shutdownGraceMs / 3));
     await this.channels.stop();
     await Promise.all(this.pipeline.allSinks.map((s) => s.stop(Math.max(0, deadline - Date.now()))));
   }

@@ -169,6 +169,29 @@ export class ChannelsService {
     return (await turn).switching;
   }
 
+  /** What the command gateway needs of a channel: provider, command types, echo matcher; undefined when unknown. */
+  commandTarget(channelId: string): Pick<ProviderDefinition, 'name' | 'commandTypes' | 'isEcho'> | undefined {
+    return this.entries.get(channelId)?.definition;
+  }
+
+  /** Resolves true at the channel's next `connected` (at once when connected), false after `timeoutMs`. */
+  whenConnected(channelId: string, timeoutMs: number): Promise<boolean> {
+    const entry = this.entries.get(channelId);
+    if (!entry) return Promise.resolve(false);
+    if (entry.state === 'connected') return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = (connected: boolean): void => {
+        clearTimeout(timer);
+        entry.connectedWaiters.delete(onConnected);
+        resolve(connected);
+      };
+      const onConnected = (): void => done(true);
+      const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
+      timer.unref?.();
+      entry.connectedWaiters.add(onConnected);
+    });
+  }
+
   /**
    * Delivers a command through the channel's connector. Throws CommandError: `unknown_channel`,
    * `unsupported_command` (naming the provider), or whatever the connector reports.

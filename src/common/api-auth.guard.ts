@@ -1,29 +1,54 @@
-import { type CanActivate, type ExecutionContext, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, HttpException, HttpStatus, Inject, Injectable, Optional, UnauthorizedException } from '@nestjs/common';
+import type { TokenRateLimiter } from './rate-limit';
 import { bearerToken, TokenSet } from './token-match';
 
 /** Injection token: the accepted bearer tokens (from CHATBRIDGE_API_TOKENS). */
 export const API_TOKENS = Symbol('API_TOKENS');
+/** Injection token: the per-token rate limiter shared with the socket.io gateway. */
+export const API_RATE_LIMITER = Symbol('API_RATE_LIMITER');
 
-/** Bearer-token check for `/v1/*` (SPEC §8): tokens from CHATBRIDGE_API_TOKENS, compared in constant time. */
+/**
+ * Bearer-token check for `/v1/*` (SPEC §8): tokens from CHATBRIDGE_API_TOKENS, compared in constant time; then the
+ * token's rate limit (429 with `Retry-After`).
+ */
 @Injectable()
 export class ApiAuthGuard implements CanActivate {
   private readonly tokens: TokenSet;
 
-  constructor(@Inject(API_TOKENS) tokens: string[]) {
+  constructor(
+    @Inject(API_TOKENS) tokens: string[],
+    @Optional() @Inject(API_RATE_LIMITER) private readonly limiter?: TokenRateLimiter,
+  ) {
     this.tokens = new TokenSet(tokens);
   }
 
   canActivate(ctx: ExecutionContext): boolean {
-    const req = ctx.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
-    this.check(req.headers.authorization);
+    const http = ctx.switchToHttp();
+    const req = http.getRequest<{ headers: Record<string, string | undefined> }>();
+    const token = this.check(req.headers.authorization);
+    const decision = this.limiter?.take(token);
+    if (decision && !decision.ok) {
+      const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      http.getResponse<{ setHeader(name: string, value: string): void }>().setHeader('Retry-After', String(seconds));
+      throw rateLimited(decision.retryAfterMs);
+    }
     return true;
   }
 
-  /** Throws 401 unless `header` is `Bearer <a configured token>`. */
-  check(header: string | undefined): void {
+  /** Returns the token when `header` is `Bearer <a configured token>`; throws 401 otherwise. */
+  check(header: string | undefined): string {
     if (!this.tokens.size) throw new UnauthorizedException('no API tokens are configured: set CHATBRIDGE_API_TOKENS (comma-separated) to enable the API');
     const token = bearerToken(header);
     if (token === undefined) throw new UnauthorizedException('missing bearer token: send Authorization: Bearer <token>');
     if (!this.tokens.matchesAny([token])) throw new UnauthorizedException('invalid bearer token');
+    return token;
   }
+}
+
+/** The 429 of a token over its rate (`api.rateLimit`). */
+export function rateLimited(retryAfterMs: number): HttpException {
+  return new HttpException(
+    { statusCode: 429, error: 'Too Many Requests', message: `rate limit of this API token exceeded (api.rateLimit); retry in ${retryAfterMs} ms`, retryAfterMs },
+    HttpStatus.TOO_MANY_REQUESTS,
+  );
 }

@@ -44,7 +44,7 @@ describe('loadConfig: a valid config', () => {
       ssl: false,
       createTopics: false,
       connectionTimeoutMs: 3000,
-      topics: { events: 'chatbridge.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq', state: 'chatbridge.channels' },
+      topics: { events: 'chatbridge.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq', state: 'chatbridge.channels', commandLedger: 'chatbridge.commands.ledger' },
       producer: { batchSize: 500, maxQueue: 100_000, warnQueue: 10_000, compression: 'gzip', requestTimeoutMs: 30_000, retryMaxDelayMs: 10_000 },
       consumer: { maxWaitTimeMs: 500, sessionTimeoutMs: 30_000, commitIntervalMs: 1000 },
     });
@@ -53,6 +53,11 @@ describe('loadConfig: a valid config', () => {
     });
     expect(config.dedupe).toEqual({ maxEntries: 100_000, ttlMs: 6 * 3600_000 });
     expect(config.shutdownGraceMs).toBe(20_000);
+    expect(config.api).toEqual({ maxBodyBytes: 256 * 1024, rateLimit: { perSecond: 50, burst: 100 }, stream: { maxBufferedEvents: 1000 } });
+    expect(config.commands).toEqual({
+      deadlineMs: 120_000, echoTimeoutMs: 30_000, maxPendingPerChannel: 1000, ledgerMaxEntries: 100_000, ledgerTtlMs: 86_400_000,
+      retry: { initialDelayMs: 500, maxDelayMs: 10_000, multiplier: 2, maxAttempts: 6 },
+    });
     expect(config.port).toBe(8080);
     expect(config.logLevel).toBe('info');
     expect(config.apiTokens).toEqual([]);
@@ -64,7 +69,7 @@ describe('loadConfig: a valid config', () => {
     // The provider block is an instance of the provider's own options class, with its defaults.
     expect(channel.options).toBeInstanceOf(ZapThinkerOptions);
     expect(channel.options).toEqual({
-      url: 'https://api.zapthinker.com', instance: 'sales', apiKey: 'zap-key-1', path: '/socket.io', connectTimeoutMs: 10_000,
+      url: 'https://api.zapthinker.com', instance: 'sales', apiKey: 'zap-key-1', path: '/socket.io', connectTimeoutMs: 10_000, commandTimeoutMs: 15_000,
     });
   });
 
@@ -77,7 +82,7 @@ describe('loadConfig: a valid config', () => {
         channels: [{ id: 'wa-2', provider: 'zapthinker', mode: 'webhook', inbound: { token: 'inbound-token-0123456789' }, zapthinker: zap({ apiKey: 'k', connectTimeoutMs: 2500 }) }],
       },
     });
-    expect(config.kafka?.topics).toEqual({ events: 'my.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq', state: 'chatbridge.channels' });
+    expect(config.kafka?.topics).toEqual({ events: 'my.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq', state: 'chatbridge.channels', commandLedger: 'chatbridge.commands.ledger' });
     expect(config.kafka?.producer.batchSize).toBe(50);
     expect(config.kafka?.producer.maxQueue).toBe(100_000);
     expect(config.reconnect.maxDelayMs).toBe(5000);

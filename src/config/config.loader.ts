@@ -8,7 +8,7 @@ import { providerDefinition, supportedProviders } from '../connectors/registry';
 import type { ProviderName } from '../envelope/event-types';
 import type { WebhookConfig } from '../sinks/webhook/webhook.config';
 import {
-  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ModeSwitchConfig, type ReconnectConfig,
+  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type CommandsConfig, type ReconnectConfig,
 } from './config.schema';
 
 /** One validated channel; `options` is an instance of its provider's options class. */
@@ -30,6 +30,8 @@ export interface AppConfig {
   shutdownGraceMs: number;
   stateDir: string;
   modeSwitch: ModeSwitchConfig;
+  api: ApiConfig;
+  commands: CommandsConfig;
   channels: ChannelConfig[];
   /** Outbound webhook endpoints (empty: none). */
   webhooks: WebhookConfig[];
@@ -99,6 +101,7 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   return {
     config: {
       kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs, stateDir: file.stateDir, modeSwitch: file.modeSwitch,
+      api: file.api, commands: file.commands,
       channels, webhooks: file.webhooks, port, apiTokens, logLevel, configPath,
     },
     warnings,

@@ -31,6 +31,8 @@ export class KafkaTopicsConfig {
   @IsOptional() @IsString() deadLetter = 'chatbridge.dlq';
   /** Compacted: one record per channel (key = channel id) with its runtime mode. */
   @IsOptional() @IsString() state = 'chatbridge.channels';
+  /** Compacted: the command ledger, one record per commandId with its latest state (idempotency across restarts and replicas). */
+  @IsOptional() @IsString() commandLedger = 'chatbridge.commands.ledger';
 }
 
 /** Producer tuning. Defaults suit a single replica bridging a few thousand events per second. */
@@ -61,6 +63,8 @@ export class KafkaConsumerConfig {
   @IsOptional() @IsInt() @Min(6000) @Max(300_000) sessionTimeoutMs: number = 30_000;
   /** How often committed progress is written while deliveries finish (ms). */
   @IsOptional() @IsInt() @Min(10) @Max(60_000) commitIntervalMs: number = 1000;
+  /** Group id of the consumer of `topics.commands` (replicas of one deployment share it). Omitted: `<clientId>.commands`. */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._-]{1,200}$/, { message: 'must be letters, digits, ., _ or -' }) commandGroup?: string;
 }
 
 export class KafkaConfig {
@@ -121,6 +125,51 @@ export class ModeSwitchConfig {
   @IsOptional() @IsInt() @Min(0) @Max(120_000) connectWaitMs: number = 30_000;
 }
 
+/** A token bucket: `perSecond` refill, `burst` capacity. */
+export class RateLimitConfig {
+  @IsOptional() @IsInt() @Min(1) perSecond: number = 50;
+  @IsOptional() @IsInt() @Min(1) burst: number = 100;
+}
+
+/** The live event stream of socket.io subscribers (`subscribe` → `event`). */
+export class StreamConfig {
+  /** A subscriber with more events than this waiting to be written to its socket is disconnected (`slow_consumer`). */
+  @IsOptional() @IsInt() @Min(1) @Max(1_000_000) maxBufferedEvents: number = 1000;
+}
+
+/** The authenticated API (`/v1/*` and the socket.io namespace `/v1`). */
+export class ApiConfig {
+  /** Largest JSON request body (bytes); larger bodies get 413. `/v1/inbound/*` has its per-channel limit. */
+  @IsOptional() @IsInt() @Min(1024) @Max(64 * 1024 * 1024) maxBodyBytes: number = 256 * 1024;
+  /** Per bearer token, over HTTP and socket.io together; beyond it 429. */
+  @IsOptional() @ValidateNested() @Type(() => RateLimitConfig) rateLimit: RateLimitConfig = new RateLimitConfig();
+  @IsOptional() @ValidateNested() @Type(() => StreamConfig) stream: StreamConfig = new StreamConfig();
+}
+
+/** Retry schedule of commands whose upstream surely did not act (connect refused, 5xx, socket not open). */
+export class CommandRetryConfig {
+  @IsOptional() @IsInt() @Min(1) initialDelayMs: number = 500;
+  @IsOptional() @IsInt() @Min(1) maxDelayMs: number = 10_000;
+  @IsOptional() @Min(1) multiplier: number = 2;
+  /** Most upstream attempts of one command. */
+  @IsOptional() @IsInt() @Min(1) @Max(100) maxAttempts: number = 6;
+}
+
+/** The command gateway (SPEC §8). */
+export class CommandsConfig {
+  /** A command not `sent` this long after it was accepted ends `failed` (`deadline_exceeded`), held or retrying (ms). */
+  @IsOptional() @IsInt() @Min(100) deadlineMs: number = 120_000;
+  /** After an ambiguous failure (timeout after the send), how long to wait for the upstream's echo (ms). */
+  @IsOptional() @IsInt() @Min(100) echoTimeoutMs: number = 30_000;
+  /** Unfinished commands per channel (held, queued, retrying); beyond it new ones get 503. */
+  @IsOptional() @IsInt() @Min(1) maxPendingPerChannel: number = 1000;
+  /** Commands the in-memory ledger keeps (the Kafka ledger keeps every one; memory keeps the newest this many). */
+  @IsOptional() @IsInt() @Min(100) ledgerMaxEntries: number = 100_000;
+  /** How long a command is remembered for repeats and `GET /v1/commands/:id` (ms). */
+  @IsOptional() @IsInt() @Min(60_000) ledgerTtlMs: number = 24 * 3600_000;
+  @IsOptional() @ValidateNested() @Type(() => CommandRetryConfig) retry: CommandRetryConfig = new CommandRetryConfig();
+}
+
 /**
  * Fields every channel has; the provider block is validated by the provider's own options class and the
  * `inbound` block (InboundAuthConfig) by the loader, which also knows whether the provider can take webhooks.
@@ -142,6 +191,8 @@ export class FileConfig {
   /** Time allowed on SIGTERM to flush in-flight work before exit (ms); keep below terminationGracePeriodSeconds. */
   @IsOptional() @IsInt() @Min(0) shutdownGraceMs: number = 20_000;
   @IsOptional() @ValidateNested() @Type(() => ModeSwitchConfig) modeSwitch: ModeSwitchConfig = new ModeSwitchConfig();
+  @IsOptional() @ValidateNested() @Type(() => ApiConfig) api: ApiConfig = new ApiConfig();
+  @IsOptional() @ValidateNested() @Type(() => CommandsConfig) commands: CommandsConfig = new CommandsConfig();
   /** Outbound webhook endpoints (SPEC §3, §6); each block is checked by WebhookConfig, ids for uniqueness in the loader. */
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => WebhookConfig) webhooks: WebhookConfig[] = [];
   @IsOptional() @IsArray() channels: unknown[] = [];

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { ConnectorError } from '../common/errors';
+import type { AnyCanonicalEvent } from '../envelope/envelope';
 import type { ProviderName } from '../envelope/event-types';
 import type { Mapper } from './mapper';
 import type { SupervisorPolicy } from './supervisor';
@@ -107,4 +108,10 @@ export interface ProviderDefinition<O extends object = object> {
   commandPath?(options: O, mode: ChannelMode): CommandPath;
   /** Command types `execute` accepts; anything else is refused naming the provider. */
   commandTypes: readonly string[];
+  /**
+   * True when `event` (published from this channel) is the upstream's echo of `command` (e.g. Evolution's
+   * `send.message` for a `sendText`). Resolves an ambiguous send (timeout after the request left) as `sent`
+   * without sending again. Absent, or false for a type: such an ambiguity ends `failed` (`ambiguous_no_echo`). Pure.
+   */
+  isEcho?(command: UpstreamCommand, event: AnyCanonicalEvent): boolean;
 }

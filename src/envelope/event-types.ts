@@ -95,7 +95,7 @@ export interface ChannelStatusData {
 export interface CommandResultData {
   channel: ChannelRef;
   conversation?: { id: string };
-  command: { commandId: string; type: string; status: 'sent' | 'failed'; attempts: number; upstreamMessageId?: string; error?: string };
+  command: { commandId: string; type: string; status: 'sent' | 'failed'; attempts: number; upstreamMessageId?: string; error?: string; errorCode?: string };
 }
 
 /** `chatbridge.webhook.status`: an outbound webhook endpoint changed state (410 disabled it, or it was re-enabled). */

@@ -37,7 +37,24 @@ export class Metrics {
   readonly webhookConsumerLag = new Gauge({ name: 'chatbridge_webhook_consumer_lag', help: 'With Kafka: events of the events topic a webhook endpoint has not finished (delivered or dead-lettered), per partition, as of its last commit', labelNames: ['endpoint', 'partition'], registers: [this.registry] });
   readonly webhookReplayed = new Counter({ name: 'chatbridge_webhook_replayed_total', help: 'Dead-lettered events re-submitted to a webhook endpoint by POST /v1/webhooks/:id/replay', labelNames: ['endpoint'], registers: [this.registry] });
   readonly inboundRequests = new Counter({ name: 'chatbridge_inbound_requests_total', help: 'Posts to /v1/inbound by channel and outcome (accepted, unauthorized, malformed, too_large, refused, unknown_channel)', labelNames: ['channel', 'outcome'], registers: [this.registry] });
+  readonly streamSubscribers = new Gauge({ name: 'chatbridge_stream_subscribers', help: 'socket.io clients subscribed to the live event stream', registers: [this.registry] });
+  readonly streamEvents = new Counter({ name: 'chatbridge_stream_events_total', help: 'Events sent to live stream subscribers (one per subscriber)', registers: [this.registry] });
+  readonly streamDisconnects = new Counter({ name: 'chatbridge_stream_disconnects_total', help: 'Live stream subscribers the bridge disconnected, by reason (slow_consumer)', labelNames: ['reason'], registers: [this.registry] });
+  readonly kafkaCommands = new Counter({ name: 'chatbridge_kafka_commands_total', help: 'Records of the Kafka commands topic, by outcome: accepted, duplicate (commandId known), invalid (dead-lettered), retried (refused for now, offered again)', labelNames: ['outcome'], registers: [this.registry] });
   readonly deadLetters = new Counter({ name: 'chatbridge_dead_letters_total', help: 'Items dead-lettered, by where and why', labelNames: ['target', 'reason'], registers: [this.registry] });
+  readonly commandsAccepted = new Counter({ name: 'chatbridge_commands_accepted_total', help: 'New commands accepted, by door, provider and type', labelNames: ['door', 'provider', 'type'], registers: [this.registry] });
+  readonly commandsRefused = new Counter({ name: 'chatbridge_commands_refused_total', help: 'Commands refused at a door (invalid, unknown channel, conflict, unsupported, busy, rate limited …), by door and code', labelNames: ['door', 'code'], registers: [this.registry] });
+  readonly commandsDuplicate = new Counter({ name: 'chatbridge_commands_duplicate_total', help: 'Repeats of a known commandId answered from the ledger (not sent again), by door', labelNames: ['door'], registers: [this.registry] });
+  readonly commandsFinished = new Counter({ name: 'chatbridge_commands_total', help: 'Commands that reached an end state, by provider, type and status (sent, failed)', labelNames: ['provider', 'type', 'status'], registers: [this.registry] });
+  readonly commandAttempts = new Counter({ name: 'chatbridge_command_attempts_total', help: 'Upstream attempts of commands (retries included), by provider and type', labelNames: ['provider', 'type'], registers: [this.registry] });
+  readonly commandsPending = new Gauge({ name: 'chatbridge_commands_pending', help: 'Unfinished commands (queued, held while reconnecting, retrying, awaiting an echo), by channel', labelNames: ['channel'], registers: [this.registry] });
+  readonly commandTimeToSent = new Histogram({
+    name: 'chatbridge_command_time_to_sent_seconds',
+    help: 'From acceptance to the upstream confirming a command, by provider and type',
+    labelNames: ['provider', 'type'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { raw, type RequestHandler } from 'express';
 import { describeError } from '../common/errors';
+import { bodyErrorStatus } from '../common/json-body';
 
 /** Body limit of a channel without its own `inbound.maxBodyBytes` (and of unknown channel ids). */
 export const DEFAULT_INBOUND_MAX_BYTES = 1024 * 1024;
@@ -22,7 +23,7 @@ export function inboundBodyParser(limitOf: (channelId: string) => number | undef
     }
     parser(req, res, (err?: unknown) => {
       if (err === undefined || err === null) return next();
-      const status = statusOf(err);
+      const status = bodyErrorStatus(err);
       if (status === 413) onTooLarge(channelId);
       const message = status === 413
         ? `request body larger than this channel's inbound limit of ${limit} bytes (channels[].inbound.maxBodyBytes)`
@@ -40,10 +41,4 @@ function channelIdOf(path: string): string {
   } catch {
     return segment;
   }
-}
-
-/** body-parser errors carry the HTTP status to answer (413, 400 aborted, 415 encoding). */
-function statusOf(err: unknown): number {
-  const status = typeof err === 'object' && err !== null && 'status' in err ? (err as { status: unknown }).status : undefined;
-  return typeof status === 'number' && status >= 400 && status < 600 ? status : 400;
 }

@@ -12,6 +12,7 @@ import type { Sink } from '../sinks/sink.interface';
 export class EventPipeline {
   private readonly seen?: LRUCache<string, true>;
   private readonly sinks: Sink[] = [];
+  private readonly observers: Array<(item: PipelineEvent) => void> = [];
 
   constructor(
     dedupe: { maxEntries: number; ttlMs: number },
@@ -24,6 +25,11 @@ export class EventPipeline {
   /** Adds a sink; events published afterwards reach it. */
   addSink(sink: Sink): void {
     this.sinks.push(sink);
+  }
+
+  /** Calls `fn` with every event published from now on (after dedupe), synchronously; `fn` must be cheap and not throw. */
+  observe(fn: (item: PipelineEvent) => void): void {
+    this.observers.push(fn);
   }
 
   /** The registered sinks. */
@@ -45,6 +51,7 @@ export class EventPipeline {
     }
     this.metrics.eventsIn.inc({ channel: event.channelid ?? '', type: event.type });
     for (const sink of this.sinks) sink.publish(item);
+    for (const fn of this.observers) fn(item);
     return true;
   }
 }

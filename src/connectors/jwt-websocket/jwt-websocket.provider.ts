@@ -12,4 +12,5 @@ export const jwtWebSocketProvider: ProviderDefinition<JwtWebSocketOptions> = {
   map: mapJwtWebSocket,
   supportsWebhookMode: false,
   commandTypes: JWT_WEBSOCKET_COMMANDS,
+  // No isEcho: the service has no echo of a client's own frames, so an ambiguous command ends `ambiguous_no_echo`.
 };

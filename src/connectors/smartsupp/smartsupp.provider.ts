@@ -1,6 +1,7 @@
 import type { ProviderDefinition } from '../connector.interface';
 import { SMARTSUPP_COMMANDS } from './smartsupp.commands';
 import { SmartsuppConnector } from './smartsupp.connector';
+import { isSmartsuppEcho } from './smartsupp.echo';
 import { mapSmartsupp } from './smartsupp.mapper';
 import { SmartsuppOptions } from './smartsupp.options';
 
@@ -12,4 +13,5 @@ export const smartsuppProvider: ProviderDefinition<SmartsuppOptions> = {
   map: mapSmartsupp,
   supportsWebhookMode: false,
   commandTypes: SMARTSUPP_COMMANDS,
+  isEcho: isSmartsuppEcho,
 };

@@ -1,5 +1,6 @@
 import type { ProviderDefinition } from '../connector.interface';
 import { WatchersConnector } from './watchers.connector';
+import { isWatchersEcho } from './watchers.echo';
 import { parseWatchersInbound } from './watchers.inbound';
 import { mapWatchers } from './watchers.mapper';
 import { WatchersOptions } from './watchers.options';
@@ -15,4 +16,5 @@ export const watchersProvider: ProviderDefinition<WatchersOptions> = {
   supportsWebhookMode: true,
   inbound: parseWatchersInbound,
   commandTypes: ['message.send', 'room.listen'],
+  isEcho: isWatchersEcho,
 };

@@ -1,17 +1,21 @@
 import type { Logger } from 'pino';
 import { io, type Socket } from 'socket.io-client';
-import { ConnectorError } from '../../common/errors';
+import { CommandError, ConnectorError } from '../../common/errors';
 import { redactText } from '../../common/redact';
-import type { Connector, ConnectorContext, ConnectorHooks } from '../connector.interface';
+import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
+import { restBase, sendTextBody, sendTextOutcome, sendTextRequest, sendTextRequestError, sendTextStatusError } from './zapthinker.commands';
 import type { ZapThinkerOptions } from './zapthinker.options';
 
 /**
  * socket.io v4 client for one Evolution/ZapThinker instance namespace (`<url>/<instance>`).
  * The library's own reconnection is off: the supervisor decides when to reconnect. The socket object
  * and its listeners are created once and reused by every attempt, so no handler is ever doubled.
+ * Commands go over Evolution's REST API, which does not depend on the socket (so they work in both modes).
  */
 export class ZapThinkerConnector implements Connector {
   private readonly socket: Socket;
+  private readonly options: ZapThinkerOptions;
+  private readonly restBase: string;
   private readonly hooks: ConnectorHooks;
   private readonly log: Logger;
   private pending?: { resolve: () => void; reject: (e: ConnectorError) => void };
@@ -19,6 +23,8 @@ export class ZapThinkerConnector implements Connector {
 
   constructor(ctx: ConnectorContext<ZapThinkerOptions>) {
     const { options } = ctx;
+    this.options = options;
+    this.restBase = restBase(options.url);
     this.hooks = ctx.hooks;
     this.log = ctx.logger;
     const base = options.url.replace(/\/+$/, '');
@@ -58,6 +64,26 @@ export class ZapThinkerConnector implements Connector {
     this.socket.disconnect();
   }
 
+  /** `message.send` → `POST /message/sendText/<instance>`; resolves with the WAMessage key of the 2xx answer. */
+  async execute(command: UpstreamCommand): Promise<CommandOutcome> {
+    if (command.type !== 'message.send') {
+      throw new CommandError('unsupported_command', `provider zapthinker does not support command type "${command.type}"`, { retriable: false, sent: false });
+    }
+    const body = sendTextBody(command);
+    const req = sendTextRequest(this.restBase, this.options.instance, this.options.apiKey, body);
+    // Evolution answers only after `delay` (it shows "composing" first): that wait is not an upstream stall.
+    const timeoutMs = this.options.commandTimeoutMs + (body.delay ?? 0);
+    let res: Response;
+    try {
+      res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      throw sendTextRequestError(err);
+    }
+    const text = await res.text().catch(() => '');
+    if (!res.ok) throw sendTextStatusError(res.status, text);
+    return sendTextOutcome(parseJson(text));
+  }
+
   private settle(error?: ConnectorError): void {
     const p = this.pending;
     if (!p) return;
@@ -91,6 +117,14 @@ export function classifyConnectError(err: Error & { description?: unknown; type?
   if (err.message === 'timeout') return new ConnectorError('connect_timeout', 'connection attempt timed out', { retriable: true, cause: err });
   const detail = status ? `HTTP ${status}` : redactText(describeDescription(err.description) ?? err.message);
   return new ConnectorError('network', `cannot connect: ${detail}`, { retriable: true, cause: err });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text || undefined;
+  }
 }
 
 /** The websocket transport reports a refused upgrade as an error whose message names the status. */

@@ -12,4 +12,6 @@ export class ZapThinkerOptions {
   @IsOptional() @IsString() path = '/socket.io';
   /** Time allowed for one connection attempt (ms). */
   @IsOptional() @IsInt() @Min(100) connectTimeoutMs: number = 10_000;
+  /** Time allowed for one REST command (`sendText`) to answer (ms); plus the command's own `delay`. */
+  @IsOptional() @IsInt() @Min(100) commandTimeoutMs: number = 15_000;
 }

@@ -1,5 +1,7 @@
 import type { ProviderDefinition } from '../connector.interface';
+import { ZAPTHINKER_COMMANDS } from './zapthinker.commands';
 import { ZapThinkerConnector } from './zapthinker.connector';
+import { isZapThinkerEcho } from './zapthinker.echo';
 import { parseZapThinkerInbound } from './zapthinker.inbound';
 import { mapZapThinker } from './zapthinker.mapper';
 import { ZapThinkerOptions } from './zapthinker.options';
@@ -12,5 +14,8 @@ export const zapthinkerProvider: ProviderDefinition<ZapThinkerOptions> = {
   map: mapZapThinker,
   supportsWebhookMode: true,
   inbound: parseZapThinkerInbound,
-  commandTypes: [],
+  // Evolution's socket only pushes events; every send is a REST call, in either mode.
+  commandPath: () => 'http',
+  commandTypes: ZAPTHINKER_COMMANDS,
+  isEcho: isZapThinkerEcho,
 };

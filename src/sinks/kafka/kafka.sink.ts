@@ -170,14 +170,14 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   private async maybeCreateTopics(): Promise<void> {
     if (!this.cfg.createTopics) return;
     const admin = this.kafka.admin();
-    const { events, commands, deadLetter, state } = this.cfg.topics;
+    const { events, commands, deadLetter, state, commandLedger } = this.cfg.topics;
     try {
       await admin.connect();
       const existing = new Set(await admin.listTopics());
-      const missing = [events, commands, deadLetter, state].filter((t) => !existing.has(t));
+      const missing = [events, commands, deadLetter, state, commandLedger].filter((t) => !existing.has(t));
       if (missing.length) {
-        // The state topic keeps only each channel's latest record, however old.
-        const configEntries = (topic: string) => (topic === state ? [{ name: 'cleanup.policy', value: 'compact' }] : undefined);
+        // The state topic keeps only each channel's latest record, however old; the ledger each command's latest state.
+        const configEntries = (topic: string) => (topic === state || topic === commandLedger ? [{ name: 'cleanup.policy', value: 'compact' }] : undefined);
         await admin.createTopics({ waitForLeaders: true, topics: missing.map((topic) => ({ topic, numPartitions: this.cfg.topicPartitions ?? -1, configEntries: configEntries(topic) })) });
         this.log.info({ topics: missing }, 'created missing Kafka topics');
       }

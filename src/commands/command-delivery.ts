@@ -1,0 +1,121 @@
+import type { Logger } from 'pino';
+import type { ChannelsService } from '../channels/channels.service';
+import { backoffDelay } from '../common/backoff';
+import { CommandError, describeError } from '../common/errors';
+import type { CommandsConfig } from '../config/config.schema';
+import type { AnyCanonicalEvent } from '../envelope/envelope';
+import type { ProviderName } from '../envelope/event-types';
+import type { Metrics } from '../health/metrics';
+import type { CommandLedger } from './command-ledger';
+import type { CommandFailure, CommandRecord } from './command.types';
+import type { EchoWatcher } from './echo-watch';
+
+/** How a delivery ended. */
+export interface DeliveryEnd {
+  status: 'sent' | 'failed';
+  error?: CommandFailure;
+  outcome?: { upstreamMessageId?: string; conversationId?: string; result?: unknown };
+}
+
+/**
+ * Delivers one command upstream with safe retry (SPEC §8):
+ * - surely not sent and retriable (connect refused, 5xx/429, socket not open) → again after a jittered backoff;
+ * - `not_connected` → held until the channel is connected again (not an upstream attempt);
+ * - may have acted (timeout after the send) → never sent again: the provider's echo, seen during the attempt or
+ *   within `echoTimeoutMs`, makes it `sent`; without one it ends `failed` (`ambiguous_no_echo`, mayHaveActed);
+ * - everything within `deadlineMs` of acceptance.
+ * The record is stored as `sending` before each attempt, so a restart never re-sends what may have left.
+ */
+export class CommandDelivery {
+  private stopped!: Promise<void>;
+  private stop!: () => void;
+
+  constructor(
+    private readonly settings: CommandsConfig,
+    private readonly channels: ChannelsService,
+    private readonly ledger: CommandLedger,
+    private readonly echoes: EchoWatcher,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly stopping: () => boolean,
+  ) {
+    this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
+  }
+
+  /** Ends every hold and backoff wait at once (shutdown); the commands stay `accepted`. */
+  interrupt(): void {
+    this.stop();
+  }
+
+  /** Runs the command to an end state; undefined when shutdown interrupted it before an attempt (it stays `accepted`). */
+  async deliver(rec: CommandRecord, provider: ProviderName): Promise<DeliveryEnd | undefined> {
+    const command = rec.command;
+    const target = this.channels.commandTarget(rec.channelId);
+    if (!command || !target) return failed('internal', 'the command body or its channel is gone', false);
+    const deadline = Date.parse(rec.acceptedAt) + this.settings.deadlineMs;
+    const { retry } = this.settings;
+    let backoffs = 0;
+    let last: CommandError | undefined;
+    for (;;) {
+      if (this.stopping()) {
+        await this.setStatus(rec, 'accepted');
+        return undefined;
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        return failed('deadline_exceeded', `not sent within commands.deadlineMs (${this.settings.deadlineMs} ms)${last ? `; last error: ${last.message}` : ''}`, false);
+      }
+      rec.attempts++;
+      await this.setStatus(rec, 'sending');
+      this.metrics.commandAttempts.inc({ provider, type: rec.type });
+      const watch = target.isEcho ? this.echoes.watch(rec.channelId, command, target.isEcho) : undefined;
+      try {
+        const outcome = await this.channels.execute(rec.channelId, command);
+        watch?.cancel();
+        return { status: 'sent', outcome: { upstreamMessageId: outcome.upstreamMessageId, conversationId: outcome.conversationId, result: outcome.result } };
+      } catch (err) {
+        const e = err instanceof CommandError ? err : new CommandError('internal', describeError(err), { retriable: false, sent: true, cause: err });
+        if (e.sent) {
+          if (!watch) return failed('ambiguous_no_echo', `${e.message}; provider ${provider} has no echo that could confirm a ${rec.type}, so it was not sent again`, true);
+          this.log.warn({ commandId: rec.commandId, channel: rec.channelId, err: e.message }, 'command outcome unknown; waiting for the upstream echo');
+          const echo = watch.seen() ?? (await watch.wait(Math.max(0, Math.min(this.settings.echoTimeoutMs, deadline - Date.now()))));
+          watch.cancel();
+          if (echo) return { status: 'sent', outcome: { upstreamMessageId: messageIdOf(echo) } };
+          return failed('ambiguous_no_echo', `${e.message}; no echo within commands.echoTimeoutMs (${this.settings.echoTimeoutMs} ms), so it was not sent again`, true);
+        }
+        watch?.cancel();
+        if (!e.retriable) return failed(e.code, e.message, false);
+        last = e;
+        if (e.code === 'not_connected' && this.channels.get(rec.channelId)?.state !== 'connected') {
+          // Held, not failed: the channel is reconnecting. This was no upstream attempt.
+          rec.attempts--;
+          await this.setStatus(rec, 'accepted');
+          await this.interruptible(this.channels.whenConnected(rec.channelId, deadline - Date.now()));
+          continue;
+        }
+        if (rec.attempts >= retry.maxAttempts) return failed(e.code, `gave up after ${rec.attempts} attempts (commands.retry.maxAttempts): ${e.message}`, false);
+        const delay = Math.min(backoffDelay(retry, backoffs++), Math.max(0, deadline - Date.now()));
+        this.log.info({ commandId: rec.commandId, channel: rec.channelId, err: e.message, retryInMs: delay }, 'command not sent; retrying');
+        await this.interruptible(new Promise<void>((resolve) => setTimeout(resolve, delay).unref?.()));
+      }
+    }
+  }
+
+  private async setStatus(rec: CommandRecord, status: 'accepted' | 'sending'): Promise<void> {
+    rec.status = status;
+    rec.updatedAt = new Date().toISOString();
+    await this.ledger.save(rec);
+  }
+
+  private async interruptible(p: Promise<unknown>): Promise<void> {
+    await Promise.race([p, this.stopped]);
+  }
+}
+
+function failed(code: string, message: string, mayHaveActed: boolean): DeliveryEnd {
+  return { status: 'failed', error: { code, message, mayHaveActed } };
+}
+
+function messageIdOf(event: AnyCanonicalEvent): string | undefined {
+  return 'message' in event.data ? event.data.message.id : undefined;
+}

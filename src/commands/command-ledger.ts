@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { describeError } from '../common/errors';
+import type { UpstreamCommand } from '../connectors/connector.interface';
+import { CommandRequestError, type CommandRecord, type CommandStatus, type LedgerStore } from './command.types';
+
+const RANK: Record<CommandStatus, number> = { accepted: 0, sending: 1, sent: 2, failed: 2 };
+
+/** sha256 of the canonical JSON (keys sorted at every level) of a command and its channel: equal bodies, equal prints. */
+export function commandFingerprint(channelId: string, command: UpstreamCommand): string {
+  return createHash('sha256').update(canonicalJson({ channelId, command })).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** Of two records of one command, the one that is further along (final beats sending beats accepted; then the newer). */
+export function newerRecord(a: CommandRecord, b: CommandRecord): CommandRecord {
+  if (RANK[a.status] !== RANK[b.status]) return RANK[a.status] > RANK[b.status] ? a : b;
+  if (RANK[a.status] === 2) return a; // a final state never changes: the first one seen stays
+  return b.updatedAt > a.updatedAt ? b : a;
+}
+
+/**
+ * The idempotency ledger (SPEC §8): commandId → the command's latest record. Memory holds the newest
+ * `maxEntries` for `ttlMs`; with a store (Kafka) every record is also written durably, loaded at start and
+ * followed from other replicas. A command is accepted only once its first record is durable.
+ */
+export class CommandLedger {
+  private readonly records: LRUCache<string, CommandRecord>;
+  /** First writes in progress: a repeat arriving meanwhile waits for them (and fails with them). */
+  private readonly claiming = new Map<string, Promise<void>>();
+  private unwritable = 0;
+  /** False until the store was read: until then nothing is accepted (a repeat could not be recognised). */
+  private loaded: boolean;
+  private stopped = false;
+  private retryTimer?: NodeJS.Timeout;
+
+  constructor(
+    opts: { maxEntries: number; ttlMs: number },
+    private readonly log: Logger,
+    private readonly store?: LedgerStore,
+  ) {
+    this.records = new LRUCache<string, CommandRecord>({ max: opts.maxEntries, ttl: opts.ttlMs, updateAgeOnGet: false });
+    this.loaded = !store;
+  }
+
+  /** `memory`, or the store's name. */
+  get kind(): string {
+    return this.store?.name ?? 'memory';
+  }
+
+  /**
+   * Loads the store (bounded by the store), then follows other replicas' writes in the background, and calls
+   * `onLoaded`. When the store cannot be read the bridge starts anyway (events flow) and the command doors answer
+   * 503 `ledger_unavailable` until a background retry (every `retryMs`) has read it.
+   */
+  async start(onLoaded: () => void, retryMs = 5000): Promise<void> {
+    const store = this.store;
+    if (!store) {
+      onLoaded();
+      return;
+    }
+    const attempt = async (): Promise<void> => {
+      try {
+        await store.load((r) => this.merge(r));
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn({ err: describeError(err), retryInMs: retryMs }, `command ledger (${store.name}) cannot be read; commands are refused (503) until it is`);
+        this.retryTimer = setTimeout(() => void attempt(), retryMs);
+        this.retryTimer.unref?.();
+        return;
+      }
+      if (this.stopped) return;
+      this.loaded = true;
+      void store.watch?.((r) => this.merge(r)).catch((err) => this.log.warn({ err: describeError(err) }, 'command ledger: following other replicas failed'));
+      onLoaded();
+    };
+    await attempt();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    await this.store?.stop();
+  }
+
+  /** True once the store was read (always without a store). */
+  get ready(): boolean {
+    return this.loaded;
+  }
+
+  /** The record of `commandId`, if known. */
+  get(commandId: string): CommandRecord | undefined {
+    return this.records.get(commandId);
+  }
+
+  /** Unfinished records (accepted or sending), e.g. to resume after a restart. */
+  unfinished(): CommandRecord[] {
+    return [...this.records.values()].filter((r) => r.status === 'accepted' || r.status === 'sending');
+  }
+
+  /**
+   * Records a new command, or returns the known one (`created: false`, nothing written). Throws
+   * CommandRequestError `ledger_unavailable` when the store did not take it; the command is then not accepted.
+   */
+  async claim(record: CommandRecord): Promise<{ record: CommandRecord; created: boolean }> {
+    this.requireLoaded();
+    const known = this.records.get(record.commandId);
+    if (known) return { record: known, created: false };
+    this.records.set(record.commandId, record);
+    if (!this.store) return { record, created: true };
+    const { name } = this.store;
+    const write = this.store.write(record).catch((err: unknown) => {
+      if (this.records.get(record.commandId) === record) this.records.delete(record.commandId);
+      throw new CommandRequestError('ledger_unavailable', `the command ledger (${name}) did not take the command, so it was not accepted: ${describeError(err)}; send it again later with the same commandId`);
+    });
+    this.claiming.set(record.commandId, write);
+    try {
+      await write;
+      return { record, created: true };
+    } finally {
+      this.claiming.delete(record.commandId);
+    }
+  }
+
+  /** Resolves once the first record of `commandId` is durable; rejects like its claim when the store refused it. */
+  async whenDurable(commandId: string): Promise<void> {
+    await this.claiming.get(commandId);
+  }
+
+  /** Stores a state change; true when durable (always, without a store). A failed write is logged and counted, never thrown. */
+  async save(record: CommandRecord): Promise<boolean> {
+    this.records.set(record.commandId, record);
+    if (!this.store) return true;
+    try {
+      await this.store.write(record);
+      return true;
+    } catch (err) {
+      this.unwritable++;
+      this.log.warn({ commandId: record.commandId, status: record.status, err: describeError(err) }, 'command ledger: state change not stored durably');
+      return false;
+    }
+  }
+
+  /** State changes the store did not take since start. */
+  get unwritten(): number {
+    return this.unwritable;
+  }
+
+  /** Throws `ledger_unavailable` while the store has not been read. */
+  requireLoaded(): void {
+    if (!this.loaded) {
+      throw new CommandRequestError('ledger_unavailable', `the command ledger (${this.store?.name ?? 'memory'}) has not been read yet (Kafka unreachable?), so a repeated commandId could not be recognised; nothing was accepted, send it again later`);
+    }
+  }
+
+  /** Folds a record read from the store into memory. */
+  private merge(record: CommandRecord): void {
+    const known = this.records.get(record.commandId);
+    this.records.set(record.commandId, known ? newerRecord(known, record) : record);
+  }
+}

@@ -1,0 +1,238 @@
+import type { Logger } from 'pino';
+import type { ChannelsService } from '../channels/channels.service';
+import { describeError } from '../common/errors';
+import type { AppConfig } from '../config/config.loader';
+import { createEvent } from '../envelope/envelope';
+import type { CommandResultData, ProviderName } from '../envelope/event-types';
+import type { Metrics } from '../health/metrics';
+import type { EventPipeline } from '../pipeline/pipeline';
+import { commandFingerprint, type CommandLedger } from './command-ledger';
+import { CommandDelivery, type DeliveryEnd } from './command-delivery';
+import { parseCommand } from './command.dto';
+import {
+  CommandRequestError, type CommandDoor, type CommandDoorApi, type CommandRecord, type CommandView, type SubmitResult,
+} from './command.types';
+import { EchoWatcher } from './echo-watch';
+
+/**
+ * The command gateway (SPEC §8), one for all three doors: validation, the idempotency ledger, per-conversation
+ * order, delivery with safe retry (CommandDelivery), and the `chatbridge.command.result` event of every end state.
+ */
+export class CommandService implements CommandDoorApi {
+  private readonly lanes = new Map<string, Promise<void>>();
+  private readonly pendingByChannel = new Map<string, number>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly echoes = new EchoWatcher();
+  private readonly delivery: CommandDelivery;
+  private stopping = false;
+  private ledgerLoaded = false;
+  private channelsUp = false;
+  private resumed = false;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly channels: ChannelsService,
+    private readonly pipeline: EventPipeline,
+    private readonly ledger: CommandLedger,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    pipeline.observe((item) => this.echoes.observe(item));
+    this.delivery = new CommandDelivery(config.commands, channels, ledger, this.echoes, metrics, log, () => this.stopping);
+  }
+
+  /**
+   * Loads the ledger, then resumes what a previous run left: `accepted` commands are delivered (they were surely
+   * not sent); `sending` ones may have reached the upstream and are failed as `interrupted`, never re-sent.
+   */
+  async start(): Promise<void> {
+    await this.ledger.start(() => {
+      this.ledgerLoaded = true;
+      this.resume();
+    });
+  }
+
+  /** The channels have started: commands left by a previous run can be resumed (once the ledger is read, too). */
+  channelsStarted(): void {
+    this.channelsUp = true;
+    this.resume();
+  }
+
+  private resume(): void {
+    if (this.stopping || !this.ledgerLoaded || !this.channelsUp || this.resumed) return;
+    this.resumed = true;
+    for (const rec of this.ledger.unfinished()) {
+      const target = this.channels.commandTarget(rec.channelId);
+      if (!target || !rec.command) continue;
+      if (rec.status === 'sending') {
+        void this.finish(rec, 'failed', target.name, { code: 'interrupted', message: 'the bridge stopped while this command was being sent; the upstream may have acted, so it was not sent again', mayHaveActed: true });
+        continue;
+      }
+      this.log.info({ commandId: rec.commandId, channel: rec.channelId }, 'resuming a command accepted before the restart');
+      this.enqueue(rec, target.name);
+    }
+  }
+
+  /** Stops taking commands and lets running deliveries end within `deadlineMs`; held ones stay `accepted` for the next start. */
+  async stop(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    this.delivery.interrupt();
+    const until = Date.now() + deadlineMs;
+    await withinMs(Promise.allSettled([...this.running]), deadlineMs);
+    // The ledger's follower may be in a group join after a broker bounce; it commits nothing, so it is not waited for.
+    await withinMs(this.ledger.stop(), Math.max(1000, until - Date.now()));
+  }
+
+  async submit(input: unknown, ctx: { door: CommandDoor; channelId?: string }): Promise<SubmitResult> {
+    try {
+      return await this.accept(input, ctx);
+    } catch (err) {
+      if (err instanceof CommandRequestError) this.metrics.commandsRefused.inc({ door: ctx.door, code: err.code });
+      throw err;
+    }
+  }
+
+  get(commandId: string): CommandView | undefined {
+    const rec = this.ledger.get(commandId);
+    return rec ? view(rec) : undefined;
+  }
+
+  /** Where this service keeps its ledger: `memory` or the store's name. */
+  get ledgerKind(): string {
+    return this.ledger.kind;
+  }
+
+  private async accept(input: unknown, ctx: { door: CommandDoor; channelId?: string }): Promise<SubmitResult> {
+    if (this.stopping) throw new CommandRequestError('shutting_down', 'the bridge is shutting down; send the command again (same commandId) to another replica or after the restart');
+    const parsed = parseCommand(input);
+    if (ctx.channelId !== undefined && parsed.channelId !== undefined && ctx.channelId !== parsed.channelId) {
+      throw new CommandRequestError('invalid_command', 'invalid command', [`channelId: "${parsed.channelId}" differs from the channel of the request ("${ctx.channelId}")`]);
+    }
+    const channelId = ctx.channelId ?? parsed.channelId;
+    if (channelId === undefined) throw new CommandRequestError('invalid_command', 'invalid command', ['channelId: required']);
+    const { command } = parsed;
+    const fingerprint = commandFingerprint(channelId, command);
+    this.ledger.requireLoaded();
+    const known = this.ledger.get(command.commandId);
+    if (known) return this.repeat(known, fingerprint, ctx.door);
+
+    const target = this.channels.commandTarget(channelId);
+    if (!target) throw new CommandRequestError('unknown_channel', `no channel with id "${channelId}"`);
+    if (!target.commandTypes.includes(command.type)) {
+      const supported = target.commandTypes.length ? `it supports ${target.commandTypes.join(', ')}` : 'it takes no commands';
+      throw new CommandRequestError('unsupported_command', `provider ${target.name} (channel ${channelId}) does not support command type "${command.type}"; ${supported}`);
+    }
+    if ((this.pendingByChannel.get(channelId) ?? 0) >= this.config.commands.maxPendingPerChannel) {
+      throw new CommandRequestError('channel_busy', `channel ${channelId} has ${this.config.commands.maxPendingPerChannel} unfinished commands (commands.maxPendingPerChannel); try again later with the same commandId`);
+    }
+    const now = new Date().toISOString();
+    const record: CommandRecord = {
+      commandId: command.commandId, channelId, type: command.type, status: 'accepted', attempts: 0, fingerprint, door: ctx.door,
+      acceptedAt: now, updatedAt: now, command,
+    };
+    if (typeof command.conversationId === 'string') record.conversationId = command.conversationId;
+    const claimed = await this.ledger.claim(record);
+    if (!claimed.created) return this.repeat(claimed.record, fingerprint, ctx.door);
+    this.metrics.commandsAccepted.inc({ door: ctx.door, provider: target.name, type: command.type });
+    this.log.info({ commandId: command.commandId, channel: channelId, type: command.type, door: ctx.door }, 'command accepted');
+    this.enqueue(record, target.name);
+    return { commandId: record.commandId, channelId, status: record.status, duplicate: false };
+  }
+
+  private async repeat(known: CommandRecord, fingerprint: string, door: CommandDoor): Promise<SubmitResult> {
+    // A repeat racing the first claim answers only once that claim is durable (and fails with it).
+    await this.ledger.whenDurable(known.commandId);
+    if (known.fingerprint !== fingerprint) {
+      throw new CommandRequestError('id_conflict', `commandId "${known.commandId}" was already used for a different command (channel ${known.channelId}, type ${known.type}); use a new commandId for a new command`);
+    }
+    this.metrics.commandsDuplicate.inc({ door });
+    return { commandId: known.commandId, channelId: known.channelId, status: known.status, duplicate: true };
+  }
+
+  /** Runs the command after the previous one of its conversation, so commands of one conversation keep their order. */
+  private enqueue(rec: CommandRecord, provider: ProviderName): void {
+    const lane = `${rec.channelId}\0${rec.conversationId ?? String(rec.command?.roomId ?? '')}`;
+    this.adjustPending(rec.channelId, +1);
+    const run = (this.lanes.get(lane) ?? Promise.resolve())
+      .then(() => this.delivery.deliver(rec, provider))
+      .then((end) => (end ? this.finish(rec, end.status, provider, end.error, end.outcome) : undefined))
+      .catch((err) => this.log.error({ commandId: rec.commandId, err: describeError(err) }, 'command delivery crashed'))
+      .finally(() => {
+        this.adjustPending(rec.channelId, -1);
+        this.running.delete(run);
+        if (this.lanes.get(lane) === run) this.lanes.delete(lane);
+      });
+    this.lanes.set(lane, run);
+    this.running.add(run);
+  }
+
+  /** Records the end state and publishes it as `chatbridge.command.result`. */
+  private async finish(
+    rec: CommandRecord, status: 'sent' | 'failed', provider: ProviderName, error?: CommandRecord['error'], outcome?: DeliveryEnd['outcome'],
+  ): Promise<void> {
+    rec.status = status;
+    rec.updatedAt = new Date().toISOString();
+    if (error) rec.error = error;
+    if (outcome?.upstreamMessageId) rec.upstreamMessageId = outcome.upstreamMessageId;
+    if (outcome?.conversationId && !rec.conversationId) rec.conversationId = outcome.conversationId;
+    const reply = boundedResult(outcome?.result);
+    if (reply !== undefined) rec.result = reply;
+    delete rec.command;
+    this.metrics.commandsFinished.inc({ provider, type: rec.type, status });
+    if (status === 'sent') this.metrics.commandTimeToSent.observe({ provider, type: rec.type }, (Date.parse(rec.updatedAt) - Date.parse(rec.acceptedAt)) / 1000);
+    const level = status === 'sent' ? 'info' : 'warn';
+    this.log[level]({ commandId: rec.commandId, channel: rec.channelId, type: rec.type, status, attempts: rec.attempts, error: error?.message }, `command ${status}`);
+    await this.ledger.save(rec);
+    const result: CommandResultData['command'] = { commandId: rec.commandId, type: rec.type, status, attempts: rec.attempts };
+    if (rec.upstreamMessageId) result.upstreamMessageId = rec.upstreamMessageId;
+    if (error) {
+      result.error = error.message;
+      result.errorCode = error.code;
+    }
+    const { event, stableId } = createEvent({
+      type: 'chatbridge.command.result',
+      channelId: rec.channelId,
+      provider,
+      upstreamKey: `command:${rec.commandId}:${status}`,
+      conversationId: rec.conversationId,
+      data: { channel: { id: rec.channelId, provider }, ...(rec.conversationId ? { conversation: { id: rec.conversationId } } : {}), command: result },
+    });
+    this.pipeline.publish({ event, stableId, receivedAt: performance.now() });
+  }
+
+  private adjustPending(channelId: string, delta: number): void {
+    const n = (this.pendingByChannel.get(channelId) ?? 0) + delta;
+    if (n > 0) this.pendingByChannel.set(channelId, n);
+    else this.pendingByChannel.delete(channelId);
+    this.metrics.commandsPending.set({ channel: channelId }, Math.max(0, n));
+  }
+}
+
+/** Waits for `p`, at most `ms`. */
+async function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
+/** The API view of a record (no fingerprint, no body). */
+export function view(rec: CommandRecord): CommandView {
+  const v: CommandView = {
+    commandId: rec.commandId, channelId: rec.channelId, type: rec.type, status: rec.status, attempts: rec.attempts, acceptedAt: rec.acceptedAt, updatedAt: rec.updatedAt,
+  };
+  if (rec.upstreamMessageId) v.upstreamMessageId = rec.upstreamMessageId;
+  if (rec.conversationId) v.conversationId = rec.conversationId;
+  if (rec.error) v.error = rec.error;
+  if (rec.result !== undefined) v.result = rec.result;
+  return v;
+}
+
+const MAX_RESULT_BYTES = 64 * 1024;
+
+/** An upstream reply small enough to keep in the ledger, else a note saying it was left out. */
+function boundedResult(result: unknown): unknown {
+  if (result === undefined || result === null) return undefined;
+  const json = JSON.stringify(result) as string | undefined;
+  if (json === undefined) return undefined;
+  return json.length <= MAX_RESULT_BYTES ? result : { omitted: `upstream reply of ${json.length} bytes is over the ${MAX_RESULT_BYTES}-byte limit of the ledger` };
+}

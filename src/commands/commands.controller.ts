@@ -1,0 +1,42 @@
+import { Body, Controller, Get, HttpCode, HttpException, Inject, NotFoundException, Param, Post, UseGuards } from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
+import { Bridge } from '../bridge';
+import { ApiAuthGuard } from '../common/api-auth.guard';
+import { CommandRequestError, type CommandView, type SubmitResult } from './command.types';
+
+/** The HTTP door of the command gateway (SPEC §8): `POST /v1/channels/:id/commands` (202) and `GET /v1/commands/:commandId`. */
+@Controller('v1')
+@UseGuards(ApiAuthGuard)
+export class CommandsController {
+  constructor(@Inject(Bridge) private readonly bridge: Bridge) {}
+
+  /** 202 `{commandId, status, duplicate}`: accepted now, or the stored state of a known commandId (never sent twice). */
+  @Post('channels/:id/commands')
+  @HttpCode(202)
+  async submit(@Param('id') channelId: string, @Body() body: unknown): Promise<SubmitResult> {
+    try {
+      return await this.bridge.commands.submit(body, { door: 'http', channelId });
+    } catch (err) {
+      throw err instanceof CommandRequestError ? toHttpException(err) : err;
+    }
+  }
+
+  /** The command's state: accepted, sending, sent or failed, with attempts, upstream message id and error. */
+  @Get('commands/:commandId')
+  get(@Param('commandId') commandId: string): CommandView {
+    const found = this.bridge.commands.get(commandId);
+    if (!found) throw new NotFoundException(`no command with id "${commandId}" (unknown, or older than commands.ledgerTtlMs)`);
+    return found;
+  }
+}
+
+/** The API's JSON error shape for a refused command, shared by the HTTP and socket.io doors. */
+export function commandErrorBody(err: CommandRequestError): { statusCode: number; error: string; message: string; details?: string[] } {
+  const body: { statusCode: number; error: string; message: string; details?: string[] } = { statusCode: err.status, error: STATUS_CODES[err.status] ?? 'Error', message: err.message };
+  if (err.details) body.details = err.details;
+  return body;
+}
+
+function toHttpException(err: CommandRequestError): HttpException {
+  return new HttpException(commandErrorBody(err), err.status);
+}

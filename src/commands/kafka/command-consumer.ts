@@ -1,0 +1,179 @@
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Logger } from 'pino';
+import { backoffDelay, type BackoffPolicy } from '../../common/backoff';
+import { describeError } from '../../common/errors';
+import type { KafkaConfig, KafkaConsumerConfig } from '../../config/config.schema';
+import type { Metrics } from '../../health/metrics';
+import type { DeadLetters } from '../../pipeline/dead-letters';
+import type { CommandDoorApi } from '../command.types';
+import { classifyRefusal, parseCommandRecord } from './command-record';
+import { ensureTopicReady, Pause } from './topic-ready';
+
+/** What the Kafka command door needs besides its collaborators. */
+export interface KafkaCommandConsumerOptions {
+  /** `kafka.topics.commands`. */
+  topic: string;
+  /** `kafka.consumer.commandGroup`, else `<clientId>.commands`: replicas of one deployment share it. */
+  groupId: string;
+  consumer: KafkaConsumerConfig;
+}
+
+/** Backoff before a refused-for-now record (503: busy, ledger down, shutting down) is offered again. */
+const RETRY_BACKOFF: BackoffPolicy = { initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 };
+const RESTART_BACKOFF: BackoffPolicy = { initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 };
+/** Dead-letter origin of refused command records. */
+export const KAFKA_COMMANDS_ORIGIN = 'kafka-commands';
+
+/**
+ * The Kafka door of the command gateway (SPEC §5): a consumer group on `topics.commands` hands each record to the
+ * CommandService, in order per partition. A record's offset is committed only once the command is in the ledger
+ * (`submit` resolved) or the record was dead-lettered (bad JSON, 400/404/409/422), so a crash re-reads at most what
+ * was not finished, and the ledger answers those repeats without sending again. A transient refusal (503) leaves
+ * the record in Kafka: its partition is paused and the record offered again after a backoff.
+ */
+export class KafkaCommandConsumer {
+  private readonly consumer: Consumer;
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** Consecutive transient refusals per partition (the backoff grows with them). */
+  private readonly refusals = new Map<number, number>();
+  private stopping = false;
+  private readonly pause = new Pause();
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly opts: KafkaCommandConsumerOptions,
+    private readonly commands: CommandDoorApi,
+    private readonly deadLetters: DeadLetters,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    this.consumer = kafka.consumer({
+      groupId: opts.groupId,
+      maxWaitTimeInMs: opts.consumer.maxWaitTimeMs,
+      sessionTimeout: opts.consumer.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3000, Math.floor(opts.consumer.sessionTimeoutMs / 3)),
+      // A crash while `stop` disconnects (during the group join) must not bring the consumer back.
+      retry: { retries: 5, restartOnFailure: async () => !this.stopping },
+    });
+    this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
+      if (this.stopping) return;
+      this.log.error({ err: describeError(payload.error), restart: payload.restart }, 'command consumer crashed');
+      // kafkajs restarts by itself after retriable errors only; after any other it has disconnected for good.
+      if (!payload.restart) void this.runUntilStarted(1);
+    });
+  }
+
+  /** Joins the group in the background (Kafka may be down: it keeps trying); never blocks the bridge's start. */
+  start(): void {
+    void this.runUntilStarted(0);
+  }
+
+  /** Stops taking records: the record in hand finishes and is committed, then the group is left (bounded). */
+  async stop(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    this.pause.cancel();
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)));
+    const leave = this.consumer.disconnect().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'command consumer disconnect failed'));
+    await Promise.race([leave, late]);
+    clearTimeout(timer);
+  }
+
+  private async runUntilStarted(firstAttempt: number): Promise<void> {
+    for (let attempt = firstAttempt; !this.stopping; attempt++) {
+      if (attempt > 0) await this.pause.wait(backoffDelay(RESTART_BACKOFF, attempt - 1));
+      if (this.stopping) return;
+      try {
+        await ensureTopicReady(this.kafka, this.opts.topic);
+        await this.consumer.connect();
+        await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: true });
+        await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 4, eachBatch: (b) => this.onBatch(b) });
+        if (this.stopping) await this.consumer.disconnect();
+        return;
+      } catch (err) {
+        this.log.warn({ err: describeError(err), attempt, topic: this.opts.topic }, 'command consumer cannot start; retrying with backoff');
+        await this.consumer.disconnect().catch(() => undefined);
+      }
+    }
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
+    const { partition } = batch;
+    let finished: string | undefined;
+    try {
+      for (const message of batch.messages) {
+        if (this.stopping || !isRunning() || isStale()) return;
+        if (!(await this.handle(partition, message))) {
+          this.offerAgainLater(partition, message.offset);
+          return;
+        }
+        this.refusals.delete(partition);
+        resolveOffset(message.offset);
+        finished = message.offset;
+        await heartbeat();
+      }
+    } finally {
+      // Through the batch's own commit: the consumer's commitOffsets is a no-op once disconnect() began.
+      if (finished !== undefined) {
+        const offset = String(BigInt(finished) + 1n);
+        await commitOffsetsIfNecessary({ topics: [{ topic: this.opts.topic, partitions: [{ partition, offset }] }] }).catch((err: unknown) => {
+          // A rebalance took the partition: its next owner re-reads these records and the ledger answers them.
+          this.log.warn({ err: describeError(err), partition, offset }, 'command offsets not committed');
+        });
+      }
+    }
+  }
+
+  /** True when the record is finished (in the ledger or dead-lettered); false when it must be offered again. */
+  private async handle(partition: number, message: KafkaMessage): Promise<boolean> {
+    const parsed = parseCommandRecord(message.key, message.value);
+    if (!parsed.ok) {
+      await this.deadLetter(partition, message, undefined, `invalid_command: ${parsed.error}`, 400);
+      return true;
+    }
+    try {
+      const result = await this.commands.submit(parsed.body, { door: 'kafka', channelId: parsed.channelId });
+      this.metrics.kafkaCommands.inc({ outcome: result.duplicate ? 'duplicate' : 'accepted' });
+      return true;
+    } catch (err) {
+      const refusal = classifyRefusal(err);
+      if (refusal.action === 'dead_letter') {
+        await this.deadLetter(partition, message, parsed.channelId, refusal.error, refusal.status);
+        return true;
+      }
+      this.metrics.kafkaCommands.inc({ outcome: 'retried' });
+      const level = refusal.code === 'unexpected_error' ? 'error' : 'warn';
+      this.log[level]({ partition, offset: message.offset, code: refusal.code, err: refusal.error }, 'command record refused for now; kept in Kafka and offered again');
+      return false;
+    }
+  }
+
+  private async deadLetter(partition: number, message: KafkaMessage, channelId: string | undefined, error: string, status?: number): Promise<void> {
+    const key = message.key?.length ? message.key.toString('utf8') : null;
+    const payload = { topic: this.opts.topic, partition, offset: message.offset, key, value: message.value?.toString('utf8') ?? null };
+    this.log.warn({ partition, offset: message.offset, channel: channelId ?? key ?? undefined, err: error }, 'command record refused; dead-lettered');
+    this.metrics.kafkaCommands.inc({ outcome: 'invalid' });
+    await this.deadLetters.write({ reason: 'invalid_command', origin: KAFKA_COMMANDS_ORIGIN, channelId: channelId ?? key ?? undefined, frame: { event: 'kafka.command', payload }, error, status });
+  }
+
+  /** Pauses the partition and rewinds it to the refused record, which is fetched again after the backoff. */
+  private offerAgainLater(partition: number, offset: string): void {
+    const refusals = (this.refusals.get(partition) ?? 0) + 1;
+    this.refusals.set(partition, refusals);
+    const partitions = [{ topic: this.opts.topic, partitions: [partition] }];
+    this.consumer.pause(partitions);
+    this.consumer.seek({ topic: this.opts.topic, partition, offset });
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      if (!this.stopping) this.consumer.resume(partitions);
+    }, Math.max(100, backoffDelay(RETRY_BACKOFF, refusals - 1)));
+    this.retryTimers.add(timer);
+  }
+}
+
+/** The command door's consumer group: `kafka.consumer.commandGroup`, else `<clientId>.commands`. */
+export function commandGroupId(cfg: KafkaConfig): string {
+  return cfg.consumer.commandGroup ?? `${cfg.clientId}.commands`;
+}

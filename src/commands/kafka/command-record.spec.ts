@@ -1,0 +1,42 @@
+import { CommandRequestError } from '../command.types';
+import { classifyRefusal, parseCommandRecord } from './command-record';
+
+describe('Kafka command records', () => {
+  const body = { commandId: 'c-1', type: 'message.send', conversationId: '144444', text: 'Hi' };
+
+  it('reads the JSON value as the command and the key as its channel', () => {
+    expect(parseCommandRecord(Buffer.from('bot-eu'), Buffer.from(JSON.stringify(body)))).toEqual({ ok: true, body, channelId: 'bot-eu' });
+  });
+
+  it('leaves the channel to the body when the key is missing or empty', () => {
+    expect(parseCommandRecord(null, Buffer.from(JSON.stringify({ ...body, channelId: 'bot-eu' })))).toEqual({ ok: true, body: { ...body, channelId: 'bot-eu' }, channelId: undefined });
+    expect(parseCommandRecord(Buffer.alloc(0), Buffer.from('{}'))).toEqual({ ok: true, body: {}, channelId: undefined });
+  });
+
+  it('refuses a value that is missing or not JSON, saying so', () => {
+    expect(parseCommandRecord(Buffer.from('bot-eu'), null)).toEqual({ ok: false, error: 'record has no value (expected the command as JSON)' });
+    expect(parseCommandRecord(Buffer.from('bot-eu'), Buffer.from('send hi'))).toEqual({ ok: false, error: expect.stringMatching(/^value is not JSON: /) });
+  });
+
+  it.each([
+    ['invalid_command', 400],
+    ['unknown_channel', 404],
+    ['id_conflict', 409],
+    ['unsupported_command', 422],
+  ] as const)('dead-letters a %s refusal (%d): sending it again cannot succeed', (code, status) => {
+    expect(classifyRefusal(new CommandRequestError(code, 'refused'))).toEqual({ action: 'dead_letter', code, status, error: `${code}: refused` });
+  });
+
+  it('keeps the validation details in the dead-letter error', () => {
+    const err = new CommandRequestError('invalid_command', 'invalid command', ['text: must be a string', 'type: required']);
+    expect(classifyRefusal(err)).toMatchObject({ action: 'dead_letter', error: 'invalid_command: invalid command (text: must be a string; type: required)' });
+  });
+
+  it.each(['channel_busy', 'ledger_unavailable', 'shutting_down'] as const)('retries a %s refusal (503): it can pass later', (code) => {
+    expect(classifyRefusal(new CommandRequestError(code, 'not now'))).toEqual({ action: 'retry', code, error: `${code}: not now` });
+  });
+
+  it('retries an unexpected error rather than losing the command', () => {
+    expect(classifyRefusal(new Error('boom'))).toMatchObject({ action: 'retry', code: 'unexpected_error' });
+  });
+});

@@ -1,0 +1,36 @@
+import { describeError } from '../../common/errors';
+import { CommandRequestError } from '../command.types';
+
+/** A record of `topics.commands` read as a command: the parsed JSON body and the channel id from the key. */
+export type ParsedCommandRecord = { ok: true; body: unknown; channelId?: string } | { ok: false; error: string };
+
+/** What the consumer does with a record the command service refused. */
+export type Refusal =
+  /** Permanent (400/404/409/422): dead-letter it, then commit past it; sending it again cannot succeed. */
+  | { action: 'dead_letter'; code: string; status?: number; error: string }
+  /** Transient (503, or an unexpected error): keep it uncommitted and offer it again after a backoff. */
+  | { action: 'retry'; code: string; error: string };
+
+/**
+ * Reads one record of the commands topic: value = the command JSON (SPEC §8, plus `channelId`), key = the channel id.
+ * An empty key means "take the body's channelId"; a key and a body that disagree are refused by the service.
+ */
+export function parseCommandRecord(key: Buffer | null, value: Buffer | null): ParsedCommandRecord {
+  const channelId = key?.length ? key.toString('utf8') : undefined;
+  if (!value?.length) return { ok: false, error: 'record has no value (expected the command as JSON)' };
+  try {
+    return { ok: true, body: JSON.parse(value.toString('utf8')) as unknown, channelId };
+  } catch (err) {
+    return { ok: false, error: `value is not JSON: ${describeError(err)}` };
+  }
+}
+
+/** Decides by the refusal's status, never by its text: only a 503 (busy, ledger down, shutting down) can pass later. */
+export function classifyRefusal(err: unknown): Refusal {
+  if (err instanceof CommandRequestError) {
+    const error = `${err.code}: ${err.message}${err.details?.length ? ` (${err.details.join('; ')})` : ''}`;
+    return err.status >= 500 ? { action: 'retry', code: err.code, error } : { action: 'dead_letter', code: err.code, status: err.status, error };
+  }
+  // Not a refusal of this command (a bug, a dependency down): keeping the record loses nothing.
+  return { action: 'retry', code: 'unexpected_error', error: describeError(err) };
+}

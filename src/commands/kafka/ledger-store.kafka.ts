@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Consumer, Kafka, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import { backoffDelay } from '../../common/backoff';
+import { BridgeError, describeError } from '../../common/errors';
+import { scanTopic } from '../../common/topic-scan';
+import type { KafkaConsumerConfig } from '../../config/config.schema';
+import type { CommandRecord, LedgerStore } from '../command.types';
+import { decodeLedgerRecord, encodeLedgerRecord } from './ledger-record';
+import { ensureTopicReady, Pause } from './topic-ready';
+
+/** What the Kafka ledger needs besides the client. */
+export interface KafkaLedgerOptions {
+  /** The compacted ledger topic (`kafka.topics.commandLedger`). */
+  topic: string;
+  /** The command consumer group; `watch` uses `<group>.ledger.<host>.<pid>.<random>`, one group per process. */
+  group: string;
+  /** Longest wait for `load` (the topic read to its end). */
+  loadTimeoutMs: number;
+  /** Longest wait for one `write` to be acknowledged by every in-sync replica. */
+  writeTimeoutMs: number;
+  consumer: KafkaConsumerConfig;
+}
+
+interface PendingWrite {
+  key: string;
+  /** Encoded when `write` is called: the caller may change the record object afterwards. */
+  value: string;
+  settle: (err?: Error) => void;
+  /** Handed to the producer: from then on a timeout cannot take it back. */
+  inFlight: boolean;
+}
+
+/** Most records in one produce request; writes that arrive while one is in flight go together in the next. */
+const MAX_BATCH = 500;
+/** Malformed records logged one by one at load; the rest are only counted. */
+const LOGGED_SKIPS = 5;
+
+/**
+ * The command ledger in a compacted Kafka topic: key = commandId, value = the CommandRecord as JSON, so the
+ * latest state of every command survives restarts and is shared by replicas. Written with its own producer
+ * (`acks: -1`): a write resolves only once Kafka acknowledged it and rejects (`ledger_unavailable`) when it was not
+ * within `writeTimeoutMs`. A record that does not decode is skipped and counted, never fatal.
+ */
+export class KafkaLedgerStore implements LedgerStore {
+  readonly name: string;
+  private readonly producer: Producer;
+  private connecting?: Promise<void>;
+  private readonly queue: PendingWrite[] = [];
+  private flushing = false;
+  private watcher?: Consumer;
+  private stopped = false;
+  private readonly pause = new Pause();
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly opts: KafkaLedgerOptions,
+    private readonly log: Logger,
+  ) {
+    this.name = `topic ${opts.topic}`;
+    // Not idempotent: a repeated record is harmless (the ledger merges by status rank and updatedAt).
+    this.producer = kafka.producer({ allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
+  }
+
+  async load(onRecord: (record: CommandRecord) => void): Promise<void> {
+    const records: CommandRecord[] = [];
+    let skipped = 0;
+    await scanTopic(this.kafka, this.opts.topic, ({ key, value }) => {
+      if (value === null) return; // a tombstone: nothing to answer from
+      try {
+        records.push(decodeLedgerRecord(key, value));
+      } catch (err) {
+        if (++skipped <= LOGGED_SKIPS) this.log.warn({ topic: this.opts.topic, key, reason: describeError(err) }, `ledger record ${key ?? '(no key)'} skipped: ${describeError(err)}`);
+      }
+    }, this.opts.loadTimeoutMs, 'chatbridge-ledger-');
+    if (skipped) this.log.warn({ topic: this.opts.topic, skipped }, `${skipped} malformed record(s) of the command ledger skipped`);
+    for (const record of records) onRecord(record);
+  }
+
+  write(record: CommandRecord): Promise<void> {
+    if (this.stopped) return Promise.reject(this.unavailable('the ledger is stopped'));
+    return new Promise<void>((resolve, reject) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        const i = this.queue.indexOf(pending);
+        if (i >= 0) this.queue.splice(i, 1);
+        pending.settle(this.unavailable(`not acknowledged within ${this.opts.writeTimeoutMs} ms${pending.inFlight ? ' (the record may still be stored)' : ''}`));
+      }, this.opts.writeTimeoutMs);
+      const pending: PendingWrite = {
+        key: record.commandId,
+        value: encodeLedgerRecord(record),
+        inFlight: false,
+        settle: (err) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        },
+      };
+      this.queue.push(pending);
+      void this.flush();
+    });
+  }
+
+  async watch(onRecord: (record: CommandRecord) => void): Promise<void> {
+    void this.runWatcher(onRecord, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.pause.cancel();
+    for (const pending of this.queue.splice(0)) pending.settle(this.unavailable('the ledger is stopped'));
+    this.connecting = undefined;
+    await Promise.allSettled([this.watcher?.disconnect(), this.producer.disconnect()]);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length && !this.stopped) {
+        const batch = this.queue.splice(0, MAX_BATCH);
+        for (const pending of batch) pending.inFlight = true;
+        try {
+          this.connecting ??= this.producer.connect();
+          await this.connecting;
+          await this.producer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(({ key, value }) => ({ key, value })) });
+          for (const pending of batch) pending.settle();
+        } catch (err) {
+          // The next write starts from a fresh connection rather than from a client in an unknown state.
+          this.connecting = undefined;
+          await this.producer.disconnect().catch(() => undefined);
+          for (const pending of batch) pending.settle(this.unavailable(describeError(err), err));
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Joins a group of its own (no commits) and reads the topic from the beginning, in the background, until stopped. */
+  private async runWatcher(onRecord: (record: CommandRecord) => void, firstAttempt: number): Promise<void> {
+    const { topic, consumer: cfg } = this.opts;
+    for (let attempt = firstAttempt; !this.stopped; attempt++) {
+      if (attempt > 0) await this.pause.wait(backoffDelay({ initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 }, attempt - 1));
+      if (this.stopped) return;
+      const consumer = this.kafka.consumer({
+        groupId: `${this.opts.group}.ledger.${hostname()}.${process.pid}.${randomUUID().slice(0, 8)}`,
+        maxWaitTimeInMs: cfg.maxWaitTimeMs,
+        sessionTimeout: cfg.sessionTimeoutMs,
+        heartbeatInterval: Math.min(3000, Math.floor(cfg.sessionTimeoutMs / 3)),
+        // A crash while `stop` disconnects (during the group join) must not bring the watcher back.
+        retry: { retries: 5, restartOnFailure: async () => !this.stopped },
+      });
+      this.watcher = consumer;
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (this.stopped) return;
+        this.log.warn({ err: describeError(payload.error), restart: payload.restart }, 'command ledger watcher crashed');
+        // kafkajs restarts by itself after retriable errors only; after any other the watcher starts over.
+        if (!payload.restart && this.watcher === consumer) void this.runWatcher(onRecord, 1);
+      });
+      try {
+        // A group that joins before the topic has partitions is assigned none until a metadata refresh (minutes).
+        await ensureTopicReady(this.kafka, topic);
+        await consumer.connect();
+        await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachMessage: async ({ message }) => {
+            if (message.value === null) return;
+            const key = message.key?.toString('utf8') ?? null;
+            let record: CommandRecord;
+            try {
+              record = decodeLedgerRecord(key, message.value.toString('utf8'));
+            } catch (err) {
+              this.log.debug({ topic, key, reason: describeError(err) }, 'malformed ledger record skipped');
+              return;
+            }
+            onRecord(record);
+          },
+        });
+        if (this.stopped) await consumer.disconnect();
+        return;
+      } catch (err) {
+        this.log.warn({ err: describeError(err), attempt }, 'command ledger watcher cannot start; retrying with backoff');
+        await consumer.disconnect().catch(() => undefined);
+      }
+    }
+  }
+
+  private unavailable(why: string, cause?: unknown): BridgeError {
+    return new BridgeError('ledger_unavailable', `command ledger (topic ${this.opts.topic}) write failed: ${why}`, { retriable: true, cause });
+  }
+}

@@ -1,0 +1,104 @@
+import { Inject } from '@nestjs/common';
+import {
+  ConnectedSocket, MessageBody, type OnGatewayDisconnect, type OnGatewayInit, SubscribeMessage, WebSocketGateway,
+} from '@nestjs/websockets';
+import type { Logger } from 'pino';
+import type { Namespace, Socket } from 'socket.io';
+import { Bridge } from '../bridge';
+import { CommandRequestError, type SubmitResult } from '../commands/command.types';
+import { commandErrorBody } from '../commands/commands.controller';
+import { describeError } from '../common/errors';
+import { TokenSet } from '../common/token-match';
+import { apiError, type ErrorAck, HandshakeError } from './gateway-errors';
+import { parseSubscription, type Subscription, SubscriptionError } from './subscription';
+
+/** A socket of the `/v1` namespace; `data.token` is the API token it authenticated with. */
+type ApiSocket = Socket<Record<string, never>, Record<string, never>, Record<string, never>, { token?: string }>;
+
+/** The ack of `subscribe` / `unsubscribe`: what the socket now receives (omitted list = all). */
+export interface SubscribeAck {
+  subscribed: Subscription | null;
+}
+
+/**
+ * The socket.io API (SPEC §8), namespace `/v1` on the HTTP server's port: the handshake authenticates with
+ * `auth: {token}` (the tokens of CHATBRIDGE_API_TOKENS, as on HTTP); `command` goes to the command service like
+ * `POST /v1/channels/:id/commands`; `subscribe` / `unsubscribe` set what the live event stream sends as `event`.
+ * Every refusal is acked with the HTTP error JSON; nothing thrown reaches the client as a Nest `exception`.
+ */
+@WebSocketGateway({ namespace: '/v1' })
+export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconnect<ApiSocket> {
+  private readonly tokens: TokenSet;
+  private readonly log: Logger;
+
+  constructor(@Inject(Bridge) private readonly bridge: Bridge) {
+    this.tokens = new TokenSet(bridge.config.apiTokens);
+    this.log = bridge.log.child({ context: 'gateway' });
+  }
+
+  afterInit(namespace: Namespace): void {
+    namespace.use((socket: ApiSocket, next) => {
+      try {
+        socket.data.token = this.authenticate(socket.handshake.auth);
+        next();
+      } catch (err) {
+        this.log.info({ address: socket.handshake.address, reason: describeError(err) }, 'socket.io connection refused');
+        next(err instanceof Error ? err : new Error(describeError(err)));
+      }
+    });
+  }
+
+  handleDisconnect(socket: ApiSocket): void {
+    this.bridge.stream.unsubscribe(socket.id);
+  }
+
+  /** `command` (SPEC §8 body plus `channelId`) → ack the HTTP 202 body `{commandId, channelId, status, duplicate}` or `{error}`. */
+  @SubscribeMessage('command')
+  async command(@ConnectedSocket() socket: ApiSocket, @MessageBody() body: unknown): Promise<SubmitResult | ErrorAck> {
+    const rate = this.bridge.rateLimiter.take(socket.data.token ?? '');
+    if (!rate.ok) {
+      return { error: apiError(429, `rate limit of this API token exceeded (api.rateLimit); retry in ${rate.retryAfterMs} ms`, { retryAfterMs: rate.retryAfterMs }) };
+    }
+    const limit = this.bridge.config.api.maxBodyBytes;
+    if (Buffer.byteLength(JSON.stringify(body ?? null)) > limit) {
+      return { error: apiError(413, `command larger than the API limit of ${limit} bytes (api.maxBodyBytes)`) };
+    }
+    try {
+      return await this.bridge.commands.submit(body, { door: 'socket.io' });
+    } catch (err) {
+      if (err instanceof CommandRequestError) return { error: commandErrorBody(err) };
+      this.log.error({ err: describeError(err) }, 'socket.io command failed');
+      return { error: apiError(500, 'the command could not be taken; try again') };
+    }
+  }
+
+  /** `subscribe` `{channels?, types?}` → replaces the socket's filter; ack `{subscribed}` or `{error}` with details. */
+  @SubscribeMessage('subscribe')
+  subscribe(@ConnectedSocket() socket: ApiSocket, @MessageBody() body: unknown): SubscribeAck | ErrorAck {
+    try {
+      const subscription = parseSubscription(body, (id) => this.bridge.channels.get(id) !== undefined);
+      this.bridge.stream.subscribe(socket, subscription);
+      return { subscribed: subscription };
+    } catch (err) {
+      if (err instanceof SubscriptionError) return { error: apiError(400, err.message, { details: err.details }) };
+      this.log.error({ err: describeError(err) }, 'socket.io subscribe failed');
+      return { error: apiError(500, 'the subscription could not be set; try again') };
+    }
+  }
+
+  /** `unsubscribe` → no more `event` messages; ack `{subscribed: null}`. */
+  @SubscribeMessage('unsubscribe')
+  unsubscribe(@ConnectedSocket() socket: ApiSocket): SubscribeAck {
+    this.bridge.stream.unsubscribe(socket.id);
+    return { subscribed: null };
+  }
+
+  /** The token of a handshake's `auth`, or a HandshakeError (401) saying what is wrong. */
+  private authenticate(auth: Record<string, unknown> | undefined): string {
+    if (!this.tokens.size) throw new HandshakeError(401, 'no API tokens are configured: set CHATBRIDGE_API_TOKENS (comma-separated) to enable the API');
+    const token = auth?.token;
+    if (typeof token !== 'string' || !token) throw new HandshakeError(401, 'missing token: connect with auth: {token: "<API token>"}');
+    if (!this.tokens.matchesAny([token])) throw new HandshakeError(401, 'invalid token');
+    return token;
+  }
+}
