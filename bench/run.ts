@@ -253,7 +253,6 @@ async function main(): Promise<void> {
       console.log(`ratio bridge/raw at ${r.concurrency}: ${ratio(r.bridge, r.raw)}`);
     }
     console.log(`receiver: ${wh.requests} requests (warm-ups included), ${wh.signatureFailures} signature failures`);
-    printCommands(await commandPhase());
     const d = await dedupeMemory();
     console.log(`-- dedupe window: 100000 ids (maxEntries default) --`);
     console.log(`heap per remembered id ${d.bytesPerEntry.toFixed(0)} B (${((d.bytesPerEntry * 100_000) / 1048576).toFixed(1)} MiB full); plain Set of the same ids ${d.setBytesPerEntry.toFixed(0)} B; ratio ${(d.bytesPerEntry / d.setBytesPerEntry).toFixed(2)}x${d.gc ? '' : ' (no --expose-gc: approximate)'}`);
@@ -263,6 +262,7 @@ async function main(): Promise<void> {
     console.log(`-- many connections: ${v.connections} Smartsupp visitor sockets (socket.io v2) through the connector --`);
     console.log(`heap ${v.heapPerConnectionKB.toFixed(1)} KB and RSS ${v.rssPerConnectionKB.toFixed(1)} KB per connection; idle CPU ${v.idleCpuPercent.toFixed(2)} %; all connected in ${v.connectSeconds.toFixed(2)} s`);
     console.log(`baseline: bare socket.io v2 clients with the same handshake ${bare.heapPerConnectionKB.toFixed(1)} KB heap each; ratio ${(v.heapPerConnectionKB / bare.heapPerConnectionKB).toFixed(2)}x`);
+    printCommands(await commandPhase());
     console.log('latency: saturated raw = per produce request of 500 records ready in memory; steady raw = arrival -> ack;');
     console.log('         bridge = frame received on the socket -> Kafka ack (histogram buckets, interpolated as histogram_quantile)');
     console.log('         webhooks = the whole burst is there at t0: t0 -> 2xx, time queued included, for both (same buckets as the bridge\'s metric)');

@@ -22,6 +22,8 @@ export class CommandService implements CommandDoorApi {
   private readonly lanes = new Map<string, Promise<void>>();
   private readonly pendingByChannel = new Map<string, number>();
   private readonly running = new Set<Promise<void>>();
+  /** Commands queued or running in this process. */
+  private readonly active = new Set<string>();
   private readonly echoes = new EchoWatcher();
   private readonly delivery: CommandDelivery;
   private stopping = false;
@@ -146,13 +148,27 @@ export class CommandService implements CommandDoorApi {
       throw new CommandRequestError('id_conflict', `commandId "${known.commandId}" was already used for a different command (channel ${known.channelId}, type ${known.type}); use a new commandId for a new command`);
     }
     this.metrics.commandsDuplicate.inc({ door });
+    this.adopt(known);
     return { commandId: known.commandId, channelId: known.channelId, status: known.status, duplicate: true };
+  }
+
+  /**
+   * A repeat of an `accepted` command that nothing here runs: its ledger record landed although its claim was
+   * refused (a write that timed out after it left, read back by the follower). It was surely not sent: deliver it.
+   */
+  private adopt(known: CommandRecord): void {
+    if (known.status !== 'accepted' || !known.command || this.active.has(known.commandId) || this.stopping || !this.resumed) return;
+    const target = this.channels.commandTarget(known.channelId);
+    if (!target) return;
+    this.log.info({ commandId: known.commandId, channel: known.channelId }, 'delivering an accepted command found in the ledger');
+    this.enqueue(known, target.name);
   }
 
   /** Runs the command after the previous one of its conversation, so commands of one conversation keep their order. */
   private enqueue(rec: CommandRecord, provider: ProviderName): void {
     const lane = `${rec.channelId}\0${rec.conversationId ?? String(rec.command?.roomId ?? '')}`;
     this.adjustPending(rec.channelId, +1);
+    this.active.add(rec.commandId);
     const run = (this.lanes.get(lane) ?? Promise.resolve())
       .then(() => this.delivery.deliver(rec, provider))
       .then((end) => (end ? this.finish(rec, end.status, provider, end.error, end.outcome) : undefined))
@@ -160,6 +176,7 @@ export class CommandService implements CommandDoorApi {
       .finally(() => {
         this.adjustPending(rec.channelId, -1);
         this.running.delete(run);
+        this.active.delete(rec.commandId);
         if (this.lanes.get(lane) === run) this.lanes.delete(lane);
       });
     this.lanes.set(lane, run);

@@ -6,6 +6,7 @@ import { JwtWebSocketSimulator } from '../simulators/jwt-websocket/jwt-websocket
 import { SmartsuppSimulator } from '../simulators/smartsupp/smartsupp.simulator';
 import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
 import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
+import { commandFingerprint } from '../../src/commands/command-ledger';
 import { metricValue, startTestBridge, TEST_TOKEN, waitFor, type TestBridge } from '../helpers/bridge-harness';
 import { sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
 
@@ -31,6 +32,7 @@ describe('command doors × providers (e2e)', () => {
   let socket: ClientSocket;
   let producer: Producer;
   const commandsTopic = uniqueTopic('commands');
+  const ledgerTopic = uniqueTopic('ledger');
 
   beforeAll(async () => {
     watchers = new WatchersSimulator({ bots: [BOT] });
@@ -43,7 +45,7 @@ describe('command doors × providers (e2e)', () => {
     bridge = await startTestBridge({
       kafka: {
         brokers: sharedBrokers(),
-        topics: { events: uniqueTopic('events'), commands: commandsTopic, commandLedger: uniqueTopic('ledger'), state: uniqueTopic('state') },
+        topics: { events: uniqueTopic('events'), commands: commandsTopic, commandLedger: ledgerTopic, state: uniqueTopic('state') },
         consumer: { commandGroup: `doors-${randomUUID()}`, maxWaitTimeMs: 100, sessionTimeoutMs: 6000 },
       },
       api: { rateLimit: { perSecond: 1000, burst: 1000 } },
@@ -178,5 +180,22 @@ describe('command doors × providers (e2e)', () => {
     expect(await via('http', 'bot-eu', { ...body, text: 'changed' })).toMatchObject({ httpStatus: 409, statusCode: 409, error: 'Conflict' });
     expect(await via('socket.io', 'bot-eu', { ...body, text: 'changed' })).toMatchObject({ error: { statusCode: 409, error: 'Conflict' } });
     expect(watchers.emitsOf('external/send').length - sendsBefore).toBe(1);
+  }, 30_000);
+
+  it('delivers an accepted command whose ledger record landed late (its claim was refused), once, when the client repeats it', async () => {
+    // A claim write that timed out after it left can still land in the ledger topic; this replica's follower reads it back.
+    const command = { commandId: randomUUID(), type: 'message.send', conversationId: ROOM, text: 'landed late' };
+    const now = new Date().toISOString();
+    const record = {
+      commandId: command.commandId, channelId: 'bot-eu', type: 'message.send', status: 'accepted', attempts: 0,
+      fingerprint: commandFingerprint('bot-eu', command), door: 'http', acceptedAt: now, updatedAt: now, conversationId: ROOM, command,
+    };
+    await producer.send({ topic: ledgerTopic, messages: [{ key: command.commandId, value: JSON.stringify(record) }] });
+    await waitFor('the follower merged the record', async () => (await view(command.commandId))?.status === 'accepted', 15_000);
+    const sendsBefore = watchers.emitsOf('external/send').length;
+    expect(await via('http', 'bot-eu', command)).toMatchObject({ httpStatus: 202, duplicate: true });
+    await waitFor('sent', async () => (await view(command.commandId))?.status === 'sent');
+    expect(await via('http', 'bot-eu', command)).toMatchObject({ httpStatus: 202, status: 'sent', duplicate: true });
+    expect(watchers.emitsOf('external/send').slice(sendsBefore).map((e) => e.payload)).toEqual([{ roomId: ROOM, apiKey: watchers.apiKey, userId: BOT, text: 'landed late' }]);
   }, 30_000);
 });
