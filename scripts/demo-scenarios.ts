@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { RunningBridge } from '../src/bootstrap';
-import type { CommandOutcome } from '../src/connectors/connector.interface';
+import type { CommandView } from '../src/commands/command.types';
 import { CaptivateSimulator } from '../test/simulators/captivate/captivate.simulator';
 import { JwtWebSocketSimulator } from '../test/simulators/jwt-websocket/jwt-websocket.simulator';
 import { SmartsuppSimulator } from '../test/simulators/smartsupp/smartsupp.simulator';
@@ -99,11 +99,28 @@ async function waitDeduplicated(ctx: DemoContext, channel: string, n: number, ti
 
 const messageText = (channel: string, text: string) => (e: DemoEvent) => e.channelid === channel && e.data.message?.text === text;
 
-/** Sends a command through the bridge (as the command gateway would), printing it and what the upstream confirmed. */
-async function execute(ctx: DemoContext, channel: string, command: { type: string; [field: string]: unknown }): Promise<CommandOutcome> {
+/** The API token the demo configures (CHATBRIDGE_API_TOKENS). */
+export const DEMO_API_TOKEN = 'demo-token';
+
+/**
+ * Sends a command through the command gateway's HTTP door (`POST /v1/channels/:id/commands`), follows it with
+ * `GET /v1/commands/:id` until it ends, and prints it and what the upstream confirmed.
+ */
+async function execute(ctx: DemoContext, channel: string, command: { type: string; [field: string]: unknown }): Promise<CommandView> {
   const { type, ...fields } = command;
   ctx.note(`→ command ${type} on ${channel} ${JSON.stringify(fields)}`);
-  const outcome = await ctx.running.bridge.channels.execute(channel, { commandId: randomUUID(), ...command });
+  const headers = { authorization: `Bearer ${DEMO_API_TOKEN}`, 'content-type': 'application/json' };
+  const commandId = randomUUID();
+  const accepted = await fetch(`${ctx.running.url}/v1/channels/${channel}/commands`, { method: 'POST', headers, body: JSON.stringify({ commandId, ...command }) });
+  if (accepted.status !== 202) throw new Error(`demo: command ${type} on ${channel} refused: ${accepted.status} ${await accepted.text()}`);
+  const deadline = Date.now() + 10_000;
+  let outcome: CommandView | undefined;
+  while (!outcome || outcome.status === 'accepted' || outcome.status === 'sending') {
+    if (Date.now() > deadline) throw new Error(`demo: command ${type} on ${channel} did not end within 10 s`);
+    await ctx.sleep(20);
+    outcome = (await (await fetch(`${ctx.running.url}/v1/commands/${commandId}`, { headers })).json()) as CommandView;
+  }
+  if (outcome.status === 'failed') throw new Error(`demo: command ${type} on ${channel} failed: ${outcome.error?.message}`);
   const confirmed = [outcome.conversationId && `conversationId ${outcome.conversationId}`, outcome.upstreamMessageId && `upstreamMessageId ${outcome.upstreamMessageId}`].filter(Boolean);
   ctx.note(`← done${confirmed.length ? `: ${confirmed.join(', ')}` : ''}`);
   return outcome;

@@ -17,7 +17,7 @@ import { startBridge } from '../src/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
 import { startDemoReceiver, type Delivery } from './demo-receiver';
-import { CHANNELS, channelConfigs, scenarios, startSimulators, tick, type DemoContext, type DemoEvent } from './demo-scenarios';
+import { CHANNELS, DEMO_API_TOKEN, channelConfigs, scenarios, startSimulators, tick, type DemoContext, type DemoEvent } from './demo-scenarios';
 
 const json = process.env.DEMO_JSON === '1';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
       channels: channelConfigs(sims),
       webhooks: [{ id: 'demo-receiver', url: receiver.url, secret: receiver.secret }],
     },
-    env: { ...process.env, PORT: process.env.PORT ?? '0', CHATBRIDGE_API_TOKENS: 'demo-token' },
+    env: { ...process.env, PORT: process.env.PORT ?? '0', CHATBRIDGE_API_TOKENS: DEMO_API_TOKEN },
   });
   // The bridge's own logs (warnings and up) on stderr; stdout is the receiver's.
   const log = createRootLogger((process.env.LOG_LEVEL as 'warn') ?? 'warn', 2);

@@ -31,3 +31,19 @@ export interface ChannelEntry {
   /** Called at the next `connected`. */
   connectedWaiters: Set<() => void>;
 }
+
+/** Resolves true at the channel's next `connected` (at once when connected), false after `timeoutMs`. */
+export function untilConnected(entry: ChannelEntry, timeoutMs: number): Promise<boolean> {
+  if (entry.state === 'connected') return Promise.resolve(true);
+  return new Promise<boolean>((resolve) => {
+    const done = (connected: boolean): void => {
+      clearTimeout(timer);
+      entry.connectedWaiters.delete(onConnected);
+      resolve(connected);
+    };
+    const onConnected = (): void => done(true);
+    const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
+    timer.unref?.();
+    entry.connectedWaiters.add(onConnected);
+  });
+}

@@ -8,7 +8,7 @@ import type {
 } from '../connectors/connector.interface';
 import type { InboundAuthConfig } from '../config/config.schema';
 import { ChannelRequestError, startMode, takesWebhooks, type ModeSwitchResult } from './channel-mode';
-import type { ChannelEntry } from './channel-entry';
+import { untilConnected, type ChannelEntry } from './channel-entry';
 import { ModePersistence, type DurableModes } from './mode-persistence';
 import { FileModeStore } from './mode-store';
 import { ModeSwitcher } from './mode-switcher';
@@ -177,19 +177,7 @@ export class ChannelsService {
   /** Resolves true at the channel's next `connected` (at once when connected), false after `timeoutMs`. */
   whenConnected(channelId: string, timeoutMs: number): Promise<boolean> {
     const entry = this.entries.get(channelId);
-    if (!entry) return Promise.resolve(false);
-    if (entry.state === 'connected') return Promise.resolve(true);
-    return new Promise<boolean>((resolve) => {
-      const done = (connected: boolean): void => {
-        clearTimeout(timer);
-        entry.connectedWaiters.delete(onConnected);
-        resolve(connected);
-      };
-      const onConnected = (): void => done(true);
-      const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
-      timer.unref?.();
-      entry.connectedWaiters.add(onConnected);
-    });
+    return entry ? untilConnected(entry, timeoutMs) : Promise.resolve(false);
   }
 
   /**

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ModeSwitchConfig } from '../config/config.schema';
 import type { ChannelMode } from '../connectors/connector.interface';
 import type { ChannelStatusData } from '../envelope/event-types';
-import type { ChannelEntry } from './channel-entry';
+import { untilConnected, type ChannelEntry } from './channel-entry';
 import type { ModeSwitchResult } from './channel-mode';
 
 /**
@@ -98,17 +98,8 @@ export class ModeSwitcher {
   }
 
   /** Resolves at the next `connected` (at once if connected), or after `connectWaitMs` either way. */
-  private waitConnected(entry: ChannelEntry): Promise<void> {
-    if (entry.state === 'connected' || !entry.socketHeld) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        entry.connectedWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, this.settings.connectWaitMs);
-      timer.unref?.();
-      entry.connectedWaiters.add(done);
-    });
+  private async waitConnected(entry: ChannelEntry): Promise<void> {
+    if (entry.socketHeld) await untilConnected(entry, this.settings.connectWaitMs);
   }
+
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ChannelsService } from '../channels/channels.service';
 import { describeError } from '../common/errors';
+import { withinMs } from '../common/wait';
 import type { AppConfig } from '../config/config.loader';
 import { createEvent } from '../envelope/envelope';
 import type { CommandResultData, ProviderName } from '../envelope/event-types';
@@ -223,13 +224,6 @@ export class CommandService implements CommandDoorApi {
     else this.pendingByChannel.delete(channelId);
     this.metrics.commandsPending.set({ channel: channelId }, Math.max(0, n));
   }
-}
-
-/** Waits for `p`, at most `ms`. */
-async function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
 }
 
 /** The API view of a record (no fingerprint, no body). */

@@ -1,3 +1,4 @@
+import { apiError, type ApiErrorBody } from '../common/api-error';
 import type { UpstreamCommand } from '../connectors/connector.interface';
 
 /** A command's life (SPEC §8): accepted → sending → sent | failed. `sent` and `failed` are final. */
@@ -95,6 +96,11 @@ export class CommandRequestError extends Error {
     this.name = 'CommandRequestError';
     this.status = REQUEST_STATUS[code];
   }
+}
+
+/** The API's error JSON of a refused command, for the HTTP and socket.io doors. */
+export function commandErrorBody(err: CommandRequestError): ApiErrorBody {
+  return apiError(err.status, err.message, err.details ? { details: err.details } : {});
 }
 
 /**

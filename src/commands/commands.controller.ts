@@ -1,8 +1,7 @@
 import { Body, Controller, Get, HttpCode, HttpException, Inject, NotFoundException, Param, Post, UseGuards } from '@nestjs/common';
-import { STATUS_CODES } from 'node:http';
 import { Bridge } from '../bridge';
 import { ApiAuthGuard } from '../common/api-auth.guard';
-import { CommandRequestError, type CommandView, type SubmitResult } from './command.types';
+import { commandErrorBody, CommandRequestError, type CommandView, type SubmitResult } from './command.types';
 
 /** The HTTP door of the command gateway (SPEC §8): `POST /v1/channels/:id/commands` (202) and `GET /v1/commands/:commandId`. */
 @Controller('v1')
@@ -28,13 +27,6 @@ export class CommandsController {
     if (!found) throw new NotFoundException(`no command with id "${commandId}" (unknown, or older than commands.ledgerTtlMs)`);
     return found;
   }
-}
-
-/** The API's JSON error shape for a refused command, shared by the HTTP and socket.io doors. */
-export function commandErrorBody(err: CommandRequestError): { statusCode: number; error: string; message: string; details?: string[] } {
-  const body: { statusCode: number; error: string; message: string; details?: string[] } = { statusCode: err.status, error: STATUS_CODES[err.status] ?? 'Error', message: err.message };
-  if (err.details) body.details = err.details;
-  return body;
 }
 
 function toHttpException(err: CommandRequestError): HttpException {

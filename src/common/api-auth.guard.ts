@@ -1,4 +1,5 @@
 import { type CanActivate, type ExecutionContext, HttpException, HttpStatus, Inject, Injectable, Optional, UnauthorizedException } from '@nestjs/common';
+import { NO_API_TOKENS, rateLimitError } from './api-error';
 import type { TokenRateLimiter } from './rate-limit';
 import { bearerToken, TokenSet } from './token-match';
 
@@ -30,25 +31,17 @@ export class ApiAuthGuard implements CanActivate {
     if (decision && !decision.ok) {
       const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
       http.getResponse<{ setHeader(name: string, value: string): void }>().setHeader('Retry-After', String(seconds));
-      throw rateLimited(decision.retryAfterMs);
+      throw new HttpException(rateLimitError(decision.retryAfterMs), HttpStatus.TOO_MANY_REQUESTS);
     }
     return true;
   }
 
   /** Returns the token when `header` is `Bearer <a configured token>`; throws 401 otherwise. */
   check(header: string | undefined): string {
-    if (!this.tokens.size) throw new UnauthorizedException('no API tokens are configured: set CHATBRIDGE_API_TOKENS (comma-separated) to enable the API');
+    if (!this.tokens.size) throw new UnauthorizedException(NO_API_TOKENS);
     const token = bearerToken(header);
     if (token === undefined) throw new UnauthorizedException('missing bearer token: send Authorization: Bearer <token>');
     if (!this.tokens.matchesAny([token])) throw new UnauthorizedException('invalid bearer token');
     return token;
   }
-}
-
-/** The 429 of a token over its rate (`api.rateLimit`). */
-export function rateLimited(retryAfterMs: number): HttpException {
-  return new HttpException(
-    { statusCode: 429, error: 'Too Many Requests', message: `rate limit of this API token exceeded (api.rateLimit); retry in ${retryAfterMs} ms`, retryAfterMs },
-    HttpStatus.TOO_MANY_REQUESTS,
-  );
 }

@@ -1,5 +1,5 @@
-import { STATUS_CODES } from 'node:http';
 import { json, type RequestHandler } from 'express';
+import { apiError } from './api-error';
 import { describeError } from './errors';
 
 /**
@@ -19,7 +19,7 @@ export function jsonBodyParser(limitBytes: number, onRefused?: (status: number) 
         : status === 400
           ? `request body is not valid JSON: ${describeError(err)}`
           : `cannot read the request body: ${describeError(err)}`;
-      res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+      res.status(status).json(apiError(status, message));
     });
   };
 }

@@ -5,11 +5,11 @@ import {
 import type { Logger } from 'pino';
 import type { Namespace, Socket } from 'socket.io';
 import { Bridge } from '../bridge';
-import { CommandRequestError, type SubmitResult } from '../commands/command.types';
-import { commandErrorBody } from '../commands/commands.controller';
+import { commandErrorBody, CommandRequestError, type SubmitResult } from '../commands/command.types';
+import { apiError, NO_API_TOKENS, rateLimitError } from '../common/api-error';
 import { describeError } from '../common/errors';
 import { TokenSet } from '../common/token-match';
-import { apiError, type ErrorAck, HandshakeError } from './gateway-errors';
+import { type ErrorAck, HandshakeError } from './gateway-errors';
 import { parseSubscription, type Subscription, SubscriptionError } from './subscription';
 
 /** A socket of the `/v1` namespace; `data.token` is the API token it authenticated with. */
@@ -57,7 +57,7 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
   async command(@ConnectedSocket() socket: ApiSocket, @MessageBody() body: unknown): Promise<SubmitResult | ErrorAck> {
     const rate = this.bridge.rateLimiter.take(socket.data.token ?? '');
     if (!rate.ok) {
-      return { error: apiError(429, `rate limit of this API token exceeded (api.rateLimit); retry in ${rate.retryAfterMs} ms`, { retryAfterMs: rate.retryAfterMs }) };
+      return { error: rateLimitError(rate.retryAfterMs) };
     }
     const limit = this.bridge.config.api.maxBodyBytes;
     if (Buffer.byteLength(JSON.stringify(body ?? null)) > limit) {
@@ -95,7 +95,7 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
 
   /** The token of a handshake's `auth`, or a HandshakeError (401) saying what is wrong. */
   private authenticate(auth: Record<string, unknown> | undefined): string {
-    if (!this.tokens.size) throw new HandshakeError(401, 'no API tokens are configured: set CHATBRIDGE_API_TOKENS (comma-separated) to enable the API');
+    if (!this.tokens.size) throw new HandshakeError(401, NO_API_TOKENS);
     const token = auth?.token;
     if (typeof token !== 'string' || !token) throw new HandshakeError(401, 'missing token: connect with auth: {token: "<API token>"}');
     if (!this.tokens.matchesAny([token])) throw new HandshakeError(401, 'invalid token');

@@ -1,5 +1,5 @@
-import { STATUS_CODES } from 'node:http';
 import { raw, type RequestHandler } from 'express';
+import { apiError } from '../common/api-error';
 import { describeError } from '../common/errors';
 import { bodyErrorStatus } from '../common/json-body';
 
@@ -28,7 +28,7 @@ export function inboundBodyParser(limitOf: (channelId: string) => number | undef
       const message = status === 413
         ? `request body larger than this channel's inbound limit of ${limit} bytes (channels[].inbound.maxBodyBytes)`
         : `cannot read the request body: ${describeError(err)}`;
-      res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+      res.status(status).json(apiError(status, message));
     });
   };
 }

@@ -7,7 +7,8 @@ import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import type { CommandDoorApi } from '../command.types';
 import { classifyRefusal, parseCommandRecord } from './command-record';
-import { ensureTopicReady, Pause } from './topic-ready';
+import { Pause, withinMs } from '../../common/wait';
+import { ensureTopicReady } from './topic-ready';
 
 /** What the Kafka command door needs besides its collaborators. */
 export interface KafkaCommandConsumerOptions {
@@ -74,11 +75,7 @@ export class KafkaCommandConsumer {
     this.pause.cancel();
     for (const timer of this.retryTimers) clearTimeout(timer);
     this.retryTimers.clear();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)));
-    const leave = this.consumer.disconnect().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'command consumer disconnect failed'));
-    await Promise.race([leave, late]);
-    clearTimeout(timer);
+    await withinMs(this.consumer.disconnect().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'command consumer disconnect failed')), deadlineMs);
   }
 
   private async runUntilStarted(firstAttempt: number): Promise<void> {

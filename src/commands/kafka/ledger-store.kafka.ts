@@ -8,7 +8,8 @@ import { scanTopic } from '../../common/topic-scan';
 import type { KafkaConsumerConfig } from '../../config/config.schema';
 import type { CommandRecord, LedgerStore } from '../command.types';
 import { decodeLedgerRecord, encodeLedgerRecord } from './ledger-record';
-import { ensureTopicReady, Pause } from './topic-ready';
+import { Pause } from '../../common/wait';
+import { ensureTopicReady } from './topic-ready';
 
 /** What the Kafka ledger needs besides the client. */
 export interface KafkaLedgerOptions {

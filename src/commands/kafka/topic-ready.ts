@@ -15,23 +15,3 @@ export async function ensureTopicReady(kafka: Kafka, topic: string): Promise<voi
     await admin.disconnect().catch(() => undefined);
   }
 }
-
-/** A wait that `cancel` ends at once (a stopping client must not keep the process alive for a backoff). */
-export class Pause {
-  private timer?: NodeJS.Timeout;
-  private wake?: () => void;
-
-  /** Resolves after `ms`, or at `cancel`. */
-  wait(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.wake = resolve;
-      this.timer = setTimeout(resolve, ms);
-    });
-  }
-
-  /** Ends the current wait now. */
-  cancel(): void {
-    clearTimeout(this.timer);
-    this.wake?.();
-  }
-}

@@ -1,0 +1,26 @@
+/** Waits for `p` (its rejection ignored), at most `ms`. */
+export async function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
+/** A wait that `cancel` ends at once (a stopping client must not keep the process alive for a backoff). */
+export class Pause {
+  private timer?: NodeJS.Timeout;
+  private wake?: () => void;
+
+  /** Resolves after `ms`, or at `cancel`. */
+  wait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+      this.timer = setTimeout(resolve, ms);
+    });
+  }
+
+  /** Ends the current wait now. */
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.wake?.();
+  }
+}
