@@ -1,6 +1,8 @@
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ChannelsService } from './channels/channels.service';
+import { CommandForwarder } from './cluster/command-forwarder';
+import { ClusterOwnership, SoleOwnership, type ChannelOwnership, type OwnershipChange } from './cluster/ownership';
 import type { DurableModes } from './channels/mode-persistence';
 import { KafkaModeStore, stateTopicTimeoutMs } from './channels/mode-store.kafka';
 import { CommandLedger } from './commands/command-ledger';
@@ -47,6 +49,11 @@ export class Bridge {
   readonly stream: EventStream;
   /** Per-token rate limit of the authenticated API (HTTP and socket.io). */
   readonly rateLimiter: TokenRateLimiter;
+  /** Which channels this replica holds: all, or with `cluster.enabled` those the Kafka group assigned it. */
+  readonly ownership: ChannelOwnership;
+  private readonly forwarder?: CommandForwarder;
+  /** Ownership changes are applied one after the other. */
+  private handovers: Promise<void> = Promise.resolve();
   private shuttingDown = false;
 
   constructor(
@@ -77,7 +84,17 @@ export class Bridge {
     // Added after that decision: the live stream is always there and counts neither as a configured sink nor for readiness.
     this.stream = new EventStream(config.api.stream, this.metrics, log.child({ context: 'event-stream' }));
     this.pipeline.addSink(this.stream);
-    this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }), durableModes);
+    const cluster = config.cluster.enabled && config.kafka && kafka ? config.cluster : undefined;
+    const clusterOwnership = cluster
+      ? new ClusterOwnership(
+        config.channels.map((c) => c.id),
+        { afterMs: cluster.sessionTimeoutMs - cluster.heartbeatIntervalMs, rebalanceMs: cluster.rebalanceTimeoutMs },
+        (change) => this.handover(change),
+        log.child({ context: 'cluster' }),
+      )
+      : undefined;
+    this.ownership = clusterOwnership ?? new SoleOwnership();
+    this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }), this.ownership, durableModes);
     const ledgerStore = config.kafka && kafka
       ? new KafkaLedgerStore(kafka, {
         topic: config.kafka.topics.commandLedger, group: commandGroupId(config.kafka), consumer: config.kafka.consumer,
@@ -85,9 +102,13 @@ export class Bridge {
       }, log.child({ context: 'command-ledger-store' }))
       : undefined;
     const ledger = new CommandLedger({ maxEntries: config.commands.ledgerMaxEntries, ttlMs: config.commands.ledgerTtlMs }, log.child({ context: 'command-ledger' }), ledgerStore);
-    this.commands = new CommandService(config, this.channels, this.pipeline, ledger, this.metrics, log.child({ context: 'commands' }));
+    if (cluster && kafka && config.kafka) this.forwarder = new CommandForwarder(kafka, config.kafka.topics.commands, config.kafka.producer.requestTimeoutMs);
+    this.commands = new CommandService(config, this.channels, this.pipeline, ledger, this.metrics, log.child({ context: 'commands' }), this.ownership, this.forwarder);
     if (config.kafka && kafka) {
-      const door = { topic: config.kafka.topics.commands, groupId: commandGroupId(config.kafka), consumer: config.kafka.consumer };
+      const door = {
+        topic: config.kafka.topics.commands, groupId: commandGroupId(config.kafka), consumer: config.kafka.consumer,
+        cluster: cluster && clusterOwnership && this.forwarder ? { settings: cluster, ownership: clusterOwnership, forwarder: this.forwarder } : undefined,
+      };
       this.commandConsumer = new KafkaCommandConsumer(kafka, door, this.commands, this.deadLetters, this.metrics, log.child({ context: 'kafka-commands' }));
     }
   }
@@ -120,15 +141,34 @@ export class Bridge {
     this.commandConsumer?.start();
   }
 
+  /** Applies a rebalance: commands of lost channels are left to their new holder, lost sockets close, gained ones open. */
+  private handover(change: OwnershipChange): void {
+    this.handovers = this.handovers.then(async () => {
+      if (this.shuttingDown) return;
+      this.commands.channelsLost(change.lost);
+      await this.channels.applyOwnership(change);
+      this.commands.channelsGained(change.gained);
+    }).catch((err: unknown) => this.log.error({ err }, 'applying a channel handover failed'));
+  }
+
   async stop(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     const deadline = Date.now() + this.config.shutdownGraceMs;
+    if (this.ownership instanceof ClusterOwnership) this.ownership.stop();
     // Commands first (no new ones; running attempts end while their channels are still open), then channels, then sinks.
-    // The Kafka door first: the record in hand is finished and committed while the service still takes it.
+    // The Kafka door first: the record in hand is finished and committed while the service still takes it. In a
+    // cluster that also leaves the group, so the other replicas take the channels over while these sockets close.
     await this.commandConsumer?.stop(Math.floor(this.config.shutdownGraceMs / 3));
+    const leftGroupAt = Date.now();
     await this.commands.stop(Math.floor(this.config.shutdownGraceMs / 3));
+    if (this.ownership.clustered) {
+      // Make before break: the replicas taking over connect while these sockets still deliver.
+      const hold = Math.min(this.config.cluster.handoverOverlapMs - (Date.now() - leftGroupAt), deadline - Date.now() - 1000);
+      if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
+    }
     await this.channels.stop();
+    await this.forwarder?.stop();
     await Promise.all(this.pipeline.allSinks.map((s) => s.stop(Math.max(0, deadline - Date.now()))));
   }
 }

@@ -28,6 +28,8 @@ export interface ChannelEntry {
   stopping?: Promise<void>;
   /** The previous runtime switch up to the moment its mode was persisted and set; the next one waits for it. */
   modeQueue?: Promise<void>;
+  /** Cluster: the channel went to another replica; its socket closes when this fires (make before break). */
+  releaseTimer?: NodeJS.Timeout;
   /** Called at the next `connected`. */
   connectedWaiters: Set<() => void>;
 }

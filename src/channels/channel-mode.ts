@@ -6,8 +6,11 @@ export const MODE_STATE_KEY = 'mode';
 /** Why a mode switch or an inbound post was refused; the controllers turn `code` into an HTTP status. */
 export class ChannelRequestError extends Error {
   constructor(
-    /** `unknown_channel` (404), `no_webhook_api` (422 for a switch, 409 for a post), `no_inbound_auth` (409), `mode_not_persisted` (503). */
-    readonly code: 'unknown_channel' | 'no_webhook_api' | 'no_inbound_auth' | 'mode_not_persisted',
+    /**
+     * `unknown_channel` (404), `no_webhook_api` (422 for a switch, 409 for a post), `no_inbound_auth` (409),
+     * `mode_not_persisted` (503), `not_owner` (409: another replica holds the channel).
+     */
+    readonly code: 'unknown_channel' | 'no_webhook_api' | 'no_inbound_auth' | 'mode_not_persisted' | 'not_owner',
     message: string,
   ) {
     super(message);

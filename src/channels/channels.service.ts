@@ -7,6 +7,7 @@ import type {
   ChannelMode, CommandOutcome, CommandPath, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand, UpstreamFrame,
 } from '../connectors/connector.interface';
 import type { InboundAuthConfig } from '../config/config.schema';
+import type { ChannelOwnership, OwnershipChange } from '../cluster/ownership';
 import { ChannelRequestError, startMode, takesWebhooks, type ModeSwitchResult } from './channel-mode';
 import { untilConnected, type ChannelEntry } from './channel-entry';
 import { ModePersistence, type DurableModes } from './mode-persistence';
@@ -28,6 +29,8 @@ export interface ChannelSnapshot {
   /** True when `POST /v1/inbound/<id>` accepts posts for this channel (inbound auth configured). */
   acceptsInbound: boolean;
   state: ChannelState;
+  /** True when this replica holds the channel (always, unless `cluster.enabled` gives it to another replica). */
+  held: boolean;
   since: string;
   lastEventAt?: string;
   reconnects: number;
@@ -45,6 +48,8 @@ export class ChannelsService {
   private readonly modes: ModeSwitcher;
   private readonly states = new Map<string, FileChannelState>();
   private readonly persistence: ModePersistence;
+  private started = false;
+  private stopping = false;
 
   constructor(
     private readonly config: AppConfig,
@@ -52,6 +57,8 @@ export class ChannelsService {
     private readonly deadLetters: DeadLetters,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Which channels this replica holds (all of them without `cluster.enabled`). */
+    private readonly ownership: ChannelOwnership,
     /** With Kafka: the state topic, which wins over the state files at start. */
     durableModes?: DurableModes,
   ) {
@@ -69,7 +76,7 @@ export class ChannelsService {
 
   /**
    * Restores the channels' persisted modes, then builds every channel's connector and starts the socket-mode ones
-   * (webhook-mode ones only send commands).
+   * this replica holds (webhook-mode ones only send commands; in a cluster the group's assignment comes later).
    */
   async start(): Promise<void> {
     const { reconnect } = this.config;
@@ -98,8 +105,57 @@ export class ChannelsService {
         { status: (change) => this.onStatus(entry, change), frame: (frame, receivedAt) => this.onFrame(entry, frame, receivedAt) },
         log,
       );
-      if (entry.mode === 'socket') this.modes.openSocket(entry);
+      if (entry.mode === 'socket' && this.ownership.owns(channel.id)) this.modes.openSocket(entry);
     }
+    this.started = true;
+    this.countHeld();
+  }
+
+  private countHeld(): void {
+    this.metrics.channelsHeld.set([...this.entries.keys()].filter((id) => this.ownership.owns(id)).length);
+  }
+
+  /**
+   * A rebalance (or a fence) moved channels. Gained socket-mode ones open their sockets; lost ones close theirs after
+   * `cluster.handoverOverlapMs` (make before break: the new holder connects meanwhile), or at once after a fence.
+   * Events both replicas receive around the handover share their stable id.
+   */
+  async applyOwnership(change: OwnershipChange): Promise<void> {
+    if (!this.started || this.stopping) return;
+    this.countHeld();
+    if (change.lost.length) this.metrics.ownershipChanges.inc({ direction: 'lost', reason: change.reason }, change.lost.length);
+    if (change.gained.length) this.metrics.ownershipChanges.inc({ direction: 'gained', reason: change.reason }, change.gained.length);
+    if (change.lost.length) this.log.info({ channels: change.lost, reason: change.reason }, 'channels released to another replica');
+    if (change.gained.length) this.log.info({ channels: change.gained, reason: change.reason }, 'channels taken over');
+    for (const id of change.lost) {
+      const entry = this.entries.get(id);
+      if (!entry?.socketHeld) continue;
+      // A fenced replica may already be replaced: it lets go at once. After a rebalance the new holder connects first.
+      const overlapMs = change.reason === 'fenced' ? 0 : this.config.cluster.handoverOverlapMs;
+      clearTimeout(entry.releaseTimer);
+      entry.releaseTimer = setTimeout(() => void this.release(entry), overlapMs);
+    }
+    for (const id of change.gained) {
+      const entry = this.entries.get(id);
+      if (!entry || this.stopping) continue;
+      clearTimeout(entry.releaseTimer);
+      entry.releaseTimer = undefined;
+      await entry.stopping;
+      // Still ours after that wait (a quick second rebalance may have taken it again).
+      if (entry.mode === 'socket' && !entry.socketHeld && this.ownership.owns(id)) this.modes.openSocket(entry);
+    }
+  }
+
+  /** Closes the socket of a channel another replica holds now (unless it came back meanwhile). */
+  private async release(entry: ChannelEntry): Promise<void> {
+    entry.releaseTimer = undefined;
+    if (this.stopping || this.ownership.owns(entry.channel.id) || !entry.socketHeld) return;
+    this.log.info({ channel: entry.channel.id }, 'closing the socket of a channel another replica holds now');
+    const stopping = this.modes.stop(entry).finally(() => {
+      if (entry.stopping === stopping) entry.stopping = undefined;
+    });
+    entry.stopping = stopping;
+    await stopping;
   }
 
   /** Where the channel's commands go now: `http` in webhook mode (and where the provider sends over HTTP anyway), else `socket`. */
@@ -153,6 +209,9 @@ export class ChannelsService {
   async setMode(channelId: string, target: ChannelMode): Promise<ModeSwitchResult> {
     const entry = this.entries.get(channelId);
     if (!entry) throw new ChannelRequestError('unknown_channel', `no channel with id "${channelId}"`);
+    if (!this.ownership.owns(channelId)) {
+      throw new ChannelRequestError('not_owner', `channel ${channelId} is held by another replica; send the switch again (a load balancer picks another replica), or to the replica whose GET /v1/channels/${channelId} shows held: true`);
+    }
     const previousMode = entry.mode;
     if (target === 'webhook' && !takesWebhooks(entry.definition)) {
       throw new ChannelRequestError('no_webhook_api', `provider ${entry.channel.provider} has no webhook API; channel ${channelId} stays in socket mode`);
@@ -196,6 +255,8 @@ export class ChannelsService {
 
   /** Closes every upstream connection. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    for (const e of this.entries.values()) clearTimeout(e.releaseTimer);
     await Promise.all([...this.entries.values()].map((e) => this.modes.stop(e)));
     await this.persistence.stop();
   }
@@ -218,6 +279,7 @@ export class ChannelsService {
       mode: e.mode,
       acceptsInbound: this.canTakeWebhooks(e),
       state: e.state,
+      held: this.ownership.owns(e.channel.id),
       since: e.since.toISOString(),
       reconnects: e.supervisor?.reconnects ?? 0,
       eventsIn: e.eventsIn,

@@ -38,13 +38,23 @@ export class CommandDelivery {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly stopping: () => boolean,
+    /** False once another replica holds the channel: the command is left `accepted` for it. */
+    private readonly owns: (channelId: string) => boolean = () => true,
   ) {
     this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
   }
 
+  private readonly released = new Map<string, Set<() => void>>();
+
   /** Ends every hold and backoff wait at once (shutdown); the commands stay `accepted`. */
   interrupt(): void {
     this.stop();
+  }
+
+  /** Another replica holds the channel now: its holds and backoff waits end, and its commands stay `accepted` for it. */
+  release(channelId: string): void {
+    for (const wake of this.released.get(channelId) ?? []) wake();
+    this.released.delete(channelId);
   }
 
   /** Runs the command to an end state; undefined when shutdown interrupted it before an attempt (it stays `accepted`). */
@@ -57,7 +67,8 @@ export class CommandDelivery {
     let backoffs = 0;
     let last: CommandError | undefined;
     for (;;) {
-      if (this.stopping()) {
+      if (this.stopping() || !this.owns(rec.channelId)) {
+        if (!this.stopping()) this.log.info({ commandId: rec.commandId, channel: rec.channelId }, 'channel handed to another replica: command left accepted for it');
         await this.setStatus(rec, 'accepted');
         return undefined;
       }
@@ -90,13 +101,13 @@ export class CommandDelivery {
           // Held, not failed: the channel is reconnecting. This was no upstream attempt.
           rec.attempts--;
           await this.setStatus(rec, 'accepted');
-          await this.interruptible(this.channels.whenConnected(rec.channelId, deadline - Date.now()));
+          await this.interruptible(this.channels.whenConnected(rec.channelId, deadline - Date.now()), rec.channelId);
           continue;
         }
         if (rec.attempts >= retry.maxAttempts) return failed(e.code, `gave up after ${rec.attempts} attempts (commands.retry.maxAttempts): ${e.message}`, false);
         const delay = Math.min(backoffDelay(retry, backoffs++), Math.max(0, deadline - Date.now()));
         this.log.info({ commandId: rec.commandId, channel: rec.channelId, err: e.message, retryInMs: delay }, 'command not sent; retrying');
-        await this.interruptible(new Promise<void>((resolve) => setTimeout(resolve, delay).unref?.()));
+        await this.interruptible(new Promise<void>((resolve) => setTimeout(resolve, delay).unref?.()), rec.channelId);
       }
     }
   }
@@ -107,8 +118,18 @@ export class CommandDelivery {
     await this.ledger.save(rec);
   }
 
-  private async interruptible(p: Promise<unknown>): Promise<void> {
-    await Promise.race([p, this.stopped]);
+  /** Waits for `p`, or until shutdown or the channel's release. */
+  private async interruptible(p: Promise<unknown>, channelId: string): Promise<void> {
+    let wake!: () => void;
+    const released = new Promise<void>((resolve) => (wake = resolve));
+    const waiting = this.released.get(channelId) ?? new Set<() => void>();
+    this.released.set(channelId, waiting.add(wake));
+    try {
+      await Promise.race([p, this.stopped, released]);
+    } finally {
+      waiting.delete(wake);
+      if (!waiting.size && this.released.get(channelId) === waiting) this.released.delete(channelId);
+    }
   }
 }
 

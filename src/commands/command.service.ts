@@ -11,13 +11,21 @@ import { commandFingerprint, type CommandLedger } from './command-ledger';
 import { CommandDelivery, type DeliveryEnd } from './command-delivery';
 import { parseCommand } from './command.dto';
 import {
-  CommandRequestError, type CommandDoor, type CommandDoorApi, type CommandRecord, type CommandView, type SubmitResult,
+  CommandRequestError, type CommandDoor, type CommandDoorApi, type CommandRecord, type CommandView, type SubmitContext, type SubmitResult,
 } from './command.types';
+import type { CommandForwarder } from '../cluster/command-forwarder';
+import { SoleOwnership, type ChannelOwnership } from '../cluster/ownership';
 import { EchoWatcher } from './echo-watch';
+
+/** How often a cluster replica looks for unfinished commands of its channels that nothing runs (a crashed holder's). */
+const SWEEP_EVERY_MS = 5000;
+/** A `sending` command of a taken-over channel is failed `interrupted` this long after its deadline (its old holder is gone). */
+const SWEEP_GRACE_MS = 5000;
 
 /**
  * The command gateway (SPEC §8), one for all three doors: validation, the idempotency ledger, per-conversation
  * order, delivery with safe retry (CommandDelivery), and the `chatbridge.command.result` event of every end state.
+ * In a cluster only the replica holding a channel delivers its commands; the others accept, record and forward them.
  */
 export class CommandService implements CommandDoorApi {
   private readonly lanes = new Map<string, Promise<void>>();
@@ -31,6 +39,7 @@ export class CommandService implements CommandDoorApi {
   private ledgerLoaded = false;
   private channelsUp = false;
   private resumed = false;
+  private sweeper?: NodeJS.Timeout;
 
   constructor(
     private readonly config: AppConfig,
@@ -39,9 +48,12 @@ export class CommandService implements CommandDoorApi {
     private readonly ledger: CommandLedger,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly ownership: ChannelOwnership = new SoleOwnership(),
+    /** In a cluster: hands commands for channels another replica holds to it. */
+    private readonly forwarder?: CommandForwarder,
   ) {
     pipeline.observe((item) => this.echoes.observe(item));
-    this.delivery = new CommandDelivery(config.commands, channels, ledger, this.echoes, metrics, log, () => this.stopping);
+    this.delivery = new CommandDelivery(config.commands, channels, ledger, this.echoes, metrics, log, () => this.stopping, (id) => this.ownership.owns(id));
   }
 
   /**
@@ -64,6 +76,12 @@ export class CommandService implements CommandDoorApi {
   private resume(): void {
     if (this.stopping || !this.ledgerLoaded || !this.channelsUp || this.resumed) return;
     this.resumed = true;
+    if (this.ownership.clustered) {
+      // A cluster replica holds no channel yet: each one's commands are taken over when the group assigns it.
+      this.sweeper = setInterval(() => this.sweep(), SWEEP_EVERY_MS);
+      this.sweeper.unref?.();
+      return;
+    }
     for (const rec of this.ledger.unfinished()) {
       const target = this.channels.commandTarget(rec.channelId);
       if (!target || !rec.command) continue;
@@ -76,9 +94,43 @@ export class CommandService implements CommandDoorApi {
     }
   }
 
+  /** Cluster: this replica took these channels over; their unfinished commands are its now. */
+  channelsGained(channelIds: readonly string[]): void {
+    if (this.resumed && !this.stopping) this.sweep(new Set(channelIds));
+  }
+
+  /** Cluster: another replica holds these channels now; their held and waiting commands stay `accepted` for it. */
+  channelsLost(channelIds: readonly string[]): void {
+    for (const id of channelIds) this.delivery.release(id);
+  }
+
+  /**
+   * Takes over the unfinished commands of held channels that nothing here runs: `accepted` ones are delivered
+   * (surely not sent); a `sending` one may still be in its old holder's hands until its deadline, so only past it
+   * (and a grace) is it failed `interrupted`, never sent again.
+   */
+  private sweep(only?: ReadonlySet<string>): void {
+    if (this.stopping) return;
+    const now = Date.now();
+    for (const rec of this.ledger.unfinished()) {
+      if (this.active.has(rec.commandId) || !rec.command || (only && !only.has(rec.channelId)) || !this.ownership.owns(rec.channelId)) continue;
+      const target = this.channels.commandTarget(rec.channelId);
+      if (!target) continue;
+      if (rec.status === 'accepted') {
+        this.log.info({ commandId: rec.commandId, channel: rec.channelId }, 'taking over an accepted command of a channel this replica now holds');
+        this.enqueue(rec, target.name);
+      } else if (now > Date.parse(rec.acceptedAt) + this.config.commands.deadlineMs + SWEEP_GRACE_MS) {
+        this.active.add(rec.commandId);
+        void this.finish(rec, 'failed', target.name, { code: 'interrupted', message: 'the replica holding the channel stopped while this command was being sent; the upstream may have acted, so it was not sent again', mayHaveActed: true })
+          .finally(() => this.active.delete(rec.commandId));
+      }
+    }
+  }
+
   /** Stops taking commands and lets running deliveries end within `deadlineMs`; held ones stay `accepted` for the next start. */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
+    clearInterval(this.sweeper);
     this.delivery.interrupt();
     const until = Date.now() + deadlineMs;
     await withinMs(Promise.allSettled([...this.running]), deadlineMs);
@@ -86,7 +138,7 @@ export class CommandService implements CommandDoorApi {
     await withinMs(this.ledger.stop(), Math.max(1000, until - Date.now()));
   }
 
-  async submit(input: unknown, ctx: { door: CommandDoor; channelId?: string }): Promise<SubmitResult> {
+  async submit(input: unknown, ctx: SubmitContext): Promise<SubmitResult> {
     try {
       return await this.accept(input, ctx);
     } catch (err) {
@@ -105,7 +157,7 @@ export class CommandService implements CommandDoorApi {
     return this.ledger.kind;
   }
 
-  private async accept(input: unknown, ctx: { door: CommandDoor; channelId?: string }): Promise<SubmitResult> {
+  private async accept(input: unknown, ctx: SubmitContext): Promise<SubmitResult> {
     if (this.stopping) throw new CommandRequestError('shutting_down', 'the bridge is shutting down; send the command again (same commandId) to another replica or after the restart');
     const parsed = parseCommand(input);
     if (ctx.channelId !== undefined && parsed.channelId !== undefined && ctx.channelId !== parsed.channelId) {
@@ -117,7 +169,7 @@ export class CommandService implements CommandDoorApi {
     const fingerprint = commandFingerprint(channelId, command);
     this.ledger.requireLoaded();
     const known = this.ledger.get(command.commandId);
-    if (known) return this.repeat(known, fingerprint, ctx.door);
+    if (known) return this.repeat(known, fingerprint, ctx);
 
     const target = this.channels.commandTarget(channelId);
     if (!target) throw new CommandRequestError('unknown_channel', `no channel with id "${channelId}"`);
@@ -135,30 +187,55 @@ export class CommandService implements CommandDoorApi {
     };
     if (typeof command.conversationId === 'string') record.conversationId = command.conversationId;
     const claimed = await this.ledger.claim(record);
-    if (!claimed.created) return this.repeat(claimed.record, fingerprint, ctx.door);
-    this.metrics.commandsAccepted.inc({ door: ctx.door, provider: target.name, type: command.type });
-    this.log.info({ commandId: command.commandId, channel: channelId, type: command.type, door: ctx.door }, 'command accepted');
-    this.enqueue(record, target.name);
+    if (!claimed.created) return this.repeat(claimed.record, fingerprint, ctx);
+    if (!ctx.forwarded) this.metrics.commandsAccepted.inc({ door: ctx.door, provider: target.name, type: command.type });
+    const held = this.ownership.owns(channelId);
+    this.log.info({ commandId: command.commandId, channel: channelId, type: command.type, door: ctx.door, forwarded: held ? undefined : true }, held ? 'command accepted' : 'command accepted; forwarding it to the replica holding the channel');
+    if (held) this.enqueue(record, target.name);
+    else await this.forward(record, ctx.door, true);
     return { commandId: record.commandId, channelId, status: record.status, duplicate: false };
   }
 
-  private async repeat(known: CommandRecord, fingerprint: string, door: CommandDoor): Promise<SubmitResult> {
+  private async repeat(known: CommandRecord, fingerprint: string, ctx: SubmitContext): Promise<SubmitResult> {
     // A repeat racing the first claim answers only once that claim is durable (and fails with it).
     await this.ledger.whenDurable(known.commandId);
     if (known.fingerprint !== fingerprint) {
       throw new CommandRequestError('id_conflict', `commandId "${known.commandId}" was already used for a different command (channel ${known.channelId}, type ${known.type}); use a new commandId for a new command`);
     }
-    this.metrics.commandsDuplicate.inc({ door });
-    this.adopt(known);
+    if (!ctx.forwarded) this.metrics.commandsDuplicate.inc({ door: ctx.door });
+    await this.adopt(known, ctx.door);
     return { commandId: known.commandId, channelId: known.channelId, status: known.status, duplicate: true };
   }
 
   /**
-   * A repeat of an `accepted` command that nothing here runs: its ledger record landed although its claim was
-   * refused (a write that timed out after it left, read back by the follower). It was surely not sent: deliver it.
+   * Hands an accepted command to the replica holding its channel (through `topics.commands`). When Kafka does not
+   * take it, the command stays `accepted` and, if `refuse`, the door answers 503 `forward_failed`: a repeat with the
+   * same commandId forwards it again.
    */
-  private adopt(known: CommandRecord): void {
+  private async forward(rec: CommandRecord, door: CommandDoor, refuse: boolean): Promise<void> {
+    try {
+      if (!this.forwarder || !rec.command) throw new Error('this replica cannot forward commands');
+      await this.forwarder.forward(rec.channelId, rec.command, door);
+    } catch (err) {
+      this.log.warn({ commandId: rec.commandId, channel: rec.channelId, err: describeError(err) }, 'command not forwarded to the replica holding the channel');
+      if (refuse) {
+        throw new CommandRequestError('forward_failed', `command ${rec.commandId} is accepted, but could not be handed to the replica holding channel ${rec.channelId} (${describeError(err)}); send it again with the same commandId`);
+      }
+    }
+  }
+
+  /**
+   * A repeat of an `accepted` command that nothing here runs: its ledger record landed although its claim was
+   * refused (a write that timed out after it left, read back by the follower), or it was forwarded here, or its
+   * forward failed. It was surely not sent: deliver it, or forward it again to the replica holding its channel.
+   */
+  private async adopt(known: CommandRecord, door: CommandDoor): Promise<void> {
     if (known.status !== 'accepted' || !known.command || this.active.has(known.commandId) || this.stopping || !this.resumed) return;
+    if (!this.ownership.owns(known.channelId)) {
+      // The Kafka door reads only the partitions of held channels; a record it reads for another is re-routed by it.
+      if (door !== 'kafka') await this.forward(known, door, false);
+      return;
+    }
     const target = this.channels.commandTarget(known.channelId);
     if (!target) return;
     this.log.info({ commandId: known.commandId, channel: known.channelId }, 'delivering an accepted command found in the ledger');

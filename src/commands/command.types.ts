@@ -7,6 +7,15 @@ export type CommandStatus = 'accepted' | 'sending' | 'sent' | 'failed';
 /** Where a command came in. */
 export type CommandDoor = 'http' | 'socket.io' | 'kafka';
 
+/** Where a command came in. */
+export interface SubmitContext {
+  door: CommandDoor;
+  /** The channel of the request (URL, record key); must agree with a `channelId` in the body. */
+  channelId?: string;
+  /** A record another replica forwarded here (it counted the command already). */
+  forwarded?: boolean;
+}
+
 /** Why a command failed, as `GET /v1/commands/:id` and `chatbridge.command.result` report it. */
 export interface CommandFailure {
   /** Stable code: `upstream_rejected`, `deadline_exceeded`, `ambiguous_no_echo`, `unsupported_command`, … */
@@ -71,7 +80,8 @@ export type CommandRequestCode =
   | 'unsupported_command' // 422: the channel's provider cannot do this type (message names the provider)
   | 'channel_busy' // 503: too many unfinished commands on the channel
   | 'ledger_unavailable' // 503: the durable ledger (Kafka) did not take the command; nothing was accepted
-  | 'shutting_down'; // 503
+  | 'shutting_down' // 503
+  | 'forward_failed'; // 503: accepted, but not handed to the replica holding the channel (send it again, same commandId)
 
 export const REQUEST_STATUS: Record<CommandRequestCode, number> = {
   invalid_command: 400,
@@ -81,6 +91,7 @@ export const REQUEST_STATUS: Record<CommandRequestCode, number> = {
   channel_busy: 503,
   ledger_unavailable: 503,
   shutting_down: 503,
+  forward_failed: 503,
 };
 
 /** A command a door must refuse, with the HTTP status and (for 400) every validation problem. */
@@ -125,7 +136,7 @@ export interface CommandDoorApi {
    * `channelId` comes from the door (HTTP path, Kafka record key) or from the body (socket.io, Kafka); both present
    * and different is `invalid_command`. Throws CommandRequestError.
    */
-  submit(input: unknown, ctx: { door: CommandDoor; channelId?: string }): Promise<SubmitResult>;
+  submit(input: unknown, ctx: SubmitContext): Promise<SubmitResult>;
   /** The current state of a command, or undefined when unknown (or evicted from the bounded ledger). */
   get(commandId: string): CommandView | undefined;
 }

@@ -489,4 +489,19 @@ describe('loadConfig: webhooks', () => {
     expect(err.message).not.toContain(SECRET);
     expect(err.message).not.toContain(secret.slice(6));
   });
+
+  it('cluster: off by default; on, it needs Kafka, a heartbeat at most a third of the session, and a hold below the grace', () => {
+    const { config } = loadConfig({ env: {}, raw: {} });
+    expect(config.cluster).toMatchObject({ enabled: false, sessionTimeoutMs: 10_000, heartbeatIntervalMs: 1000, rebalanceTimeoutMs: 30_000, handoverOverlapMs: 5000 });
+    const on = loadConfig({ env: { ON: 'true' }, raw: { kafka: { brokers: ['k:9092'] }, cluster: { enabled: '${ON}' } } }).config;
+    expect(on.cluster.enabled).toBe(true);
+    expect(configError({ env: {}, raw: { cluster: { enabled: true } } }).problems)
+      .toEqual(['cluster.enabled: requires kafka (the replicas share the channels through a Kafka consumer group)']);
+    expect([...configError({ env: {}, raw: { kafka: { brokers: ['k:9092'] }, shutdownGraceMs: 4000, cluster: { enabled: true, sessionTimeoutMs: 6000, heartbeatIntervalMs: 2500, handoverOverlapMs: 4000, colour: 1 } } }).problems].sort())
+      .toEqual([
+        'cluster.colour: unknown key',
+        'cluster.handoverOverlapMs: must be below shutdownGraceMs (on SIGTERM the sinks need time to flush after the sockets close)',
+        'cluster.heartbeatIntervalMs: must be at most a third of cluster.sessionTimeoutMs',
+      ]);
+  });
 });

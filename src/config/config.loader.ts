@@ -8,7 +8,7 @@ import { providerDefinition, supportedProviders } from '../connectors/registry';
 import type { ProviderName } from '../envelope/event-types';
 import type { WebhookConfig } from '../sinks/webhook/webhook.config';
 import {
-  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type CommandsConfig, type ReconnectConfig,
+  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type ClusterConfig, type CommandsConfig, type ReconnectConfig,
 } from './config.schema';
 
 /** One validated channel; `options` is an instance of its provider's options class. */
@@ -32,6 +32,8 @@ export interface AppConfig {
   modeSwitch: ModeSwitchConfig;
   api: ApiConfig;
   commands: CommandsConfig;
+  /** Channel ownership shared by replicas through a Kafka consumer group. */
+  cluster: ClusterConfig;
   channels: ChannelConfig[];
   /** Outbound webhook endpoints (empty: none). */
   webhooks: WebhookConfig[];
@@ -91,6 +93,9 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   problems.push(...formatErrors(validateSync(file, { whitelist: true, forbidNonWhitelisted: true })));
   const channels = validateChannels(rawChannels, problems);
   checkWebhooks(file.webhooks, channels, problems, warnings);
+  if (file.cluster?.enabled === true && !file.kafka) problems.push('cluster.enabled: requires kafka (the replicas share the channels through a Kafka consumer group)');
+  if (file.cluster && file.cluster.heartbeatIntervalMs * 3 > file.cluster.sessionTimeoutMs) problems.push('cluster.heartbeatIntervalMs: must be at most a third of cluster.sessionTimeoutMs');
+  if (file.cluster?.enabled === true && file.cluster.handoverOverlapMs >= file.shutdownGraceMs) problems.push('cluster.handoverOverlapMs: must be below shutdownGraceMs (on SIGTERM the sinks need time to flush after the sockets close)');
 
   const port = parsePort(env.PORT, problems);
   const logLevel = (env.LOG_LEVEL || 'info') as LogLevel;
@@ -101,7 +106,7 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   return {
     config: {
       kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs, stateDir: file.stateDir, modeSwitch: file.modeSwitch,
-      api: file.api, commands: file.commands,
+      api: file.api, commands: file.commands, cluster: file.cluster,
       channels, webhooks: file.webhooks, port, apiTokens, logLevel, configPath,
     },
     warnings,

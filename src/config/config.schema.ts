@@ -171,6 +171,28 @@ export class CommandsConfig {
 }
 
 /**
+ * Several replicas sharing the channels (SPEC §9). Each channel belongs to the partition of `topics.commands` its id
+ * hashes to (Kafka's default partitioner); the replicas join one consumer group on that topic
+ * (`kafka.consumer.commandGroup`), and the member assigned a partition holds the upstream connections of its
+ * channels and executes their commands. Requires `kafka`.
+ */
+export class ClusterConfig {
+  @IsOptional() @Transform(toBool) @IsBoolean() enabled = false;
+  /** A replica silent this long leaves the group and its channels move (ms); also how long a replica cut off from Kafka keeps its sockets. */
+  @IsOptional() @IsInt() @Min(3000) @Max(300_000) sessionTimeoutMs: number = 10_000;
+  /** Heartbeat period; a rebalance reaches each replica within about one period (ms). */
+  @IsOptional() @IsInt() @Min(100) @Max(60_000) heartbeatIntervalMs: number = 1000;
+  /** Longest time the group waits for every replica to rejoin during a rebalance (ms). */
+  @IsOptional() @IsInt() @Min(1000) @Max(600_000) rebalanceTimeoutMs: number = 30_000;
+  /**
+   * Make before break: a replica that loses a channel in a rebalance, or leaves the group on SIGTERM, keeps the
+   * channel's socket this much longer, so the replica taking it over connects first; events both receive share their
+   * ids (ms). Not after a fence (cut off from Kafka: released at once). On SIGTERM within `shutdownGraceMs`.
+   */
+  @IsOptional() @IsInt() @Min(0) @Max(300_000) handoverOverlapMs: number = 5000;
+}
+
+/**
  * Fields every channel has; the provider block is validated by the provider's own options class and the
  * `inbound` block (InboundAuthConfig) by the loader, which also knows whether the provider can take webhooks.
  */
@@ -193,6 +215,7 @@ export class FileConfig {
   @IsOptional() @ValidateNested() @Type(() => ModeSwitchConfig) modeSwitch: ModeSwitchConfig = new ModeSwitchConfig();
   @IsOptional() @ValidateNested() @Type(() => ApiConfig) api: ApiConfig = new ApiConfig();
   @IsOptional() @ValidateNested() @Type(() => CommandsConfig) commands: CommandsConfig = new CommandsConfig();
+  @IsOptional() @ValidateNested() @Type(() => ClusterConfig) cluster: ClusterConfig = new ClusterConfig();
   /** Outbound webhook endpoints (SPEC §3, §6); each block is checked by WebhookConfig, ids for uniqueness in the loader. */
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => WebhookConfig) webhooks: WebhookConfig[] = [];
   @IsOptional() @IsArray() channels: unknown[] = [];

@@ -11,6 +11,8 @@ export class Metrics {
   readonly frames = new Counter({ name: 'chatbridge_frames_total', help: 'Upstream frames received', labelNames: ['channel'], registers: [this.registry] });
   readonly reconnects = new Counter({ name: 'chatbridge_reconnects_total', help: 'Reconnect attempts scheduled, by channel and reason', labelNames: ['channel', 'reason'], registers: [this.registry] });
   readonly channelState = new Gauge({ name: 'chatbridge_channel_state', help: '1 for the current state of each channel', labelNames: ['channel', 'state'], registers: [this.registry] });
+  readonly channelsHeld = new Gauge({ name: 'chatbridge_channels_held', help: 'Channels this replica holds (with cluster.enabled, the ones of its assigned partitions)', registers: [this.registry] });
+  readonly ownershipChanges = new Counter({ name: 'chatbridge_channel_ownership_changes_total', help: 'Channels this replica took over or released, by direction (gained, lost) and reason (assigned, fenced, heartbeat)', labelNames: ['direction', 'reason'], registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'chatbridge_sink_queue_depth', help: 'Events waiting in a sink queue', labelNames: ['sink'], registers: [this.registry] });
   readonly sinkUp = new Gauge({ name: 'chatbridge_sink_up', help: '1 when the sink can deliver', labelNames: ['sink'], registers: [this.registry] });
   readonly publishLatency = new Histogram({
@@ -40,7 +42,7 @@ export class Metrics {
   readonly streamSubscribers = new Gauge({ name: 'chatbridge_stream_subscribers', help: 'socket.io clients subscribed to the live event stream', registers: [this.registry] });
   readonly streamEvents = new Counter({ name: 'chatbridge_stream_events_total', help: 'Events sent to live stream subscribers (one per subscriber)', registers: [this.registry] });
   readonly streamDisconnects = new Counter({ name: 'chatbridge_stream_disconnects_total', help: 'Live stream subscribers the bridge disconnected, by reason (slow_consumer)', labelNames: ['reason'], registers: [this.registry] });
-  readonly kafkaCommands = new Counter({ name: 'chatbridge_kafka_commands_total', help: 'Records of the Kafka commands topic, by outcome: accepted, duplicate (commandId known), invalid (dead-lettered), retried (refused for now, offered again)', labelNames: ['outcome'], registers: [this.registry] });
+  readonly kafkaCommands = new Counter({ name: 'chatbridge_kafka_commands_total', help: 'Records of the Kafka commands topic, by outcome: accepted, duplicate (commandId known), invalid (dead-lettered), retried (refused for now, offered again), rerouted (on another partition than its channel\'s, written again to it)', labelNames: ['outcome'], registers: [this.registry] });
   readonly deadLetters = new Counter({ name: 'chatbridge_dead_letters_total', help: 'Items dead-lettered, by where and why', labelNames: ['target', 'reason'], registers: [this.registry] });
   readonly commandsAccepted = new Counter({ name: 'chatbridge_commands_accepted_total', help: 'New commands accepted, by door, provider and type', labelNames: ['door', 'provider', 'type'], registers: [this.registry] });
   readonly commandsRefused = new Counter({ name: 'chatbridge_commands_refused_total', help: 'Commands refused at a door (invalid, unknown channel, conflict, unsupported, busy, rate limited …), by door and code', labelNames: ['door', 'code'], registers: [this.registry] });

@@ -49,7 +49,9 @@ describe('Kafka dead letters and topic creation (e2e)', () => {
     const events = uniqueTopic('events');
     const lines: string[] = [];
     reader = new KafkaReader(sharedBrokers(), [events]);
-    const started = startTestBridge({ kafka: { brokers: sharedBrokers(), topics: { events }, createTopics: true } }, {}, { level: 'warn', lines });
+    // Its own command group and topic: another test's bridge joining a shared group would log kafkajs rebalance errors.
+    const kafka = { brokers: sharedBrokers(), clientId: uniqueTopic('dl-client'), topics: { events, commands: uniqueTopic('commands') }, createTopics: true };
+    const started = startTestBridge({ kafka }, {}, { level: 'warn', lines });
     await reader.start();
     bridge = await started;
     // The test broker (librdkafka's mock cluster) does not implement CreateTopics, like a cluster that forbids it.

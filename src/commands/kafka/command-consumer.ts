@@ -9,6 +9,9 @@ import type { CommandDoorApi } from '../command.types';
 import { classifyRefusal, parseCommandRecord } from './command-record';
 import { Pause, withinMs } from '../../common/wait';
 import { ensureTopicReady } from './topic-ready';
+import type { ClusterConfig } from '../../config/config.schema';
+import { FORWARDED_HEADER, type CommandForwarder } from '../../cluster/command-forwarder';
+import type { ClusterOwnership } from '../../cluster/ownership';
 
 /** What the Kafka command door needs besides its collaborators. */
 export interface KafkaCommandConsumerOptions {
@@ -17,6 +20,11 @@ export interface KafkaCommandConsumerOptions {
   /** `kafka.consumer.commandGroup`, else `<clientId>.commands`: replicas of one deployment share it. */
   groupId: string;
   consumer: KafkaConsumerConfig;
+  /**
+   * `cluster.enabled`: the group's assignment is the channels' ownership (the member holding partition p holds the
+   * channels whose ids hash to p), and records of a channel found on another partition are re-routed to its own.
+   */
+  cluster?: { settings: ClusterConfig; ownership: ClusterOwnership; forwarder: CommandForwarder };
 }
 
 /** Backoff before a refused-for-now record (503: busy, ledger down, shutting down) is offered again. */
@@ -39,6 +47,8 @@ export class KafkaCommandConsumer {
   private readonly refusals = new Map<number, number>();
   private stopping = false;
   private readonly pause = new Pause();
+  /** Assignments are applied one after the other, in the order of the rebalances. */
+  private joins: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly kafka: Kafka,
@@ -48,11 +58,13 @@ export class KafkaCommandConsumer {
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
+    const cluster = opts.cluster?.settings;
     this.consumer = kafka.consumer({
       groupId: opts.groupId,
-      maxWaitTimeInMs: opts.consumer.maxWaitTimeMs,
-      sessionTimeout: opts.consumer.sessionTimeoutMs,
-      heartbeatInterval: Math.min(3000, Math.floor(opts.consumer.sessionTimeoutMs / 3)),
+      maxWaitTimeInMs: cluster ? Math.min(opts.consumer.maxWaitTimeMs, cluster.heartbeatIntervalMs) : opts.consumer.maxWaitTimeMs,
+      sessionTimeout: cluster?.sessionTimeoutMs ?? opts.consumer.sessionTimeoutMs,
+      heartbeatInterval: cluster?.heartbeatIntervalMs ?? Math.min(3000, Math.floor(opts.consumer.sessionTimeoutMs / 3)),
+      ...(cluster ? { rebalanceTimeout: cluster.rebalanceTimeoutMs } : {}),
       // A crash while `stop` disconnects (during the group join) must not bring the consumer back.
       retry: { retries: 5, restartOnFailure: async () => !this.stopping },
     });
@@ -62,6 +74,30 @@ export class KafkaCommandConsumer {
       // kafkajs restarts by itself after retriable errors only; after any other it has disconnected for good.
       if (!payload.restart) void this.runUntilStarted(1);
     });
+    const ownership = opts.cluster?.ownership;
+    if (ownership) {
+      this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+        const partitions = payload.memberAssignment[opts.topic] ?? [];
+        this.joins = this.joins.then(() => this.assign(ownership, partitions));
+      });
+      this.consumer.on(this.consumer.events.HEARTBEAT, () => ownership.alive());
+      this.consumer.on(this.consumer.events.REBALANCING, () => ownership.rebalancing());
+    }
+  }
+
+  /** A rebalance ended: the partitions given to this member (of the topic's current partition count) are its channels. */
+  private async assign(ownership: ClusterOwnership, partitions: number[]): Promise<void> {
+    for (let attempt = 0; !this.stopping; attempt++) {
+      try {
+        const count = await ensureTopicReady(this.kafka, this.opts.topic);
+        this.log.info({ partitions, of: count, group: this.opts.groupId }, 'group assignment: holding the channels of these partitions of the commands topic');
+        ownership.assign(partitions, count);
+        return;
+      } catch (err) {
+        this.log.warn({ err: describeError(err), attempt }, 'cannot read the commands topic\'s partition count after a rebalance; retrying');
+        await this.pause.wait(backoffDelay(RESTART_BACKOFF, attempt));
+      }
+    }
   }
 
   /** Joins the group in the background (Kafka may be down: it keeps trying); never blocks the bridge's start. */
@@ -130,8 +166,23 @@ export class KafkaCommandConsumer {
       await this.deadLetter(partition, message, undefined, `invalid_command: ${parsed.error}`, 400);
       return true;
     }
+    const cluster = this.opts.cluster;
+    const home = cluster && parsed.channelId !== undefined ? cluster.ownership.partitionFor(parsed.channelId) : undefined;
+    if (cluster && parsed.channelId !== undefined && home !== undefined && home !== partition) {
+      // Produced with another partitioner (librdkafka's default is not Kafka's): the channel's holder reads `home`.
+      try {
+        await cluster.forwarder.reroute(parsed.channelId, message.value as Buffer, message.headers ?? {});
+        this.metrics.kafkaCommands.inc({ outcome: 'rerouted' });
+        this.log.info({ partition, offset: message.offset, channel: parsed.channelId, to: home }, 'command record on another partition than its channel\'s: re-routed to it');
+        return true;
+      } catch (err) {
+        this.log.warn({ partition, offset: message.offset, channel: parsed.channelId, err: describeError(err) }, 'command record could not be re-routed to its channel\'s partition; offered again later');
+        return false;
+      }
+    }
     try {
-      const result = await this.commands.submit(parsed.body, { door: 'kafka', channelId: parsed.channelId });
+      const forwarded = message.headers?.[FORWARDED_HEADER] !== undefined;
+      const result = await this.commands.submit(parsed.body, { door: 'kafka', channelId: parsed.channelId, forwarded });
       this.metrics.kafkaCommands.inc({ outcome: result.duplicate ? 'duplicate' : 'accepted' });
       return true;
     } catch (err) {

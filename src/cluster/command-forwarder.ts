@@ -1,0 +1,61 @@
+import type { IHeaders, Kafka, Message, Producer } from 'kafkajs';
+import type { UpstreamCommand } from '../connectors/connector.interface';
+
+/** Header of a command record one replica forwarded to the replica holding the channel. */
+export const FORWARDED_HEADER = 'chatbridge-forwarded-from';
+
+/**
+ * Hands a command accepted at a replica that does not hold its channel to the one that does, through
+ * `topics.commands`: keyed by the channel id, the record lands on the channel's partition (Kafka's default
+ * partitioner), which the group gave to the channel's holder. Written with `acks: -1` before the door answers.
+ */
+export class CommandForwarder {
+  private readonly producer: Producer;
+  private connecting?: Promise<void>;
+
+  constructor(
+    kafka: Kafka,
+    private readonly topic: string,
+    private readonly timeoutMs: number,
+  ) {
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } });
+  }
+
+  /** Resolves once Kafka acknowledged the record; rejects when it did not within the timeout. */
+  forward(channelId: string, command: UpstreamCommand, door: string): Promise<void> {
+    return this.send({ key: channelId, value: JSON.stringify({ ...command, channelId }), headers: { [FORWARDED_HEADER]: door } });
+  }
+
+  /** A record of the commands topic found on another partition than its channel's, written again keyed by the channel. */
+  reroute(channelId: string, value: Buffer, headers: IHeaders): Promise<void> {
+    return this.send({ key: channelId, value, headers });
+  }
+
+  private async send(message: Message): Promise<void> {
+    const send = (async () => {
+      this.connecting ??= this.producer.connect().catch((err: unknown) => {
+        this.connecting = undefined;
+        throw err;
+      });
+      await this.connecting;
+      await this.producer.send({
+        topic: this.topic, acks: -1,
+        messages: [message],
+      });
+    })();
+    send.catch(() => undefined); // still settles after a timeout below; nobody waits for it then
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge the forwarded command within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      await Promise.race([send, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined);
+  }
+}

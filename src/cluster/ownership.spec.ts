@@ -1,0 +1,83 @@
+import pino from 'pino';
+import { ClusterOwnership, type OwnershipChange } from './ownership';
+import { partitionOf } from './partition';
+
+describe('ClusterOwnership', () => {
+  const ids = ['wa-sales', 'support', 'hub', 'site-chat', 'bot-eu', 'bot-us'];
+  const COUNT = 3;
+  const byPartition = (p: number): string[] => ids.filter((id) => partitionOf(id, COUNT) === p);
+  let changes: OwnershipChange[];
+  let own: ClusterOwnership;
+
+  beforeEach(() => {
+    jest.useFakeTimers();
+    changes = [];
+    own = new ClusterOwnership(ids, { afterMs: 9000, rebalanceMs: 30_000 }, (c) => changes.push(c), pino({ level: 'silent' }));
+  });
+  afterEach(() => {
+    own.stop();
+    jest.useRealTimers();
+  });
+
+  it('holds nothing before the first assignment, then exactly the channels of the assigned partitions', () => {
+    expect(ids.some((id) => own.owns(id))).toBe(false);
+    own.assign([0, 2], COUNT);
+    const mine = [...byPartition(0), ...byPartition(2)];
+    expect(own.owned().sort()).toEqual([...mine].sort());
+    expect(changes).toHaveLength(1);
+    expect({ ...changes[0], gained: [...changes[0].gained].sort() }).toEqual({ gained: [...mine].sort(), lost: [], reason: 'assigned' });
+    for (const id of byPartition(1)) expect(own.owns(id)).toBe(false);
+    expect(own.partitionFor('hub')).toBe(partitionOf('hub', COUNT));
+  });
+
+  it('reports only the difference after a rebalance', () => {
+    own.assign([0, 1], COUNT);
+    own.assign([1, 2], COUNT);
+    expect(changes[1]).toEqual({ gained: byPartition(2), lost: byPartition(0), reason: 'assigned' });
+    own.assign([1, 2], COUNT);
+    expect(changes).toHaveLength(2); // same assignment: nothing moves
+  });
+
+  it('releases every channel when no heartbeat succeeded in time, and takes them back at the next successful heartbeat', () => {
+    own.assign([0, 1, 2], COUNT);
+    jest.advanceTimersByTime(8000);
+    own.alive(); // a heartbeat re-arms the fence
+    jest.advanceTimersByTime(8999);
+    expect(own.owned()).toHaveLength(ids.length);
+    jest.advanceTimersByTime(1);
+    expect(own.owned()).toEqual([]);
+    expect(changes.at(-1)).toEqual({ gained: [], lost: ids, reason: 'fenced' });
+    own.alive();
+    expect(own.owned().sort()).toEqual([...ids].sort());
+    expect(changes.at(-1)?.reason).toBe('heartbeat');
+  });
+
+  it('waits up to the rebalance timeout while the group rebalances (no heartbeats then)', () => {
+    own.assign([0, 1, 2], COUNT);
+    own.rebalancing();
+    jest.advanceTimersByTime(29_999);
+    expect(own.owned()).toHaveLength(ids.length);
+    own.assign([0], COUNT);
+    expect(changes.at(-1)).toEqual({ gained: [], lost: [...byPartition(1), ...byPartition(2)].sort((a, b) => ids.indexOf(a) - ids.indexOf(b)), reason: 'assigned' });
+    jest.advanceTimersByTime(8999);
+    expect(own.owned()).toEqual(byPartition(0));
+  });
+
+  it('a rebalance that never ends in a rejoin fences too; after stop nothing is reported', () => {
+    own.assign([0, 1, 2], COUNT);
+    own.rebalancing();
+    jest.advanceTimersByTime(30_000);
+    expect(own.owned()).toEqual([]);
+    const n = changes.length;
+    own.stop();
+    own.assign([0, 1, 2], COUNT);
+    own.alive();
+    expect(changes).toHaveLength(n);
+  });
+
+  it('a member assigned no partition holds nothing and arms no fence', () => {
+    own.assign([], COUNT);
+    jest.advanceTimersByTime(60_000);
+    expect(changes).toEqual([]);
+  });
+});

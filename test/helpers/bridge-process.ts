@@ -1,0 +1,113 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { TEST_TOKEN } from './bridge-harness';
+
+const ROOT = join(__dirname, '..', '..');
+const TS_NODE = require.resolve('ts-node/dist/bin');
+
+/** A free loopback port (bound, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/**
+ * A bridge running as its own process (`src/main.ts`, as `npm start` runs it), configured by a YAML file written
+ * for it, with its JSON log lines kept for the test.
+ */
+export class BridgeProcess {
+  readonly logs: Array<Record<string, unknown>> = [];
+  readonly url: string;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+  private child?: ChildProcessWithoutNullStreams;
+  private partial = '';
+  private readonly exited: Promise<void>;
+  private markExited!: () => void;
+
+  constructor(readonly name: string, private readonly config: Record<string, unknown>, readonly port: number) {
+    this.url = `http://127.0.0.1:${port}`;
+    this.exited = new Promise((resolve) => (this.markExited = resolve));
+  }
+
+  /** Spawns the process and resolves once it logged `chatbridge started`. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), `chatbridge-${this.name}-`));
+    const file = join(dir, 'chatbridge.yaml');
+    writeFileSync(file, stringify({ stateDir: join(dir, 'state'), deadLetter: { file: join(dir, 'dead-letter.jsonl') }, ...this.config }));
+    const child = spawn(process.execPath, [TS_NODE, '--transpile-only', 'src/main.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, CHATBRIDGE_CONFIG: file, PORT: String(this.port), CHATBRIDGE_API_TOKENS: TEST_TOKEN, LOG_LEVEL: 'info' },
+    });
+    this.child = child;
+    child.stdout.on('data', (d: Buffer) => this.onData(d));
+    child.stderr.on('data', (d: Buffer) => this.logs.push({ stderr: d.toString() }));
+    child.on('exit', (code, signal) => {
+      this.exit = { code, signal };
+      this.markExited();
+    });
+    await this.waitForLog('chatbridge started', (l) => l.msg === 'chatbridge started', timeoutMs);
+  }
+
+  /** Resolves with the first log line matching `match`; throws after `timeoutMs` or when the process exits first. */
+  async waitForLog(what: string, match: (line: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const line = this.logs.find(match);
+      if (line) return line;
+      if (this.exit) throw new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before ${what}; last logs: ${this.tail()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${this.name}: timed out waiting for ${what}; last logs: ${this.tail()}`);
+  }
+
+  /** Sends a signal; resolves with the exit once the process ended. */
+  async signal(sig: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (!this.exit) this.child?.kill(sig);
+    await this.exited;
+    return this.exit as { code: number | null; signal: NodeJS.Signals | null };
+  }
+
+  /** An authenticated JSON request to this replica's API. */
+  async request(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    const res = await fetch(`${this.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+  }
+
+  /** Kills the process if it still runs (cleanup). */
+  async kill(): Promise<void> {
+    if (this.child && !this.exit) await this.signal('SIGKILL');
+  }
+
+  private tail(): string {
+    return JSON.stringify(this.logs.slice(-8));
+  }
+
+  private onData(d: Buffer): void {
+    this.partial += d.toString('utf8');
+    let i: number;
+    while ((i = this.partial.indexOf('\n')) >= 0) {
+      const line = this.partial.slice(0, i);
+      this.partial = this.partial.slice(i + 1);
+      try {
+        this.logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        this.logs.push({ raw: line });
+      }
+    }
+  }
+}
