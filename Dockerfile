@@ -1,0 +1,24 @@
+# chatbridge container image: `docker build -t chatbridge .`
+# Build stage: every dependency, then `npm run build` (tsc) into dist/.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# Runtime stage: production dependencies and the compiled code only; no compiler, no test tools.
+FROM node:20-bookworm-slim
+# Config: mount a file and set CHATBRIDGE_CONFIG (the Helm chart does); without one the bridge starts with no channels.
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# Writable state (stateDir, dead-letter file): ./.data by default; the chart points both at /data (an emptyDir).
+RUN mkdir -p /data /app/.data && chown 1000:1000 /data /app/.data
+# uid 1000 is the image's `node` user; numeric so Kubernetes can verify runAsNonRoot.
+USER 1000:1000
+EXPOSE 8080
+CMD ["node", "dist/main.js"]

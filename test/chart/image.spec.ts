@@ -1,0 +1,45 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { CHART_DIR } from './helm';
+
+const ROOT = join(__dirname, '..', '..');
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+
+/** `.dockerignore` patterns as used here: a name at the context root, `*` within one path segment. */
+const isIgnored = (path: string) =>
+  ignored.some((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/.*)?$`).test(path));
+
+/** The instructions of the last stage (the image that runs). */
+const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+
+/** No Docker engine here: the image is checked for what the chart and the build rely on. */
+describe('container image (Dockerfile)', () => {
+  it('copies into the build only files the build context keeps, and they exist', () => {
+    const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1].split(/\s+/));
+    expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'tsconfig.build.json', 'src']));
+    for (const source of sources) {
+      expect({ source, ignored: isIgnored(source), exists: existsSync(join(ROOT, source)) }).toEqual({ source, ignored: false, exists: true });
+    }
+    // Nothing local, secret or bulky reaches the daemon.
+    for (const path of ['node_modules', '.git', '.data', 'dist', 'chatbridge.yaml', '.env']) expect(isIgnored(path)).toBe(true);
+  });
+
+  it('runs production dependencies only, as the non-root uid the chart expects, with the command and port the chart uses', () => {
+    const values = parseYaml(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { securityContext: { runAsUser: number }; podSecurityContext: { runAsUser: number } };
+    expect(runtimeStage).toMatch(/^FROM node:20-bookworm-slim$/m);
+    expect(runtimeStage).toMatch(/^RUN npm ci --omit=dev\b/m);
+    expect(runtimeStage).toMatch(/^ENV NODE_ENV=production$/m);
+    expect(runtimeStage).toMatch(/^EXPOSE 8080$/m);
+    expect(runtimeStage).toMatch(/^CMD \["node", "dist\/main\.js"\]$/m);
+    const user = /^USER (\d+)(?::\d+)?$/m.exec(runtimeStage);
+    expect(user).not.toBeNull();
+    expect(Number(user![1])).toBeGreaterThan(0);
+    expect(values.securityContext.runAsUser).toBe(Number(user![1]));
+    expect(values.podSecurityContext.runAsUser).toBe(Number(user![1]));
+    // The build stage compiles; the runtime stage only takes its output.
+    expect(dockerfile).toMatch(/^RUN npm run build$/m);
+    expect(runtimeStage).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+  });
+});
