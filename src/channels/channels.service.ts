@@ -133,7 +133,11 @@ export class ChannelsService {
       // A fenced replica may already be replaced: it lets go at once. After a rebalance the new holder connects first.
       const overlapMs = change.reason === 'fenced' ? 0 : this.config.cluster.handoverOverlapMs;
       clearTimeout(entry.releaseTimer);
-      entry.releaseTimer = setTimeout(() => void this.release(entry), overlapMs);
+      entry.releaseTimer = setTimeout(() => {
+        entry.releaseTimer = undefined;
+        // Unless it came back meanwhile.
+        if (!this.stopping && !this.ownership.owns(id)) this.modes.release(entry, 'another replica holds the channel now');
+      }, overlapMs);
     }
     for (const id of change.gained) {
       const entry = this.entries.get(id);
@@ -144,18 +148,6 @@ export class ChannelsService {
       // Still ours after that wait (a quick second rebalance may have taken it again).
       if (entry.mode === 'socket' && !entry.socketHeld && this.ownership.owns(id)) this.modes.openSocket(entry);
     }
-  }
-
-  /** Closes the socket of a channel another replica holds now (unless it came back meanwhile). */
-  private async release(entry: ChannelEntry): Promise<void> {
-    entry.releaseTimer = undefined;
-    if (this.stopping || this.ownership.owns(entry.channel.id) || !entry.socketHeld) return;
-    this.log.info({ channel: entry.channel.id }, 'closing the socket of a channel another replica holds now');
-    const stopping = this.modes.stop(entry).finally(() => {
-      if (entry.stopping === stopping) entry.stopping = undefined;
-    });
-    entry.stopping = stopping;
-    await stopping;
   }
 
   /** Where the channel's commands go now: `http` in webhook mode (and where the provider sends over HTTP anyway), else `socket`. */

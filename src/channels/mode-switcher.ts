@@ -82,9 +82,18 @@ export class ModeSwitcher {
 
   private closeSocket(entry: ChannelEntry, why: string): void {
     this.cancelOverlap(entry);
-    if (!entry.socketHeld || entry.mode !== 'webhook') return;
+    if (entry.mode === 'webhook') this.release(entry, `webhook mode: ${why}`);
+  }
+
+  /**
+   * Closes the socket in the background (the bridge no longer holds it: webhook mode, or another replica holds the
+   * channel); the stop is kept in `entry.stopping`, which a later `openSocket` caller waits for.
+   */
+  release(entry: ChannelEntry, why: string): void {
+    this.cancelOverlap(entry);
+    if (!entry.socketHeld) return;
     entry.socketHeld = false;
-    this.log.info({ channel: entry.channel.id, why }, 'webhook mode: closing the upstream socket');
+    this.log.info({ channel: entry.channel.id, why }, 'closing the upstream socket');
     const stopping = (entry.supervisor?.stop() ?? Promise.resolve()).finally(() => {
       if (entry.stopping === stopping) entry.stopping = undefined;
     });

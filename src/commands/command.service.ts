@@ -77,26 +77,19 @@ export class CommandService implements CommandDoorApi {
     if (this.stopping || !this.ledgerLoaded || !this.channelsUp || this.resumed) return;
     this.resumed = true;
     if (this.ownership.clustered) {
-      // A cluster replica holds no channel yet: each one's commands are taken over when the group assigns it.
-      this.sweeper = setInterval(() => this.sweep(), SWEEP_EVERY_MS);
+      // A cluster replica holds no channel yet: each one's commands are taken over when the group assigns it, and
+      // periodically (an accepted command whose forward failed, a crashed holder's).
+      this.sweeper = setInterval(() => this.takeOver({ sendingGraceMs: this.config.commands.deadlineMs + SWEEP_GRACE_MS }), SWEEP_EVERY_MS);
       this.sweeper.unref?.();
       return;
     }
-    for (const rec of this.ledger.unfinished()) {
-      const target = this.channels.commandTarget(rec.channelId);
-      if (!target || !rec.command) continue;
-      if (rec.status === 'sending') {
-        void this.finish(rec, 'failed', target.name, { code: 'interrupted', message: 'the bridge stopped while this command was being sent; the upstream may have acted, so it was not sent again', mayHaveActed: true });
-        continue;
-      }
-      this.log.info({ commandId: rec.commandId, channel: rec.channelId }, 'resuming a command accepted before the restart');
-      this.enqueue(rec, target.name);
-    }
+    // One process: nothing else can still be sending what a previous run left `sending`.
+    this.takeOver({ sendingGraceMs: 0 });
   }
 
   /** Cluster: this replica took these channels over; their unfinished commands are its now. */
   channelsGained(channelIds: readonly string[]): void {
-    if (this.resumed && !this.stopping) this.sweep(new Set(channelIds));
+    if (this.resumed) this.takeOver({ only: new Set(channelIds), sendingGraceMs: this.config.commands.deadlineMs + SWEEP_GRACE_MS });
   }
 
   /** Cluster: another replica holds these channels now; their held and waiting commands stay `accepted` for it. */
@@ -105,11 +98,12 @@ export class CommandService implements CommandDoorApi {
   }
 
   /**
-   * Takes over the unfinished commands of held channels that nothing here runs: `accepted` ones are delivered
-   * (surely not sent); a `sending` one may still be in its old holder's hands until its deadline, so only past it
-   * (and a grace) is it failed `interrupted`, never sent again.
+   * Takes over the unfinished commands of held channels that nothing here runs (after a restart, a handover, or a
+   * failed forward): `accepted` ones are delivered (surely not sent); a `sending` one may have reached the upstream,
+   * so once `sendingGraceMs` past its acceptance (its old holder may still be finishing it until its deadline) it is
+   * failed `interrupted`, never sent again.
    */
-  private sweep(only?: ReadonlySet<string>): void {
+  private takeOver({ only, sendingGraceMs }: { only?: ReadonlySet<string>; sendingGraceMs: number }): void {
     if (this.stopping) return;
     const now = Date.now();
     for (const rec of this.ledger.unfinished()) {
@@ -117,11 +111,11 @@ export class CommandService implements CommandDoorApi {
       const target = this.channels.commandTarget(rec.channelId);
       if (!target) continue;
       if (rec.status === 'accepted') {
-        this.log.info({ commandId: rec.commandId, channel: rec.channelId }, 'taking over an accepted command of a channel this replica now holds');
+        this.log.info({ commandId: rec.commandId, channel: rec.channelId }, 'delivering an accepted command left by a previous run or holder');
         this.enqueue(rec, target.name);
-      } else if (now > Date.parse(rec.acceptedAt) + this.config.commands.deadlineMs + SWEEP_GRACE_MS) {
+      } else if (now >= Date.parse(rec.acceptedAt) + sendingGraceMs) {
         this.active.add(rec.commandId);
-        void this.finish(rec, 'failed', target.name, { code: 'interrupted', message: 'the replica holding the channel stopped while this command was being sent; the upstream may have acted, so it was not sent again', mayHaveActed: true })
+        void this.finish(rec, 'failed', target.name, { code: 'interrupted', message: 'the bridge holding the channel stopped while this command was being sent; the upstream may have acted, so it was not sent again', mayHaveActed: true })
           .finally(() => this.active.delete(rec.commandId));
       }
     }
