@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ChannelsService } from './channels/channels.service';
 import { CommandForwarder } from './cluster/command-forwarder';
 import { ClusterOwnership, SoleOwnership, type ChannelOwnership, type OwnershipChange } from './cluster/ownership';
+import { SharedState } from './cluster/shared-state';
 import type { DurableModes } from './channels/mode-persistence';
 import { KafkaModeStore, stateTopicTimeoutMs } from './channels/mode-store.kafka';
 import { CommandLedger } from './commands/command-ledger';
@@ -52,6 +53,8 @@ export class Bridge {
   /** Which channels this replica holds: all, or with `cluster.enabled` those the Kafka group assigned it. */
   readonly ownership: ChannelOwnership;
   private readonly forwarder?: CommandForwarder;
+  /** Cluster: the state topic as every replica follows it (mode switches made elsewhere, spread conversations). */
+  private readonly shared?: SharedState;
   /** Ownership changes are applied one after the other. */
   private handovers: Promise<void> = Promise.resolve();
   private shuttingDown = false;
@@ -94,7 +97,10 @@ export class Bridge {
       )
       : undefined;
     this.ownership = clusterOwnership ?? new SoleOwnership();
-    this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }), this.ownership, durableModes);
+    if (cluster && kafka && config.kafka) {
+      this.shared = new SharedState(kafka, { topic: config.kafka.topics.state, group: commandGroupId(config.kafka), consumer: config.kafka.consumer }, log.child({ context: 'shared-state' }));
+    }
+    this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }), this.ownership, durableModes, this.shared);
     const ledgerStore = config.kafka && kafka
       ? new KafkaLedgerStore(kafka, {
         topic: config.kafka.topics.commandLedger, group: commandGroupId(config.kafka), consumer: config.kafka.consumer,
@@ -130,6 +136,8 @@ export class Bridge {
 
   async start(): Promise<void> {
     for (const sink of this.pipeline.allSinks) await sink.start();
+    // Followed from now on; the channels that spread their conversations wait (bounded) for its history.
+    this.shared?.start();
     // Channels start in their persisted modes, so those are read (bounded) before any socket opens.
     // The command ledger is read while the channels start (both bounded when Kafka is down); commands left by a
     // previous run resume once both are done, so they find their connectors.
@@ -168,6 +176,8 @@ export class Bridge {
       if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
     }
     await this.channels.stop();
+    // After the channels: closing visitors write their last read marks for the replicas taking them over.
+    await this.shared?.stop(Math.max(1000, deadline - Date.now() - 1000));
     await this.forwarder?.stop();
     await Promise.all(this.pipeline.allSinks.map((s) => s.stop(Math.max(0, deadline - Date.now()))));
   }

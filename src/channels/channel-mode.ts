@@ -8,9 +8,9 @@ export class ChannelRequestError extends Error {
   constructor(
     /**
      * `unknown_channel` (404), `no_webhook_api` (422 for a switch, 409 for a post), `no_inbound_auth` (409),
-     * `mode_not_persisted` (503), `not_owner` (409: another replica holds the channel).
+     * `mode_not_persisted` (503).
      */
-    readonly code: 'unknown_channel' | 'no_webhook_api' | 'no_inbound_auth' | 'mode_not_persisted' | 'not_owner',
+    readonly code: 'unknown_channel' | 'no_webhook_api' | 'no_inbound_auth' | 'mode_not_persisted',
     message: string,
   ) {
     super(message);
@@ -27,9 +27,10 @@ export interface ModeSwitchResult {
   changed: boolean;
   /**
    * The upstream socket: `closing_after_first_inbound` (socket → webhook: it closes once the upstream's first post
-   * was accepted, or after `modeSwitch.overlapMs`), `connected` or `connecting` (webhook → socket), `closed`.
+   * was accepted, or after `modeSwitch.overlapMs`), `connected` or `connecting` (webhook → socket), `closed`;
+   * `another_replica` in a cluster when another replica holds the channel: it applies the persisted switch.
    */
-  socket: 'closing_after_first_inbound' | 'connected' | 'connecting' | 'closed';
+  socket: 'closing_after_first_inbound' | 'connected' | 'connecting' | 'closed' | 'another_replica';
   /** The channel's connection state now. */
   state: string;
   /** socket → webhook: the longest the socket stays open waiting for the first inbound post (ms). */

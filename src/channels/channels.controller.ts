@@ -26,13 +26,16 @@ export class ChannelsController {
     return channel;
   }
 
-  /** Switches socket ↔ webhook (SPEC §7): 200 when done, 202 when the socket is not connected yet after the wait, 503 when the mode could not be persisted. */
+  /**
+   * Switches socket ↔ webhook (SPEC §7): 200 when done, 202 when the socket is not connected yet after the wait or
+   * (cluster) when another replica holds the channel and applies the persisted switch, 503 when it could not be persisted.
+   */
   @Put(':id/mode')
   async setMode(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response): Promise<ModeSwitchResult> {
     const mode = parseModeSwitch(body);
     try {
       const result = await this.bridge.channels.setMode(id, mode);
-      res.status(result.changed && result.socket === 'connecting' ? 202 : 200);
+      res.status(result.socket === 'another_replica' || (result.changed && result.socket === 'connecting') ? 202 : 200);
       return result;
     } catch (err) {
       if (!(err instanceof ChannelRequestError)) throw err;

@@ -7,11 +7,12 @@ import type {
   ChannelMode, CommandOutcome, CommandPath, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand, UpstreamFrame,
 } from '../connectors/connector.interface';
 import type { InboundAuthConfig } from '../config/config.schema';
-import type { ChannelOwnership, OwnershipChange } from '../cluster/ownership';
+import { conversationKey, type ChannelOwnership, type OwnershipChange } from '../cluster/ownership';
+import type { SharedState } from '../cluster/shared-state';
 import { ChannelRequestError, startMode, takesWebhooks, type ModeSwitchResult } from './channel-mode';
 import { untilConnected, type ChannelEntry } from './channel-entry';
 import { ModePersistence, type DurableModes } from './mode-persistence';
-import { FileModeStore } from './mode-store';
+import { FileModeStore, type ModeRecord } from './mode-store';
 import { ModeSwitcher } from './mode-switcher';
 import { FileChannelState } from './state-store';
 import { createEvent } from '../envelope/envelope';
@@ -31,6 +32,11 @@ export interface ChannelSnapshot {
   state: ChannelState;
   /** True when this replica holds the channel (always, unless `cluster.enabled` gives it to another replica). */
   held: boolean;
+  /**
+   * Providers with one socket per conversation (Smartsupp visitors): the conversations whose sockets this replica
+   * holds. In a cluster they are spread across the replicas, so each shows its share.
+   */
+  conversationsHeld?: number;
   since: string;
   lastEventAt?: string;
   reconnects: number;
@@ -48,6 +54,7 @@ export class ChannelsService {
   private readonly modes: ModeSwitcher;
   private readonly states = new Map<string, FileChannelState>();
   private readonly persistence: ModePersistence;
+  private readonly file: FileModeStore;
   private started = false;
   private stopping = false;
 
@@ -61,9 +68,13 @@ export class ChannelsService {
     private readonly ownership: ChannelOwnership,
     /** With Kafka: the state topic, which wins over the state files at start. */
     durableModes?: DurableModes,
+    /** Cluster: the state topic followed by every replica (mode switches made elsewhere, spread conversations). */
+    private readonly shared?: SharedState,
   ) {
     this.modes = new ModeSwitcher(config.modeSwitch, log, (entry, status) => this.publishStatus(entry, status));
-    this.persistence = new ModePersistence(new FileModeStore(this.states), durableModes, (id) => this.entries.get(id)?.mode ?? 'socket', log);
+    this.file = new FileModeStore(this.states);
+    this.persistence = new ModePersistence(this.file, durableModes, (id) => this.entries.get(id)?.mode ?? 'socket', log);
+    shared?.onMode((channelId, record) => this.followMode(channelId, record));
     for (const channel of config.channels) {
       const definition = providerDefinition(channel.provider);
       if (!definition) throw new Error(`channel ${channel.id}: provider ${channel.provider} is not registered`);
@@ -98,17 +109,26 @@ export class ChannelsService {
       const { mode, note } = startMode(channel.mode, persisted?.mode, this.canTakeWebhooks(entry), persisted?.source);
       entry.mode = mode;
       if (note) log[note.level]({ mode, configuredMode: channel.mode }, note.msg);
+      const placement = this.spread(entry) && this.shared
+        ? { owns: (conversationId: string) => this.ownership.owns(conversationKey(channel.id, conversationId)), registry: this.shared.registry(channel.id), handoverOverlapMs: this.config.cluster.handoverOverlapMs }
+        : undefined;
       entry.supervisor = new ConnectionSupervisor(
         // The connector asks for the mode at each command: it follows runtime switches.
-        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => entry.mode, state, policy }),
+        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => entry.mode, state, policy, placement }),
         policy,
         { status: (change) => this.onStatus(entry, change), frame: (frame, receivedAt) => this.onFrame(entry, frame, receivedAt) },
         log,
       );
-      if (entry.mode === 'socket' && this.ownership.owns(channel.id)) this.modes.openSocket(entry);
+      // A channel that spreads its conversations runs on every replica, each holding its share of them.
+      if (entry.mode === 'socket' && (this.ownership.owns(channel.id) || this.spread(entry))) this.modes.openSocket(entry);
     }
     this.started = true;
     this.countHeld();
+  }
+
+  /** True for a channel whose conversations are spread across the replicas (cluster, `spreadsConversations`). */
+  private spread(entry: ChannelEntry): boolean {
+    return this.ownership.clustered && Boolean(this.shared) && entry.definition.spreadsConversations === true;
   }
 
   private countHeld(): void {
@@ -127,9 +147,11 @@ export class ChannelsService {
     if (change.gained.length) this.metrics.ownershipChanges.inc({ direction: 'gained', reason: change.reason }, change.gained.length);
     if (change.lost.length) this.log.info({ channels: change.lost, reason: change.reason }, 'channels released to another replica');
     if (change.gained.length) this.log.info({ channels: change.gained, reason: change.reason }, 'channels taken over');
+    // Channels that spread their conversations stay open everywhere: their connectors move conversations instead.
+    for (const entry of this.entries.values()) if (this.spread(entry)) entry.supervisor?.connection.placementChanged?.(change.reason === 'fenced');
     for (const id of change.lost) {
       const entry = this.entries.get(id);
-      if (!entry?.socketHeld) continue;
+      if (!entry?.socketHeld || this.spread(entry)) continue;
       // A fenced replica may already be replaced: it lets go at once. After a rebalance the new holder connects first.
       const overlapMs = change.reason === 'fenced' ? 0 : this.config.cluster.handoverOverlapMs;
       clearTimeout(entry.releaseTimer);
@@ -201,9 +223,6 @@ export class ChannelsService {
   async setMode(channelId: string, target: ChannelMode): Promise<ModeSwitchResult> {
     const entry = this.entries.get(channelId);
     if (!entry) throw new ChannelRequestError('unknown_channel', `no channel with id "${channelId}"`);
-    if (!this.ownership.owns(channelId)) {
-      throw new ChannelRequestError('not_owner', `channel ${channelId} is held by another replica; send the switch again (a load balancer picks another replica), or to the replica whose GET /v1/channels/${channelId} shows held: true`);
-    }
     const previousMode = entry.mode;
     if (target === 'webhook' && !takesWebhooks(entry.definition)) {
       throw new ChannelRequestError('no_webhook_api', `provider ${entry.channel.provider} has no webhook API; channel ${channelId} stays in socket mode`);
@@ -211,8 +230,19 @@ export class ChannelsService {
     if (target === 'webhook' && !entry.channel.inbound) {
       throw new ChannelRequestError('no_inbound_auth', `channel ${channelId} has no inbound auth configured (channels[].inbound: token or hmacSecret), so the upstream's posts could not be authenticated; it stays in ${previousMode} mode`);
     }
+    const held = this.ownership.owns(channelId);
     // One switch of a channel at a time up to the point where its mode is set, so persisted and actual order agree.
     const turn = (entry.modeQueue ?? Promise.resolve()).then(async () => {
+      if (!held) {
+        // Another replica holds the socket: the state topic carries the switch to it (followMode), which applies it
+        // the same way. Written even when it looks like a no-op here: this replica's view may lag by a record.
+        const before = entry.mode;
+        await this.persistence.persist(channelId, target);
+        entry.mode = target;
+        this.log.info({ channel: channelId, mode: target, previousMode: before }, 'channel mode switch persisted; the replica holding the channel applies it');
+        const result: ModeSwitchResult = { id: channelId, mode: target, previousMode: before, changed: before !== target, socket: 'another_replica', state: entry.state };
+        return { switching: Promise.resolve(result) };
+      }
       if (target !== entry.mode) await this.persistence.persist(channelId, target);
       return { switching: this.modes.switch(entry, target) };
     });
@@ -220,8 +250,34 @@ export class ChannelsService {
     return (await turn).switching;
   }
 
+  /**
+   * Cluster: a mode record of the state topic (SharedState hands over the latest per channel once the history is read,
+   * then each new one). The holder switches the way `PUT …/mode` does, without writing again; another replica only
+   * notes the mode, so it starts the channel in it if it takes the channel over. A tombstone means the config's mode.
+   */
+  private followMode(channelId: string, record: ModeRecord | null): void {
+    const entry = this.entries.get(channelId);
+    if (!entry || !this.started) return;
+    const target = record?.mode ?? entry.channel.mode;
+    const turn = (entry.modeQueue ?? Promise.resolve()).then(async () => {
+      if (this.stopping || target === entry.mode) return;
+      if (target === 'webhook' && !this.canTakeWebhooks(entry)) {
+        this.log.warn({ channel: channelId, mode: target }, 'a switch to webhook mode in the state topic is ignored: this channel has no inbound auth (or its provider no webhook API) here');
+        return;
+      }
+      this.file.save(channelId, target).catch(() => undefined);
+      if (this.ownership.owns(channelId) && !this.spread(entry)) {
+        this.log.info({ channel: channelId, mode: target, previousMode: entry.mode }, 'channel mode switched at another replica; applying it here (this replica holds the channel)');
+        void this.modes.switch(entry, target).catch((err: unknown) => this.log.error({ channel: channelId, err: describeError(err) }, 'applying a mode switch failed'));
+      } else {
+        entry.mode = target;
+      }
+    });
+    entry.modeQueue = turn.then(() => undefined, () => undefined);
+  }
+
   /** What the command gateway needs of a channel: provider, command types, echo matcher; undefined when unknown. */
-  commandTarget(channelId: string): Pick<ProviderDefinition, 'name' | 'commandTypes' | 'isEcho'> | undefined {
+  commandTarget(channelId: string): Pick<ProviderDefinition, 'name' | 'commandTypes' | 'isEcho' | 'spreadsConversations'> | undefined {
     return this.entries.get(channelId)?.definition;
   }
 
@@ -277,6 +333,8 @@ export class ChannelsService {
       eventsIn: e.eventsIn,
       malformedFrames: e.malformed,
     };
+    const conversations = e.supervisor?.connection.heldConversations?.();
+    if (conversations !== undefined) s.conversationsHeld = conversations;
     if (e.lastEventAt) s.lastEventAt = e.lastEventAt.toISOString();
     if (e.supervisor?.lastError) s.lastError = e.supervisor.lastError;
     return s;

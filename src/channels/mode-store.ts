@@ -66,6 +66,8 @@ export function foldModeRecords(records: Iterable<StateTopicRecord>, skip: (key:
       skip(null, 'record without a key');
       continue;
     }
+    // A cluster's spread-conversation records (`<channelId>/conversation/<id>`) share the topic; they are not modes.
+    if (key.includes('/')) continue;
     if (value === null) {
       modes.set(key, null);
       continue;

@@ -6,8 +6,9 @@ export const FORWARDED_HEADER = 'chatbridge-forwarded-from';
 
 /**
  * Hands a command accepted at a replica that does not hold its channel to the one that does, through
- * `topics.commands`: keyed by the channel id, the record lands on the channel's partition (Kafka's default
- * partitioner), which the group gave to the channel's holder. Written with `acks: -1` before the door answers.
+ * `topics.commands`: keyed by its ownership key (the channel id, or `<channelId>/<conversationId>` for a spread
+ * conversation), the record lands on that key's partition (Kafka's default partitioner), which the group gave to its
+ * holder. Written with `acks: -1` before the door answers.
  */
 export class CommandForwarder {
   private readonly producer: Producer;
@@ -22,13 +23,13 @@ export class CommandForwarder {
   }
 
   /** Resolves once Kafka acknowledged the record; rejects when it did not within the timeout. */
-  forward(channelId: string, command: UpstreamCommand, door: string): Promise<void> {
-    return this.send({ key: channelId, value: JSON.stringify({ ...command, channelId }), headers: { [FORWARDED_HEADER]: door } });
+  forward(key: string, channelId: string, command: UpstreamCommand, door: string): Promise<void> {
+    return this.send({ key, value: JSON.stringify({ ...command, channelId }), headers: { [FORWARDED_HEADER]: door } });
   }
 
-  /** A record of the commands topic found on another partition than its channel's, written again keyed by the channel. */
-  reroute(channelId: string, value: Buffer, headers: IHeaders): Promise<void> {
-    return this.send({ key: channelId, value, headers });
+  /** A record of the commands topic found on another partition than its key's, written again keyed by its ownership key. */
+  reroute(key: string, value: Buffer, headers: IHeaders): Promise<void> {
+    return this.send({ key, value, headers });
   }
 
   private async send(message: Message): Promise<void> {

@@ -13,8 +13,17 @@ export interface OwnershipChange {
 export interface ChannelOwnership {
   /** True when several replicas share the channels (`cluster.enabled`). */
   readonly clustered: boolean;
-  /** True when this replica holds the channel now. */
-  owns(channelId: string): boolean;
+  /** True when this replica holds the channel, or the spread conversation (`conversationKey`), now. */
+  owns(key: string): boolean;
+}
+
+/**
+ * The ownership key of one conversation of a channel whose provider spreads its conversations across replicas
+ * (`spreadsConversations`): it hashes to its own partition, so the conversations of one channel land on several
+ * replicas. Channel ids hold no `/`, so the key never equals a channel id.
+ */
+export function conversationKey(channelId: string, conversationId: string): string {
+  return `${channelId}/${conversationId}`;
 }
 
 /** One replica: it holds every channel. */
@@ -41,7 +50,11 @@ export class SoleOwnership implements ChannelOwnership {
 export class ClusterOwnership implements ChannelOwnership {
   readonly clustered = true;
   private partitions = new Set<number>();
+  /** The partitions held now: the assigned ones, none while fenced. */
+  private active = new Set<number>();
   private partitionCount = 0;
+  /** The partition count `active` was applied with (a grown topic moves keys without moving partitions). */
+  private appliedCount = 0;
   private held = new Set<string>();
   private fenced = false;
   private fenceTimer?: NodeJS.Timeout;
@@ -54,8 +67,8 @@ export class ClusterOwnership implements ChannelOwnership {
     private readonly log: Logger,
   ) {}
 
-  owns(channelId: string): boolean {
-    return this.held.has(channelId);
+  owns(key: string): boolean {
+    return this.partitionCount > 0 && this.active.has(partitionOf(key, this.partitionCount));
   }
 
   /** The channels held now. */
@@ -75,7 +88,7 @@ export class ClusterOwnership implements ChannelOwnership {
     this.partitionCount = partitionCount;
     this.fenced = false;
     this.armFence();
-    this.apply(this.assigned(), 'assigned');
+    this.apply(this.partitions, 'assigned');
   }
 
   /** A heartbeat succeeded: the assignment still stands. */
@@ -84,8 +97,8 @@ export class ClusterOwnership implements ChannelOwnership {
     this.armFence();
     if (this.fenced) {
       this.fenced = false;
-      this.log.info({ channels: this.assigned().size }, 'heartbeat succeeded again: taking the assigned channels back');
-      this.apply(this.assigned(), 'heartbeat');
+      this.log.info({ partitions: this.partitions.size }, 'heartbeat succeeded again: taking the assigned channels back');
+      this.apply(this.partitions, 'heartbeat');
     }
   }
 
@@ -100,27 +113,29 @@ export class ClusterOwnership implements ChannelOwnership {
     clearTimeout(this.fenceTimer);
   }
 
-  private assigned(): Set<string> {
-    if (!this.partitionCount) return new Set();
-    return new Set(this.channelIds.filter((id) => this.partitions.has(partitionOf(id, this.partitionCount))));
-  }
-
   private armFence(ms = this.fence.afterMs): void {
     clearTimeout(this.fenceTimer);
     if (!this.partitions.size) return;
     this.fenceTimer = setTimeout(() => {
-      if (this.stopped || !this.held.size) return;
+      if (this.stopped || !this.active.size) return;
       this.fenced = true;
       this.log.warn({ channels: this.held.size, afterMs: ms }, 'no successful heartbeat or rejoin to the Kafka group in time: releasing every channel (the group may give them to another replica)');
-      this.apply(new Set(), 'fenced');
+      this.apply(new Set<number>(), 'fenced');
     }, ms);
     this.fenceTimer.unref?.();
   }
 
-  private apply(next: Set<string>, reason: OwnershipChange['reason']): void {
+  /** Makes `partitions` the held ones and reports the channels that moved (also when only spread conversations did). */
+  private apply(partitions: ReadonlySet<number>, reason: OwnershipChange['reason']): void {
+    const before = this.active;
+    const countChanged = this.appliedCount !== this.partitionCount;
+    this.appliedCount = this.partitionCount;
+    this.active = new Set(partitions);
+    const next = new Set(this.channelIds.filter((id) => this.owns(id)));
     const gained = [...next].filter((id) => !this.held.has(id));
     const lost = [...this.held].filter((id) => !next.has(id));
     this.held = next;
-    if (gained.length || lost.length) this.onChange({ gained, lost, reason });
+    const moved = (before.size > 0 || this.active.size > 0) && (countChanged || before.size !== this.active.size || [...before].some((p) => !this.active.has(p)));
+    if (moved) this.onChange({ gained, lost, reason });
   }
 }

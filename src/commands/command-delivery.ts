@@ -38,8 +38,8 @@ export class CommandDelivery {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly stopping: () => boolean,
-    /** False once another replica holds the channel: the command is left `accepted` for it. */
-    private readonly owns: (channelId: string) => boolean = () => true,
+    /** False once another replica holds the command's channel (or its spread conversation): it is left `accepted` for it. */
+    private readonly owns: (rec: CommandRecord) => boolean = () => true,
   ) {
     this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
   }
@@ -51,7 +51,10 @@ export class CommandDelivery {
     this.stop();
   }
 
-  /** Another replica holds the channel now: its holds and backoff waits end, and its commands stay `accepted` for it. */
+  /**
+   * Another replica holds the channel (or some of its spread conversations) now: its holds and backoff waits end, and
+   * the commands no longer held here stay `accepted` for their new holder; the others go on.
+   */
   release(channelId: string): void {
     for (const wake of this.released.get(channelId) ?? []) wake();
     this.released.delete(channelId);
@@ -67,8 +70,8 @@ export class CommandDelivery {
     let backoffs = 0;
     let last: CommandError | undefined;
     for (;;) {
-      if (this.stopping() || !this.owns(rec.channelId)) {
-        if (!this.stopping()) this.log.info({ commandId: rec.commandId, channel: rec.channelId }, 'channel handed to another replica: command left accepted for it');
+      if (this.stopping() || !this.owns(rec)) {
+        if (!this.stopping()) this.log.info({ commandId: rec.commandId, channel: rec.channelId, conversation: rec.conversationId }, 'channel (or conversation) handed to another replica: command left accepted for it');
         await this.setStatus(rec, 'accepted');
         return undefined;
       }

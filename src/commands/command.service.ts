@@ -14,7 +14,7 @@ import {
   CommandRequestError, type CommandDoor, type CommandDoorApi, type CommandRecord, type CommandView, type SubmitContext, type SubmitResult,
 } from './command.types';
 import type { CommandForwarder } from '../cluster/command-forwarder';
-import { SoleOwnership, type ChannelOwnership } from '../cluster/ownership';
+import { conversationKey, SoleOwnership, type ChannelOwnership } from '../cluster/ownership';
 import { EchoWatcher } from './echo-watch';
 
 /** How often a cluster replica looks for unfinished commands of its channels that nothing runs (a crashed holder's). */
@@ -53,7 +53,7 @@ export class CommandService implements CommandDoorApi {
     private readonly forwarder?: CommandForwarder,
   ) {
     pipeline.observe((item) => this.echoes.observe(item));
-    this.delivery = new CommandDelivery(config.commands, channels, ledger, this.echoes, metrics, log, () => this.stopping, (id) => this.ownership.owns(id));
+    this.delivery = new CommandDelivery(config.commands, channels, ledger, this.echoes, metrics, log, () => this.stopping, (rec) => this.ownership.owns(this.ownerKey(rec.channelId, rec.conversationId)));
   }
 
   /**
@@ -92,9 +92,25 @@ export class CommandService implements CommandDoorApi {
     if (this.resumed) this.takeOver({ only: new Set(channelIds), sendingGraceMs: this.config.commands.deadlineMs + SWEEP_GRACE_MS });
   }
 
-  /** Cluster: another replica holds these channels now; their held and waiting commands stay `accepted` for it. */
+  /**
+   * Cluster: another replica holds these channels now; their held and waiting commands stay `accepted` for it. The
+   * channels that spread their conversations may have lost some of them at any rebalance: their waits are woken too.
+   */
   channelsLost(channelIds: readonly string[]): void {
-    for (const id of channelIds) this.delivery.release(id);
+    const spread = this.config.channels.filter((c) => this.channels.commandTarget(c.id)?.spreadsConversations).map((c) => c.id);
+    for (const id of new Set([...channelIds, ...spread])) this.delivery.release(id);
+  }
+
+  /**
+   * Which replica runs a command, as an ownership key: a command of a conversation of a channel that spreads its
+   * conversations across replicas (Smartsupp visitors) goes to that conversation's holder; every other command
+   * (including one that starts a conversation) to the channel's holder. Also the key of its forwarded record.
+   */
+  ownerKey(channelId: string, conversationId: unknown): string {
+    if (this.ownership.clustered && typeof conversationId === 'string' && conversationId && this.channels.commandTarget(channelId)?.spreadsConversations) {
+      return conversationKey(channelId, conversationId);
+    }
+    return channelId;
   }
 
   /**
@@ -107,7 +123,7 @@ export class CommandService implements CommandDoorApi {
     if (this.stopping) return;
     const now = Date.now();
     for (const rec of this.ledger.unfinished()) {
-      if (this.active.has(rec.commandId) || !rec.command || (only && !only.has(rec.channelId)) || !this.ownership.owns(rec.channelId)) continue;
+      if (this.active.has(rec.commandId) || !rec.command || (only && !only.has(rec.channelId)) || !this.ownership.owns(this.ownerKey(rec.channelId, rec.conversationId))) continue;
       const target = this.channels.commandTarget(rec.channelId);
       if (!target) continue;
       if (rec.status === 'accepted') {
@@ -183,8 +199,8 @@ export class CommandService implements CommandDoorApi {
     const claimed = await this.ledger.claim(record);
     if (!claimed.created) return this.repeat(claimed.record, fingerprint, ctx);
     if (!ctx.forwarded) this.metrics.commandsAccepted.inc({ door: ctx.door, provider: target.name, type: command.type });
-    const held = this.ownership.owns(channelId);
-    this.log.info({ commandId: command.commandId, channel: channelId, type: command.type, door: ctx.door, forwarded: held ? undefined : true }, held ? 'command accepted' : 'command accepted; forwarding it to the replica holding the channel');
+    const held = this.ownership.owns(this.ownerKey(channelId, record.conversationId));
+    this.log.info({ commandId: command.commandId, channel: channelId, type: command.type, door: ctx.door, forwarded: held ? undefined : true }, held ? 'command accepted' : 'command accepted; forwarding it to the replica holding the channel (or conversation)');
     if (held) this.enqueue(record, target.name);
     else await this.forward(record, ctx.door, true);
     return { commandId: record.commandId, channelId, status: record.status, duplicate: false };
@@ -209,7 +225,7 @@ export class CommandService implements CommandDoorApi {
   private async forward(rec: CommandRecord, door: CommandDoor, refuse: boolean): Promise<void> {
     try {
       if (!this.forwarder || !rec.command) throw new Error('this replica cannot forward commands');
-      await this.forwarder.forward(rec.channelId, rec.command, door);
+      await this.forwarder.forward(this.ownerKey(rec.channelId, rec.conversationId), rec.channelId, rec.command, door);
     } catch (err) {
       this.log.warn({ commandId: rec.commandId, channel: rec.channelId, err: describeError(err) }, 'command not forwarded to the replica holding the channel');
       if (refuse) {
@@ -225,7 +241,7 @@ export class CommandService implements CommandDoorApi {
    */
   private async adopt(known: CommandRecord, door: CommandDoor): Promise<void> {
     if (known.status !== 'accepted' || !known.command || this.active.has(known.commandId) || this.stopping || !this.resumed) return;
-    if (!this.ownership.owns(known.channelId)) {
+    if (!this.ownership.owns(this.ownerKey(known.channelId, known.conversationId))) {
       // The Kafka door reads only the partitions of held channels; a record it reads for another is re-routed by it.
       if (door !== 'kafka') await this.forward(known, door, false);
       return;

@@ -139,4 +139,6 @@ export interface CommandDoorApi {
   submit(input: unknown, ctx: SubmitContext): Promise<SubmitResult>;
   /** The current state of a command, or undefined when unknown (or evicted from the bounded ledger). */
   get(commandId: string): CommandView | undefined;
+  /** Which replica runs a command of this channel and conversation, as an ownership key (CommandService.ownerKey). */
+  ownerKey(channelId: string, conversationId: unknown): string;
 }

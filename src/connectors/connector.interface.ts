@@ -50,6 +50,13 @@ export interface Connector {
    * confirmed it (ack, HTTP 2xx); rejects with a CommandError (`sent` says whether it may have acted).
    */
   execute?(command: UpstreamCommand): Promise<CommandOutcome>;
+  /**
+   * Providers that spread their conversations (`spreadsConversations`), in a cluster: the replica's share changed
+   * (a rebalance; `fenced`: cut off from the group, so what it no longer owns goes at once). Re-reads `placement.owns`.
+   */
+  placementChanged?(fenced: boolean): void;
+  /** Conversations whose upstream sockets this connector holds now (providers with one socket per conversation). */
+  heldConversations?(): number;
 }
 
 /** A validated outbound command (SPEC §8), as the connector receives it. */
@@ -77,6 +84,30 @@ export interface ChannelState {
   set(key: string, value: unknown): void;
 }
 
+/**
+ * The shared registry of one channel's spread conversations (cluster mode): one JSON value per conversation, in the
+ * compacted state topic, read by every replica. This replica's own saves come back through `watch` too.
+ */
+export interface ConversationRegistry {
+  /** Resolves true once the records that existed at start were read, false after `timeoutMs`. */
+  ready(timeoutMs: number): Promise<boolean>;
+  /** Every known conversation's latest value. */
+  all(): Map<string, unknown>;
+  /** Stores a conversation's value (null removes it); written in the background, retried until it lands. */
+  save(conversationId: string, value: unknown): void;
+  /** Calls `listener` for every record read from now on (value null: removed); returns the unsubscribe. */
+  watch(listener: (conversationId: string, value: unknown) => void): () => void;
+}
+
+/** Where a channel's conversations run when several replicas share it (`cluster.enabled`, `spreadsConversations`). */
+export interface ConversationPlacement {
+  /** True when this replica runs the conversation (its ownership key hashes to a partition this replica holds). */
+  owns(conversationId: string): boolean;
+  registry: ConversationRegistry;
+  /** How long a conversation that went to another replica keeps its socket here (make before break). */
+  handoverOverlapMs: number;
+}
+
 /** Everything a provider needs to build its connector. */
 export interface ConnectorContext<O> {
   channelId: string;
@@ -89,6 +120,8 @@ export interface ConnectorContext<O> {
   state: ChannelState;
   /** Reconnect policy, for connectors that supervise sub-connections (Smartsupp visitors) or retry subscriptions. */
   policy: SupervisorPolicy;
+  /** Cluster mode, for providers that spread their conversations: which ones this replica runs, and the shared registry. */
+  placement?: ConversationPlacement;
 }
 
 /** A provider plug-in: its options class, its connector factory and its pure mapper. */
@@ -108,6 +141,12 @@ export interface ProviderDefinition<O extends object = object> {
   commandPath?(options: O, mode: ChannelMode): CommandPath;
   /** Command types `execute` accepts; anything else is refused naming the provider. */
   commandTypes: readonly string[];
+  /**
+   * One upstream socket per conversation (Smartsupp visitors): in a cluster every replica runs the channel and holds
+   * the sockets of the conversations whose key (`<channelId>/<conversationId>`) hashes to its partitions, and the
+   * commands of a conversation go to that replica. The channel's own holder still starts new conversations.
+   */
+  spreadsConversations?: boolean;
   /**
    * True when `event` (published from this channel) is the upstream's echo of `command` (e.g. Evolution's
    * `send.message` for a `sendText`). Resolves an ambiguous send (timeout after the request left) as `sent`

@@ -8,7 +8,7 @@ import type { DeadLetters } from '../../pipeline/dead-letters';
 import type { CommandDoorApi } from '../command.types';
 import { classifyRefusal, parseCommandRecord } from './command-record';
 import { Pause, withinMs } from '../../common/wait';
-import { ensureTopicReady } from './topic-ready';
+import { ensureTopicReady } from '../../common/topic-ready';
 import type { ClusterConfig } from '../../config/config.schema';
 import { FORWARDED_HEADER, type CommandForwarder } from '../../cluster/command-forwarder';
 import type { ClusterOwnership } from '../../cluster/ownership';
@@ -167,13 +167,15 @@ export class KafkaCommandConsumer {
       return true;
     }
     const cluster = this.opts.cluster;
-    const home = cluster && parsed.channelId !== undefined ? cluster.ownership.partitionFor(parsed.channelId) : undefined;
-    if (cluster && parsed.channelId !== undefined && home !== undefined && home !== partition) {
-      // Produced with another partitioner (librdkafka's default is not Kafka's): the channel's holder reads `home`.
+    const ownerKey = cluster && parsed.channelId !== undefined ? this.commands.ownerKey(parsed.channelId, conversationOf(parsed.body)) : undefined;
+    const home = cluster && ownerKey !== undefined ? cluster.ownership.partitionFor(ownerKey) : undefined;
+    if (cluster && ownerKey !== undefined && home !== undefined && home !== partition) {
+      // Produced with another partitioner (librdkafka's default is not Kafka's), or keyed by the channel while the
+      // command belongs to a spread conversation: the holder reads `home`.
       try {
-        await cluster.forwarder.reroute(parsed.channelId, message.value as Buffer, message.headers ?? {});
+        await cluster.forwarder.reroute(ownerKey, message.value as Buffer, message.headers ?? {});
         this.metrics.kafkaCommands.inc({ outcome: 'rerouted' });
-        this.log.info({ partition, offset: message.offset, channel: parsed.channelId, to: home }, 'command record on another partition than its channel\'s: re-routed to it');
+        this.log.info({ partition, offset: message.offset, channel: parsed.channelId, key: ownerKey, to: home }, 'command record on another partition than its holder\'s: re-routed to it');
         return true;
       } catch (err) {
         this.log.warn({ partition, offset: message.offset, channel: parsed.channelId, err: describeError(err) }, 'command record could not be re-routed to its channel\'s partition; offered again later');
@@ -224,4 +226,9 @@ export class KafkaCommandConsumer {
 /** The command door's consumer group: `kafka.consumer.commandGroup`, else `<clientId>.commands`. */
 export function commandGroupId(cfg: KafkaConfig): string {
   return cfg.consumer.commandGroup ?? `${cfg.clientId}.commands`;
+}
+
+/** The body's `conversationId`, when it has one (the service validates the rest). */
+function conversationOf(body: unknown): unknown {
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>).conversationId : undefined;
 }

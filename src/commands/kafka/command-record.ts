@@ -12,11 +12,12 @@ export type Refusal =
   | { action: 'retry'; code: string; error: string };
 
 /**
- * Reads one record of the commands topic: value = the command JSON (SPEC §8, plus `channelId`), key = the channel id.
- * An empty key means "take the body's channelId"; a key and a body that disagree are refused by the service.
+ * Reads one record of the commands topic: value = the command JSON (SPEC §8, plus `channelId`), key = the channel id
+ * (or, for a record a replica forwarded to a spread conversation's holder, `<channelId>/<conversationId>`: channel ids
+ * hold no `/`). An empty key means "take the body's channelId"; a key and a body that disagree are refused by the service.
  */
 export function parseCommandRecord(key: Buffer | null, value: Buffer | null): ParsedCommandRecord {
-  const channelId = key?.length ? key.toString('utf8') : undefined;
+  const channelId = key?.length ? key.toString('utf8').split('/')[0] : undefined;
   if (!value?.length) return { ok: false, error: 'record has no value (expected the command as JSON)' };
   try {
     return { ok: true, body: JSON.parse(value.toString('utf8')) as unknown, channelId };

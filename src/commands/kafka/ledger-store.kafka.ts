@@ -1,15 +1,11 @@
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
-import type { Consumer, Kafka, Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { backoffDelay } from '../../common/backoff';
 import { BridgeError, describeError } from '../../common/errors';
 import { scanTopic } from '../../common/topic-scan';
 import type { KafkaConsumerConfig } from '../../config/config.schema';
 import type { CommandRecord, LedgerStore } from '../command.types';
 import { decodeLedgerRecord, encodeLedgerRecord } from './ledger-record';
-import { Pause } from '../../common/wait';
-import { ensureTopicReady } from './topic-ready';
+import { TopicFollower } from '../../common/topic-follow';
 
 /** What the Kafka ledger needs besides the client. */
 export interface KafkaLedgerOptions {
@@ -50,9 +46,8 @@ export class KafkaLedgerStore implements LedgerStore {
   private connecting?: Promise<void>;
   private readonly queue: PendingWrite[] = [];
   private flushing = false;
-  private watcher?: Consumer;
+  private watcher?: TopicFollower;
   private stopped = false;
-  private readonly pause = new Pause();
 
   constructor(
     private readonly kafka: Kafka,
@@ -106,15 +101,28 @@ export class KafkaLedgerStore implements LedgerStore {
   }
 
   async watch(onRecord: (record: CommandRecord) => void): Promise<void> {
-    void this.runWatcher(onRecord, 0);
+    const { topic } = this.opts;
+    this.watcher = new TopicFollower(this.kafka, { topic, groupPrefix: `${this.opts.group}.ledger`, consumer: this.opts.consumer, name: 'command ledger watcher' }, (message) => {
+      if (message.value === null) return;
+      const key = message.key?.toString('utf8') ?? null;
+      let record: CommandRecord;
+      try {
+        record = decodeLedgerRecord(key, message.value.toString('utf8'));
+      } catch (err) {
+        this.log.debug({ topic, key, reason: describeError(err) }, 'malformed ledger record skipped');
+        return;
+      }
+      onRecord(record);
+    }, this.log);
+    if (this.stopped) return;
+    this.watcher.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.pause.cancel();
     for (const pending of this.queue.splice(0)) pending.settle(this.unavailable('the ledger is stopped'));
     this.connecting = undefined;
-    await Promise.allSettled([this.watcher?.disconnect(), this.producer.disconnect()]);
+    await Promise.allSettled([this.watcher?.stop(), this.producer.disconnect()]);
   }
 
   private async flush(): Promise<void> {
@@ -138,56 +146,6 @@ export class KafkaLedgerStore implements LedgerStore {
       }
     } finally {
       this.flushing = false;
-    }
-  }
-
-  /** Joins a group of its own (no commits) and reads the topic from the beginning, in the background, until stopped. */
-  private async runWatcher(onRecord: (record: CommandRecord) => void, firstAttempt: number): Promise<void> {
-    const { topic, consumer: cfg } = this.opts;
-    for (let attempt = firstAttempt; !this.stopped; attempt++) {
-      if (attempt > 0) await this.pause.wait(backoffDelay({ initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 }, attempt - 1));
-      if (this.stopped) return;
-      const consumer = this.kafka.consumer({
-        groupId: `${this.opts.group}.ledger.${hostname()}.${process.pid}.${randomUUID().slice(0, 8)}`,
-        maxWaitTimeInMs: cfg.maxWaitTimeMs,
-        sessionTimeout: cfg.sessionTimeoutMs,
-        heartbeatInterval: Math.min(3000, Math.floor(cfg.sessionTimeoutMs / 3)),
-        // A crash while `stop` disconnects (during the group join) must not bring the watcher back.
-        retry: { retries: 5, restartOnFailure: async () => !this.stopped },
-      });
-      this.watcher = consumer;
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        if (this.stopped) return;
-        this.log.warn({ err: describeError(payload.error), restart: payload.restart }, 'command ledger watcher crashed');
-        // kafkajs restarts by itself after retriable errors only; after any other the watcher starts over.
-        if (!payload.restart && this.watcher === consumer) void this.runWatcher(onRecord, 1);
-      });
-      try {
-        // A group that joins before the topic has partitions is assigned none until a metadata refresh (minutes).
-        await ensureTopicReady(this.kafka, topic);
-        await consumer.connect();
-        await consumer.subscribe({ topic, fromBeginning: true });
-        await consumer.run({
-          autoCommit: false,
-          eachMessage: async ({ message }) => {
-            if (message.value === null) return;
-            const key = message.key?.toString('utf8') ?? null;
-            let record: CommandRecord;
-            try {
-              record = decodeLedgerRecord(key, message.value.toString('utf8'));
-            } catch (err) {
-              this.log.debug({ topic, key, reason: describeError(err) }, 'malformed ledger record skipped');
-              return;
-            }
-            onRecord(record);
-          },
-        });
-        if (this.stopped) await consumer.disconnect();
-        return;
-      } catch (err) {
-        this.log.warn({ err: describeError(err), attempt }, 'command ledger watcher cannot start; retrying with backoff');
-        await consumer.disconnect().catch(() => undefined);
-      }
     }
   }
 

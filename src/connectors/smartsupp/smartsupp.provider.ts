@@ -5,7 +5,7 @@ import { isSmartsuppEcho } from './smartsupp.echo';
 import { mapSmartsupp } from './smartsupp.mapper';
 import { SmartsuppOptions } from './smartsupp.options';
 
-/** Smartsupp visitor SDK: socket.io 2.x, one socket per visitor; no webhook API upstream (socket only). */
+/** Smartsupp visitor SDK: socket.io 2.x, one socket per visitor (spread across replicas in a cluster); no webhook API upstream (socket only). */
 export const smartsuppProvider: ProviderDefinition<SmartsuppOptions> = {
   name: 'smartsupp',
   optionsClass: SmartsuppOptions,
@@ -13,5 +13,7 @@ export const smartsuppProvider: ProviderDefinition<SmartsuppOptions> = {
   map: mapSmartsupp,
   supportsWebhookMode: false,
   commandTypes: SMARTSUPP_COMMANDS,
+  // One socket per visitor: in a cluster the visitors of a channel are spread across the replicas.
+  spreadsConversations: true,
   isEcho: isSmartsuppEcho,
 };

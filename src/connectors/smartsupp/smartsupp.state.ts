@@ -21,15 +21,21 @@ export function loadVisitors(state: ChannelState): Map<string, PersistedVisitor>
   const out = new Map<string, PersistedVisitor>();
   if (!isRecord(raw)) return out;
   for (const [id, v] of Object.entries(raw)) {
-    if (!id || !isRecord(v)) continue;
-    const entry: PersistedVisitor = {};
-    if (str(v.chatId)) entry.chatId = str(v.chatId);
-    if (str(v.since)) entry.since = str(v.since);
-    if (Array.isArray(v.seen)) entry.seen = v.seen.filter((x): x is string => typeof x === 'string');
-    if (isRecord(v.identity)) entry.identity = v.identity;
-    out.set(id, entry);
+    const entry = id ? parseVisitor(v) : undefined;
+    if (entry) out.set(id, entry);
   }
   return out;
+}
+
+/** One persisted visitor (a state-file entry, or a state-topic record in a cluster); undefined when it is not one. */
+export function parseVisitor(v: unknown): PersistedVisitor | undefined {
+  if (!isRecord(v)) return undefined;
+  const entry: PersistedVisitor = {};
+  if (str(v.chatId)) entry.chatId = str(v.chatId);
+  if (str(v.since)) entry.since = str(v.since);
+  if (Array.isArray(v.seen)) entry.seen = v.seen.filter((x): x is string => typeof x === 'string');
+  if (isRecord(v.identity)) entry.identity = v.identity;
+  return entry;
 }
 
 /**
