@@ -38,6 +38,13 @@ describe('foldModeRecords: the latest mode per channel, as compaction keeps it',
     expect([...modes]).toEqual([['a', { mode: 'webhook', at: '2024-05-01T10:00:00.000Z' }]]);
     expect(skipped).toEqual([['a', 'mode: must be "socket" or "webhook"'], ['b', 'value is not JSON'], [null, 'record without a key']]);
   });
+
+  it('a cluster\'s spread-conversation records in the same topic are not modes: passed over without a report', () => {
+    const skipped: unknown[] = [];
+    const modes = foldModeRecords([rec('ss', mode('socket')), rec('ss/conversation/v-1', '{"chatId":"c-1"}'), rec('ss/conversation/v-2', null)], (...why) => skipped.push(why));
+    expect([...modes]).toEqual([['ss', { mode: 'socket', at: '2024-05-01T10:00:00.000Z' }]]);
+    expect(skipped).toEqual([]);
+  });
 });
 
 describe('resolveStartModes: topic first, the state file as a local copy and fallback', () => {

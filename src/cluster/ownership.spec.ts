@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { ClusterOwnership, type OwnershipChange } from './ownership';
+import { ClusterOwnership, conversationKey, type OwnershipChange } from './ownership';
 import { partitionOf } from './partition';
 
 describe('ClusterOwnership', () => {
@@ -73,6 +73,22 @@ describe('ClusterOwnership', () => {
     own.assign([0, 1, 2], COUNT);
     own.alive();
     expect(changes).toHaveLength(n);
+  });
+
+  it('spread conversations follow their own key\'s partition; a rebalance that moves only them is still reported', () => {
+    const keys = Array.from({ length: 60 }, (_, i) => conversationKey('site', `v-${i}`));
+    const partitionsOf = new Set(keys.map((k) => partitionOf(k, COUNT)));
+    expect(partitionsOf.size).toBe(COUNT); // spread over every partition, not with the channel's
+    own.assign([0], COUNT);
+    for (const k of keys) expect(own.owns(k)).toBe(partitionOf(k, COUNT) === 0);
+    // Reported whether or not a channel moved with partition 1: its conversations did.
+    const before = changes.length;
+    own.assign([0, 1], COUNT);
+    expect(changes.length).toBe(before + 1);
+    for (const k of keys) expect(own.owns(k)).toBe(partitionOf(k, COUNT) <= 1);
+    // A fence lets go of the conversations too.
+    jest.advanceTimersByTime(9000);
+    expect(keys.some((k) => own.owns(k))).toBe(false);
   });
 
   it('a member assigned no partition holds nothing and arms no fence', () => {

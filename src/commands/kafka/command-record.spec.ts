@@ -8,6 +8,10 @@ describe('Kafka command records', () => {
     expect(parseCommandRecord(Buffer.from('bot-eu'), Buffer.from(JSON.stringify(body)))).toEqual({ ok: true, body, channelId: 'bot-eu' });
   });
 
+  it('reads a forwarded record\'s key <channelId>/<conversationId> (a spread conversation\'s holder) as its channel', () => {
+    expect(parseCommandRecord(Buffer.from('site/v-7/x'), Buffer.from(JSON.stringify(body)))).toEqual({ ok: true, body, channelId: 'site' });
+  });
+
   it('leaves the channel to the body when the key is missing or empty', () => {
     expect(parseCommandRecord(null, Buffer.from(JSON.stringify({ ...body, channelId: 'bot-eu' })))).toEqual({ ok: true, body: { ...body, channelId: 'bot-eu' }, channelId: undefined });
     expect(parseCommandRecord(Buffer.alloc(0), Buffer.from('{}'))).toEqual({ ok: true, body: {}, channelId: undefined });
