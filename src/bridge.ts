@@ -177,7 +177,7 @@ export class Bridge {
     }
     await this.channels.stop();
     // After the channels: closing visitors write their last read marks for the replicas taking them over.
-    await this.shared?.stop(Math.max(1000, deadline - Date.now() - 1000));
+    await this.shared?.stop(Math.min(3000, Math.max(500, deadline - Date.now() - 2000)));
     await this.forwarder?.stop();
     await Promise.all(this.pipeline.allSinks.map((s) => s.stop(Math.max(0, deadline - Date.now()))));
   }

@@ -87,9 +87,18 @@ export class CommandService implements CommandDoorApi {
     this.takeOver({ sendingGraceMs: 0 });
   }
 
-  /** Cluster: this replica took these channels over; their unfinished commands are its now. */
+  /**
+   * Cluster: this replica took these channels over; their unfinished commands are its now. So may be some conversations
+   * of the channels that spread them (any rebalance moves those): their commands are looked at too.
+   */
   channelsGained(channelIds: readonly string[]): void {
-    if (this.resumed) this.takeOver({ only: new Set(channelIds), sendingGraceMs: this.config.commands.deadlineMs + SWEEP_GRACE_MS });
+    const only = new Set([...channelIds, ...this.spreadChannels()]);
+    if (this.resumed) this.takeOver({ only, sendingGraceMs: this.config.commands.deadlineMs + SWEEP_GRACE_MS });
+  }
+
+  /** Channels whose provider spreads their conversations across replicas. */
+  private spreadChannels(): string[] {
+    return this.ownership.clustered ? this.config.channels.filter((c) => this.channels.commandTarget(c.id)?.spreadsConversations).map((c) => c.id) : [];
   }
 
   /**
@@ -97,8 +106,7 @@ export class CommandService implements CommandDoorApi {
    * channels that spread their conversations may have lost some of them at any rebalance: their waits are woken too.
    */
   channelsLost(channelIds: readonly string[]): void {
-    const spread = this.config.channels.filter((c) => this.channels.commandTarget(c.id)?.spreadsConversations).map((c) => c.id);
-    for (const id of new Set([...channelIds, ...spread])) this.delivery.release(id);
+    for (const id of new Set([...channelIds, ...this.spreadChannels()])) this.delivery.release(id);
   }
 
   /**
