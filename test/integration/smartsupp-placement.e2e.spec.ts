@@ -3,10 +3,11 @@ import type { ConversationRegistry, UpstreamFrame } from '../../src/connectors/c
 import { SmartsuppConnector } from '../../src/connectors/smartsupp/smartsupp.connector';
 import { SmartsuppOptions } from '../../src/connectors/smartsupp/smartsupp.options';
 import { SmartsuppSimulator } from '../simulators/smartsupp/smartsupp.simulator';
-import { FAST_RECONNECT, waitFor } from '../helpers/bridge-harness';
+import { waitFor } from '../helpers/bridge-harness';
 
 const KEY = 'sim-account-key';
 const OVERLAP_MS = 600;
+const BACKOFF = { initialDelayMs: 50, maxDelayMs: 300, multiplier: 2 };
 
 /** The shared registry as every replica sees it (the state topic in production; shared-state.e2e covers that). */
 class MemoryRegistry {
@@ -51,7 +52,7 @@ describe('Smartsupp visitors placed across replicas (cluster)', () => {
       channelId: 'site', options, logger: pino({ level: 'silent' }), mode: () => 'socket',
       hooks: { frame: (f) => frames[name].push(f), lost: () => undefined },
       state: { get: <T>(k: string) => state.get(k) as T | undefined, set: (k, v) => void state.set(k, v) },
-      policy: { backoff: FAST_RECONNECT, authBackoff: FAST_RECONNECT, stableAfterMs: 1000 },
+      policy: { backoff: BACKOFF, authBackoff: BACKOFF, stableAfterMs: 1000 },
       placement: { owns: (id) => (owner.get(id) ?? 'a') === name, registry: registry.view(), handoverOverlapMs: OVERLAP_MS },
     });
     connectors.push(c);
