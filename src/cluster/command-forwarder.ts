@@ -33,24 +33,29 @@ export class CommandForwarder {
   }
 
   private async send(message: Message): Promise<void> {
+    this.connecting ??= this.producer.connect();
+    const connection = this.connecting;
+    // A kafkajs producer whose connect failed answers "Broker not connected" to every later connect until it is
+    // disconnected: after any failure (or a timeout) the next forward starts from a fresh connection.
+    const reset = (): void => {
+      if (this.connecting !== connection) return;
+      this.connecting = undefined;
+      void this.producer.disconnect().catch(() => undefined);
+    };
     const send = (async () => {
-      this.connecting ??= this.producer.connect().catch((err: unknown) => {
-        this.connecting = undefined;
-        throw err;
-      });
-      await this.connecting;
-      await this.producer.send({
-        topic: this.topic, acks: -1,
-        messages: [message],
-      });
+      await connection;
+      await this.producer.send({ topic: this.topic, acks: -1, messages: [message] });
     })();
-    send.catch(() => undefined); // still settles after a timeout below; nobody waits for it then
+    send.catch(reset); // still settles after a timeout below; nobody waits for it then
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge the forwarded command within ${this.timeoutMs} ms`)), this.timeoutMs);
     });
     try {
       await Promise.race([send, timeout]);
+    } catch (err) {
+      reset();
+      throw err;
     } finally {
       clearTimeout(timer);
     }
