@@ -76,6 +76,11 @@ export class ClusterOwnership implements ChannelOwnership {
     return [...this.held];
   }
 
+  /** The partitions of the last assignment (also while fenced): what this member asks to keep at the next rebalance. */
+  assignedPartitions(): number[] {
+    return [...this.partitions].sort((x, y) => x - y);
+  }
+
   /** The partition of `topics.commands` a channel belongs to, once the partition count is known. */
   partitionFor(channelId: string): number | undefined {
     return this.partitionCount ? partitionOf(channelId, this.partitionCount) : undefined;

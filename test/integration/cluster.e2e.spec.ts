@@ -155,6 +155,9 @@ describe('several replicas share the channels (cluster.enabled)', () => {
     expect(Date.now() - termAt).toBeLessThan(12_000 + 5000); // shutdownGraceMs + the hard-stop margin
     const afterTerm = await waitFor('b\'s channels held by a and c', () => settled([a, c]), 30_000);
     expect([...afterTerm.values()].every((h) => h === 'a' || h === 'c')).toBe(true);
+    // The sticky assignment: only b's channels moved; a and c kept theirs (round robin would have reshuffled them).
+    for (const [id, h] of owners) if (h !== 'b') expect([id, afterTerm.get(id)]).toEqual([id, h]);
+    expect(a.logs.some((l) => l.msg === 'group assignment: holding the channels of these partitions of the commands topic' && l.protocol === 'ChatbridgeSticky')).toBe(true);
     await new Promise((r) => setTimeout(r, 1000));
     const termPhase = sent.filter((s) => s.at >= termAt);
     const zeros = termPhase.filter((s) => s.listeners === 0);

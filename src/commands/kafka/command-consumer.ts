@@ -1,4 +1,4 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { PartitionAssigners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
 import { backoffDelay, type BackoffPolicy } from '../../common/backoff';
 import { describeError } from '../../common/errors';
@@ -12,6 +12,7 @@ import { ensureTopicReady } from '../../common/topic-ready';
 import type { ClusterConfig } from '../../config/config.schema';
 import { FORWARDED_HEADER, type CommandForwarder } from '../../cluster/command-forwarder';
 import type { ClusterOwnership } from '../../cluster/ownership';
+import { stickyAssigner } from '../../cluster/sticky-assigner';
 
 /** What the Kafka command door needs besides its collaborators. */
 export interface KafkaCommandConsumerOptions {
@@ -65,6 +66,9 @@ export class KafkaCommandConsumer {
       sessionTimeout: cluster?.sessionTimeoutMs ?? opts.consumer.sessionTimeoutMs,
       heartbeatInterval: cluster?.heartbeatIntervalMs ?? Math.min(3000, Math.floor(opts.consumer.sessionTimeoutMs / 3)),
       ...(cluster ? { rebalanceTimeout: cluster.rebalanceTimeoutMs } : {}),
+      // Cluster: partitions stay with their member across rebalances (fewer handovers); round robin when a member of
+      // an older version cannot do that.
+      ...(opts.cluster ? { partitionAssigners: [stickyAssigner(() => opts.cluster?.ownership.assignedPartitions() ?? []), PartitionAssigners.roundRobin] } : {}),
       // A crash while `stop` disconnects (during the group join) must not bring the consumer back.
       retry: { retries: 5, restartOnFailure: async () => !this.stopping },
     });
@@ -78,7 +82,7 @@ export class KafkaCommandConsumer {
     if (ownership) {
       this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
         const partitions = payload.memberAssignment[opts.topic] ?? [];
-        this.joins = this.joins.then(() => this.assign(ownership, partitions));
+        this.joins = this.joins.then(() => this.assign(ownership, partitions, payload.groupProtocol));
       });
       this.consumer.on(this.consumer.events.HEARTBEAT, () => ownership.alive());
       this.consumer.on(this.consumer.events.REBALANCING, () => ownership.rebalancing());
@@ -86,11 +90,11 @@ export class KafkaCommandConsumer {
   }
 
   /** A rebalance ended: the partitions given to this member (of the topic's current partition count) are its channels. */
-  private async assign(ownership: ClusterOwnership, partitions: number[]): Promise<void> {
+  private async assign(ownership: ClusterOwnership, partitions: number[], protocol: string): Promise<void> {
     for (let attempt = 0; !this.stopping; attempt++) {
       try {
         const count = await ensureTopicReady(this.kafka, this.opts.topic);
-        this.log.info({ partitions, of: count, group: this.opts.groupId }, 'group assignment: holding the channels of these partitions of the commands topic');
+        this.log.info({ partitions, of: count, group: this.opts.groupId, protocol }, 'group assignment: holding the channels of these partitions of the commands topic');
         ownership.assign(partitions, count);
         return;
       } catch (err) {
