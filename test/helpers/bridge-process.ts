@@ -22,6 +22,15 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * Starts one bridge process per name with the same config, each on a free port; resolves once every one is up. The
+ * processes are pushed into `into` before they start, so a test's teardown kills them even when a start fails.
+ */
+export async function startReplicas(into: BridgeProcess[], names: readonly string[], config: Record<string, unknown>, timeoutMs = 60_000): Promise<void> {
+  for (const name of names) into.push(new BridgeProcess(name, config, await freePort()));
+  await Promise.all(into.map((r) => r.start(timeoutMs)));
+}
+
+/**
  * A bridge running as its own process (`src/main.ts`, as `npm start` runs it), configured by a YAML file written
  * for it, with its JSON log lines kept for the test.
  */

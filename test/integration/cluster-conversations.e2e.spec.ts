@@ -1,7 +1,6 @@
-import { startTestBroker, type TestBroker } from '../kafka/test-broker';
-import { BridgeProcess, freePort } from '../helpers/bridge-process';
+import type { BridgeProcess } from '../helpers/bridge-process';
+import { ClusterRun } from '../helpers/cluster-run';
 import { FAST_RECONNECT, waitFor } from '../helpers/bridge-harness';
-import { KafkaReader } from '../helpers/kafka-reader';
 import { SmartsuppSimulator } from '../simulators/smartsupp/smartsupp.simulator';
 import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
 
@@ -23,19 +22,17 @@ interface CommandView { status: string; conversationId?: string }
  * and the replica taking the channel over later starts it in that mode.
  */
 describe('several replicas share spread conversations and channel modes (cluster.enabled)', () => {
-  let broker: TestBroker;
+  const run = new ClusterRun();
+  const { replicas } = run;
   let smartsupp: SmartsuppSimulator;
   let watchers: WatchersSimulator;
-  let reader: KafkaReader;
-  const replicas: BridgeProcess[] = [];
 
   beforeAll(async () => {
-    broker = await startTestBroker({ brokers: 1, topics: [{ name: TOPICS.commands, partitions: 6 }, { name: TOPICS.events, partitions: 4 }] });
     smartsupp = new SmartsuppSimulator();
     watchers = new WatchersSimulator({ bots: [BOT] });
     await Promise.all([smartsupp.start(), watchers.start()]);
-    const config = {
-      kafka: { brokers: broker.bootstrap, clientId: 'cluster-conv', topics: TOPICS, connectionTimeoutMs: 1000, consumer: { maxWaitTimeMs: 100 } },
+    await run.start(TOPICS, (brokers) => ({
+      kafka: { brokers, clientId: 'cluster-conv', topics: TOPICS, connectionTimeoutMs: 1000, consumer: { maxWaitTimeMs: 100 } },
       cluster: CLUSTER,
       reconnect: FAST_RECONNECT,
       shutdownGraceMs: 10_000,
@@ -47,17 +44,12 @@ describe('several replicas share spread conversations and channel modes (cluster
           watchers: { url: watchers.url, bearer: watchers.bearerFor(BOT), apiKey: watchers.apiKey, userId: BOT, rooms: [ROOM], ackTimeoutMs: 2000 },
         },
       ],
-    };
-    for (const name of ['a', 'b', 'c']) replicas.push(new BridgeProcess(name, config, await freePort()));
-    reader = new KafkaReader(broker.bootstrap, [TOPICS.events]);
-    await Promise.all([...replicas.map((r) => r.start(60_000)), reader.start()]);
+    }));
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(replicas.map((r) => r.kill()));
-    await reader?.stop();
+    await run.stop();
     await Promise.all([smartsupp?.stop(), watchers?.stop()]);
-    await broker?.stop();
   });
 
   async function channel(r: BridgeProcess, id: string): Promise<ChannelView> {
@@ -85,7 +77,7 @@ describe('several replicas share spread conversations and channel modes (cluster
   /** Message ids of agent replies in Kafka, with the distinct event ids that carried each. */
   function agentMessages(): Map<string, Set<string>> {
     const out = new Map<string, Set<string>>();
-    for (const r of reader.ofType('chatbridge.message.sent')) {
+    for (const r of run.reader.ofType('chatbridge.message.sent')) {
       const id = (JSON.parse(r.value ?? '{}') as { message?: { id?: string } }).message?.id;
       if (id) out.set(id, (out.get(id) ?? new Set<string>()).add(r.headers.ce_id));
     }

@@ -1,8 +1,7 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { startTestBroker, type TestBroker } from '../kafka/test-broker';
-import { BridgeProcess, freePort } from '../helpers/bridge-process';
+import type { BridgeProcess } from '../helpers/bridge-process';
+import { ClusterRun } from '../helpers/cluster-run';
 import { FAST_RECONNECT, waitFor } from '../helpers/bridge-harness';
-import { KafkaReader } from '../helpers/kafka-reader';
 import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
 
 const BOT = 'bot-1';
@@ -24,34 +23,27 @@ interface Sent { room: string; text: string; at: number; listeners: number }
  * make-before-break with nothing lost; a SIGKILL hands them over after the session timeout.
  */
 describe('several replicas share the channels (cluster.enabled)', () => {
-  let broker: TestBroker;
+  const run = new ClusterRun();
+  const { replicas } = run;
   let sim: WatchersSimulator;
-  let reader: KafkaReader;
-  const replicas: BridgeProcess[] = [];
 
   beforeAll(async () => {
-    broker = await startTestBroker({ brokers: 1, topics: [{ name: TOPICS.commands, partitions: 6 }, { name: TOPICS.events, partitions: 4 }] });
     sim = new WatchersSimulator({ bots: [BOT] });
     await sim.start();
-    const config = {
-      kafka: { brokers: broker.bootstrap, clientId: 'cluster-test', topics: TOPICS, connectionTimeoutMs: 1000, consumer: { maxWaitTimeMs: 100 } },
+    await run.start(TOPICS, (brokers) => ({
+      kafka: { brokers, clientId: 'cluster-test', topics: TOPICS, connectionTimeoutMs: 1000, consumer: { maxWaitTimeMs: 100 } },
       cluster: CLUSTER,
       reconnect: FAST_RECONNECT,
       shutdownGraceMs: 12_000,
       channels: CHANNELS.map((id) => ({
         id, provider: 'watchers', watchers: { url: sim.url, bearer: sim.bearerFor(BOT), apiKey: sim.apiKey, userId: BOT, rooms: [room(id)], ackTimeoutMs: 2000 },
       })),
-    };
-    for (const name of ['a', 'b', 'c']) replicas.push(new BridgeProcess(name, config, await freePort()));
-    reader = new KafkaReader(broker.bootstrap, [TOPICS.events]);
-    await Promise.all([...replicas.map((r) => r.start(60_000)), reader.start()]);
+    }));
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(replicas.map((r) => r.kill()));
-    await reader?.stop();
+    await run.stop();
     await sim?.stop();
-    await broker?.stop();
   });
 
   /** Which replica holds which channel, by each live replica's own GET /v1/channels. */
@@ -88,7 +80,7 @@ describe('several replicas share the channels (cluster.enabled)', () => {
   /** Texts of upstream messages in Kafka, and how many distinct event ids carried each. */
   function published(): Map<string, Set<string>> {
     const out = new Map<string, Set<string>>();
-    for (const r of reader.ofType('chatbridge.message.received')) {
+    for (const r of run.reader.ofType('chatbridge.message.received')) {
       const text = (JSON.parse(r.value ?? '{}') as { message?: { text?: string } }).message?.text;
       if (!text) continue;
       const ids = out.get(text) ?? new Set<string>();
@@ -135,7 +127,7 @@ describe('several replicas share the channels (cluster.enabled)', () => {
     expect(others.every((r) => !r.logs.some((l) => l.msg === 'command sent' && l.commandId === cmd.commandId))).toBe(true);
 
     // A command record produced onto another partition than its channel's (another client's partitioner): re-routed.
-    const kafka = new Kafka({ brokers: broker.bootstrap, clientId: 'foreign-producer', logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({ brokers: run.broker.bootstrap, clientId: 'foreign-producer', logLevel: logLevel.NOTHING });
     const producer = kafka.producer();
     await producer.connect();
     const rerouted = { commandId: 'cluster-cmd-2', type: 'message.send', conversationId: room('w2'), text: 'from a foreign partitioner', channelId: 'w2' };
