@@ -3,8 +3,7 @@
  * requires) through the real SmartsuppConnector against the simulator running in a CHILD process, then
  * measures heap and RSS per connection and this process's CPU while idle. `ts-node bench/connections.ts [N]`.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { startChild } from './fixtures';
 import ioV2 from 'socket.io-client-v2';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -57,20 +56,13 @@ async function settledMemory(gc: () => void): Promise<{ heap: number; rss: numbe
   return { heap: m.heapUsed, rss: m.rss };
 }
 
-function startSimChild() {
-  const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/smartsupp-sim-process.ts`], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const waiters: Array<(l: string) => void> = [];
-  lines.on('line', (l) => waiters.shift()?.(l));
-  const next = () => new Promise<string>((r) => waiters.push(r));
-  return next().then((first) => ({
-    url: first.replace(/^URL /, ''),
-    async live(): Promise<number> {
-      child.stdin.write('live\n');
-      return Number((await next()).replace(/^LIVE /, ''));
-    },
-    stop: () => void child.kill(),
-  }));
+async function startSimChild() {
+  const sim = await startChild('smartsupp-sim-process.ts');
+  return {
+    url: sim.url,
+    live: async (): Promise<number> => Number((await sim.ask('live')).replace(/^LIVE /, '')),
+    stop: () => sim.kill(),
+  };
 }
 
 /** A ChannelState in memory (the benchmark does not measure the state file). */

@@ -4,21 +4,18 @@
  * then N events through the bridge's webhook delivery to a local receiver, against a raw undici pool (webhooks.ts).
  * Prints events/s and p50/p99 latency for both, and the ratios. Bounded: BENCH_EVENTS (default 20000).
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { Histogram, Registry } from 'prom-client';
 import { histogramQuantiles, type Result } from './stats';
+import { startChild, zapthinkerEvents } from './fixtures';
 import { startBridge } from '../src/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
-import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 import { startTestBroker } from '../test/kafka/test-broker';
 import { benchBareV2Clients, benchVisitorConnections } from './connections';
 import { benchWebhooks } from './webhooks';
 import { benchCommands, type CommandBench } from './commands';
-import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
 import { createEvent } from '../src/envelope/envelope';
 import { Metrics } from '../src/health/metrics';
 import { EventPipeline } from '../src/pipeline/pipeline';
@@ -33,37 +30,19 @@ const COMMANDS = Number(process.env.BENCH_COMMANDS ?? 5000);
 const COMMAND_CONCURRENCY = 16;
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
 
-function startSimProcess() {
-  const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/sim-process.ts`], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const waiters: Array<(l: string) => void> = [];
-  lines.on('line', (l) => waiters.shift()?.(l));
-  const next = () => new Promise<string>((r) => waiters.push(r));
-  return next().then((first) => ({
-    child,
-    url: first.replace(/^URL /, ''),
-    async burst(n: number, conv: number) {
-      child.stdin.write(`burst ${n} ${conv}\n`);
-      await next();
-    },
-    async paced(n: number, perSecond: number) {
-      child.stdin.write(`paced ${n} ${perSecond}\n`);
-      await next();
-    },
-    stop: () => void child.kill(),
-  }));
+async function startSimProcess() {
+  const sim = await startChild('sim-process.ts');
+  return {
+    url: sim.url,
+    burst: async (n: number, conv: number) => void (await sim.ask(`burst ${n} ${conv}`)),
+    paced: async (n: number, perSecond: number) => void (await sim.ask(`paced ${n} ${perSecond}`)),
+    stop: () => sim.kill(),
+  };
 }
 
 /** The same records the bridge produces, built in memory from real-shaped frames. */
 function sameRecords(n: number) {
-  const shapes = new ZapThinkerSimulator({ instances: { bench: { token: 'bench-key' } } });
-  const receivedAt = new Date();
-  return Array.from({ length: n }, (_, i) => {
-    const conv = i % CONVERSATIONS;
-    const data = shapes.messageUpsert({ instance: 'bench', remoteJid: `55119${String(10000000 + conv)}`, text: `msg ${conv}#${i}`, pushName: `Contact ${conv}` });
-    const payload = { event: 'messages.upsert', instance: 'bench', data, server_url: 'http://127.0.0.1', date_time: new Date().toISOString(), sender: '5511900000000@s.whatsapp.net', apikey: null };
-    return toKafkaMessage(mapZapThinker({ event: 'messages.upsert', payload }, { channelId: 'bench', provider: 'zapthinker', receivedAt })[0].event);
-  });
+  return zapthinkerEvents(n, CONVERSATIONS).map(toKafkaMessage);
 }
 
 async function rawBaseline(brokers: string[]): Promise<Result> {

@@ -8,19 +8,16 @@
  * Latency, for both: the burst is all there at t0, so it is t0 -> 2xx (time queued included), measured into
  * histograms with the buckets of chatbridge_webhook_delivery_latency_seconds.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { Histogram, Registry } from 'prom-client';
 import { Pool } from 'undici';
 import { startBridge } from '../src/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
-import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
 import { toStructured, type AnyCanonicalEvent } from '../src/envelope/envelope';
 import { WebhookSigner } from '../src/sinks/webhook/webhook.signer';
-import { ZapThinkerSimulator } from '../test/simulators/zapthinker/zapthinker.simulator';
 import { histogramQuantiles, type Result } from './stats';
+import { startChild, zapthinkerEvents } from './fixtures';
 
 /** The buckets of chatbridge_webhook_delivery_latency_seconds, so both sides are read the same way. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -33,35 +30,16 @@ export interface WebhookBenchRow { concurrency: number; raw: Result; bridge: Res
 /** What the webhook phase reports. */
 export interface WebhookBench { rows: WebhookBenchRow[]; requests: number; signatureFailures: number }
 
-function startReceiver(secret: string) {
-  const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/webhook-receiver-process.ts`], {
-    stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, BENCH_WEBHOOK_SECRET: secret },
-  });
-  const lines = createInterface({ input: child.stdout });
-  const waiters: Array<(l: string) => void> = [];
-  lines.on('line', (l) => waiters.shift()?.(l));
-  const next = () => new Promise<string>((r) => waiters.push(r));
-  return next().then((first) => ({
-    url: first.replace(/^URL /, ''),
+async function startReceiver(secret: string) {
+  const receiver = await startChild('webhook-receiver-process.ts', { BENCH_WEBHOOK_SECRET: secret });
+  return {
+    url: receiver.url,
     async stats(): Promise<{ requests: number; signatureFailures: number }> {
-      child.stdin.write('stats\n');
-      const [, requests, failures] = (await next()).split(' ');
+      const [, requests, failures] = (await receiver.ask('stats')).split(' ');
       return { requests: Number(requests), signatureFailures: Number(failures) };
     },
-    stop: () => void child.stdin.end(),
-  }));
-}
-
-/** Real-shaped events: ZapThinker `messages.upsert` frames through the real mapper, over `keys` conversations. */
-function sameEvents(n: number, keys: number): AnyCanonicalEvent[] {
-  const shapes = new ZapThinkerSimulator({ instances: { bench: { token: 'bench-key' } } });
-  const receivedAt = new Date();
-  return Array.from({ length: n }, (_, i) => {
-    const conv = i % keys;
-    const data = shapes.messageUpsert({ instance: 'bench', remoteJid: `55119${String(10000000 + conv)}`, text: `msg ${conv}#${i}`, pushName: `Contact ${conv}` });
-    const payload = { event: 'messages.upsert', instance: 'bench', data, server_url: 'http://127.0.0.1', date_time: receivedAt.toISOString(), sender: '5511900000000@s.whatsapp.net' };
-    return mapZapThinker({ event: 'messages.upsert', payload }, { channelId: 'bench', provider: 'zapthinker', receivedAt })[0].event;
-  });
+    stop: () => receiver.end(),
+  };
 }
 
 async function rawRun(url: string, secret: string, concurrency: number, events: AnyCanonicalEvent[]): Promise<Result> {
@@ -143,9 +121,9 @@ export async function benchWebhooks(n: number, keys: number, concurrencies: numb
     const rows: WebhookBenchRow[] = [];
     for (const concurrency of concurrencies) {
       // The same events for both: each bridge starts with an empty dedupe window.
-      const events = sameEvents(n, keys);
+      const events = zapthinkerEvents(n, keys);
       const raw = await rawRun(receiver.url, secret, concurrency, events);
-      const bridge = await bridgeRun(receiver.url, secret, concurrency, events, sameEvents(WARMUP, keys));
+      const bridge = await bridgeRun(receiver.url, secret, concurrency, events, zapthinkerEvents(WARMUP, keys));
       rows.push({ concurrency, raw, bridge });
     }
     return { rows, ...(await receiver.stats()) };

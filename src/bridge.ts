@@ -72,7 +72,13 @@ export class Bridge {
     let durableModes: DurableModes | undefined;
     if (config.kafka && kafka) {
       const timeoutMs = stateTopicTimeoutMs(config.kafka.connectionTimeoutMs);
-      durableModes = { store: new KafkaModeStore(kafka, config.kafka.topics.state, timeoutMs, log.child({ context: 'mode-store' })), timeoutMs };
+      if (config.cluster.enabled) {
+        // Several replicas: every one follows the state topic anyway; the start-up modes come from that one read.
+        this.shared = new SharedState(kafka, { topic: config.kafka.topics.state, group: commandGroupId(config.kafka), consumer: config.kafka.consumer }, log.child({ context: 'shared-state' }));
+        durableModes = { store: this.shared.modeStore(timeoutMs), timeoutMs };
+      } else {
+        durableModes = { store: new KafkaModeStore(kafka, config.kafka.topics.state, timeoutMs, log.child({ context: 'mode-store' })), timeoutMs };
+      }
       this.kafka = new KafkaSink(kafka, config.kafka, this.deadLetters, this.metrics, log.child({ context: 'kafka-sink' }));
       this.pipeline.addSink(this.kafka);
       this.deadLetters.useTarget(this.kafka);
@@ -97,9 +103,6 @@ export class Bridge {
       )
       : undefined;
     this.ownership = clusterOwnership ?? new SoleOwnership();
-    if (cluster && kafka && config.kafka) {
-      this.shared = new SharedState(kafka, { topic: config.kafka.topics.state, group: commandGroupId(config.kafka), consumer: config.kafka.consumer }, log.child({ context: 'shared-state' }));
-    }
     this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }), this.ownership, durableModes, this.shared);
     const ledgerStore = config.kafka && kafka
       ? new KafkaLedgerStore(kafka, {

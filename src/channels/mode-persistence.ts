@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { describeError } from '../common/errors';
+import { withTimeout } from '../common/wait';
 import type { ChannelMode } from '../connectors/connector.interface';
 import { ChannelRequestError } from './channel-mode';
 import type { FileModeStore, ModeStore, PersistedModes } from './mode-store';
@@ -126,12 +127,4 @@ export class ModePersistence {
     const mode = this.current(channelId);
     return new ChannelRequestError('mode_not_persisted', `the new mode could not be persisted to ${source} (${describeError(err)}), so channel ${channelId} was not switched and stays in ${mode} mode (a switch that is not persisted would revert at the next start); try again when it is reachable`);
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(why)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,5 +1,6 @@
-import type { Kafka, Producer } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
+import { KafkaWriter } from '../common/kafka-writer';
 import { scanTopic } from '../common/topic-scan';
 import type { ChannelMode } from '../connectors/connector.interface';
 import { encodeModeRecord, foldModeRecords, type ModeStore, type PersistedModes, type StateTopicRecord } from './mode-store';
@@ -20,8 +21,7 @@ export function stateTopicTimeoutMs(connectionTimeoutMs: number): number {
  */
 export class KafkaModeStore implements ModeStore {
   readonly source: string;
-  private readonly producer: Producer;
-  private connecting?: Promise<void>;
+  private readonly writer: KafkaWriter;
 
   constructor(
     private readonly kafka: Kafka,
@@ -33,7 +33,7 @@ export class KafkaModeStore implements ModeStore {
     this.source = `topic ${topic}`;
     // Not idempotent: a repeated mode record is harmless (the last one per key wins), and few retries keep a
     // refused switch quick when Kafka is down.
-    this.producer = kafka.producer({ maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
+    this.writer = new KafkaWriter(kafka, { maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
   }
 
   async load(): Promise<PersistedModes> {
@@ -44,25 +44,11 @@ export class KafkaModeStore implements ModeStore {
     });
   }
 
-  async save(channelId: string, mode: ChannelMode): Promise<void> {
-    try {
-      await this.connect();
-      await this.producer.send({ topic: this.topic, acks: -1, messages: [{ key: channelId, value: encodeModeRecord(mode) }] });
-    } catch (err) {
-      // The next write starts from a fresh connection rather than from a client in an unknown state.
-      this.connecting = undefined;
-      await this.producer.disconnect().catch(() => undefined);
-      throw err;
-    }
+  save(channelId: string, mode: ChannelMode): Promise<void> {
+    return this.writer.send({ topic: this.topic, acks: -1, messages: [{ key: channelId, value: encodeModeRecord(mode) }] });
   }
 
   async stop(): Promise<void> {
-    this.connecting = undefined;
-    await this.producer.disconnect().catch(() => undefined);
-  }
-
-  private connect(): Promise<void> {
-    this.connecting ??= this.producer.connect();
-    return this.connecting;
+    await this.writer.stop();
   }
 }

@@ -1,4 +1,4 @@
-import { decodeModeRecord, encodeModeRecord, foldModeRecords, type ModeRecord, type PersistedModes } from './mode-store';
+import { conversationStateKey, decodeModeRecord, encodeModeRecord, foldModeRecords, parseStateKey, type ModeRecord, type PersistedModes } from './mode-store';
 import { resolveStartModes } from './mode-persistence';
 
 describe('state topic records', () => {
@@ -70,5 +70,18 @@ describe('resolveStartModes: topic first, the state file as a local copy and fal
     expect(r.get('a')).toEqual({ mode: 'webhook', source: 'topic t' });
     expect(r.get('c')).toEqual({ mode: 'socket', source: 'stateDir', migrate: true });
     expect(r.get('d')).toEqual({});
+  });
+});
+
+describe('state topic keys', () => {
+  it('a channel id names its mode record; <channelId>/conversation/<id> one spread conversation', () => {
+    expect(parseStateKey('site')).toEqual({ channelId: 'site' });
+    expect(parseStateKey(conversationStateKey('site', 'v-1'))).toEqual({ channelId: 'site', conversationId: 'v-1' });
+    // Conversation ids are opaque: a slash inside one survives the round trip.
+    expect(parseStateKey(conversationStateKey('site', 'a/b'))).toEqual({ channelId: 'site', conversationId: 'a/b' });
+  });
+
+  it('keys of neither kind are not the bridge\'s records', () => {
+    for (const key of ['', '/conversation/v-1', 'site/other/v-1', 'site/conversation/', 'site/']) expect(parseStateKey(key)).toBeUndefined();
   });
 });

@@ -48,6 +48,21 @@ export function decodeModeRecord(value: string): ModeRecord {
   return record;
 }
 
+/** State-topic key of one conversation's record: `<channelId>/conversation/<conversationId>` (channel ids hold no `/`). */
+export function conversationStateKey(channelId: string, conversationId: string): string {
+  return `${channelId}/conversation/${conversationId}`;
+}
+
+/** What a state-topic key names: a channel (its mode record) or one conversation of a channel; undefined when neither. */
+export function parseStateKey(key: string): { channelId: string; conversationId?: string } | undefined {
+  const slash = key.indexOf('/');
+  if (slash < 0) return key ? { channelId: key } : undefined;
+  const channelId = key.slice(0, slash);
+  const rest = key.slice(slash + 1);
+  if (!channelId || !rest.startsWith('conversation/') || rest.length === 'conversation/'.length) return undefined;
+  return { channelId, conversationId: rest.slice('conversation/'.length) };
+}
+
 /** One record as read from the state topic. */
 export interface StateTopicRecord {
   key: string | null;
@@ -67,7 +82,8 @@ export function foldModeRecords(records: Iterable<StateTopicRecord>, skip: (key:
       continue;
     }
     // A cluster's spread-conversation records (`<channelId>/conversation/<id>`) share the topic; they are not modes.
-    if (key.includes('/')) continue;
+    const target = parseStateKey(key);
+    if (!target || target.conversationId !== undefined) continue;
     if (value === null) {
       modes.set(key, null);
       continue;

@@ -1,28 +1,13 @@
-import type { Kafka, Producer } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../common/backoff';
-import { describeError } from '../common/errors';
+import { BridgeError, describeError } from '../common/errors';
+import { KafkaWriter } from '../common/kafka-writer';
 import { TopicFollower } from '../common/topic-follow';
-import { Pause } from '../common/wait';
-import type { ModeRecord } from '../channels/mode-store';
-import { decodeModeRecord } from '../channels/mode-store';
+import { Pause, withinMs } from '../common/wait';
+import { conversationStateKey, decodeModeRecord, encodeModeRecord, parseStateKey, type ModeRecord, type ModeStore, type PersistedModes } from '../channels/mode-store';
 import type { KafkaConsumerConfig } from '../config/config.schema';
 import type { ConversationRegistry } from '../connectors/connector.interface';
-
-/** State-topic key of one conversation's record: `<channelId>/conversation/<conversationId>` (channel ids hold no `/`). */
-export function conversationStateKey(channelId: string, conversationId: string): string {
-  return `${channelId}/conversation/${conversationId}`;
-}
-
-/** What a state-topic key names: a channel (its mode record) or one conversation of a channel; undefined when neither. */
-export function parseStateKey(key: string): { channelId: string; conversationId?: string } | undefined {
-  const slash = key.indexOf('/');
-  if (slash < 0) return key ? { channelId: key } : undefined;
-  const channelId = key.slice(0, slash);
-  const rest = key.slice(slash + 1);
-  if (!channelId || !rest.startsWith('conversation/') || rest.length === 'conversation/'.length) return undefined;
-  return { channelId, conversationId: rest.slice('conversation/'.length) };
-}
 
 /** What `SharedState` needs besides the client. */
 export interface SharedStateOptions {
@@ -45,13 +30,13 @@ const WRITE_BACKOFF = { initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2 }
  * records of conversations whose sockets are spread across replicas (Smartsupp visitors: any replica may come to hold
  * one, so their ids and read marks live here rather than in one pod's `stateDir`).
  *
+ * It is read once: the channels' start-up modes come from it too (`modeStore`), and mode switches are written through it.
  * Conversation writes are fire-and-forget with retry: the latest value per key is written with `acks: -1`, a failed
  * write is tried again with backoff until it lands or the process stops; `stop` tries the last ones within its limit.
  */
 export class SharedState {
   private readonly follower: TopicFollower;
-  private readonly producer: Producer;
-  private connecting?: Promise<void>;
+  private readonly writer: KafkaWriter;
   private readonly modeListeners = new Set<ModeListener>();
   private readonly conversations = new Map<string, Map<string, unknown>>();
   private readonly conversationListeners = new Map<string, Set<ConversationListener>>();
@@ -61,45 +46,55 @@ export class SharedState {
   private failures = 0;
   private readonly pause = new Pause();
   private stopped = false;
-  /** Partition → offset of the last record that existed when following began; empty once caught up. */
-  private readonly ends = new Map<number, number>();
-  private caughtUpResolve!: () => void;
-  private readonly caughtUp = new Promise<void>((resolve) => (this.caughtUpResolve = resolve));
-  private isCaughtUp = false;
-  /** Until caught up: the latest mode record per channel (the start already applied the history; only its end counts). */
-  private readonly historyModes = new Map<string, ModeRecord | null>();
+  /** Each channel's latest mode record (null: a tombstone), as compaction would keep it. */
+  private readonly modes: PersistedModes = new Map();
 
   constructor(
     private readonly kafka: Kafka,
     private readonly opts: SharedStateOptions,
     private readonly log: Logger,
   ) {
-    this.producer = kafka.producer({ allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
-    this.follower = new TopicFollower(kafka, { topic: opts.topic, groupPrefix: `${opts.group}.state`, consumer: opts.consumer, name: 'state topic follower' }, (message, partition) => {
-      this.apply(message.key?.toString('utf8') ?? null, message.value === null ? null : message.value.toString('utf8'));
-      this.progress(partition, Number(message.offset));
-    }, log);
+    this.writer = new KafkaWriter(kafka, { allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
+    this.follower = new TopicFollower(
+      kafka,
+      { topic: opts.topic, groupPrefix: `${opts.group}.state`, consumer: opts.consumer, name: 'state topic follower' },
+      (message) => this.apply(message.key?.toString('utf8') ?? null, message.value === null ? null : message.value.toString('utf8')),
+      log,
+      () => this.historyRead(),
+    );
   }
 
-  /** Starts following the topic in the background (the end offsets of now mark "caught up"). */
+  /** Starts following the topic in the background. */
   start(): void {
-    void this.markEnds().finally(() => {
-      if (!this.stopped) this.follower.start();
-    });
+    this.follower.start();
   }
 
   /** Resolves true once the records that existed at start were read, false after `timeoutMs`. */
-  async ready(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-      timer.unref?.();
-    });
-    try {
-      return await Promise.race([this.caughtUp.then(() => true), late]);
-    } finally {
-      clearTimeout(timer);
-    }
+  ready(timeoutMs: number): Promise<boolean> {
+    return this.follower.caughtUp(timeoutMs);
+  }
+
+  /**
+   * Every channel's persisted mode, once the history is read (the start-up read of modes in a cluster: the topic is
+   * read once, by the follower). Rejects (`topic_unreadable`) when it was not read within `timeoutMs`.
+   */
+  async loadModes(timeoutMs: number): Promise<PersistedModes> {
+    if (!(await this.ready(timeoutMs))) throw new BridgeError('topic_unreadable', `could not read topic "${this.opts.topic}" within ${timeoutMs} ms (is Kafka reachable?)`, { retriable: true });
+    return new Map(this.modes);
+  }
+
+  /**
+   * The channels' mode store in a cluster: modes read from this follower's history (`loadModes`, within `timeoutMs`)
+   * and switches written through its producer. Named like the single-replica store (`topic <name>`).
+   */
+  modeStore(timeoutMs: number): ModeStore {
+    return {
+      source: `topic ${this.opts.topic}`,
+      load: () => this.loadModes(timeoutMs),
+      save: (channelId, mode) => this.writer.send({ topic: this.opts.topic, acks: -1, messages: [{ key: channelId, value: encodeModeRecord(mode) }] }),
+      // Stopped by the bridge after the channels (their last visitor records go out through it).
+      stop: async () => undefined,
+    };
   }
 
   /**
@@ -127,16 +122,15 @@ export class SharedState {
 
   /** Stops following; the conversation records not yet written get until `timeoutMs`. */
   async stop(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.pending.size && Date.now() < deadline) {
+    if (this.pending.size) {
+      // A backoff in progress ends now: the last records get one more try within the limit.
       this.pause.cancel();
-      await Promise.race([this.flush(), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())))]);
-      if (this.pending.size) await new Promise((resolve) => setTimeout(resolve, 100));
+      await withinMs(this.flush(), timeoutMs);
     }
     this.stopped = true;
     this.pause.cancel();
     if (this.pending.size) this.log.warn({ records: this.pending.size }, 'conversation records not written to the state topic before shutdown; the next holder may repeat a little history (same event ids)');
-    await Promise.allSettled([this.follower.stop(), this.producer.disconnect()]);
+    await Promise.allSettled([this.follower.stop(), this.writer.stop()]);
   }
 
   private apply(key: string | null, value: string | null): void {
@@ -153,8 +147,8 @@ export class SharedState {
           return;
         }
       }
-      if (this.isCaughtUp) for (const listener of this.modeListeners) listener(channelId, record);
-      else this.historyModes.set(channelId, record);
+      this.modes.set(channelId, record);
+      if (this.follower.isCaughtUp) for (const listener of this.modeListeners) listener(channelId, record);
       return;
     }
     let parsed: unknown = null;
@@ -173,36 +167,9 @@ export class SharedState {
     for (const listener of this.conversationListeners.get(channelId) ?? []) listener(conversationId, parsed);
   }
 
-  private async markEnds(): Promise<void> {
-    const admin = this.kafka.admin();
-    try {
-      await admin.connect();
-      if ((await admin.listTopics()).includes(this.opts.topic)) {
-        for (const p of await admin.fetchTopicOffsets(this.opts.topic)) if (Number(p.high) > Number(p.low)) this.ends.set(p.partition, Number(p.high) - 1);
-      }
-    } catch (err) {
-      // Not knowing where "now" is only means the first records count as caught up; they still all arrive.
-      this.log.warn({ topic: this.opts.topic, err: describeError(err) }, 'state topic end offsets unknown; not waiting for its history');
-      this.ends.clear();
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-    if (!this.ends.size) this.markCaughtUp();
-  }
-
-  private markCaughtUp(): void {
-    if (this.isCaughtUp) return;
-    this.isCaughtUp = true;
-    this.caughtUpResolve();
-    for (const [channelId, record] of this.historyModes) for (const listener of this.modeListeners) listener(channelId, record);
-    this.historyModes.clear();
-  }
-
-  private progress(partition: number, offset: number): void {
-    const end = this.ends.get(partition);
-    if (end === undefined || offset < end) return;
-    this.ends.delete(partition);
-    if (!this.ends.size) this.markCaughtUp();
+  /** The history is read: the listeners get each channel's latest mode of it (the start already used the same). */
+  private historyRead(): void {
+    for (const [channelId, record] of this.modes) for (const listener of this.modeListeners) listener(channelId, record);
   }
 
   private write(key: string, value: string | null): void {
@@ -218,16 +185,12 @@ export class SharedState {
           if (this.failures) await this.pause.wait(backoffDelay(WRITE_BACKOFF, this.failures - 1));
           const batch = [...this.pending];
           try {
-            this.connecting ??= this.producer.connect();
-            await this.connecting;
-            await this.producer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(([key, value]) => ({ key, value })) });
+            await this.writer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(([key, value]) => ({ key, value })) });
             // Written, unless a newer value came meanwhile (it goes in the next round).
             for (const [key, value] of batch) if (this.pending.get(key) === value) this.pending.delete(key);
             this.failures = 0;
           } catch (err) {
             this.failures++;
-            this.connecting = undefined;
-            await this.producer.disconnect().catch(() => undefined);
             this.log.warn({ topic: this.opts.topic, records: batch.length, attempt: this.failures, err: describeError(err) }, 'conversation records not written to the state topic; retrying');
           }
         }

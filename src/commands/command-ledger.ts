@@ -58,7 +58,7 @@ export class CommandLedger {
   }
 
   /**
-   * Loads the store (bounded by the store), then follows other replicas' writes in the background, and calls
+   * Loads the store (bounded by the store; it goes on with other replicas' writes in the background), and calls
    * `onLoaded`. When the store cannot be read the bridge starts anyway (events flow) and the command doors answer
    * 503 `ledger_unavailable` until a background retry (every `retryMs`) has read it.
    */
@@ -80,7 +80,6 @@ export class CommandLedger {
       }
       if (this.stopped) return;
       this.loaded = true;
-      void store.watch?.((r) => this.merge(r)).catch((err) => this.log.warn({ err: describeError(err) }, 'command ledger: following other replicas failed'));
       onLoaded();
     };
     await attempt();

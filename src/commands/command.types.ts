@@ -120,12 +120,13 @@ export function commandErrorBody(err: CommandRequestError): ApiErrorBody {
  */
 export interface LedgerStore {
   readonly name: string;
-  /** Reads every stored record (bounded in time; rejects when the store cannot be read). */
+  /**
+   * Reads every stored record (bounded in time; rejects when the store cannot be read), and keeps handing
+   * `onRecord` the records other replicas write afterwards, where the store is shared.
+   */
   load(onRecord: (record: CommandRecord) => void): Promise<void>;
   /** Resolves once the record is durable; rejects when it could not be stored. */
   write(record: CommandRecord): Promise<void>;
-  /** Keeps reading records other replicas write, from now on (optional). */
-  watch?(onRecord: (record: CommandRecord) => void): Promise<void>;
   stop(): Promise<void>;
 }
 

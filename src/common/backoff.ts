@@ -11,6 +11,9 @@ export interface BackoffPolicy {
 /** Production defaults: 1 s, doubling, capped at 30 s. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2 };
 
+/** Between restarts of a Kafka consumer that could not start (and before a refused command record is offered again). */
+export const CONSUMER_RESTART_BACKOFF: BackoffPolicy = { initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 };
+
 /** The cap for attempt `n` (0-based): min(max, initial * multiplier^n). */
 export function backoffCeiling(policy: BackoffPolicy, attempt: number): number {
   const exp = policy.initialDelayMs * Math.pow(policy.multiplier, Math.max(0, attempt));

@@ -5,6 +5,15 @@ export async function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/** `p`, or a rejection with `Error(why)` after `ms` (`p` itself goes on; nobody waits for it then). */
+export function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(why)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A wait that `cancel` ends at once (a stopping client must not keep the process alive for a backoff). */
 export class Pause {
   private timer?: NodeJS.Timeout;

@@ -1,6 +1,6 @@
 import { PartitionAssigners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
-import { backoffDelay, type BackoffPolicy } from '../../common/backoff';
+import { backoffDelay, CONSUMER_RESTART_BACKOFF } from '../../common/backoff';
 import { describeError } from '../../common/errors';
 import type { KafkaConfig, KafkaConsumerConfig } from '../../config/config.schema';
 import type { Metrics } from '../../health/metrics';
@@ -28,9 +28,6 @@ export interface KafkaCommandConsumerOptions {
   cluster?: { settings: ClusterConfig; ownership: ClusterOwnership; forwarder: CommandForwarder };
 }
 
-/** Backoff before a refused-for-now record (503: busy, ledger down, shutting down) is offered again. */
-const RETRY_BACKOFF: BackoffPolicy = { initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 };
-const RESTART_BACKOFF: BackoffPolicy = { initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 };
 /** Dead-letter origin of refused command records. */
 export const KAFKA_COMMANDS_ORIGIN = 'kafka-commands';
 
@@ -99,7 +96,7 @@ export class KafkaCommandConsumer {
         return;
       } catch (err) {
         this.log.warn({ err: describeError(err), attempt }, 'cannot read the commands topic\'s partition count after a rebalance; retrying');
-        await this.pause.wait(backoffDelay(RESTART_BACKOFF, attempt));
+        await this.pause.wait(backoffDelay(CONSUMER_RESTART_BACKOFF, attempt));
       }
     }
   }
@@ -120,7 +117,7 @@ export class KafkaCommandConsumer {
 
   private async runUntilStarted(firstAttempt: number): Promise<void> {
     for (let attempt = firstAttempt; !this.stopping; attempt++) {
-      if (attempt > 0) await this.pause.wait(backoffDelay(RESTART_BACKOFF, attempt - 1));
+      if (attempt > 0) await this.pause.wait(backoffDelay(CONSUMER_RESTART_BACKOFF, attempt - 1));
       if (this.stopping) return;
       try {
         await ensureTopicReady(this.kafka, this.opts.topic);
@@ -222,7 +219,7 @@ export class KafkaCommandConsumer {
     const timer = setTimeout(() => {
       this.retryTimers.delete(timer);
       if (!this.stopping) this.consumer.resume(partitions);
-    }, Math.max(100, backoffDelay(RETRY_BACKOFF, refusals - 1)));
+    }, Math.max(100, backoffDelay(CONSUMER_RESTART_BACKOFF, refusals - 1)));
     this.retryTimers.add(timer);
   }
 }

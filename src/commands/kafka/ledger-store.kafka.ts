@@ -1,7 +1,7 @@
-import type { Kafka, Producer } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { BridgeError, describeError } from '../../common/errors';
-import { scanTopic } from '../../common/topic-scan';
+import { KafkaWriter } from '../../common/kafka-writer';
 import type { KafkaConsumerConfig } from '../../config/config.schema';
 import type { CommandRecord, LedgerStore } from '../command.types';
 import { decodeLedgerRecord, encodeLedgerRecord } from './ledger-record';
@@ -11,9 +11,9 @@ import { TopicFollower } from '../../common/topic-follow';
 export interface KafkaLedgerOptions {
   /** The compacted ledger topic (`kafka.topics.commandLedger`). */
   topic: string;
-  /** The command consumer group; `watch` uses `<group>.ledger.<host>.<pid>.<random>`, one group per process. */
+  /** The command consumer group; the follower uses `<group>.ledger.<host>.<pid>.<random>`, one group per process. */
   group: string;
-  /** Longest wait for `load` (the topic read to its end). */
+  /** Longest wait for `load` (the records that existed at its start read). */
   loadTimeoutMs: number;
   /** Longest wait for one `write` to be acknowledged by every in-sync replica. */
   writeTimeoutMs: number;
@@ -36,17 +36,22 @@ const LOGGED_SKIPS = 5;
 
 /**
  * The command ledger in a compacted Kafka topic: key = commandId, value = the CommandRecord as JSON, so the
- * latest state of every command survives restarts and is shared by replicas. Written with its own producer
- * (`acks: -1`): a write resolves only once Kafka acknowledged it and rejects (`ledger_unavailable`) when it was not
- * within `writeTimeoutMs`. A record that does not decode is skipped and counted, never fatal.
+ * latest state of every command survives restarts and is shared by replicas. Read once: a follower reads the topic
+ * from its beginning (`load` resolves once it has what existed at the start) and goes on with other replicas' writes.
+ * Written with its own producer (`acks: -1`): a write resolves only once Kafka acknowledged it and rejects
+ * (`ledger_unavailable`) when it was not within `writeTimeoutMs`. A record that does not decode is skipped and
+ * counted, never fatal.
  */
 export class KafkaLedgerStore implements LedgerStore {
   readonly name: string;
-  private readonly producer: Producer;
-  private connecting?: Promise<void>;
+  private readonly writer: KafkaWriter;
   private readonly queue: PendingWrite[] = [];
   private flushing = false;
-  private watcher?: TopicFollower;
+  private follower?: TopicFollower;
+  /** Where the follower hands records (the caller of the latest `load`). */
+  private onRecord: (record: CommandRecord) => void = () => undefined;
+  /** Malformed records read before catching up (reported once then); later ones are logged at debug. */
+  private skipped = 0;
   private stopped = false;
 
   constructor(
@@ -56,22 +61,40 @@ export class KafkaLedgerStore implements LedgerStore {
   ) {
     this.name = `topic ${opts.topic}`;
     // Not idempotent: a repeated record is harmless (the ledger merges by status rank and updatedAt).
-    this.producer = kafka.producer({ allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
+    this.writer = new KafkaWriter(kafka, { allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
   }
 
+  /**
+   * Starts following the topic (once) and resolves when the records that existed then were handed to `onRecord`;
+   * later records (other replicas' writes) keep coming to it. Rejects (`topic_unreadable`) after `loadTimeoutMs`;
+   * the follower goes on, so a later `load` only waits for the rest.
+   */
   async load(onRecord: (record: CommandRecord) => void): Promise<void> {
-    const records: CommandRecord[] = [];
-    let skipped = 0;
-    await scanTopic(this.kafka, this.opts.topic, ({ key, value }) => {
-      if (value === null) return; // a tombstone: nothing to answer from
-      try {
-        records.push(decodeLedgerRecord(key, value));
-      } catch (err) {
-        if (++skipped <= LOGGED_SKIPS) this.log.warn({ topic: this.opts.topic, key, reason: describeError(err) }, `ledger record ${key ?? '(no key)'} skipped: ${describeError(err)}`);
-      }
-    }, this.opts.loadTimeoutMs, 'chatbridge-ledger-');
-    if (skipped) this.log.warn({ topic: this.opts.topic, skipped }, `${skipped} malformed record(s) of the command ledger skipped`);
-    for (const record of records) onRecord(record);
+    this.onRecord = onRecord;
+    const { topic } = this.opts;
+    if (!this.follower) {
+      this.follower = new TopicFollower(this.kafka, { topic, groupPrefix: `${this.opts.group}.ledger`, consumer: this.opts.consumer, name: 'command ledger follower' }, (message) => {
+        if (message.value === null) return; // a tombstone: nothing to answer from
+        const key = message.key?.toString('utf8') ?? null;
+        let record: CommandRecord;
+        try {
+          record = decodeLedgerRecord(key, message.value.toString('utf8'));
+        } catch (err) {
+          const caughtUp = this.follower?.isCaughtUp;
+          if (!caughtUp && ++this.skipped <= LOGGED_SKIPS) this.log.warn({ topic, key, reason: describeError(err) }, `ledger record ${key ?? '(no key)'} skipped: ${describeError(err)}`);
+          else this.log.debug({ topic, key, reason: describeError(err) }, 'malformed ledger record skipped');
+          return;
+        }
+        this.onRecord(record);
+      }, this.log, () => {
+        if (this.skipped) this.log.warn({ topic, skipped: this.skipped }, `${this.skipped} malformed record(s) of the command ledger skipped`);
+      });
+      if (this.stopped) return;
+      this.follower.start();
+    }
+    if (!(await this.follower.caughtUp(this.opts.loadTimeoutMs))) {
+      throw new BridgeError('topic_unreadable', `could not read topic "${topic}" within ${this.opts.loadTimeoutMs} ms (is Kafka reachable?)`, { retriable: true });
+    }
   }
 
   write(record: CommandRecord): Promise<void> {
@@ -100,29 +123,10 @@ export class KafkaLedgerStore implements LedgerStore {
     });
   }
 
-  async watch(onRecord: (record: CommandRecord) => void): Promise<void> {
-    const { topic } = this.opts;
-    this.watcher = new TopicFollower(this.kafka, { topic, groupPrefix: `${this.opts.group}.ledger`, consumer: this.opts.consumer, name: 'command ledger watcher' }, (message) => {
-      if (message.value === null) return;
-      const key = message.key?.toString('utf8') ?? null;
-      let record: CommandRecord;
-      try {
-        record = decodeLedgerRecord(key, message.value.toString('utf8'));
-      } catch (err) {
-        this.log.debug({ topic, key, reason: describeError(err) }, 'malformed ledger record skipped');
-        return;
-      }
-      onRecord(record);
-    }, this.log);
-    if (this.stopped) return;
-    this.watcher.start();
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
     for (const pending of this.queue.splice(0)) pending.settle(this.unavailable('the ledger is stopped'));
-    this.connecting = undefined;
-    await Promise.allSettled([this.watcher?.stop(), this.producer.disconnect()]);
+    await Promise.allSettled([this.follower?.stop(), this.writer.stop()]);
   }
 
   private async flush(): Promise<void> {
@@ -133,14 +137,9 @@ export class KafkaLedgerStore implements LedgerStore {
         const batch = this.queue.splice(0, MAX_BATCH);
         for (const pending of batch) pending.inFlight = true;
         try {
-          this.connecting ??= this.producer.connect();
-          await this.connecting;
-          await this.producer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(({ key, value }) => ({ key, value })) });
+          await this.writer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(({ key, value }) => ({ key, value })) });
           for (const pending of batch) pending.settle();
         } catch (err) {
-          // The next write starts from a fresh connection rather than from a client in an unknown state.
-          this.connecting = undefined;
-          await this.producer.disconnect().catch(() => undefined);
           for (const pending of batch) pending.settle(this.unavailable(describeError(err), err));
         }
       }
