@@ -2,7 +2,6 @@ import type { ChannelConfig } from '../config/config.loader';
 import type { ChannelMode, ProviderDefinition } from '../connectors/connector.interface';
 import type { ConnectionSupervisor } from '../connectors/supervisor';
 import type { ChannelState } from '../envelope/event-types';
-import type { FileChannelState } from './state-store';
 
 /** What the channels service and the mode switcher keep per channel. */
 export interface ChannelEntry {
@@ -17,8 +16,6 @@ export interface ChannelEntry {
   malformed: number;
   /** The current mode: the config's, a persisted one, or the latest runtime switch. */
   mode: ChannelMode;
-  /** Durable per-channel state, shared with the connector (one instance per file). */
-  store?: FileChannelState;
   /** True while the supervisor runs (the bridge holds, or tries to hold, the upstream socket). */
   socketHeld: boolean;
   /** socket → webhook: the socket closes at the first accepted inbound post, or when `overlapTimer` fires. */

@@ -97,8 +97,7 @@ export class ChannelsService {
       stableAfterMs: reconnect.stableAfterMs,
     };
     for (const entry of this.entries.values()) {
-      entry.store = new FileChannelState(this.config.stateDir, entry.channel.id);
-      this.states.set(entry.channel.id, entry.store);
+      this.states.set(entry.channel.id, new FileChannelState(this.config.stateDir, entry.channel.id));
     }
     const restored = await this.persistence.restore([...this.entries.keys()]);
     for (const entry of this.entries.values()) {

@@ -7,13 +7,12 @@ import { describeError } from './errors';
  * 413 naming the limit, 400 for a body that is not JSON. Bodies another parser read already (`/v1/inbound/*`,
  * raw) are skipped.
  */
-export function jsonBodyParser(limitBytes: number, onRefused?: (status: number) => void): RequestHandler {
+export function jsonBodyParser(limitBytes: number): RequestHandler {
   const parse = json({ limit: limitBytes });
   return (req, res, next) => {
     parse(req, res, (err?: unknown) => {
       if (err === undefined || err === null) return next();
       const status = bodyErrorStatus(err);
-      onRefused?.(status);
       const message = status === 413
         ? `request body larger than the API limit of ${limitBytes} bytes (api.maxBodyBytes)`
         : status === 400

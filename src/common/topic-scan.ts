@@ -81,7 +81,8 @@ export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRe
   await cleanup();
 }
 
-function headerStrings(headers: IHeaders | undefined): Record<string, string> {
+/** A record's headers as strings (the first value of a repeated header; buffers decoded as UTF-8). */
+export function headerStrings(headers: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, v] of Object.entries(headers ?? {})) {
     const first = Array.isArray(v) ? v[0] : v;

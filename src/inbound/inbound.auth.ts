@@ -7,23 +7,31 @@ import type { InboundAuthConfig } from '../config/config.schema';
 export type InboundAuthResult = { ok: true } | { ok: false; reason: string };
 
 /**
- * Checks one inbound post against the channel's `inbound` block (pure). Token: in `header` or as
+ * Checks one inbound post against the channel's `inbound` block (pure but for a cache of the hashed token). Token: in `header` or as
  * `Authorization: Bearer <token>`, compared in constant time (TokenSet). HMAC: SHA-256
  * of the raw body keyed with `hmacSecret`, in `hmacHeader` as `sha256=<hex>`, bare hex or base64.
  */
 export function verifyInbound(cfg: InboundAuthConfig, headers: IncomingHttpHeaders, rawBody: Buffer): InboundAuthResult {
   if (cfg.hmacSecret !== undefined) return verifyHmac(cfg.hmacSecret, cfg.hmacHeader, headers, rawBody);
-  if (cfg.token !== undefined) return verifyToken(cfg.token, cfg.header, headers);
+  if (cfg.token !== undefined) return verifyToken(tokenSetOf(cfg, cfg.token), cfg.header, headers);
   // The loader admits no inbound block without one of them; refuse rather than accept anything.
   return { ok: false, reason: 'no inbound credentials are configured for this channel' };
 }
 
-function verifyToken(token: string, header: string, headers: IncomingHttpHeaders): InboundAuthResult {
+/** The channel's token, hashed once per config (not once per post). */
+const tokenSets = new WeakMap<InboundAuthConfig, TokenSet>();
+function tokenSetOf(cfg: InboundAuthConfig, token: string): TokenSet {
+  let set = tokenSets.get(cfg);
+  if (!set) tokenSets.set(cfg, (set = new TokenSet([token])));
+  return set;
+}
+
+function verifyToken(tokens: TokenSet, header: string, headers: IncomingHttpHeaders): InboundAuthResult {
   const inHeader = single(headers[header.toLowerCase()]);
   const bearer = bearerToken(single(headers.authorization));
   const given = [inHeader, bearer].filter((v): v is string => v !== undefined && v !== '');
   if (!given.length) return { ok: false, reason: `missing token: send it in the ${header} header or as Authorization: Bearer <token>` };
-  return new TokenSet([token]).matchesAny(given) ? { ok: true } : { ok: false, reason: 'invalid token' };
+  return tokens.matchesAny(given) ? { ok: true } : { ok: false, reason: 'invalid token' };
 }
 
 function verifyHmac(secret: string, header: string, headers: IncomingHttpHeaders, rawBody: Buffer): InboundAuthResult {

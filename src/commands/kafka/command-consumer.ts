@@ -29,7 +29,7 @@ export interface KafkaCommandConsumerOptions {
 }
 
 /** Dead-letter origin of refused command records. */
-export const KAFKA_COMMANDS_ORIGIN = 'kafka-commands';
+const KAFKA_COMMANDS_ORIGIN = 'kafka-commands';
 
 /**
  * The Kafka door of the command gateway (SPEC §5): a consumer group on `topics.commands` hands each record to the

@@ -1,4 +1,5 @@
 import type { IHeaders, Message } from 'kafkajs';
+import { headerStrings } from '../../common/topic-scan';
 import type { AnyCanonicalEvent } from '../../envelope/envelope';
 
 /**
@@ -36,11 +37,7 @@ const REQUIRED_HEADERS = ['ce_specversion', 'ce_id', 'ce_source', 'ce_type', 'ce
  * an Error naming what is missing for a record that is not a chatbridge event (another producer's record).
  */
 export function fromKafkaMessage(record: ConsumedRecord): AnyCanonicalEvent {
-  const h: Record<string, string> = {};
-  for (const [name, raw] of Object.entries(record.headers ?? {})) {
-    const v = Array.isArray(raw) ? raw[0] : raw;
-    if (v !== undefined) h[name] = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
-  }
+  const h = headerStrings(record.headers);
   const missing = REQUIRED_HEADERS.filter((name) => !h[name]);
   if (missing.length) throw new Error(`not a chatbridge event record: missing header(s) ${missing.join(', ')}`);
   if (h.ce_specversion !== '1.0') throw new Error(`unsupported ce_specversion "${h.ce_specversion.slice(0, 20)}"`);

@@ -1,7 +1,9 @@
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
-import { backoffDelay } from '../../common/backoff';
+import { backoffDelay, CONSUMER_RESTART_BACKOFF } from '../../common/backoff';
 import { describeError } from '../../common/errors';
+import { ensureTopicReady } from '../../common/topic-ready';
+import { Pause, withinMs } from '../../common/wait';
 import type { KafkaConsumerConfig } from '../../config/config.schema';
 import type { PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
@@ -41,6 +43,7 @@ export class KafkaWebhookSource {
   private readonly labels: { endpoint: string };
   private stopping = false;
   private running = false;
+  private readonly pause = new Pause();
   private commitTimer?: NodeJS.Timeout;
   private committing = Promise.resolve();
 
@@ -60,6 +63,8 @@ export class KafkaWebhookSource {
       sessionTimeout: opts.consumer.sessionTimeoutMs,
       heartbeatInterval: Math.min(3000, Math.floor(opts.consumer.sessionTimeoutMs / 3)),
       allowAutoTopicCreation: true,
+      // A crash while `stop` disconnects (during the group join) must not bring the consumer back.
+      retry: { retries: 5, restartOnFailure: async () => !this.stopping },
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment[opts.topic] ?? []));
     this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
@@ -95,6 +100,7 @@ export class KafkaWebhookSource {
   /** Stops fetching, lets the endpoint finish or release what it holds, commits what finished, leaves the group. */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
+    this.pause.cancel();
     if (this.running) this.consumer.pause([{ topic: this.opts.topic }]);
     await this.endpoint.stop(deadlineMs);
     clearTimeout(this.commitTimer);
@@ -125,9 +131,12 @@ export class KafkaWebhookSource {
 
   private async runUntilStarted(positioned: boolean, firstAttempt = 0): Promise<void> {
     for (let attempt = firstAttempt; !this.stopping; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, backoffDelay({ initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2 }, attempt - 1)));
+      // Cancelled by `stop`: a stopping endpoint does not wait out a backoff.
+      if (attempt > 0) await this.pause.wait(backoffDelay(CONSUMER_RESTART_BACKOFF, attempt - 1));
       if (this.stopping) return;
       try {
+        // A group that joins before the topic has partitions is assigned none until a metadata refresh (minutes).
+        await ensureTopicReady(this.kafka, this.opts.topic);
         await this.consumer.connect();
         await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.startFrom === 'earliest' || !positioned });
         await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (b) => this.onBatch(b) });
@@ -179,8 +188,13 @@ export class KafkaWebhookSource {
         resolveOffset(message.offset);
         continue;
       }
+      // One capacity waiter at a time however long the endpoint stays full (heartbeats meanwhile), not one per heartbeat.
+      let capacity: Promise<void> | undefined;
       while (!this.endpoint.hasCapacity()) {
-        await Promise.race([this.endpoint.whenCapacity(), new Promise((r) => setTimeout(r, HEARTBEAT_EVERY_MS))]);
+        capacity ??= this.endpoint.whenCapacity().then(() => {
+          capacity = undefined;
+        });
+        await withinMs(capacity, HEARTBEAT_EVERY_MS);
         if (this.stopping || !isRunning() || isStale()) return;
         await heartbeat();
         beat = Date.now();

@@ -147,6 +147,9 @@ export function offerDlqRecord(selection: ReplaySelection, record: DlqRecord): v
   selection.offer('kafka', { origin: record.origin, at: record.timestamp, event });
 }
 
+/** Budget for reading the dead-letter topic (ms). */
+const REPLAY_KAFKA_TIMEOUT_MS = 30_000;
+
 /** What a replay reads from and writes to. */
 export interface ReplayDeps {
   /** The endpoint workers (undefined: no webhooks configured). */
@@ -157,8 +160,6 @@ export interface ReplayDeps {
   kafka?: { topic: string; client: () => Kafka };
   metrics: Metrics;
   log: Logger;
-  /** Budget for reading the dead-letter topic (ms). */
-  kafkaTimeoutMs?: number;
 }
 
 /**
@@ -180,7 +181,7 @@ export class WebhookReplayer {
       else if (entry) selection.offer('file', entry);
     });
     const kafka = this.deps.kafka;
-    if (kafka) await scanDeadLetterTopic(kafka.client(), kafka.topic, (r) => offerDlqRecord(selection, r), this.deps.kafkaTimeoutMs ?? 30_000);
+    if (kafka) await scanDeadLetterTopic(kafka.client(), kafka.topic, (r) => offerDlqRecord(selection, r), REPLAY_KAFKA_TIMEOUT_MS);
     // The scan takes time: the endpoint may have answered 410 meanwhile.
     assertEnabled(endpoint);
     const room = Math.max(0, endpoint.cfg.maxPending - endpoint.pending);

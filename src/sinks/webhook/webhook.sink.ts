@@ -52,11 +52,6 @@ export class WebhookSink implements Sink {
     });
   }
 
-  /** True when the endpoints are fed by Kafka consumers (durable) rather than by `publish`. */
-  get durable(): boolean {
-    return this.endpoints.some((e) => e.source);
-  }
-
   publish(item: PipelineEvent): void {
     for (const { worker, filter, source } of this.endpoints) {
       if (!source && filter.matches(item.event)) worker.submit(item);
