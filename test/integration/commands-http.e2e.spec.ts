@@ -179,6 +179,17 @@ describe('commands over HTTP (e2e)', () => {
     expect(sends()).toHaveLength(2);
   });
 
+  it('never sends again on a guess: a send whose ack never came and whose echo never comes ends failed ambiguous_no_echo', async () => {
+    await start({ commands: { echoTimeoutMs: 1000 } });
+    sim.loseNextSends(1);
+    const cmd = send('lost on the way back?');
+    expect((await post(cmd)).status).toBe(202);
+    await ended(cmd.commandId);
+    expect(await state(cmd.commandId)).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'ambiguous_no_echo', mayHaveActed: true } });
+    expect(sends().filter((p) => (p as { text?: string }).text === cmd.text)).toHaveLength(1); // sent once, not retried
+    await waitFor('the failed command.result', () => results().some((r) => r.data.command.commandId === cmd.commandId && r.data.command.status === 'failed'), 5000);
+  });
+
   it('holds a command while the channel reconnects and delivers it after the reconnect', async () => {
     await start();
     sim.rejectAuth(true);

@@ -82,6 +82,7 @@ export class WatchersSimulator {
   private readonly withheldListens = new Map<string, AckControl>();
   private readonly failSends: AckControl = { count: 0 };
   private readonly withheldSends: AckControl = { count: 0 };
+  private readonly lostSends: AckControl = { count: 0 };
   private listenAckDelayMs = 0;
   private authRejected = false;
   private boundPort: number;
@@ -160,6 +161,11 @@ export class WatchersSimulator {
   /** The next `count` `external/send` are posted but never acked. */
   withholdNextSendAcks(count: number): void {
     this.withheldSends.count = count;
+  }
+
+  /** The next `count` `external/send` are recorded, then neither posted to the room nor acked (no echo can follow). */
+  loseNextSends(count: number): void {
+    this.lostSends.count = count;
   }
 
   /** The next `count` REST sends answer `status` without posting. */
@@ -285,6 +291,7 @@ export class WatchersSimulator {
     if (typeof p.roomId !== 'string' || !p.roomId || typeof p.text !== 'string' || !p.text) return ack('roomId and text are required');
     const fail = take(this.failSends);
     if (fail) return ack(fail.reply);
+    if (take(this.lostSends)) return;
     this.post(p.roomId, uid, p.text);
     if (!take(this.withheldSends)) ack();
   }
