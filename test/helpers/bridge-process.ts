@@ -34,8 +34,17 @@ export async function startReplicas(into: BridgeProcess[], names: readonly strin
  * A bridge running as its own process (`src/main.ts`, as `npm start` runs it), configured by a YAML file written
  * for it, with its JSON log lines kept for the test.
  */
+/** How a BridgeProcess runs: the TypeScript source through ts-node (default), or the build in `dist/` as `npm start` does. */
+export interface BridgeProcessOptions {
+  entry?: 'src' | 'dist';
+  /** Extra environment (e.g. LOG_LEVEL, secrets the config interpolates). */
+  env?: Record<string, string>;
+}
+
 export class BridgeProcess {
   readonly logs: Array<Record<string, unknown>> = [];
+  /** The config file this process reads, and the folder around it (state, dead letters). */
+  dir = '';
   readonly url: string;
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   private child?: ChildProcessWithoutNullStreams;
@@ -43,7 +52,7 @@ export class BridgeProcess {
   private readonly exited: Promise<void>;
   private markExited!: () => void;
 
-  constructor(readonly name: string, private readonly config: Record<string, unknown>, readonly port: number) {
+  constructor(readonly name: string, private readonly config: Record<string, unknown>, readonly port: number, private readonly opts: BridgeProcessOptions = {}) {
     this.url = `http://127.0.0.1:${port}`;
     this.exited = new Promise((resolve) => (this.markExited = resolve));
   }
@@ -51,11 +60,13 @@ export class BridgeProcess {
   /** Spawns the process and resolves once it logged `chatbridge started`. */
   async start(timeoutMs = 30_000): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), `chatbridge-${this.name}-`));
+    this.dir = dir;
     const file = join(dir, 'chatbridge.yaml');
     writeFileSync(file, stringify({ stateDir: join(dir, 'state'), deadLetter: { file: join(dir, 'dead-letter.jsonl') }, ...this.config }));
-    const child = spawn(process.execPath, [TS_NODE, '--transpile-only', 'src/main.ts'], {
+    const args = this.opts.entry === 'dist' ? ['dist/main.js'] : [TS_NODE, '--transpile-only', 'src/main.ts'];
+    const child = spawn(process.execPath, args, {
       cwd: ROOT,
-      env: { PATH: process.env.PATH, CHATBRIDGE_CONFIG: file, PORT: String(this.port), CHATBRIDGE_API_TOKENS: TEST_TOKEN, LOG_LEVEL: 'info' },
+      env: { PATH: process.env.PATH, CHATBRIDGE_CONFIG: file, PORT: String(this.port), CHATBRIDGE_API_TOKENS: TEST_TOKEN, LOG_LEVEL: 'info', ...this.opts.env },
     });
     this.child = child;
     child.stdout.on('data', (d: Buffer) => this.onData(d));
@@ -77,6 +88,11 @@ export class BridgeProcess {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`${this.name}: timed out waiting for ${what}; last logs: ${this.tail()}`);
+  }
+
+  /** The process id while it runs. */
+  get pid(): number | undefined {
+    return this.exit ? undefined : this.child?.pid;
   }
 
   /** Sends a signal; resolves with the exit once the process ended. */
