@@ -16,6 +16,18 @@ export interface DeadLetter {
   attempts?: number;
   /** The last HTTP status (webhook deliveries). */
   status?: number;
+  /** A consumed Kafka record that could not be handled (poison record), as it was read. */
+  record?: DeadRecord;
+}
+
+/** A Kafka record kept whole in a dead letter: where it was, and its original bytes (base64; null stays null). */
+export interface DeadRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
 }
 
 /** A writer that can take dead letters somewhere durable (e.g. the Kafka DLQ topic). */
