@@ -8,7 +8,7 @@ import { providerDefinition, supportedProviders } from '../connectors/registry';
 import type { ProviderName } from '../envelope/event-types';
 import type { WebhookConfig } from '../sinks/webhook/webhook.config';
 import {
-  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, type DeadLetterConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type ClusterConfig, type CommandsConfig, type ReconnectConfig,
+  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, type DeadLetterConfig, type LimitsConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type ClusterConfig, type CommandsConfig, type ReconnectConfig,
 } from './config.schema';
 
 /** One validated channel; `options` is an instance of its provider's options class. */
@@ -27,6 +27,8 @@ export interface AppConfig {
   reconnect: ReconnectConfig;
   dedupe: DedupeConfig;
   deadLetter: DeadLetterConfig;
+  /** Frame and event limits, checked where upstream input enters. */
+  limits: LimitsConfig;
   shutdownGraceMs: number;
   stateDir: string;
   modeSwitch: ModeSwitchConfig;
@@ -105,7 +107,7 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   if (problems.length) throw new ConfigError(withoutFollowUps(problems));
   return {
     config: {
-      kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, shutdownGraceMs: file.shutdownGraceMs, stateDir: file.stateDir, modeSwitch: file.modeSwitch,
+      kafka: file.kafka, reconnect: file.reconnect, dedupe: file.dedupe, deadLetter: file.deadLetter, limits: file.limits, shutdownGraceMs: file.shutdownGraceMs, stateDir: file.stateDir, modeSwitch: file.modeSwitch,
       api: file.api, commands: file.commands, cluster: file.cluster,
       channels, webhooks: file.webhooks, port, apiTokens, logLevel, configPath,
     },

@@ -105,6 +105,20 @@ export class DeadLetterConfig {
   @IsOptional() @IsString() file = './.data/dead-letter.jsonl';
 }
 
+/**
+ * Limits of what upstreams send, checked once where a frame enters (socket frame or inbound post) and once per event
+ * after mapping. Past a limit the item is dead-lettered whole and a small `chatbridge.provider.event` says what was
+ * refused; the channel goes on.
+ */
+export class LimitsConfig {
+  /** Largest upstream frame (bytes of its JSON). */
+  @IsOptional() @IsInt() @Min(1024) @Max(256 * 1024 * 1024) maxFrameBytes: number = 1024 * 1024;
+  /** Deepest nesting of objects and arrays in a frame. */
+  @IsOptional() @IsInt() @Min(8) @Max(1000) maxJsonDepth: number = 64;
+  /** Largest canonical event (bytes of its JSON); below Kafka's default `message.max.bytes` (1,048,588), so a broker never refuses one. */
+  @IsOptional() @IsInt() @Min(1024) @Max(256 * 1024 * 1024) maxEventBytes: number = 900 * 1024;
+}
+
 /** How an upstream in webhook mode authenticates its posts to `POST /v1/inbound/<channelId>`: a shared token or an HMAC. */
 export class InboundAuthConfig {
   /** Shared token, sent in `header` (or as `Authorization: Bearer <token>`). */
@@ -167,6 +181,11 @@ export class CommandsConfig {
   @IsOptional() @IsInt() @Min(100) ledgerMaxEntries: number = 100_000;
   /** How long a command is remembered for repeats and `GET /v1/commands/:id` (ms). */
   @IsOptional() @IsInt() @Min(60_000) ledgerTtlMs: number = 24 * 3600_000;
+  /**
+   * Deepest nesting of a command body (the body is level 1, `metadata: {}` level 2), checked before validation on
+   * every door; deeper is a 400. Capped well below what the validator's recursion can take.
+   */
+  @IsOptional() @IsInt() @Min(2) @Max(256) maxDepth: number = 32;
   @IsOptional() @ValidateNested() @Type(() => CommandRetryConfig) retry: CommandRetryConfig = new CommandRetryConfig();
 }
 
@@ -208,6 +227,7 @@ export class FileConfig {
   @IsOptional() @ValidateNested() @Type(() => ReconnectConfig) reconnect: ReconnectConfig = new ReconnectConfig();
   @IsOptional() @ValidateNested() @Type(() => DedupeConfig) dedupe: DedupeConfig = new DedupeConfig();
   @IsOptional() @ValidateNested() @Type(() => DeadLetterConfig) deadLetter: DeadLetterConfig = new DeadLetterConfig();
+  @IsOptional() @ValidateNested() @Type(() => LimitsConfig) limits: LimitsConfig = new LimitsConfig();
   /** Directory of small durable per-channel state (e.g. Smartsupp visitor ids). */
   @IsOptional() @IsString() stateDir = './.data/state';
   /** Time allowed on SIGTERM to flush in-flight work before exit (ms); keep below terminationGracePeriodSeconds. */
