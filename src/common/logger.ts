@@ -1,6 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import { redactText, redactValue } from './redact';
+import { redactLine } from './redact';
 
 /** Log levels accepted in `LOG_LEVEL`. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -18,15 +18,11 @@ export function createRootLogger(level: LevelWithSilent, fd: 1 | 2 | Destination
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: {
         level: (label) => ({ level: label }),
-        // Every logged object: secret-named keys blanked, tokens inside URLs and texts scrubbed (SPEC §9).
-        log: (object) => redactValue(object) as Record<string, unknown>,
       },
       hooks: {
-        // Message strings can carry URLs with ?token= or ?apikey=; scrub them before they are written.
-        logMethod(args, method) {
-          const scrubbed = args.map((a) => (typeof a === 'string' ? redactText(a) : a)) as Parameters<typeof method>;
-          method.apply(this, scrubbed);
-        },
+        // Every line as written (message, bindings, fields, error stacks): secret-named fields and secret-looking
+        // values removed. On the serialized line, so no logged object is walked or copied.
+        streamWrite: redactLine,
       },
     },
     typeof fd === 'number' ? pino.destination({ fd, sync: false }) : fd,
