@@ -80,7 +80,7 @@ export async function benchVisitorConnections(count: number): Promise<VisitorCon
   const connector = new SmartsuppConnector({
     channelId: 'bench',
     options,
-    hooks: { frame: () => void frames++, lost: () => undefined },
+    hooks: { frame: () => void frames++, lost: () => undefined, guard: (_where, fn) => fn, fault: (where, err) => { throw err; } },
     logger: pino({ level: 'error' }),
     mode: () => 'socket',
     state: memoryState(),

@@ -66,8 +66,8 @@ export class Bridge {
   ) {
     this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
     this.rateLimiter = new TokenRateLimiter(config.api.rateLimit.perSecond, config.api.rateLimit.burst);
-    this.deadLetters = new DeadLetters(config.deadLetter.file, this.metrics, log.child({ context: 'dead-letters' }));
-    this.pipeline = new EventPipeline(config.dedupe, this.metrics, log.child({ context: 'pipeline' }));
+    this.deadLetters = new DeadLetters(config.deadLetter.file, this.metrics, log.child({ context: 'dead-letters' }), config.limits.maxEventBytes);
+    this.pipeline = new EventPipeline(config.dedupe, this.metrics, log.child({ context: 'pipeline' }), this.deadLetters);
     const kafka = config.kafka ? createKafka(config.kafka, log) : undefined;
     let durableModes: DurableModes | undefined;
     if (config.kafka && kafka) {

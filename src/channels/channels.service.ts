@@ -4,7 +4,7 @@ import type { AppConfig } from '../config/config.loader';
 import { providerDefinition } from '../connectors/registry';
 import { ConnectionSupervisor, type StatusChange, type SupervisorPolicy } from '../connectors/supervisor';
 import type {
-  ChannelMode, CommandOutcome, CommandPath, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand, UpstreamFrame,
+  ChannelMode, CommandOutcome, CommandPath, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand,
 } from '../connectors/connector.interface';
 import type { InboundAuthConfig } from '../config/config.schema';
 import { conversationKey, type ChannelOwnership, type OwnershipChange } from '../cluster/ownership';
@@ -15,6 +15,7 @@ import { ModePersistence, type DurableModes } from './mode-persistence';
 import { FileModeStore, type ModeRecord } from './mode-store';
 import { ModeSwitcher } from './mode-switcher';
 import { FileChannelState } from './state-store';
+import { FrameIntake } from './frame-intake';
 import { createEvent } from '../envelope/envelope';
 import { CHANNEL_STATES, type ChannelState, type ChannelStatusData } from '../envelope/event-types';
 import type { Metrics } from '../health/metrics';
@@ -46,8 +47,8 @@ export interface ChannelSnapshot {
 }
 
 /**
- * Runs one supervisor per channel and turns its frames into canonical events through the provider's pure
- * mapper. One channel's failures never touch another: each has its own supervisor and its own try/catch.
+ * Runs one supervisor per channel; its frames become canonical events through the FrameIntake (limits, the provider's
+ * pure mapper, fault boundary). One channel's failures never touch another: each has its own supervisor.
  */
 export class ChannelsService {
   private readonly entries = new Map<string, ChannelEntry>();
@@ -55,6 +56,7 @@ export class ChannelsService {
   private readonly states = new Map<string, FileChannelState>();
   private readonly persistence: ModePersistence;
   private readonly file: FileModeStore;
+  private readonly intake: FrameIntake;
   private started = false;
   private stopping = false;
 
@@ -71,6 +73,7 @@ export class ChannelsService {
     /** Cluster: the state topic followed by every replica (mode switches made elsewhere, spread conversations). */
     private readonly shared?: SharedState,
   ) {
+    this.intake = new FrameIntake(config.limits, pipeline, deadLetters, metrics, log);
     this.modes = new ModeSwitcher(config.modeSwitch, log, (entry, status) => this.publishStatus(entry, status));
     this.file = new FileModeStore(this.states);
     this.persistence = new ModePersistence(this.file, durableModes, (id) => this.entries.get(id)?.mode ?? 'socket', log);
@@ -115,7 +118,11 @@ export class ChannelsService {
         // The connector asks for the mode at each command: it follows runtime switches.
         (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => entry.mode, state, policy, placement }),
         policy,
-        { status: (change) => this.onStatus(entry, change), frame: (frame, receivedAt) => this.onFrame(entry, frame, receivedAt) },
+        {
+          status: (change) => this.onStatus(entry, change),
+          frame: (frame, receivedAt) => this.intake.frame(entry, frame, receivedAt),
+          fault: (where, err, input) => this.intake.fault(entry, where, err, input),
+        },
         log,
       );
       // A channel that spreads its conversations runs on every replica, each holding its share of them.
@@ -207,7 +214,7 @@ export class ChannelsService {
       this.deadLetters.write({ reason: 'inbound_malformed', origin: 'inbound', channelId, frame: { event: ctx.suffix ?? 'inbound', payload: raw.toString('utf8') }, error: parsed.error });
       return parsed;
     }
-    for (const frame of parsed.frames) this.onFrame(entry, frame, receivedAt);
+    for (const frame of parsed.frames) this.intake.frame(entry, frame, receivedAt);
     this.modes.inboundAccepted(entry);
     return parsed;
   }
@@ -339,32 +346,6 @@ export class ChannelsService {
     return s;
   }
 
-  private onFrame(entry: ChannelEntry, frame: UpstreamFrame, receivedAt: Date): void {
-    const { channel, definition } = entry;
-    const t0 = performance.now();
-    this.metrics.frames.inc({ channel: channel.id });
-    entry.lastEventAt = receivedAt;
-    let mapped;
-    try {
-      mapped = definition.map(frame, { channelId: channel.id, provider: channel.provider, receivedAt, options: channel.options });
-    } catch (err) {
-      // Mappers are total by contract; a throw is a bug. The frame is kept in the dead letters, not lost.
-      entry.malformed++;
-      this.metrics.malformed.inc({ channel: channel.id });
-      this.log.error({ channel: channel.id, event: frame.event, err: describeError(err) }, 'mapper failed; frame dead-lettered');
-      void this.deadLetters.write({ reason: 'unmappable', origin: 'mapper', channelId: channel.id, frame: { event: frame.event, payload: safePayload(frame.payload) }, error: describeError(err) });
-      return;
-    }
-    for (const m of mapped) {
-      if (m.event.type === 'chatbridge.provider.event' && m.event.data.upstream.error) {
-        entry.malformed++;
-        this.metrics.malformed.inc({ channel: channel.id });
-        this.log.warn({ channel: channel.id, event: frame.event, error: m.event.data.upstream.error }, 'malformed upstream frame published as provider event');
-      }
-      if (this.pipeline.publish({ event: m.event, stableId: m.stableId, receivedAt: t0 })) entry.eventsIn++;
-    }
-  }
-
   private onStatus(entry: ChannelEntry, change: StatusChange): void {
     const { channel } = entry;
     if (change.state !== entry.state) entry.since = new Date();
@@ -422,16 +403,5 @@ export class ChannelsService {
       // Parsers are total by contract; a throw is a bug, and the body is still dead-lettered, not lost.
       return { ok: false, error: `inbound parser failed: ${describeError(err)}` };
     }
-  }
-}
-
-/** A frame payload that JSON can hold (binary frames become base64). */
-function safePayload(payload: unknown): unknown {
-  if (Buffer.isBuffer(payload)) return { base64: payload.toString('base64') };
-  try {
-    JSON.stringify(payload);
-    return payload;
-  } catch {
-    return String(payload);
   }
 }

@@ -32,6 +32,14 @@ export interface ConnectorHooks {
   frame(frame: UpstreamFrame): void;
   /** The live connection ended without `close()` being called. */
   lost(error: ConnectorError): void;
+  /**
+   * Wraps a socket listener as a fault boundary: whatever it throws is reported with its arguments (dead-lettered,
+   * counted) instead of reaching the socket library and the event loop. Every listener that handles upstream input
+   * is registered through it. `where` names the listener in reports (e.g. the upstream event).
+   */
+  guard<A extends unknown[]>(where: string, fn: (...args: A) => void): (...args: A) => void;
+  /** Reports input whose handling threw, for connectors that catch it themselves (nested supervisors). */
+  fault(where: string, err: unknown, input: unknown[]): void;
 }
 
 /**

@@ -85,12 +85,14 @@ function setup(random: () => number = () => 0.5) {
   };
   const statuses: StatusChange[] = [];
   const frames: Array<{ frame: UpstreamFrame; receivedAt: Date }> = [];
+  const faults: Array<{ where: string; err: unknown }> = [];
   const supervisor = new ConnectionSupervisor((hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: silent, mode: () => 'socket', state: { get: () => undefined, set: () => undefined }, policy }), policy, {
     status: (s) => statuses.push(s),
     frame: (frame, receivedAt) => frames.push({ frame, receivedAt }),
+    fault: (where, err) => faults.push({ where, err }),
   }, silent, random);
   expect(created).toHaveLength(1);
-  return { supervisor, connector: created[0], statuses, frames, states: () => statuses.map((s) => s.state) };
+  return { supervisor, connector: created[0], statuses, frames, faults, states: () => statuses.map((s) => s.state) };
 }
 
 /** Lets pending promise callbacks run and advances the fake clock by `ms`. */
@@ -421,5 +423,42 @@ describe('ConnectionSupervisor: subscribe failures', () => {
     await tick(policy.backoff.maxDelayMs);
     expect(connector.count('connect')).toBe(2);
     expect(supervisor.current).toBe('connected');
+  });
+});
+
+describe('ConnectionSupervisor: fault boundary', () => {
+  it('a listener wrapped with hooks.guard that throws is reported with its arguments, and the next call still runs', async () => {
+    const { supervisor, connector, faults, frames } = setup();
+    const handler = connector.ctx.hooks.guard('message', (text: string) => {
+      if (text === 'bad') throw new RangeError('Maximum call stack size exceeded');
+      connector.emit({ event: 'message', payload: text });
+    });
+    supervisor.start();
+    await tick();
+    expect(() => handler('bad')).not.toThrow();
+    handler('good');
+    expect(faults).toHaveLength(1);
+    expect(faults[0].where).toBe('message');
+    expect(String(faults[0].err)).toContain('Maximum call stack');
+    expect(frames.map((f) => f.frame.payload)).toEqual(['good']);
+    await supervisor.stop();
+  });
+
+  it('a frame listener that throws is reported as a fault of that frame instead of reaching the connector', async () => {
+    const faults: Array<{ where: string; input: unknown[] }> = [];
+    let connector: FakeConnector | undefined;
+    const supervisor = new ConnectionSupervisor((hooks) => (connector = new FakeConnector({ channelId: 'c', options: {}, hooks, logger: silent, mode: () => 'socket', state: { get: () => undefined, set: () => undefined }, policy })), policy, {
+      status: () => undefined,
+      frame: (frame) => {
+        if (frame.event === 'boom') throw new Error('handler bug');
+      },
+      fault: (where, _err, input) => faults.push({ where, input }),
+    }, silent);
+    supervisor.start();
+    await tick();
+    expect(() => connector?.emit({ event: 'boom', payload: { a: 1 } })).not.toThrow();
+    connector?.emit({ event: 'fine', payload: {} });
+    expect(faults).toEqual([{ where: 'boom', input: [{ a: 1 }] }]);
+    await supervisor.stop();
   });
 });

@@ -28,6 +28,8 @@ export interface SupervisorPolicy {
 export interface SupervisorListener {
   status(change: StatusChange): void;
   frame(frame: UpstreamFrame, receivedAt: Date): void;
+  /** Handling upstream input threw (`where`: the upstream event or listener; `input`: what the listener got). */
+  fault(where: string, err: unknown, input: unknown[]): void;
 }
 
 /**
@@ -57,8 +59,22 @@ export class ConnectionSupervisor {
     private readonly random: () => number = Math.random,
   ) {
     this.connector = createConnector({
-      frame: (frame) => this.listener.frame(frame, new Date()),
+      frame: (frame) => {
+        try {
+          this.listener.frame(frame, new Date());
+        } catch (err) {
+          this.listener.fault(frame.event, err, [frame.payload]);
+        }
+      },
       lost: (err) => this.onLost(err),
+      fault: (where, err, input) => this.listener.fault(where, err, input),
+      guard: (where, fn) => (...args) => {
+        try {
+          fn(...args);
+        } catch (err) {
+          this.listener.fault(where, err, args);
+        }
+      },
     });
   }
 

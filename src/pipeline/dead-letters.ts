@@ -1,6 +1,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { measureJson, safeJson } from '../common/json-limits';
 import type { AnyCanonicalEvent } from '../envelope/envelope';
 import type { Metrics } from '../health/metrics';
 
@@ -50,6 +51,8 @@ export class DeadLetters {
     private readonly file: string,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Largest item the durable target takes (a Kafka record); larger or deeper ones go straight to the file. */
+    private readonly maxTargetBytes = 900 * 1024,
   ) {}
 
   /** Registers the durable target (Kafka). */
@@ -63,7 +66,7 @@ export class DeadLetters {
    */
   async write(item: DeadLetter): Promise<void> {
     const target = this.target;
-    if (target?.available()) {
+    if (target?.available() && this.fitsTarget(item)) {
       try {
         await target.write(item);
         this.metrics.deadLetters.inc({ target: target.name, reason: item.reason });
@@ -83,12 +86,19 @@ export class DeadLetters {
         this.dirReady = true;
       }
       // Synchronous on purpose: this is the last resort, and a crash right after must not lose it.
-      appendFileSync(this.file, `${JSON.stringify({ at: new Date().toISOString(), ...item })}\n`);
+      // safeJson: the item may be what could not be serialized elsewhere (a frame nested 20,000 deep).
+      appendFileSync(this.file, `${safeJson({ at: new Date().toISOString(), ...item })}\n`);
       this.metrics.deadLetters.inc({ target: 'file', reason: item.reason });
     } catch (err) {
       // Disk full or read-only: the item goes to the log, which is the only place left.
       this.metrics.deadLetters.inc({ target: 'log', reason: item.reason });
-      this.log.error({ err: String(err), deadLetter: item }, 'cannot write dead-letter file; item logged instead');
+      this.log.error({ err: String(err), deadLetter: safeJson(item).slice(0, 64 * 1024) }, 'cannot write dead-letter file; item logged instead (cut at 64 KiB)');
     }
+  }
+
+  /** True when the item is small and shallow enough to be one record of the target (a real broker refuses larger ones). */
+  private fitsTarget(item: DeadLetter): boolean {
+    const body = item.event ?? item.frame ?? item.record ?? null;
+    return !measureJson(body, { maxDepth: 200, maxBytes: this.maxTargetBytes }).exceeded;
   }
 }

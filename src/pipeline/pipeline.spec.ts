@@ -2,6 +2,10 @@ import pino from 'pino';
 import { createEvent, type PipelineEvent } from '../envelope/envelope';
 import { Metrics } from '../health/metrics';
 import type { Sink } from '../sinks/sink.interface';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeadLetters } from './dead-letters';
 import { EventPipeline } from './pipeline';
 
 const silent = pino({ level: 'silent' });
@@ -38,7 +42,37 @@ async function counter(metrics: Metrics, name: string): Promise<number> {
   return (m?.values ?? []).reduce((a, v) => a + v.value, 0);
 }
 
+class ThrowingSink extends MemorySink {
+  override publish(): void {
+    throw new RangeError('Maximum call stack size exceeded');
+  }
+}
+
 describe('EventPipeline', () => {
+  it('a sink that throws loses nothing: the event is dead-lettered for it and still reaches the sinks after it', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const file = join(mkdtempSync(join(tmpdir(), 'pipeline-')), 'dl.jsonl');
+    const p = new EventPipeline({ maxEntries: 10, ttlMs: 60_000 }, metrics, silent, new DeadLetters(file, metrics, silent));
+    const after = new MemorySink('after');
+    p.addSink(new ThrowingSink('broken'));
+    p.addSink(after);
+    const observed: string[] = [];
+    p.observe(() => {
+      throw new Error('observer bug');
+    });
+    p.observe((item) => observed.push(item.event.id));
+    const item = message('m1');
+    expect(() => p.publish(item)).not.toThrow();
+    p.publish(message('m2'));
+    expect(after.items.map((i) => i.event.id)).toEqual([item.event.id, expect.any(String)]);
+    expect(observed).toHaveLength(2);
+    await new Promise((r) => setImmediate(r));
+    const letters = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; origin: string; event: { id: string } });
+    expect(letters.map((l) => [l.reason, l.origin])).toEqual([['sink_threw', 'broken'], ['sink_threw', 'broken']]);
+    expect(letters[0].event.id).toBe(item.event.id);
+    expect(await counter(metrics, 'chatbridge_refused_total')).toBe(2);
+  });
+
   it('fans every new event out to every sink', () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const p = new EventPipeline({ maxEntries: 10, ttlMs: 60_000 }, metrics, silent);

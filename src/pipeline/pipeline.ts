@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { PipelineEvent } from '../envelope/envelope';
 import type { Metrics } from '../health/metrics';
 import type { Sink } from '../sinks/sink.interface';
+import { describeError } from '../common/errors';
+import type { DeadLetters } from './dead-letters';
 
 /**
  * Dedupe and fan-out. An event whose id derives from an upstream id and was seen within the window is
@@ -18,6 +20,8 @@ export class EventPipeline {
     dedupe: { maxEntries: number; ttlMs: number },
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Where an event goes for a sink that threw on it. */
+    private readonly deadLetters?: DeadLetters,
   ) {
     if (dedupe.maxEntries > 0) this.seen = new LRUCache<string, true>({ max: dedupe.maxEntries, ttl: dedupe.ttlMs, ttlAutopurge: false });
   }
@@ -50,8 +54,30 @@ export class EventPipeline {
       this.metrics.dedupeEntries.set(this.seen.size);
     }
     this.metrics.eventsIn.inc({ channel: event.channelid ?? '', type: event.type });
-    for (const sink of this.sinks) sink.publish(item);
-    for (const fn of this.observers) fn(item);
+    // Each sink is a fault boundary: one that throws loses nothing (the event is dead-lettered for it) and never keeps
+    // the event from the sinks after it.
+    for (const sink of this.sinks) {
+      try {
+        sink.publish(item);
+      } catch (err) {
+        this.sinkFailed(sink.name, item, err);
+      }
+    }
+    for (const fn of this.observers) {
+      try {
+        fn(item);
+      } catch (err) {
+        this.log.error({ err: describeError(err), id: event.id, type: event.type }, 'an event observer threw; ignored');
+      }
+    }
     return true;
+  }
+
+  /** A sink threw on publish (a bug: sinks queue and never throw): the event is dead-lettered for it, counted and logged. */
+  private sinkFailed(sink: string, item: PipelineEvent, err: unknown): void {
+    const { event } = item;
+    this.metrics.refused.inc({ origin: 'sink', reason: 'sink_threw' });
+    this.log.error({ sink, err: describeError(err), id: event.id, type: event.type }, 'a sink threw on publish; the event is dead-lettered for that sink');
+    if (this.deadLetters) void this.deadLetters.write({ reason: 'sink_threw', origin: sink, channelId: event.channelid, event, error: describeError(err) });
   }
 }

@@ -59,7 +59,7 @@ export class CaptivateConnector implements Connector {
       this.failAttempt(ws, upgradeRefused(res.statusCode ?? 0));
     });
     ws.on('error', (err: Error) => this.onError(ws, err));
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(ws, data, isBinary));
+    ws.on('message', this.hooks.guard('message', (data: RawData, isBinary: boolean) => this.onMessage(ws, data, isBinary)));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(ws, code, reason.toString('utf8')));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(

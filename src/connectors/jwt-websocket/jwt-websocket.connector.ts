@@ -92,7 +92,7 @@ export class JwtWebSocketConnector implements Connector {
     });
     // The service only talks after the upgrade; a ping it answers (with anything but `unauthorized`) confirms the session.
     socket.on('open', () => current() && this.sendRaw(socket, pingFrame()));
-    socket.on('message', (data: RawData) => current() && this.onMessage(socket, rawText(data)));
+    socket.on('message', this.hooks.guard('message', (data: RawData) => current() && this.onMessage(socket, rawText(data))));
     socket.on('ping', () => current() && this.alive());
     socket.on('pong', () => current() && this.alive());
     socket.on('error', (err: Error & { code?: string }) => {

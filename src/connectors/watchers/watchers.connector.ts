@@ -3,6 +3,7 @@ import { io, type Socket } from 'socket.io-client';
 import { backoffDelay } from '../../common/backoff';
 import { CommandError, ConnectorError } from '../../common/errors';
 import { redactText } from '../../common/redact';
+import { upstreamFetch } from '../../common/upstream-http';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
 import type { SupervisorPolicy } from '../supervisor';
 import {
@@ -65,11 +66,11 @@ export class WatchersConnector implements Connector {
     this.socket.on('connect', () => this.settle());
     this.socket.on('connect_error', (err: Error) => this.settle(classifyConnectError(err)));
     this.socket.on('disconnect', (reason: string) => this.onDisconnect(reason));
-    this.socket.onAny((event: string, ...args: unknown[]) => {
+    this.socket.onAny(this.hooks.guard('onAny', (event: string, ...args: unknown[]) => {
       // A server emit that asks for an ack carries a callback last; it is not part of the payload.
       const data = args.filter((a) => typeof a !== 'function');
       this.hooks.frame({ event, payload: data.length <= 1 ? data[0] : data });
-    });
+    }));
   }
 
   /** Opens the socket; resolves on the server's CONNECT (the bearer accepted), rejects with a classified error. */
@@ -199,7 +200,7 @@ export class WatchersConnector implements Connector {
     const req = restSendRequest(restUrl, fields, this.creds);
     let res: Response;
     try {
-      res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(this.options.ackTimeoutMs) });
+      res = await upstreamFetch(req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(this.options.ackTimeoutMs) });
     } catch (err) {
       throw httpNetworkError(err);
     }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { CommandError, ConnectorError } from '../../common/errors';
 import { redactText } from '../../common/redact';
+import { upstreamFetch } from '../../common/upstream-http';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
 import { restBase, sendTextBody, sendTextOutcome, sendTextRequest, sendTextRequestError, sendTextStatusError } from './zapthinker.commands';
 import type { ZapThinkerOptions } from './zapthinker.options';
@@ -42,9 +43,9 @@ export class ZapThinkerConnector implements Connector {
     this.socket.on('connect_error', (err: Error) => this.settle(classifyConnectError(err)));
     this.socket.on('disconnect', (reason: string) => this.onDisconnect(reason));
     // Evolution emits `(event, envelope)`; every event name is forwarded, the mapper decides.
-    this.socket.onAny((event: string, ...args: unknown[]) => {
+    this.socket.onAny(this.hooks.guard('onAny', (event: string, ...args: unknown[]) => {
       this.hooks.frame({ event, payload: args.length <= 1 ? args[0] : args });
-    });
+    }));
   }
 
   connect(): Promise<void> {
@@ -75,7 +76,7 @@ export class ZapThinkerConnector implements Connector {
     const timeoutMs = this.options.commandTimeoutMs + (body.delay ?? 0);
     let res: Response;
     try {
-      res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(timeoutMs) });
+      res = await upstreamFetch(req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
       throw sendTextRequestError(err);
     }

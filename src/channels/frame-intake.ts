@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import { describeError } from '../common/errors';
+import { measureJson, type JsonMeasure } from '../common/json-limits';
+import type { LimitsConfig } from '../config/config.schema';
+import type { UpstreamFrame } from '../connectors/connector.interface';
+import type { MappedEvent } from '../connectors/mapper';
+import { createEvent, type AnyCanonicalEvent } from '../envelope/envelope';
+import type { Metrics } from '../health/metrics';
+import type { DeadLetters } from '../pipeline/dead-letters';
+import type { EventPipeline } from '../pipeline/pipeline';
+import type { ChannelEntry } from './channel-entry';
+
+/** Why an upstream item was refused instead of published. */
+export type RefusalReason = 'frame_too_large' | 'frame_too_deep' | 'event_too_large' | 'unmappable' | 'listener_threw';
+
+/**
+ * Where every upstream frame enters (socket frames and inbound posts alike): the input limits, the provider's pure
+ * mapper, the event size limit, then the pipeline. A fault boundary: nothing thrown here reaches the socket listener
+ * that delivered the frame. An item refused at a limit, or one whose handling threw, is dead-lettered whole and a small
+ * `chatbridge.provider.event` with `upstream.error` says what was refused, so the channel goes on and nothing is lost
+ * silently.
+ */
+export class FrameIntake {
+  /** Nothing mapped from a frame can be deeper than this: the frame's limit plus the envelope and `data` around it. */
+  private readonly eventDepth: number;
+
+  constructor(
+    private readonly limits: LimitsConfig,
+    private readonly pipeline: EventPipeline,
+    private readonly deadLetters: DeadLetters,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    this.eventDepth = limits.maxJsonDepth + 8;
+  }
+
+  /** One frame of a channel: checked, mapped, each event checked, published. Never throws. */
+  frame(entry: ChannelEntry, frame: UpstreamFrame, receivedAt: Date): void {
+    const t0 = performance.now();
+    const { channel } = entry;
+    this.metrics.frames.inc({ channel: channel.id });
+    entry.lastEventAt = receivedAt;
+    try {
+      const size = measureJson(frame.payload, { maxDepth: this.limits.maxJsonDepth, maxBytes: this.limits.maxFrameBytes });
+      if (size.exceeded) {
+        this.refuse(entry, frame.event, size.exceeded === 'depth' ? 'frame_too_deep' : 'frame_too_large', describeLimit(size, this.limits), { frame: { event: frame.event, payload: frame.payload } });
+        return;
+      }
+      let mapped: MappedEvent[];
+      try {
+        mapped = entry.definition.map(frame, { channelId: channel.id, provider: channel.provider, receivedAt, options: channel.options });
+      } catch (err) {
+        // Mappers are total by contract; a throw is a bug. The frame is kept in the dead letters, not lost.
+        this.refuse(entry, frame.event, 'unmappable', `mapper failed: ${describeError(err)}`, { frame: { event: frame.event, payload: frame.payload } });
+        return;
+      }
+      for (const m of mapped) this.publish(entry, frame.event, m, t0);
+    } catch (err) {
+      this.fault(entry, frame.event, err, [frame.payload]);
+    }
+  }
+
+  /**
+   * A connector's listener threw while handling upstream input (`where`: the upstream event or listener). The input is
+   * dead-lettered with the error and reported; the connection and the next frame go on.
+   */
+  fault(entry: ChannelEntry, where: string, err: unknown, input: unknown[]): void {
+    try {
+      const size = measureJson(input, { maxDepth: this.limits.maxJsonDepth + 1, maxBytes: this.limits.maxFrameBytes });
+      const reason: RefusalReason = size.exceeded === 'depth' ? 'frame_too_deep' : size.exceeded === 'bytes' ? 'frame_too_large' : 'listener_threw';
+      this.log.error({ channel: entry.channel.id, event: where, err: describeError(err) }, 'handling an upstream frame failed; the frame is dead-lettered and the channel goes on');
+      this.refuse(entry, where, reason, `handling failed: ${describeError(err)}`, { frame: { event: where, payload: input.length === 1 ? input[0] : input } });
+    } catch (inner) {
+      // The report itself failed (e.g. the pipeline threw): the log is the last place left.
+      this.log.error({ channel: entry.channel.id, event: where, err: describeError(err), reportErr: describeError(inner) }, 'an upstream frame failed and could not be reported');
+    }
+  }
+
+  private publish(entry: ChannelEntry, upstreamEvent: string, m: MappedEvent, t0: number): void {
+    const { channel } = entry;
+    const size = measureJson(m.event, { maxDepth: this.eventDepth, maxBytes: this.limits.maxEventBytes });
+    if (size.exceeded) {
+      const what = `${m.event.type} ${m.event.id}`;
+      this.refuse(entry, upstreamEvent, 'event_too_large', `${what}: ${describeLimit(size, this.limits, 'event')}`, { event: m.event }, m.event);
+      return;
+    }
+    if (m.event.type === 'chatbridge.provider.event' && m.event.data.upstream.error) {
+      entry.malformed++;
+      this.metrics.malformed.inc({ channel: channel.id });
+      this.log.warn({ channel: channel.id, event: upstreamEvent, error: m.event.data.upstream.error }, 'malformed upstream frame published as provider event');
+    }
+    if (this.pipeline.publish({ event: m.event, stableId: m.stableId, receivedAt: t0 })) entry.eventsIn++;
+  }
+
+  /**
+   * Dead-letters the item whole and publishes the small event that says what was refused. A refused event keeps a
+   * stable link: the notice's id derives from the refused event's id, so a replayed frame is refused as a duplicate.
+   */
+  private refuse(entry: ChannelEntry, upstreamEvent: string, reason: RefusalReason, detail: string, item: { frame?: UpstreamFrame; event?: AnyCanonicalEvent }, refused?: AnyCanonicalEvent): void {
+    const { channel } = entry;
+    entry.malformed++;
+    this.metrics.malformed.inc({ channel: channel.id });
+    this.metrics.refused.inc({ origin: reason === 'event_too_large' ? 'event' : 'frame', reason });
+    const notice = createEvent({
+      type: 'chatbridge.provider.event',
+      channelId: channel.id,
+      provider: channel.provider,
+      upstreamKey: refused ? `refused:${refused.id}` : undefined,
+      conversationId: refused?.subject,
+      data: {
+        channel: { id: channel.id, provider: channel.provider },
+        upstream: {
+          event: upstreamEvent,
+          payload: refused ? { refused: { id: refused.id, type: refused.type, reason } } : { refused: { reason } },
+          error: `${reason}: ${detail}; the item is in the dead letters`,
+        },
+      },
+    });
+    this.log.warn({ channel: channel.id, event: upstreamEvent, reason, detail, notice: notice.event.id }, 'upstream item refused at a limit; dead-lettered and reported');
+    void this.deadLetters.write({ reason, origin: reason === 'event_too_large' ? 'limits' : 'intake', channelId: channel.id, ...item, error: `${detail} (reported as event ${notice.event.id})` });
+    this.pipeline.publish({ event: notice.event, stableId: notice.stableId, receivedAt: performance.now() });
+  }
+}
+
+function describeLimit(size: JsonMeasure, limits: LimitsConfig, what: 'frame' | 'event' = 'frame'): string {
+  if (size.exceeded === 'depth') return `nested deeper than limits.maxJsonDepth (${limits.maxJsonDepth})`;
+  const limit = what === 'event' ? `limits.maxEventBytes (${limits.maxEventBytes})` : `limits.maxFrameBytes (${limits.maxFrameBytes})`;
+  return `over ${size.bytes} bytes, above ${limit}`;
+}
