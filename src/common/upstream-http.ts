@@ -6,6 +6,7 @@ import { redactText } from './redact';
  * The question is always "may the upstream have acted?" (SPEC §8: retry only when it surely did not).
  *
  * | outcome                                   | code                 | retriable | sent  |
+ * | HTTP 3xx (redirects are never followed)    | upstream_rejected    | no        | false | the configured URL is not the API's
  * | HTTP 401, 403                             | auth_rejected        | no        | false | the key is wrong
  * | HTTP 429, 500, 502, 503, 504              | upstream_unavailable | yes       | false | refused or failed before acting
  * | any other non-2xx                         | upstream_rejected    | no        | false | the request itself is wrong
@@ -35,10 +36,26 @@ export const NOT_SENT_ERRNOS: ReadonlySet<string> = new Set([
   'UND_ERR_CONNECT_TIMEOUT', // undici: TCP connect timed out
 ]);
 
+/**
+ * `fetch` for every upstream REST call: redirects are never followed, since each request carries the upstream's
+ * credentials (api key headers, tokens in the URL) and a redirect would hand them to wherever `Location` points.
+ * A 3xx comes back as the answer, and the callers' non-2xx path turns it into an error (`describeStatus`).
+ */
+export function upstreamFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, redirect: 'manual' });
+}
+
+/** `HTTP <status>`, saying for a 3xx that the redirect was not followed. */
+export function describeStatus(status: number): string {
+  return status >= 300 && status < 400
+    ? `HTTP ${status} (a redirect, not followed: upstream calls carry credentials; configure the URL the upstream answers at)`
+    : `HTTP ${status}`;
+}
+
 /** The CommandError for a non-2xx answer; `body` (optional) is quoted, redacted and shortened. */
 export function upstreamStatusError(status: number, what: string, body = ''): CommandError {
   const detail = body ? `: ${redactText(body).slice(0, 200)}` : '';
-  const message = `${what}: HTTP ${status}${detail}`;
+  const message = `${what}: ${describeStatus(status)}${detail}`;
   if (status === 401 || status === 403) return new CommandError('auth_rejected', message, { retriable: false, sent: false });
   if (RETRYABLE_UPSTREAM_STATUS.has(status)) return new CommandError('upstream_unavailable', message, { retriable: true, sent: false });
   return new CommandError('upstream_rejected', message, { retriable: false, sent: false });

@@ -1,5 +1,5 @@
 import { CommandError } from '../../common/errors';
-import { upstreamRequestError, upstreamStatusError } from '../../common/upstream-http';
+import { upstreamFetch, upstreamRequestError, upstreamStatusError } from '../../common/upstream-http';
 import { httpBody, type CaptivateWireEvent } from './captivate.commands';
 
 /**
@@ -38,7 +38,7 @@ export class CaptivateHttp {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+      res = await upstreamFetch(`${this.base}${path}`, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       throw fetchError(err, what);
     }

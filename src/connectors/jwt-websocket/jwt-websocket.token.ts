@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ConnectorError, describeError } from '../../common/errors';
+import { describeStatus, upstreamFetch } from '../../common/upstream-http';
 import { isRecord } from '../mapper';
 import type { JwtWebSocketOptions } from './jwt-websocket.options';
 
@@ -33,12 +34,12 @@ async function fetchToken(url: string, timeoutMs: number): Promise<string> {
   let res: Response;
   let body: string;
   try {
-    res = await fetch(url, { headers: { accept: 'application/json, text/plain' }, signal: AbortSignal.timeout(timeoutMs) });
+    res = await upstreamFetch(url, { headers: { accept: 'application/json, text/plain' }, signal: AbortSignal.timeout(timeoutMs) });
     body = await res.text();
   } catch (err) {
     throw unavailable(`tokenUrl request failed: ${describeError(err)}`, err);
   }
-  if (!res.ok) throw unavailable(`tokenUrl answered HTTP ${res.status}`);
+  if (!res.ok) throw unavailable(`tokenUrl answered ${describeStatus(res.status)}`);
   return nonEmpty(tokenFromBody(body), 'tokenUrl returned no token');
 }
 
