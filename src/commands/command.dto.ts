@@ -2,6 +2,8 @@ import { plainToInstance } from 'class-transformer';
 import {
   IsBoolean, IsDefined, IsIn, IsInt, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min, MinLength, validateSync,
 } from 'class-validator';
+import { describeError } from '../common/errors';
+import { measureJson } from '../common/json-limits';
 import { formatErrors } from '../config/config.loader';
 import type { UpstreamCommand } from '../connectors/connector.interface';
 import { CommandRequestError } from './command.types';
@@ -58,12 +60,48 @@ export interface ParsedCommand {
   command: UpstreamCommand;
 }
 
-/** Validates a command body; any problem is a CommandRequestError `invalid_command` listing every one in `details`. */
-export function parseCommand(body: unknown): ParsedCommand {
+/** What a command body is held to before validation: class-transformer and class-validator recurse, so depth comes first. */
+export interface CommandLimits {
+  /** `api.maxBodyBytes`: the JSON size of the command (on HTTP the body parser holds the raw body to it first). */
+  maxBytes: number;
+  /** `commands.maxDepth`: nesting of objects and arrays, the body itself being level 1. */
+  maxDepth: number;
+}
+
+/**
+ * Checks a command body against its limits without recursion: over `maxBytes` is a 413 `command_too_large`, nested
+ * deeper than `maxDepth` a 400 `invalid_command` naming each field that is too deep.
+ */
+export function checkCommandLimits(body: unknown, limits: CommandLimits): void {
+  const measured = measureJson(body, limits);
+  if (measured.exceeded === 'bytes') {
+    throw new CommandRequestError('command_too_large', `command larger than the API limit of ${limits.maxBytes} bytes (api.maxBodyBytes)`, undefined, 'bytes');
+  }
+  if (measured.exceeded !== 'depth') return;
+  const problem = `nested deeper than ${limits.maxDepth} levels (commands.maxDepth; the command itself is level 1)`;
+  const fields = typeof body === 'object' && body !== null && !Array.isArray(body)
+    ? Object.entries(body).filter(([, v]) => measureJson(v, { maxDepth: limits.maxDepth - 1, maxBytes: Infinity }).exceeded === 'depth').map(([k]) => k)
+    : [];
+  const details = fields.length ? fields.map((f) => `${f}: ${problem}`) : [`(body): ${problem}`];
+  throw new CommandRequestError('invalid_command', 'invalid command', details, 'depth');
+}
+
+/**
+ * Validates a command body within `limits`; any problem is a CommandRequestError: `command_too_large`, or
+ * `invalid_command` listing every problem in `details`. Never throws anything else, whatever the body.
+ */
+export function parseCommand(body: unknown, limits: CommandLimits): ParsedCommand {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new CommandRequestError('invalid_command', 'a command must be a JSON object such as {"commandId": "…", "type": "message.send", "conversationId": "…", "text": "Hi"}', ['(body): must be a JSON object']);
   }
-  const details = formatErrors(validateSync(plainToInstance(CommandDto, body), { whitelist: true, forbidNonWhitelisted: true }));
+  checkCommandLimits(body, limits);
+  let details: string[];
+  try {
+    details = formatErrors(validateSync(plainToInstance(CommandDto, body), { whitelist: true, forbidNonWhitelisted: true }));
+  } catch (err) {
+    // Not expected within the limits; still the body's fault, so a 400 rather than a 500 or a retried Kafka record.
+    throw new CommandRequestError('invalid_command', 'invalid command', [`(body): cannot be validated: ${describeError(err)}`]);
+  }
   if (details.length) throw new CommandRequestError('invalid_command', 'invalid command', details);
   const { channelId, ...command } = body as Record<string, unknown>;
   return { channelId: channelId as string | undefined, command: command as UpstreamCommand };

@@ -160,7 +160,10 @@ export class CommandService implements CommandDoorApi {
     try {
       return await this.accept(input, ctx);
     } catch (err) {
-      if (err instanceof CommandRequestError) this.metrics.commandsRefused.inc({ door: ctx.door, code: err.code });
+      if (err instanceof CommandRequestError) {
+        this.metrics.commandsRefused.inc({ door: ctx.door, code: err.code });
+        if (err.limit) this.metrics.refused.inc({ origin: 'command', reason: err.limit === 'bytes' ? 'too_large' : 'too_deep' });
+      }
       throw err;
     }
   }
@@ -177,7 +180,7 @@ export class CommandService implements CommandDoorApi {
 
   private async accept(input: unknown, ctx: SubmitContext): Promise<SubmitResult> {
     if (this.stopping) throw new CommandRequestError('shutting_down', 'the bridge is shutting down; send the command again (same commandId) to another replica or after the restart');
-    const parsed = parseCommand(input);
+    const parsed = parseCommand(input, { maxBytes: this.config.api.maxBodyBytes, maxDepth: this.config.commands.maxDepth });
     if (ctx.channelId !== undefined && parsed.channelId !== undefined && ctx.channelId !== parsed.channelId) {
       throw new CommandRequestError('invalid_command', 'invalid command', [`channelId: "${parsed.channelId}" differs from the channel of the request ("${ctx.channelId}")`]);
     }

@@ -77,6 +77,7 @@ export type CommandRequestCode =
   | 'invalid_command' // 400: body fails validation (details list every problem)
   | 'unknown_channel' // 404
   | 'id_conflict' // 409: commandId reused with a different body
+  | 'command_too_large' // 413: the command's JSON is over api.maxBodyBytes (socket.io and Kafka; HTTP's parser answers first)
   | 'unsupported_command' // 422: the channel's provider cannot do this type (message names the provider)
   | 'channel_busy' // 503: too many unfinished commands on the channel
   | 'ledger_unavailable' // 503: the durable ledger (Kafka) did not take the command; nothing was accepted
@@ -87,6 +88,7 @@ export const REQUEST_STATUS: Record<CommandRequestCode, number> = {
   invalid_command: 400,
   unknown_channel: 404,
   id_conflict: 409,
+  command_too_large: 413,
   unsupported_command: 422,
   channel_busy: 503,
   ledger_unavailable: 503,
@@ -102,6 +104,8 @@ export class CommandRequestError extends Error {
     readonly code: CommandRequestCode,
     message: string,
     readonly details?: string[],
+    /** Set when the command was refused at a size or depth limit (counted in chatbridge_refused_total). */
+    readonly limit?: 'bytes' | 'depth',
   ) {
     super(message);
     this.name = 'CommandRequestError';

@@ -55,7 +55,7 @@ describe('loadConfig: a valid config', () => {
     expect(config.shutdownGraceMs).toBe(20_000);
     expect(config.api).toEqual({ maxBodyBytes: 256 * 1024, rateLimit: { perSecond: 50, burst: 100 }, stream: { maxBufferedEvents: 1000 } });
     expect(config.commands).toEqual({
-      deadlineMs: 120_000, echoTimeoutMs: 30_000, maxPendingPerChannel: 1000, ledgerMaxEntries: 100_000, ledgerTtlMs: 86_400_000,
+      deadlineMs: 120_000, echoTimeoutMs: 30_000, maxPendingPerChannel: 1000, ledgerMaxEntries: 100_000, ledgerTtlMs: 86_400_000, maxDepth: 32,
       retry: { initialDelayMs: 500, maxDelayMs: 10_000, multiplier: 2, maxAttempts: 6 },
     });
     expect(config.port).toBe(8080);

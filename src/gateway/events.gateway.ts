@@ -59,10 +59,6 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
     if (!rate.ok) {
       return { error: rateLimitError(rate.retryAfterMs) };
     }
-    const limit = this.bridge.config.api.maxBodyBytes;
-    if (Buffer.byteLength(JSON.stringify(body ?? null)) > limit) {
-      return { error: apiError(413, `command larger than the API limit of ${limit} bytes (api.maxBodyBytes)`) };
-    }
     try {
       return await this.bridge.commands.submit(body, { door: 'socket.io' });
     } catch (err) {

@@ -22,6 +22,22 @@ describe('Kafka command records', () => {
     expect(parseCommandRecord(Buffer.from('bot-eu'), Buffer.from('send hi'))).toEqual({ ok: false, error: expect.stringMatching(/^value is not JSON: /) });
   });
 
+  it('never throws, whatever the record: a value nested 20,000 deep is read (the service judges its depth), odd types are refused', () => {
+    const deep = '{"metadata":'.repeat(20_000) + '1' + '}'.repeat(20_000);
+    const parsed = parseCommandRecord(Buffer.from('bot-eu'), Buffer.from(deep));
+    expect(parsed).toMatchObject({ ok: true, channelId: 'bot-eu' });
+    expect(parseCommandRecord('bot-eu' as unknown as Buffer, 'text' as unknown as Buffer)).toEqual({ ok: false, error: 'record has no value (expected the command as JSON)' });
+    expect(parseCommandRecord({} as unknown as Buffer, Buffer.from('{}'))).toEqual({ ok: true, body: {}, channelId: undefined });
+    expect(parseCommandRecord(null, Buffer.from([0xff, 0xfe, 0x7b]))).toEqual({ ok: false, error: expect.stringMatching(/^value is not JSON: /) });
+  });
+
+  it('dead-letters a command over the size limit with its 413 and the depth refusal with its 400, naming the limit', () => {
+    expect(classifyRefusal(new CommandRequestError('command_too_large', 'command larger than the API limit of 1024 bytes (api.maxBodyBytes)', undefined, 'bytes')))
+      .toEqual({ action: 'dead_letter', code: 'command_too_large', status: 413, error: 'command_too_large: command larger than the API limit of 1024 bytes (api.maxBodyBytes)' });
+    expect(classifyRefusal(new CommandRequestError('invalid_command', 'invalid command', ['metadata: nested deeper than 32 levels (commands.maxDepth)'], 'depth')))
+      .toMatchObject({ action: 'dead_letter', status: 400, error: 'invalid_command: invalid command (metadata: nested deeper than 32 levels (commands.maxDepth))' });
+  });
+
   it.each([
     ['invalid_command', 400],
     ['unknown_channel', 404],

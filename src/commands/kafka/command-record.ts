@@ -15,12 +15,21 @@ export type Refusal =
  * Reads one record of the commands topic: value = the command JSON (SPEC §8, plus `channelId`), key = the channel id
  * (or, for a record a replica forwarded to a spread conversation's holder, `<channelId>/<conversationId>`: channel ids
  * hold no `/`). An empty key means "take the body's channelId"; a key and a body that disagree are refused by the service.
+ * Total: any input gives a result, never an exception (the consumer dead-letters what is not `ok`). Size and depth
+ * are the service's to judge, the same on every door.
  */
 export function parseCommandRecord(key: Buffer | null, value: Buffer | null): ParsedCommandRecord {
-  const channelId = key?.length ? key.toString('utf8').split('/')[0] : undefined;
-  if (!value?.length) return { ok: false, error: 'record has no value (expected the command as JSON)' };
+  if (!Buffer.isBuffer(value) || !value.length) return { ok: false, error: 'record has no value (expected the command as JSON)' };
+  let channelId: string | undefined;
+  let text: string;
   try {
-    return { ok: true, body: JSON.parse(value.toString('utf8')) as unknown, channelId };
+    channelId = Buffer.isBuffer(key) && key.length ? key.toString('utf8').split('/')[0] : undefined;
+    text = value.toString('utf8');
+  } catch (err) {
+    return { ok: false, error: `record cannot be read as text: ${describeError(err)}` };
+  }
+  try {
+    return { ok: true, body: JSON.parse(text) as unknown, channelId };
   } catch (err) {
     return { ok: false, error: `value is not JSON: ${describeError(err)}` };
   }
