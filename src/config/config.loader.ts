@@ -2,13 +2,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { globLimitProblems, type GlobLimits } from '../common/glob';
 import { LOG_LEVELS, type LogLevel } from '../common/logger';
 import type { ProviderDefinition } from '../connectors/connector.interface';
 import { providerDefinition, supportedProviders } from '../connectors/registry';
 import type { ProviderName } from '../envelope/event-types';
 import type { WebhookConfig } from '../sinks/webhook/webhook.config';
 import {
-  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, type DeadLetterConfig, type LimitsConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type ClusterConfig, type CommandsConfig, type ReconnectConfig,
+  ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, StreamConfig, type DeadLetterConfig, type LimitsConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type ClusterConfig, type CommandsConfig, type ReconnectConfig,
 } from './config.schema';
 
 /** One validated channel; `options` is an instance of its provider's options class. */
@@ -94,7 +95,7 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   const file = plainToInstance(FileConfig, rest, { enableImplicitConversion: true, exposeDefaultValues: true });
   problems.push(...formatErrors(validateSync(file, { whitelist: true, forbidNonWhitelisted: true })));
   const channels = validateChannels(rawChannels, problems);
-  checkWebhooks(file.webhooks, channels, problems, warnings);
+  checkWebhooks(file.webhooks, channels, globLimits(file.api?.stream), problems, warnings);
   if (file.cluster?.enabled === true && !file.kafka) problems.push('cluster.enabled: requires kafka (the replicas share the channels through a Kafka consumer group)');
   if (file.cluster && file.cluster.heartbeatIntervalMs * 3 > file.cluster.sessionTimeoutMs) problems.push('cluster.heartbeatIntervalMs: must be at most a third of cluster.sessionTimeoutMs');
   if (file.cluster?.enabled === true && file.cluster.handoverOverlapMs >= file.shutdownGraceMs) problems.push('cluster.handoverOverlapMs: must be below shutdownGraceMs (on SIGTERM the sinks need time to flush after the sockets close)');
@@ -247,8 +248,8 @@ function withoutFollowUps(problems: string[]): string[] {
   return problems.filter((p) => / environment variable \S+ is not set$/.test(p) || !unset.has(p.slice(0, p.indexOf(': '))));
 }
 
-/** What a per-field validator cannot see: unique ids, a schedule whose first attempt is immediate, unknown channels. */
-function checkWebhooks(webhooks: unknown, channels: ChannelConfig[], problems: string[], warnings: string[]): void {
+/** What a per-field validator cannot see: unique ids, a schedule whose first attempt is immediate, type globs within `api.stream`'s limits, unknown channels. */
+function checkWebhooks(webhooks: unknown, channels: ChannelConfig[], limits: GlobLimits, problems: string[], warnings: string[]): void {
   if (!Array.isArray(webhooks)) return;
   const seen = new Map<string, number>();
   const channelIds = new Set(channels.map((c) => c.id));
@@ -267,6 +268,7 @@ function checkWebhooks(webhooks: unknown, channels: ChannelConfig[], problems: s
   });
 }
 
+    if (Array.isArray(w?.types)) problems.push(...globLimitProblems(w.types, limits, `webhooks[${i}].types`));
 /** Flattens class-validator's tree into `path: message` lines. Values are never included. */
 export function formatErrors(errors: ValidationError[], prefix = ''): string[] {
   const lines: string[] = [];
@@ -274,6 +276,16 @@ export function formatErrors(errors: ValidationError[], prefix = ''): string[] {
     const path = /^\d+$/.test(e.property) ? `${prefix}[${e.property}]` : prefix ? `${prefix}.${e.property}` : e.property;
     const constraints = Object.entries(e.constraints ?? {});
     // A value of the wrong type also fails its range checks ('lots' is NaN): report the type error alone.
+/** The glob limits of `api.stream`; the defaults where those values are themselves invalid (reported on their own). */
+function globLimits(stream: Partial<GlobLimits> | undefined): GlobLimits {
+  const defaults = new StreamConfig();
+  const valid = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1;
+  return {
+    maxPatterns: valid(stream?.maxPatterns) ? stream.maxPatterns : defaults.maxPatterns,
+    maxPatternLength: valid(stream?.maxPatternLength) ? stream.maxPatternLength : defaults.maxPatternLength,
+  };
+}
+
     const wrongType = constraints.some(([name]) => TYPE_CHECKS.has(name));
     for (const [name, msg] of constraints) {
       if (wrongType && !TYPE_CHECKS.has(name) && name !== 'isDefined') continue;

@@ -159,6 +159,16 @@ export class ApiConfig {
   @IsOptional() @ValidateNested() @Type(() => RateLimitConfig) rateLimit: RateLimitConfig = new RateLimitConfig();
   @IsOptional() @ValidateNested() @Type(() => StreamConfig) stream: StreamConfig = new StreamConfig();
 }
+  /** The same in bytes (characters of the encoded messages); at least the largest event, or every subscriber of one is cut off. */
+  @IsOptional() @IsInt() @Min(64 * 1024) @Max(1024 * 1024 * 1024) maxBufferedBytes: number = 4 * 1024 * 1024;
+  /** Type globs in one subscription, and in one webhook's `types`. */
+  @IsOptional() @IsInt() @Min(1) @Max(10_000) maxPatterns: number = 50;
+  /** Characters of one type glob (subscriptions and webhook `types`). */
+  @IsOptional() @IsInt() @Min(1) @Max(10_000) maxPatternLength: number = 200;
+  /** Subscribed sockets per API token; past it `subscribe` is acked 429. */
+  @IsOptional() @IsInt() @Min(1) @Max(100_000) maxSubscribersPerToken: number = 100;
+  /** Subscribed sockets in all; past it `subscribe` is acked 503. */
+  @IsOptional() @IsInt() @Min(1) @Max(100_000) maxSubscribers: number = 500;
 
 /** Retry schedule of commands whose upstream surely did not act (connect refused, 5xx, socket not open). */
 export class CommandRetryConfig {

@@ -21,7 +21,7 @@ export interface SubscribeAck {
 }
 
 /**
- * The socket.io API (SPEC §8), namespace `/v1` on the HTTP server's port: the handshake authenticates with
+ * The socket.io API, namespace `/v1` on the HTTP server's port: the handshake authenticates with
  * `auth: {token}` (the tokens of CHATBRIDGE_API_TOKENS, as on HTTP); `command` goes to the command service like
  * `POST /v1/channels/:id/commands`; `subscribe` / `unsubscribe` set what the live event stream sends as `event`.
  * Every refusal is acked with the HTTP error JSON; nothing thrown reaches the client as a Nest `exception`.
@@ -68,15 +68,21 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
     }
   }
 
-  /** `subscribe` `{channels?, types?}` → replaces the socket's filter; ack `{subscribed}` or `{error}` with details. */
+  /**
+   * `subscribe` `{channels?, types?}` → replaces the socket's filter; ack `{subscribed}`, or `{error}` (400 with
+   * details, 429 past the token's subscribers, 503 past all subscribers), counted in `chatbridge_refused_total`.
+   */
   @SubscribeMessage('subscribe')
   subscribe(@ConnectedSocket() socket: ApiSocket, @MessageBody() body: unknown): SubscribeAck | ErrorAck {
     try {
-      const subscription = parseSubscription(body, (id) => this.bridge.channels.get(id) !== undefined);
-      this.bridge.stream.subscribe(socket, subscription);
+      const subscription = parseSubscription(body, (id) => this.bridge.channels.get(id) !== undefined, this.bridge.config.api.stream);
+      this.bridge.stream.subscribe(socket, subscription, socket.data.token ?? '');
       return { subscribed: subscription };
     } catch (err) {
-      if (err instanceof SubscriptionError) return { error: apiError(400, err.message, { details: err.details }) };
+      if (err instanceof SubscriptionError) {
+        this.bridge.metrics.refused.inc({ origin: 'stream', reason: err.reason });
+        return { error: apiError(err.statusCode, err.message, err.details ? { details: err.details } : {}) };
+      }
       this.log.error({ err: describeError(err) }, 'socket.io subscribe failed');
       return { error: apiError(500, 'the subscription could not be set; try again') };
     }

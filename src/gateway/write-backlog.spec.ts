@@ -19,6 +19,20 @@ describe('WriteBacklog', () => {
     expect(backlog.pending).toBe(0);
   });
 
+  it('counts the characters of those packets, strings and binary alike, control packets as nothing', () => {
+    const conn = connection();
+    const backlog = new WriteBacklog(conn);
+    const packets = [{ type: 'message', data: 'x'.repeat(1000) }, { type: 'message', data: Buffer.alloc(300) }, { type: 'ping' }];
+    for (const p of packets) conn.emit('packetCreate', p);
+    expect(backlog.pendingChars).toBe(1300);
+    conn.emit('flush', packets.slice(0, 1));
+    conn.transport.emit('drain');
+    expect(backlog.pendingChars).toBe(300);
+    conn.emit('flush', packets.slice(1));
+    conn.transport.emit('drain');
+    expect(backlog.pendingChars).toBe(0);
+  });
+
   it('follows a transport upgrade and stops counting once detached', () => {
     const conn = connection();
     const backlog = new WriteBacklog(conn);

@@ -62,8 +62,8 @@ describe('socket.io gateway and live event stream (e2e)', () => {
     return socket;
   }
 
-  async function connect(): Promise<Client> {
-    const socket = open();
+  async function connect(auth: Record<string, unknown> = { token: TEST_TOKEN }): Promise<Client> {
+    const socket = open(auth);
     const events: StreamedEvent[] = [];
     socket.on('event', (e: StreamedEvent) => events.push(e));
     await new Promise<void>((resolve, reject) => {
@@ -81,6 +81,20 @@ describe('socket.io gateway and live event stream (e2e)', () => {
     });
   }
 
+  /** Sends a socket.io EVENT packet whose arguments are `args` (JSON text) with ack id `id`; resolves with the ack's JSON text. */
+  const rawAck = (c: Client, id: number, args: string): Promise<string> => new Promise((resolve, reject) => {
+    const engine = c.socket.io.engine;
+    const timer = setTimeout(() => reject(new Error(`no ack ${id}`)), 5000);
+    const onPacket = (packet: { type: string; data?: unknown }) => {
+      const prefix = `3/v1,${id}`;
+      if (packet.type !== 'message' || typeof packet.data !== 'string' || !packet.data.startsWith(prefix)) return;
+      clearTimeout(timer);
+      engine.off('packet', onPacket);
+      resolve(packet.data.slice(prefix.length));
+    };
+    engine.on('packet', onPacket);
+    engine.send(`2/v1,${id}${args}`);
+  });
   const ack = <T>(c: Client, event: string, payload?: unknown): Promise<T> =>
     (payload === undefined ? c.socket.timeout(5000).emitWithAck(event) : c.socket.timeout(5000).emitWithAck(event, payload)) as Promise<T>;
   const post = async (path: string, body: unknown) => {
@@ -166,13 +180,83 @@ describe('socket.io gateway and live event stream (e2e)', () => {
     await ack(c, 'subscribe', { channels: ['bot-a'] });
     const bad = await ack<{ error: ErrorBody }>(c, 'subscribe', { channels: 'bot-a', types: [3], extra: true });
     expect(bad.error).toMatchObject({ statusCode: 400, error: 'Bad Request', message: expect.stringMatching(/invalid subscription/) });
-    expect(bad.error.details).toEqual(expect.arrayContaining(['extra: unknown key', expect.stringMatching(/^channels: .*array/), expect.stringMatching(/^types: .*string/)]));
+    expect(bad.error.details).toEqual(expect.arrayContaining(['extra: unknown key', expect.stringMatching(/^channels: .*array/), 'types[0]: must be a string']));
     const unknown = await ack<{ error: ErrorBody }>(c, 'subscribe', { channels: ['bot-a', 'nope'] });
     expect(unknown.error).toMatchObject({ statusCode: 400, details: ['channels[1]: unknown channel "nope"'] });
     expect((await ack<{ error: ErrorBody }>(c, 'subscribe', ['bot-a'])).error.details).toEqual(['(payload): must be an object']);
 
     sim.userSays(ROOM_A, 'user-9', 'still subscribed');
     await waitFor('the earlier subscription still works', received(c, 'still subscribed'));
+  });
+
+  it('refuses subscribers past the per-token (429) and total (503) limits, counts them, and has room again once one leaves', async () => {
+    const OTHER = 'other-token-0123456789';
+    bridge = await startTestBridge({
+      channels: [channel('bot-a', 'bot-1', ROOM_A), channel('bot-b', 'bot-2', ROOM_B)], api: { stream: { maxSubscribersPerToken: 2, maxSubscribers: 3 } },
+    }, { CHATBRIDGE_API_TOKENS: `${TEST_TOKEN},${OTHER}` });
+    await sim.waitUntil('both rooms listened', () => sim.listeners(ROOM_A) === 1 && sim.listeners(ROOM_B) === 1);
+    const [a1, a2, a3] = [await connect(), await connect(), await connect()];
+    expect(await ack(a1, 'subscribe', {})).toEqual({ subscribed: {} });
+    expect(await ack(a2, 'subscribe', {})).toEqual({ subscribed: {} });
+    const perToken = await ack<{ error: ErrorBody }>(a3, 'subscribe', {});
+    expect(perToken).toEqual({ error: { statusCode: 429, error: 'Too Many Requests', message: expect.stringMatching(/this API token has 2 subscribed sockets, its limit \(api\.stream\.maxSubscribersPerToken\)/) } });
+    // Changing a subscription is not one more subscriber.
+    expect(await ack(a1, 'subscribe', { channels: ['bot-a'] })).toEqual({ subscribed: { channels: ['bot-a'] } });
+    const [b1, b2] = [await connect({ token: OTHER }), await connect({ token: OTHER })];
+    expect(await ack(b1, 'subscribe', {})).toEqual({ subscribed: {} });
+    const total = await ack<{ error: ErrorBody }>(b2, 'subscribe', {});
+    expect(total).toEqual({ error: { statusCode: 503, error: 'Service Unavailable', message: expect.stringMatching(/the live stream has 3 subscribers, its limit \(api\.stream\.maxSubscribers\)/) } });
+    const m = await metrics();
+    expect(metricValue(m, 'chatbridge_refused_total', { origin: 'stream', reason: 'subscribers_per_token' })).toBe(1);
+    expect(metricValue(m, 'chatbridge_refused_total', { origin: 'stream', reason: 'subscribers_total' })).toBe(1);
+    expect(metricValue(m, 'chatbridge_stream_subscribers')).toBe(3);
+    // Refused sockets stay connected; once a subscriber leaves, the token has room again, and events flow to all.
+    expect(a3.socket.connected && b2.socket.connected).toBe(true);
+    a2.socket.close();
+    await waitFor('a2 gone', async () => metricValue(await metrics(), 'chatbridge_stream_subscribers') === 2);
+    expect(await ack(a3, 'subscribe', {})).toEqual({ subscribed: {} });
+    sim.userSays(ROOM_A, 'user-9', 'to all three');
+    await waitFor('every subscriber has it', () => [a1, a3, b1].every((c) => received(c, 'to all three')()));
+    expect(b2.events).toEqual([]);
+  });
+
+  it('answers any subscribe payload with an ack, refuses globs past the limits, and matches the 25-star glob in linear time', async () => {
+    await start({ api: { stream: { maxPatterns: 3, maxPatternLength: 30 } } });
+    const [c, other] = [await connect(), await connect()];
+    expect(await ack(other, 'subscribe', { types: ['chatbridge.message.*'] })).toEqual({ subscribed: { types: ['chatbridge.message.*'] } });
+    const tooMany = await ack<{ error: ErrorBody }>(c, 'subscribe', { types: ['a', 'b', 'c', 'd'] });
+    expect(tooMany.error).toEqual({ statusCode: 400, error: 'Bad Request', message: expect.stringMatching(/invalid subscription/), details: ['types: at most 3 patterns (api.stream.maxPatterns); got 4'] });
+    const tooLong = await ack<{ error: ErrorBody }>(c, 'subscribe', { types: [`${'*'.repeat(31)}Z`] });
+    expect(tooLong.error.details).toEqual(['types[0]: at most 30 characters (api.stream.maxPatternLength); got 32']);
+
+    // As JSON text: socket.io-client itself cannot encode an object this deep (its binary check recurses).
+    const deep = (n: number) => `${'{"types":['.repeat(n)}"x"${']}'.repeat(n)}`;
+    const hostile: string[] = [
+      '42', '"everything"', 'true', '[]', '["bot-a"]', deep(10_000), `{"types":${deep(10_000)}}`, JSON.stringify({ types: Array.from({ length: 20_000 }, (_, i) => i) }),
+      JSON.stringify({ channels: Array.from({ length: 20_000 }, () => 'bot-a') }), '{"types":[null,{},[],1.5]}', JSON.stringify({ ['k'.repeat(50_000)]: 1 }),
+      '{"__proto__":{"types":["*"]},"constructor":{"prototype":{}}}',
+    ];
+    for (const [i, payload] of hostile.entries()) {
+      const answer = await rawAck(c, 9000 + i, `["subscribe",${payload}]`);
+      expect(answer.length).toBeLessThan(4096);
+      expect((JSON.parse(answer) as [{ error: ErrorBody }])[0].error).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+    }
+    // A binary packet this deep fails in socket.io's own decoder, before any handler: that one connection is closed.
+    const binary = await connect();
+    const closed = new Promise<string>((resolve) => binary.socket.once('disconnect', resolve));
+    binary.socket.io.engine.send(`51-/v1,7["subscribe",${deep(10_000).replace('"x"', '{"_placeholder":true,"num":0}')}]`);
+    binary.socket.io.engine.send(Buffer.from([1]) as unknown as string);
+    expect(await closed).toBe('transport close');
+    expect(c.socket.connected).toBe(true);
+    expect(metricValue(await metrics(), 'chatbridge_refused_total', { origin: 'stream', reason: 'pattern_limit' })).toBe(2);
+    expect(metricValue(await metrics(), 'chatbridge_refused_total', { origin: 'stream', reason: 'invalid' })).toBe(hostile.length);
+
+    // The pattern that froze the backtracking matcher is an ordinary one now: it matches nothing, and the rest goes on.
+    expect(await ack(c, 'subscribe', { types: [`${'*'.repeat(25)}Z`] })).toEqual({ subscribed: { types: [`${'*'.repeat(25)}Z`] } });
+    for (let i = 0; i < 20; i++) sim.userSays(ROOM_A, 'user-9', `m${i}`);
+    await waitFor('20 events at the other subscriber', () => other.events.length === 20);
+    expect(other.texts()).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    expect(c.events).toEqual([]);
   });
 
   it('cuts off a subscriber that stops reading, while another one, the webhooks and the bridge keep going', async () => {
@@ -211,7 +295,10 @@ describe('socket.io gateway and live event stream (e2e)', () => {
     // Reading again, the slow client learns why it was cut off, after the events that were already on their way.
     ws.resume();
     await waitFor('stream_error and disconnect', () => cutOff !== undefined && slowSaw.length > 0);
-    expect(cutOff).toEqual({ reason: 'slow_consumer', message: expect.stringMatching(/more than 20 messages .*api\.stream\.maxBufferedEvents/), buffered: expect.any(Number), limit: 20 });
+    expect(cutOff).toEqual({
+      reason: 'slow_consumer', message: expect.stringMatching(/more than 20 messages .*api\.stream\.maxBufferedEvents/), buffered: expect.any(Number), limit: 20,
+      bufferedBytes: expect.any(Number), limitBytes: 4 * 1024 * 1024,
+    });
     expect((cutOff as { buffered: number }).buffered).toBeGreaterThan(20);
     expect(slowSaw).toEqual(['io server disconnect']);
     expect(slow.events.length).toBeLessThan(sent);

@@ -1,16 +1,14 @@
+import { compileGlob, type GlobMatcher } from '../../common/glob';
 import type { AnyCanonicalEvent } from '../../envelope/envelope';
 
-/** Which events an endpoint wants (SPEC §3: `types` globs on the CloudEvent type, `channels` ids). */
+/** Which events an endpoint or a live-stream subscriber wants (`types` globs on the CloudEvent type, `channels` ids). */
 export interface EventFilter {
   /** True when the endpoint subscribed to this event. */
   matches(event: AnyCanonicalEvent): boolean;
 }
 
-/** A type glob as a RegExp: `*` matches any run of characters (dots included), everything else literally. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*');
-  return new RegExp(`^${body}$`);
-}
+/** Answers per event type remembered by one filter: the bridge's types are a fixed, small set. */
+const MAX_REMEMBERED_TYPES = 256;
 
 /**
  * Builds the filter of one endpoint; omitted lists match everything. The bridge's own events have no channel,
@@ -18,13 +16,27 @@ export function globToRegExp(glob: string): RegExp {
  * (it is disabled then, and the event is for the others).
  */
 export function eventFilter(opts: { id?: string; types?: readonly string[]; channels?: readonly string[] }): EventFilter {
-  const types = opts.types?.map(globToRegExp);
+  const types = opts.types ? typeMatcher(opts.types) : undefined;
   const channels = opts.channels ? new Set(opts.channels) : undefined;
   return {
     matches(event: AnyCanonicalEvent): boolean {
       if (channels && (event.channelid === undefined || !channels.has(event.channelid))) return false;
       if (event.type === 'chatbridge.webhook.status' && event.data.webhook.id === opts.id) return false;
-      return !types || types.some((re) => re.test(event.type));
+      return !types || types(event.type);
     },
+  };
+}
+
+/** Any of `globs`, each answer remembered per type so an event costs one lookup per filter after the first of its type. */
+function typeMatcher(globs: readonly string[]): GlobMatcher {
+  const matchers = globs.map(compileGlob);
+  const known = new Map<string, boolean>();
+  return (type) => {
+    let hit = known.get(type);
+    if (hit === undefined) {
+      hit = matchers.some((m) => m(type));
+      if (known.size < MAX_REMEMBERED_TYPES) known.set(type, hit);
+    }
+    return hit;
   };
 }
