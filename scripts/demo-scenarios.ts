@@ -100,7 +100,7 @@ async function waitDeduplicated(ctx: DemoContext, channel: string, n: number, ti
 const messageText = (channel: string, text: string) => (e: DemoEvent) => e.channelid === channel && e.data.message?.text === text;
 
 /** The API token the demo configures (CHATBRIDGE_API_TOKENS). */
-export const DEMO_API_TOKEN = 'demo-token';
+export const DEMO_API_TOKEN = 'demo-token-0123456789';
 
 /**
  * Sends a command through the command gateway's HTTP door (`POST /v1/channels/:id/commands`), follows it with

@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   // The bridge's own logs (warnings and up) on stderr; stdout is the receiver's.
   const log = createRootLogger((process.env.LOG_LEVEL as 'warn') ?? 'warn', 2);
   const running = await startBridge(config, log, { host: '127.0.0.1' });
-  console.log(c(1, `chatbridge demo: five upstream simulators on 127.0.0.1, bridge API at ${running.url} (token: demo-token)`));
+  console.log(c(1, `chatbridge demo: five upstream simulators on 127.0.0.1, bridge API at ${running.url} (token: ${DEMO_API_TOKEN})`));
   for (const [provider, url] of Object.entries(sims.urls())) console.log(c(2, `  ${provider.padEnd(14)} ${url}`));
   console.log(c(2, `  webhook receiver ${receiver.url} (secret whsec_…, generated for this run)`));
   console.log(c(2, 'embedded mode (no Kafka): the bridge POSTs every canonical event, signed (Standard Webhooks), to the local receiver,'));
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     clearInterval(t);
   }
 
-  const channels = (await (await fetch(`${running.url}/v1/channels`, { headers: { authorization: 'Bearer demo-token' } })).json()) as { channels: Array<Record<string, string | number | undefined>> };
+  const channels = (await (await fetch(`${running.url}/v1/channels`, { headers: { authorization: `Bearer ${DEMO_API_TOKEN}` } })).json()) as { channels: Array<Record<string, string | number | undefined>> };
   const metrics = await (await fetch(`${running.url}/metrics`)).text();
   const dupes = new Map([...metrics.matchAll(/^chatbridge_events_deduplicated_total\{channel="([^"]+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
   ctx.header('shutdown: every channel closes its upstream connection');

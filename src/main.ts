@@ -33,6 +33,8 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     const hardStop = setTimeout(() => {
       log.error('shutdown took longer than shutdownGraceMs + 5 s; exiting');
+      // Synchronous: what the Kafka sink still holds is in the dead-letter file before the process ends.
+      running.bridge.kafka?.spill();
       process.exit(1);
     }, config.shutdownGraceMs + 5000);
     hardStop.unref();

@@ -75,7 +75,7 @@ describe('loadConfig: a valid config', () => {
 
   it('keeps explicit values over defaults and parses CHATBRIDGE_API_TOKENS', () => {
     const { config } = loadConfig({
-      env: { CHATBRIDGE_API_TOKENS: ' t1, ,t2 ' },
+      env: { CHATBRIDGE_API_TOKENS: ' token-one-0123456789, ,token-two-0123456789 ' },
       raw: {
         kafka: { brokers: ['b:9092'], topics: { events: 'my.events' }, producer: { batchSize: 50 } },
         reconnect: { maxDelayMs: 5000 },
@@ -89,7 +89,7 @@ describe('loadConfig: a valid config', () => {
     expect(config.reconnect.initialDelayMs).toBe(1000);
     expect(config.channels[0].mode).toBe('webhook');
     expect(config.channels[0].options).toMatchObject({ connectTimeoutMs: 2500, path: '/socket.io' });
-    expect(config.apiTokens).toEqual(['t1', 't2']);
+    expect(config.apiTokens).toEqual(['token-one-0123456789', 'token-two-0123456789']);
   });
 
   it('has no kafka when neither the file nor KAFKA_BROKERS names brokers (embedded mode)', () => {

@@ -11,6 +11,7 @@ import type { WebhookConfig } from '../sinks/webhook/webhook.config';
 import {
   ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, StreamConfig, type DeadLetterConfig, type LimitsConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type ClusterConfig, type CommandsConfig, type ReconnectConfig,
 } from './config.schema';
+import { timerProblems } from './timers';
 
 /** One validated channel; `options` is an instance of its provider's options class. */
 export interface ChannelConfig<O extends object = object> {
@@ -62,6 +63,9 @@ export interface LoadConfigInput {
   raw?: unknown;
 }
 
+/** Shortest API token accepted: short tokens can be guessed, even with failed attempts rate limited. */
+export const MIN_API_TOKEN_LENGTH = 16;
+
 const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Reads, interpolates and validates the configuration once. Throws ConfigError listing every problem. */
@@ -104,6 +108,9 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   const logLevel = (env.LOG_LEVEL || 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')}`);
   const apiTokens = (env.CHATBRIDGE_API_TOKENS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  const short = apiTokens.flatMap((t, i) => (t.length < MIN_API_TOKEN_LENGTH ? [i + 1] : []));
+  if (short.length) problems.push(`CHATBRIDGE_API_TOKENS: token${short.length > 1 ? 's' : ''} ${short.join(', ')} (counting from 1) shorter than ${MIN_API_TOKEN_LENGTH} characters; use long random tokens, e.g. \`openssl rand -hex 32\``);
+  problems.push(...timerProblems(interpolated));
 
   if (problems.length) throw new ConfigError(withoutFollowUps(problems));
   return {

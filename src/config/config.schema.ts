@@ -39,8 +39,12 @@ export class KafkaTopicsConfig {
 export class KafkaProducerConfig {
   /** Most records in one produce request. */
   @IsOptional() @IsInt() @Min(1) @Max(10_000) batchSize: number = 500;
+  /** Most record bytes in one produce request, below Kafka's default message.max.bytes (1,048,588); a larger record goes alone. */
+  @IsOptional() @IsInt() @Min(1024) maxBatchBytes: number = 921_600;
   /** Events held in memory while Kafka is slow or down; beyond it events go to the dead-letter file. */
   @IsOptional() @IsInt() @Min(100) maxQueue: number = 100_000;
+  /** Record bytes held in memory (with `maxQueue`, whichever is reached first); sized for a 512 MiB container. */
+  @IsOptional() @IsInt() @Min(1_048_576) maxQueueBytes: number = 134_217_728;
   /** Queue depth at which a warning is logged and readiness reports backpressure. */
   @IsOptional() @IsInt() @Min(1) warnQueue: number = 10_000;
   @IsOptional() @IsIn(['none', 'gzip']) compression: 'none' | 'gzip' = 'gzip';

@@ -35,11 +35,11 @@ describe('Helm chart: the config the pod gets', () => {
     helm = await Helm.get();
   }, 180_000);
 
-  const MANAGED = { 'chatbridge-managed': { CHATBRIDGE_API_TOKENS: 'managed-token', SMARTSUPP_KEY: 'managed-smartsupp-key' } };
+  const MANAGED = { 'chatbridge-managed': { CHATBRIDGE_API_TOKENS: 'managed-token-0123456789', SMARTSUPP_KEY: 'managed-smartsupp-key' } };
   const EXPECTED: Record<string, { channels: string[]; kafka: boolean; webhooks: string[]; tokens: string[] }> = {
-    'default-values.yaml': { channels: ['wa-sales'], kafka: false, webhooks: ['crm'], tokens: ['ci-token-one', 'ci-token-two'] },
-    'existing-secret-values.yaml': { channels: ['site-chat'], kafka: false, webhooks: [], tokens: ['managed-token'] },
-    'hpa-values.yaml': { channels: ['support'], kafka: true, webhooks: [], tokens: ['ci-token-hpa'] },
+    'default-values.yaml': { channels: ['wa-sales'], kafka: false, webhooks: ['crm'], tokens: ['ci-token-one-0123456789', 'ci-token-two-0123456789'] },
+    'existing-secret-values.yaml': { channels: ['site-chat'], kafka: false, webhooks: [], tokens: ['managed-token-0123456789'] },
+    'hpa-values.yaml': { channels: ['support'], kafka: true, webhooks: [], tokens: ['ci-token-hpa-0123456789'] },
     'kafka-cluster-values.yaml': { channels: ['hub', 'bot-eu'], kafka: true, webhooks: ['crm'], tokens: ['ci-token-cluster'] },
   };
 

@@ -2,7 +2,7 @@ import { CloudEvent, Kafka, type KafkaMessage } from 'cloudevents';
 import type { IHeaders, Message } from 'kafkajs';
 import { mapZapThinker } from '../../connectors/zapthinker/zapthinker.mapper';
 import { createEvent, type AnyCanonicalEvent } from '../../envelope/envelope';
-import { fromKafkaMessage, toKafkaMessage } from './kafka.record';
+import { fromKafkaMessage, toDeadLetterMessage, toKafkaMessage } from './kafka.record';
 import { createBridgeEvent, toStructured } from '../../envelope/envelope';
 
 const JID = '5511999999999@s.whatsapp.net';
@@ -156,5 +156,33 @@ describe('fromKafkaMessage (the webhook consumer reads events back)', () => {
     expect(() => fromKafkaMessage({ ...good, value: Buffer.from('not json') })).toThrow('record value is not JSON');
     expect(() => fromKafkaMessage({ ...good, value: null })).toThrow('record has no value');
     expect(() => fromKafkaMessage({ ...good, headers: { ...good.headers, ce_specversion: Buffer.from('0.3') } })).toThrow('unsupported ce_specversion "0.3"');
+  });
+});
+
+describe('toDeadLetterMessage (records of topics.deadLetter)', () => {
+  it('keeps a poison record\'s original key, headers and value bytes, and says where it was read', () => {
+    const value = Buffer.from([0xff, 0x00, 0x7b]);
+    const m = toDeadLetterMessage({
+      reason: 'poison_record', origin: 'commands', error: 'x'.repeat(5000),
+      record: { topic: 'chatbridge.commands', partition: 3, offset: '42', key: Buffer.from('wa').toString('base64'), value: value.toString('base64'), headers: { 'content-type': 'text/plain', trace: 't1' } },
+    });
+    expect(m.key).toEqual(Buffer.from('wa'));
+    expect(m.value).toEqual(value);
+    expect(m.headers).toMatchObject({ 'content-type': 'text/plain', trace: 't1', dlq_reason: 'poison_record', dlq_origin: 'commands', dlq_topic: 'chatbridge.commands', dlq_partition: '3', dlq_offset: '42' });
+    expect((m.headers?.dlq_error as string).length).toBe(1000);
+  });
+
+  it('keeps a null key and value null', () => {
+    const m = toDeadLetterMessage({ reason: 'poison_record', origin: 'commands', record: { topic: 't', partition: 0, offset: '0', key: null, value: null, headers: {} } });
+    expect(m.key).toBeNull();
+    expect(m.value).toBeNull();
+  });
+
+  it('writes an event as JSON with its id and the reason in headers', () => {
+    const event = messageEvent();
+    const m = toDeadLetterMessage({ reason: 'webhook_rejected', origin: 'crm', channelId: 'wa-sales', event, status: 400, attempts: 2 });
+    expect(m.key).toBe(event.partitionkey);
+    expect(JSON.parse(m.value as string)).toEqual(event);
+    expect(m.headers).toStrictEqual({ dlq_reason: 'webhook_rejected', dlq_origin: 'crm', dlq_channelid: 'wa-sales', dlq_attempts: '2', dlq_status: '400', 'content-type': 'application/json', ce_id: event.id });
   });
 });

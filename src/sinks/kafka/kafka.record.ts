@@ -1,6 +1,7 @@
 import type { IHeaders, Message } from 'kafkajs';
 import { headerStrings } from '../../common/topic-scan';
 import type { AnyCanonicalEvent } from '../../envelope/envelope';
+import type { DeadLetter } from '../../pipeline/dead-letters';
 
 /**
  * CloudEvents Kafka protocol binding, binary mode (SPEC §5): key = `partitionkey`, value = `data` as JSON,
@@ -63,4 +64,29 @@ export function fromKafkaMessage(record: ConsumedRecord): AnyCanonicalEvent {
   // Attributes in createEvent's order, so the structured body is byte-identical to the in-process one.
   if (h.ce_subject !== undefined) event.subject = h.ce_subject;
   return event as unknown as AnyCanonicalEvent;
+}
+
+/** Longest `dlq_error` header (characters). */
+const MAX_ERROR_HEADER = 1000;
+
+/**
+ * A dead letter as a record of `topics.deadLetter`: why and where in `dlq_` headers. A poison Kafka record keeps its
+ * original key, headers and value (decoded from base64), with `dlq_topic`/`dlq_partition`/`dlq_offset` saying where
+ * it was read; anything else is the event (or frame) as JSON. Pure.
+ */
+export function toDeadLetterMessage(item: DeadLetter): Message {
+  const dlq: Record<string, string> = { dlq_reason: item.reason, dlq_origin: item.origin };
+  if (item.channelId) dlq.dlq_channelid = item.channelId;
+  if (item.error) dlq.dlq_error = item.error.slice(0, MAX_ERROR_HEADER);
+  if (item.attempts !== undefined) dlq.dlq_attempts = String(item.attempts);
+  if (item.status !== undefined) dlq.dlq_status = String(item.status);
+  const { record } = item;
+  if (record) {
+    const bytes = (b64: string | null) => (b64 === null ? null : Buffer.from(b64, 'base64'));
+    const where = { dlq_topic: record.topic, dlq_partition: String(record.partition), dlq_offset: record.offset };
+    return { key: bytes(record.key), value: bytes(record.value), headers: { ...record.headers, ...dlq, ...where } };
+  }
+  const headers: IHeaders = { ...dlq, 'content-type': 'application/json' };
+  if (item.event) headers.ce_id = item.event.id;
+  return { key: item.event?.partitionkey ?? item.channelId ?? null, value: JSON.stringify(item.event ?? item.frame ?? null), headers };
 }

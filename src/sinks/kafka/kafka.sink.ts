@@ -7,25 +7,35 @@ import type { PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetter, DeadLetterTarget, DeadLetters } from '../../pipeline/dead-letters';
 import type { Sink } from '../sink.interface';
-import { EventQueue } from './event-queue';
-import { toKafkaMessage } from './kafka.record';
+import { createMissingTopics } from './kafka.client';
+import { fromKafkaMessage, toDeadLetterMessage, toKafkaMessage } from './kafka.record';
+import { RecordQueue, recordBytes, type QueuedRecord } from './record-queue';
+import { recordRefusal } from './refusal';
+
+/** Longest wait for the producer to disconnect at shutdown (ms); the queue is in the file by then. */
+const DISCONNECT_MS = 1000;
 
 /**
- * Publishes events to `topics.events` with an idempotent producer (`acks: -1`). One produce request is in
- * flight at a time and holds the oldest queued events, so order is kept for every key (and therefore every
- * conversation); while it is in flight newer events queue up and form the next, larger batch.
+ * Publishes events to `topics.events` with an idempotent producer (`acks: -1`). Each event becomes its Kafka
+ * record once, when it is queued. One produce request is in flight at a time and holds the oldest queued records
+ * (at most `batchSize` and `maxBatchBytes`), so order is kept for every key (and therefore every conversation);
+ * while it is in flight newer events queue up and form the next batch.
  *
- * When Kafka is down, the batch at the head is retried with capped backoff forever, and events wait in a
- * bounded in-memory queue (metric `chatbridge_sink_queue_depth`, a warning past `warnQueue`). An event that
- * finds the queue full is dead-lettered to the file (reason `queue_full`), never dropped silently.
+ * When Kafka is down, the batch at the head is retried with capped backoff forever, and events wait in a queue
+ * bounded by count and bytes (metric `chatbridge_sink_queue_depth`, a warning past `warnQueue`). An event that
+ * finds the queue full is dead-lettered to the file (reason `queue_full`), never dropped silently. When the
+ * broker refuses records themselves (too large, invalid), the batch is split until the refused record is alone;
+ * that one is dead-lettered to the file (`kafka_record_refused`) and the others are sent, in order.
  */
 export class KafkaSink implements Sink, DeadLetterTarget {
   readonly name = 'kafka';
   private readonly producer: Producer;
-  private readonly queue = new EventQueue();
+  private readonly queue = new RecordQueue();
   private up = false;
   private accepting = true;
   private stopped = false;
+  /** Set once the queue was handed to the dead-letter file: a late acknowledgement no longer takes from it. */
+  private spilled = false;
   private wake?: () => void;
   private loop?: Promise<void>;
   private failures = 0;
@@ -45,20 +55,28 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   }
 
   publish(item: PipelineEvent): void {
+    const { event } = item;
     if (!this.accepting) {
-      this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: item.event.channelid, event: item.event });
+      this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: event.channelid, event });
       return;
     }
-    if (this.queue.length >= this.cfg.producer.maxQueue) {
-      this.deadLetters.writeFile({ reason: 'queue_full', origin: this.name, channelId: item.event.channelid, event: item.event, error: `kafka queue full (${this.cfg.producer.maxQueue} events)` });
+    const message = toKafkaMessage(event);
+    // UTF-8 once, here: the queue's byte budget is then exact, and the bytes live outside the JS heap.
+    message.value = Buffer.from(message.value as string);
+    const record: QueuedRecord = { message, bytes: recordBytes(message), channelId: event.channelid, type: event.type, receivedAt: item.receivedAt };
+    const { maxQueue, maxQueueBytes, warnQueue } = this.cfg.producer;
+    const full = this.queue.length >= maxQueue ? `${maxQueue} events` : this.queue.bytes + record.bytes > maxQueueBytes ? `${maxQueueBytes} bytes` : undefined;
+    if (full) {
+      this.metrics.refused.inc({ origin: this.name, reason: 'queue_full' });
+      this.deadLetters.writeFile({ reason: 'queue_full', origin: this.name, channelId: event.channelid, event, error: `kafka queue full (${full})` });
       return;
     }
-    this.queue.push(item);
+    this.queue.push(record);
     const depth = this.queue.length;
     this.metrics.queueDepth.set({ sink: this.name }, depth);
-    if (depth >= this.cfg.producer.warnQueue && !this.warnedDepth) {
+    if (depth >= warnQueue && !this.warnedDepth) {
       this.warnedDepth = true;
-      this.log.warn({ depth, maxQueue: this.cfg.producer.maxQueue }, 'kafka queue is growing: Kafka is slow or unreachable');
+      this.log.warn({ depth, maxQueue, bytes: this.queue.bytes, maxQueueBytes }, 'kafka queue is growing: Kafka is slow or unreachable');
     }
     this.wake?.();
   }
@@ -81,19 +99,14 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   }
 
   async write(item: DeadLetter): Promise<void> {
-    const headers: Record<string, string> = { dlq_reason: item.reason, dlq_origin: item.origin, 'content-type': 'application/json' };
-    if (item.channelId) headers.dlq_channelid = item.channelId;
-    if (item.error) headers.dlq_error = item.error.slice(0, 1000);
-    if (item.attempts !== undefined) headers.dlq_attempts = String(item.attempts);
-    if (item.status !== undefined) headers.dlq_status = String(item.status);
-    if (item.event) headers.ce_id = item.event.id;
-    await this.producer.send({
-      topic: this.cfg.topics.deadLetter,
-      acks: -1,
-      messages: [{ key: item.event?.partitionkey ?? item.channelId ?? null, value: JSON.stringify(item.event ?? item.frame ?? null), headers }],
-    });
+    await this.producer.send({ topic: this.cfg.topics.deadLetter, acks: -1, messages: [toDeadLetterMessage(item)] });
   }
 
+  /**
+   * Delivers what is queued until `deadlineMs`, then writes the rest to the dead-letter file, the batch in flight
+   * included: a broker that accepts and never answers cannot hold shutdown, and what it may still acknowledge
+   * later is a duplicate (same `ce_id`), not a loss.
+   */
   async stop(deadlineMs: number): Promise<void> {
     this.accepting = false;
     const deadline = Date.now() + deadlineMs;
@@ -103,13 +116,25 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     this.stopped = true;
     this.abortWait?.();
     this.wake?.();
-    await this.loop;
-    const left = this.queue.take(this.queue.length);
-    for (const item of left) this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: item.event.channelid, event: item.event, error: 'not delivered to Kafka before shutdown' });
-    if (left.length) this.log.error({ count: left.length }, 'events not delivered to Kafka before shutdown were written to the dead-letter file');
-    this.metrics.queueDepth.set({ sink: this.name }, 0);
-    await this.producer.disconnect().catch(() => undefined);
+    if (this.loop) await within(this.loop, deadline - Date.now());
+    this.spill();
+    await within(this.producer.disconnect().catch(() => undefined), DISCONNECT_MS);
     this.setUp(false);
+  }
+
+  /**
+   * Writes everything still queued, the batch in flight included, to the dead-letter file (reason `shutdown`) and
+   * stops the sink. Synchronous, so a process exit right after it loses nothing. Returns how many it wrote.
+   */
+  spill(): number {
+    this.accepting = false;
+    this.stopped = true;
+    this.spilled = true;
+    const left = this.queue.take(this.queue.length);
+    for (const r of left) this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: r.channelId, event: fromKafkaMessage(r.message), error: 'not acknowledged by Kafka before shutdown' });
+    if (left.length) this.log.error({ count: left.length }, 'events not acknowledged by Kafka before shutdown were written to the dead-letter file');
+    this.metrics.queueDepth.set({ sink: this.name }, 0);
+    return left.length;
   }
 
   private async run(): Promise<void> {
@@ -125,14 +150,16 @@ export class KafkaSink implements Sink, DeadLetterTarget {
           await this.producer.connect();
           connected = true;
           this.setUp(true);
-          await this.maybeCreateTopics();
+          await createMissingTopics(this.kafka, this.cfg, this.log);
           continue;
         }
-        await this.sendBatch();
+        const { batchSize, maxBatchBytes } = this.cfg.producer;
+        await this.deliver(this.queue.peekBatch(batchSize, maxBatchBytes));
         if (this.failures) this.log.info({ afterFailures: this.failures }, 'kafka delivery resumed');
         this.failures = 0;
         this.setUp(true);
       } catch (err) {
+        if (this.spilled) return;
         this.failures++;
         this.metrics.publishErrors.inc({ sink: this.name });
         this.setUp(false);
@@ -148,44 +175,52 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     }
   }
 
-  private async sendBatch(): Promise<void> {
-    const batch = this.queue.peek(this.cfg.producer.batchSize);
+  /**
+   * Sends `batch` (the head of the queue). When the broker refuses records themselves, the batch is split in
+   * halves, sent in order, until the refused record is alone: that one is dead-lettered and the rest go on.
+   * Any other error is thrown, and the head is retried as it is.
+   */
+  private async deliver(batch: QueuedRecord[]): Promise<void> {
+    try {
+      await this.send(batch);
+    } catch (err) {
+      const refusal = recordRefusal(err);
+      if (!refusal || this.spilled) throw err;
+      if (batch.length === 1) return this.refuse(batch[0], refusal, err);
+      const half = Math.ceil(batch.length / 2);
+      await this.deliver(batch.slice(0, half));
+      await this.deliver(batch.slice(half));
+    }
+  }
+
+  private async send(batch: QueuedRecord[]): Promise<void> {
     await this.producer.send({
       topic: this.cfg.topics.events,
       acks: -1,
       compression: this.cfg.producer.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-      messages: batch.map((b) => toKafkaMessage(b.event)),
+      messages: batch.map((b) => b.message),
     });
+    // Already in the dead-letter file: acknowledged after the shutdown deadline, so these are now duplicates.
+    if (this.spilled) return;
     this.queue.take(batch.length);
     const now = performance.now();
     for (const b of batch) {
-      this.metrics.eventsOut.inc({ sink: this.name, channel: b.event.channelid ?? '', type: b.event.type });
+      this.metrics.eventsOut.inc({ sink: this.name, channel: b.channelId ?? '', type: b.type });
       this.metrics.publishLatency.observe({ sink: this.name }, (now - b.receivedAt) / 1000);
     }
     this.metrics.queueDepth.set({ sink: this.name }, this.queue.length);
     if (this.queue.length < this.cfg.producer.warnQueue / 2) this.warnedDepth = false;
   }
 
-  /** `kafka.createTopics: true`: creates missing topics once. A broker that forbids it gets a warning, not a crash. */
-  private async maybeCreateTopics(): Promise<void> {
-    if (!this.cfg.createTopics) return;
-    const admin = this.kafka.admin();
-    const { events, commands, deadLetter, state, commandLedger } = this.cfg.topics;
-    try {
-      await admin.connect();
-      const existing = new Set(await admin.listTopics());
-      const missing = [events, commands, deadLetter, state, commandLedger].filter((t) => !existing.has(t));
-      if (missing.length) {
-        // The state topic keeps only each channel's latest record, however old; the ledger each command's latest state.
-        const configEntries = (topic: string) => (topic === state || topic === commandLedger ? [{ name: 'cleanup.policy', value: 'compact' }] : undefined);
-        await admin.createTopics({ waitForLeaders: true, topics: missing.map((topic) => ({ topic, numPartitions: this.cfg.topicPartitions ?? -1, configEntries: configEntries(topic) })) });
-        this.log.info({ topics: missing }, 'created missing Kafka topics');
-      }
-    } catch (err) {
-      this.log.warn({ err: describeError(err) }, 'could not create Kafka topics (kafka.createTopics); continuing with what exists');
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
+  /** The broker refused this record on its own: retrying cannot help, so it leaves the queue for the file. */
+  private refuse(record: QueuedRecord, refusal: string, err: unknown): void {
+    this.queue.take(1);
+    this.metrics.refused.inc({ origin: this.name, reason: 'kafka_record_refused' });
+    this.metrics.queueDepth.set({ sink: this.name }, this.queue.length);
+    const event = fromKafkaMessage(record.message);
+    // A record too large for Kafka is too large for the dead-letter topic as well: the file takes it.
+    this.deadLetters.writeFile({ reason: 'kafka_record_refused', origin: this.name, channelId: record.channelId, event, error: `${refusal}: ${describeError(err)}` });
+    this.log.warn({ refusal, id: event.id, type: record.type, bytes: record.bytes }, 'kafka refused one record; dead-lettered to the file, the rest go on');
   }
 
   private pause(ms: number): Promise<void> {
@@ -207,6 +242,13 @@ export class KafkaSink implements Sink, DeadLetterTarget {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits for `work` at most `ms` (its outcome is not needed, only that it ended or the time is up). */
+async function within(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
+  clearTimeout(timer);
 }
 
 /** Errors after which the connection is rebuilt (kafkajs marks them by name, not by text). */
