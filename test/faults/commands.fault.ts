@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel, type Producer } from 'kafkajs';
+import type { Socket } from 'socket.io-client';
+import type { BridgeProcess } from '../helpers/bridge-process';
+import { metricValue, TEST_TOKEN } from '../helpers/bridge-harness';
+import { connectRawClient, deepCommandJson, rawJson } from '../helpers/deep-json';
+import { KafkaReader, sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
+import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
+import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
+
+/**
+ * Hostile commands against the built bridge (one ZapThinker channel and its simulator, Kafka from the test broker):
+ * a command whose `metadata` is nested 5,000 deep on each door is refused with a clear 400 (an ack on socket.io, a
+ * dead letter on Kafka: once, never offered again), the process stays up and answers /healthz fast, and the normal
+ * command after it reaches the upstream.
+ */
+describe('fault rows: commands', () => {
+  const LEVELS = 5000;
+  const RSS_BOUND_MIB = 300;
+  const CONTACT = '5511987654321';
+  const DEPTH_DETAIL = 'metadata: nested deeper than 32 levels (commands.maxDepth; the command itself is level 1)';
+  const topics = { events: uniqueTopic('events'), commands: uniqueTopic('commands'), deadLetter: uniqueTopic('dlq'), commandLedger: uniqueTopic('ledger') };
+  let zap: ZapThinkerSimulator;
+  let bridge: BridgeProcess;
+  let reader: KafkaReader;
+  let socket: Socket | undefined;
+  let producer: Producer | undefined;
+
+  beforeAll(async () => {
+    zap = new ZapThinkerSimulator({ instances: { sales: { token: 'zap-token-0123' } } });
+    await zap.start();
+    zap.touch('sales');
+    reader = new KafkaReader(sharedBrokers(), [topics.deadLetter]);
+    await reader.start();
+    bridge = await startBuiltBridge('faults-commands', {
+      kafka: { brokers: sharedBrokers(), topics, consumer: { commandGroup: `faults-commands-${randomUUID()}`, maxWaitTimeMs: 100, sessionTimeoutMs: 6000 } },
+      api: { rateLimit: { perSecond: 1000, burst: 1000 } },
+      channels: [{ id: 'wa', provider: 'zapthinker', zapthinker: { url: zap.url.replace(/^http/, 'ws'), instance: 'sales', apiKey: 'zap-token-0123' } }],
+    });
+    await until('wa connected', async () => ((await bridge.request('GET', '/v1/channels/wa')).body as { state?: string }).state === 'connected', 30_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    socket?.close();
+    await producer?.disconnect();
+    await reader?.stop();
+    await bridge?.kill();
+    await zap?.stop();
+  });
+
+  const send = (text: string) => ({ commandId: randomUUID(), type: 'message.send', conversationId: CONTACT, text });
+  const upstreamTexts = () => zap.requests.filter((r) => r.path === '/message/sendText/sales').map((r) => (r.body as { text: string }).text);
+  /** Waits for `text` to reach the simulator; answers how long it took (ms). */
+  const reachesUpstream = async (text: string, since: number) => {
+    await until(`"${text}" at the upstream`, () => upstreamTexts().includes(text), 20_000);
+    return Math.round(performance.now() - since);
+  };
+  const metrics = async () => (await fetch(`${bridge.url}/metrics`)).text();
+
+  it('HTTP: a command nested 5,000 deep is a 400 naming the field and the limit; the next one is sent', async () => {
+    const t0 = performance.now();
+    const res = await fetch(`${bridge.url}/v1/channels/wa/commands`, {
+      method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' }, body: deepCommandJson(send('deep http'), LEVELS),
+    });
+    const answerMs = Math.round(performance.now() - t0);
+    expect({ status: res.status, body: await res.json() }).toEqual({ status: 400, body: { statusCode: 400, error: 'Bad Request', message: 'invalid command', details: [DEPTH_DETAIL] } });
+    const healthzMs = await expectHealthy(bridge);
+
+    const t1 = performance.now();
+    expect((await bridge.request('POST', '/v1/channels/wa/commands', send('next after http'))).status).toBe(202);
+    const nextMs = await reachesUpstream('next after http', t1);
+    expect(upstreamTexts()).not.toContain('deep http');
+    const rss = rssMiB(bridge.pid);
+    expect(rss).toBeLessThan(RSS_BOUND_MIB);
+    report('commands/http-deep-5000', { status: res.status, answerMs, healthzMs: Math.round(healthzMs), nextToUpstreamMs: nextMs, rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB });
+  });
+
+  it('socket.io: a command nested 5,000 deep is acked with a 400 naming the field and the limit; the next one is sent', async () => {
+    socket = await connectRawClient(bridge.url, TEST_TOKEN);
+    const t0 = performance.now();
+    const ack = await socket.timeout(5000).emitWithAck('command', rawJson(deepCommandJson({ ...send('deep socket.io'), channelId: 'wa' }, LEVELS)));
+    const answerMs = Math.round(performance.now() - t0);
+    expect(ack).toEqual({ error: { statusCode: 400, error: 'Bad Request', message: 'invalid command', details: [DEPTH_DETAIL] } });
+    const healthzMs = await expectHealthy(bridge);
+
+    const t1 = performance.now();
+    expect(await socket.timeout(5000).emitWithAck('command', { ...send('next after socket.io'), channelId: 'wa' })).toMatchObject({ status: 'accepted' });
+    const nextMs = await reachesUpstream('next after socket.io', t1);
+    expect(socket.connected).toBe(true);
+    expect(upstreamTexts()).not.toContain('deep socket.io');
+    const rss = rssMiB(bridge.pid);
+    expect(rss).toBeLessThan(RSS_BOUND_MIB);
+    report('commands/socket.io-deep-5000', { ack: 400, answerMs, healthzMs: Math.round(healthzMs), nextToUpstreamMs: nextMs, connected: socket.connected, rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB });
+  });
+
+  it('Kafka: a record nested 5,000 deep is dead-lettered once (400, original value kept) and the record behind it on its partition runs', async () => {
+    producer = new Kafka({ clientId: 'faults-commands', brokers: sharedBrokers(), logLevel: logLevel.NOTHING }).producer();
+    await producer.connect();
+    const deep = deepCommandJson(send('deep kafka'), LEVELS);
+    const t0 = performance.now();
+    // One key, one partition: the normal record is read only after the deep one is finished.
+    await producer.send({ topic: topics.commands, acks: -1, messages: [{ key: 'wa', value: deep }, { key: 'wa', value: JSON.stringify(send('next after kafka')) }] });
+    const nextMs = await reachesUpstream('next after kafka', t0);
+    const healthzMs = await expectHealthy(bridge);
+
+    const dead = await reader.waitFor('the dead letter', (r) => r.length >= 1);
+    expect(dead).toHaveLength(1);
+    expect(dead[0].headers).toMatchObject({ dlq_reason: 'invalid_command', dlq_origin: 'kafka-commands', dlq_status: '400', dlq_error: `invalid_command: invalid command (${DEPTH_DETAIL})` });
+    expect((JSON.parse(dead[0].value!) as { payload: { value: string } }).payload.value).toBe(deep);
+    const text = await metrics();
+    const retried = metricValue(text, 'chatbridge_kafka_commands_total', { outcome: 'retried' });
+    expect(retried).toBe(0);
+    expect(metricValue(text, 'chatbridge_kafka_commands_total', { outcome: 'invalid' })).toBe(1);
+    expect(metricValue(text, 'chatbridge_refused_total', { origin: 'command', reason: 'too_deep' })).toBe(3);
+    expect(upstreamTexts()).not.toContain('deep kafka');
+    const rss = rssMiB(bridge.pid);
+    expect(rss).toBeLessThan(RSS_BOUND_MIB);
+    report('commands/kafka-deep-5000', { deadLettered: dead.length, dlqStatus: dead[0].headers.dlq_status, retried, nextToUpstreamMs: nextMs, healthzMs: Math.round(healthzMs), rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB });
+  });
+});
