@@ -235,6 +235,11 @@ export class CaptivateSimulator {
     for (const c of this.openClients()) c.ws.send(text);
   }
 
+  /** Sends raw text to every open socket (a frame as a hostile hub could send it). */
+  sendRawText(text: string): void {
+    for (const c of this.openClients()) c.ws.send(text);
+  }
+
   /** Cuts every socket without a close frame (the client sees 1006). */
   dropConnections(): number {
     const open = this.openClients();

@@ -220,6 +220,15 @@ export class SmartsuppSimulator {
     for (const s of this.store.require(visitorId).sockets) s.emit(event, ...args);
   }
 
+  /**
+   * One event whose arguments are given as JSON text (`[arg, …]` without the brackets), written to one visitor's
+   * sockets as a raw socket.io packet: the encoder is bypassed, so a payload JSON.stringify cannot encode (nested
+   * 20,000 deep) arrives as the text a hostile server would send.
+   */
+  emitRawText(visitorId: string, event: string, argsJson: string): void {
+    for (const s of this.store.require(visitorId).sockets) (s as unknown as { conn: { write(data: string): void } }).conn.write(`2[${JSON.stringify(event)},${argsJson}]`);
+  }
+
   /** Broken frames, as a buggy or newer server could send them. */
   emitMalformed(visitorId: string, kind: SmartsuppMalformedKind): void {
     const chatId = this.store.get(visitorId)?.info.chatId ?? 'no-chat';

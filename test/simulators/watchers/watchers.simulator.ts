@@ -193,6 +193,14 @@ export class WatchersSimulator {
     this.io?.to(roomId).emit(event, payload);
   }
 
+  /**
+   * Sends `event` with a payload given as JSON text to a room's listeners as a raw socket.io packet: the encoder is
+   * bypassed, so a payload JSON.stringify cannot encode (nested 20,000 deep) arrives as a hostile server would send it.
+   */
+  emitRawText(roomId: string, event: string, payloadJson: string): void {
+    for (const id of this.io?.sockets.adapter.rooms.get(roomId) ?? []) this.io?.sockets.sockets.get(id)?.conn.write(`2[${JSON.stringify(event)},${payloadJson}]`);
+  }
+
   /** Sends a broken frame to a room's listeners. */
   emitMalformed(roomId: string, kind: MalformedKind): void {
     const message = { id: this.nextId(roomId), text: `malformed ${kind}` };

@@ -586,6 +586,14 @@ export class ZapThinkerSimulator {
     return envelope;
   }
 
+  /**
+   * Emits `event` with a payload given as JSON text to `/<instance>` as a raw socket.io packet: the encoder is bypassed,
+   * so a payload JSON.stringify cannot encode (nested 20,000 deep) arrives as a hostile server would send it.
+   */
+  emitRawText(instance: string, event: string, payloadJson: string): void {
+    for (const socket of this.requireIo().of(`/${instance}`).sockets.values()) socket.conn.write(`2/${instance},[${JSON.stringify(event)},${payloadJson}]`);
+  }
+
   /** Stored webhook config of an instance, if set. */
   webhookConfig(instance: string): WebhookConfigRecord | undefined {
     return this.webhooks.find(instance);
