@@ -11,7 +11,7 @@ import { CommandService } from './commands/command.service';
 import { commandGroupId, KafkaCommandConsumer } from './commands/kafka/command-consumer';
 import { KafkaLedgerStore } from './commands/kafka/ledger-store.kafka';
 import type { AppConfig } from './config/config.loader';
-import { TokenRateLimiter } from './common/rate-limit';
+import { AuthFailureLimiter, TokenRateLimiter } from './common/rate-limit';
 import { EventStream } from './gateway/event-stream';
 import { Metrics } from './health/metrics';
 import { DeadLetters } from './pipeline/dead-letters';
@@ -50,6 +50,8 @@ export class Bridge {
   readonly stream: EventStream;
   /** Per-token rate limit of the authenticated API (HTTP and socket.io). */
   readonly rateLimiter: TokenRateLimiter;
+  /** Failed authentications per caller address (HTTP `/v1/*`, socket.io handshakes, inbound posts). */
+  readonly authFailures: AuthFailureLimiter;
   /** Which channels this replica holds: all, or with `cluster.enabled` those the Kafka group assigned it. */
   readonly ownership: ChannelOwnership;
   private readonly forwarder?: CommandForwarder;
@@ -66,6 +68,7 @@ export class Bridge {
   ) {
     this.metrics = new Metrics({ defaultMetrics: opts.defaultMetrics });
     this.rateLimiter = new TokenRateLimiter(config.api.rateLimit.perSecond, config.api.rateLimit.burst);
+    this.authFailures = new AuthFailureLimiter(config.api.authFailures.maxFailures, config.api.authFailures.windowMs, config.api.authFailures.maxAddresses);
     this.deadLetters = new DeadLetters(config.deadLetter.file, this.metrics, log.child({ context: 'dead-letters' }), config.limits.maxEventBytes);
     this.pipeline = new EventPipeline(config.dedupe, this.metrics, log.child({ context: 'pipeline' }), this.deadLetters);
     const kafka = config.kafka ? createKafka(config.kafka, log) : undefined;
@@ -97,9 +100,11 @@ export class Bridge {
     const clusterOwnership = cluster
       ? new ClusterOwnership(
         config.channels.map((c) => c.id),
-        { afterMs: cluster.sessionTimeoutMs - cluster.heartbeatIntervalMs, rebalanceMs: cluster.rebalanceTimeoutMs },
+        { quietAfterMs: cluster.sessionTimeoutMs - cluster.heartbeatIntervalMs, rebalanceMs: cluster.rebalanceTimeoutMs, unassignedAfterMs: cluster.sessionTimeoutMs },
         (change) => this.handover(change),
         log.child({ context: 'cluster' }),
+        // The producer's connection says whether Kafka is reachable from here.
+        () => this.kafka?.ready() ?? false,
       )
       : undefined;
     this.ownership = clusterOwnership ?? new SoleOwnership();
@@ -150,6 +155,7 @@ export class Bridge {
     await ledger;
     // Joins its group in the background: Kafka being slow does not hold the start.
     this.commandConsumer?.start();
+    if (this.ownership instanceof ClusterOwnership) this.ownership.start();
   }
 
   /** Applies a rebalance: commands of lost channels are left to their new holder, lost sockets close, gained ones open. */

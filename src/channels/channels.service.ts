@@ -154,12 +154,12 @@ export class ChannelsService {
     if (change.lost.length) this.log.info({ channels: change.lost, reason: change.reason }, 'channels released to another replica');
     if (change.gained.length) this.log.info({ channels: change.gained, reason: change.reason }, 'channels taken over');
     // Channels that spread their conversations stay open everywhere: their connectors move conversations instead.
-    for (const entry of this.entries.values()) if (this.spread(entry)) entry.supervisor?.connection.placementChanged?.(change.reason === 'fenced');
+    for (const entry of this.entries.values()) if (this.spread(entry)) entry.supervisor?.connection.placementChanged?.(false);
     for (const id of change.lost) {
       const entry = this.entries.get(id);
       if (!entry?.socketHeld || this.spread(entry)) continue;
-      // A fenced replica may already be replaced: it lets go at once. After a rebalance the new holder connects first.
-      const overlapMs = change.reason === 'fenced' ? 0 : this.config.cluster.handoverOverlapMs;
+      // Make before break: the new holder connects first.
+      const overlapMs = this.config.cluster.handoverOverlapMs;
       clearTimeout(entry.releaseTimer);
       entry.releaseTimer = setTimeout(() => {
         entry.releaseTimer = undefined;

@@ -5,8 +5,8 @@ import { partitionOf } from './partition';
 export interface OwnershipChange {
   gained: string[];
   lost: string[];
-  /** Why: `assigned` (a rebalance), `fenced` (no heartbeat: cut off from the group), `heartbeat` (back after a fence). */
-  reason: 'assigned' | 'fenced' | 'heartbeat';
+  /** Why: `assigned` (a rebalance), `unassigned` (no assignment and Kafka unreachable: every channel held until one arrives). */
+  reason: 'assigned' | 'unassigned';
 }
 
 /** Which channels this replica holds: their upstream sockets, their commands. */
@@ -34,41 +34,54 @@ export class SoleOwnership implements ChannelOwnership {
   }
 }
 
+/** When ClusterOwnership acts on silence from the group. */
+export interface OwnershipTiming {
+  /** No heartbeat this long (or no rejoin within the rebalance timeout): logged as cut off from the group; nothing is released. */
+  quietAfterMs: number;
+  rebalanceMs: number;
+  /** No assignment this long after start while Kafka is unreachable: every channel is held until the first assignment. */
+  unassignedAfterMs: number;
+}
+
 /**
- * Channel ownership through the command consumer group (SPEC §9). A channel belongs to the partition of
- * `topics.commands` its id hashes to (Kafka's default partitioner, so the commands keyed by its id land there too),
- * and this replica holds the channels of the partitions the group assigned it. After every rebalance (`assign`) the
- * difference is reported: lost channels close their sockets, gained ones open theirs.
+ * Channel ownership through the command consumer group. A channel belongs to the partition of `topics.commands` its id
+ * hashes to (Kafka's default partitioner, so the commands keyed by its id land there too), and this replica holds the
+ * channels of the partitions the group assigned it. After every rebalance (`assign`) the difference is reported: lost
+ * channels close their sockets (after the make-before-break overlap), gained ones open theirs.
  *
- * Fencing: a replica cut off from Kafka keeps no sockets. When no heartbeat succeeded for `fence.afterMs` (below
- * the group's session timeout, after which the group gives the partitions to another member), every channel is
- * released. During a rebalance no heartbeats are sent, and the group waits up to its rebalance timeout for this
- * member to rejoin, so the limit is then `fence.rebalanceMs`. A heartbeat that succeeds after a fence proves the
- * group still counts this member with the same assignment, so the channels are taken back; otherwise the next
- * rebalance assigns them.
+ * Kafka unreachable: a replica never gives up its channels because it hears nothing from the group. Kafka may be down
+ * as a whole, and then no other replica could take them either: releasing would leave them with no listener and lose
+ * what upstreams without history send meanwhile. Channels move only when the group, reachable again, assigns them
+ * elsewhere. While one replica is cut off and another was assigned its channels, both hold them for a while: their
+ * events share ids (deduplicated downstream) — an overlap rather than a gap. Likewise at start: a replica that got no
+ * assignment within `unassignedAfterMs` while Kafka is unreachable (`kafkaReachable` false) holds every channel until
+ * the first assignment arrives.
  */
 export class ClusterOwnership implements ChannelOwnership {
   readonly clustered = true;
   private partitions = new Set<number>();
-  /** The partitions held now: the assigned ones, none while fenced. */
-  private active = new Set<number>();
   private partitionCount = 0;
-  /** The partition count `active` was applied with (a grown topic moves keys without moving partitions). */
-  private appliedCount = 0;
   private held = new Set<string>();
-  private fenced = false;
-  private fenceTimer?: NodeJS.Timeout;
+  /** No assignment yet and Kafka unreachable: every channel is held. */
+  private unassigned = false;
+  private assigned = false;
+  private quiet = false;
+  private quietTimer?: NodeJS.Timeout;
+  private unassignedTimer?: NodeJS.Timeout;
   private stopped = false;
 
   constructor(
     private readonly channelIds: readonly string[],
-    private readonly fence: { afterMs: number; rebalanceMs: number },
+    private readonly timing: OwnershipTiming,
     private readonly onChange: (change: OwnershipChange) => void,
     private readonly log: Logger,
+    /** True when this replica can reach Kafka (its producer is connected). */
+    private readonly kafkaReachable: () => boolean = () => true,
   ) {}
 
   owns(key: string): boolean {
-    return this.partitionCount > 0 && this.active.has(partitionOf(key, this.partitionCount));
+    if (this.unassigned) return true;
+    return this.partitionCount > 0 && this.partitions.has(partitionOf(key, this.partitionCount));
   }
 
   /** The channels held now. */
@@ -76,7 +89,7 @@ export class ClusterOwnership implements ChannelOwnership {
     return [...this.held];
   }
 
-  /** The partitions of the last assignment (also while fenced): what this member asks to keep at the next rebalance. */
+  /** The partitions of the last assignment: what this member asks to keep at the next rebalance. */
   assignedPartitions(): number[] {
     return [...this.partitions].sort((x, y) => x - y);
   }
@@ -86,61 +99,77 @@ export class ClusterOwnership implements ChannelOwnership {
     return this.partitionCount ? partitionOf(channelId, this.partitionCount) : undefined;
   }
 
+  /** Starts waiting for the first assignment (see `unassignedAfterMs`). */
+  start(): void {
+    if (this.stopped || this.assigned) return;
+    clearTimeout(this.unassignedTimer);
+    this.unassignedTimer = setTimeout(() => {
+      if (this.stopped || this.assigned) return;
+      // Kafka reachable: the join is merely slow (a rebalance in progress), so another replica may hold the channels.
+      if (this.kafkaReachable()) return this.start();
+      this.unassigned = true;
+      this.log.warn({ channels: this.channelIds.length, afterMs: this.timing.unassignedAfterMs }, 'no assignment from the Kafka group and Kafka unreachable: holding every channel until the group assigns them');
+      this.apply('unassigned');
+    }, this.timing.unassignedAfterMs);
+    this.unassignedTimer.unref?.();
+  }
+
   /** The group's assignment after a rebalance: `partitions` of the `partitionCount` partitions of `topics.commands`. */
   assign(partitions: readonly number[], partitionCount: number): void {
     if (this.stopped) return;
+    this.assigned = true;
+    this.unassigned = false;
+    clearTimeout(this.unassignedTimer);
     this.partitions = new Set(partitions);
     this.partitionCount = partitionCount;
-    this.fenced = false;
-    this.armFence();
-    this.apply(this.partitions, 'assigned');
+    this.heard();
+    this.apply('assigned');
   }
 
   /** A heartbeat succeeded: the assignment still stands. */
   alive(): void {
-    if (this.stopped) return;
-    this.armFence();
-    if (this.fenced) {
-      this.fenced = false;
-      this.log.info({ partitions: this.partitions.size }, 'heartbeat succeeded again: taking the assigned channels back');
-      this.apply(this.partitions, 'heartbeat');
-    }
+    if (!this.stopped) this.heard();
   }
 
-  /** A rebalance began: the assignment holds until this member rejoined, within the group's rebalance timeout. */
+  /** A rebalance began: no heartbeats until this member rejoined, within the group's rebalance timeout. */
   rebalancing(): void {
-    if (!this.stopped) this.armFence(this.fence.rebalanceMs);
+    if (!this.stopped) this.heard(this.timing.rebalanceMs);
   }
 
   /** Shutdown: no more changes are reported (the channels are closed by the shutdown itself). */
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.fenceTimer);
+    clearTimeout(this.quietTimer);
+    clearTimeout(this.unassignedTimer);
   }
 
-  private armFence(ms = this.fence.afterMs): void {
-    clearTimeout(this.fenceTimer);
-    if (!this.partitions.size) return;
-    this.fenceTimer = setTimeout(() => {
-      if (this.stopped || !this.active.size) return;
-      this.fenced = true;
-      this.log.warn({ channels: this.held.size, afterMs: ms }, 'no successful heartbeat or rejoin to the Kafka group in time: releasing every channel (the group may give them to another replica)');
-      this.apply(new Set<number>(), 'fenced');
+  /** The group answered: re-arms the watch for silence (which only logs). */
+  private heard(ms = this.timing.quietAfterMs): void {
+    if (this.quiet) this.log.info({ channels: this.held.size }, 'the Kafka group answers again; channels move only if it assigns them elsewhere');
+    this.quiet = false;
+    clearTimeout(this.quietTimer);
+    if (!this.held.size) return;
+    this.quietTimer = setTimeout(() => {
+      if (this.stopped) return;
+      this.quiet = true;
+      this.log.warn({ channels: this.held.size, afterMs: ms }, 'no heartbeat or rejoin to the Kafka group in time: keeping every channel (Kafka may be unreachable for every replica); they move when the group assigns them elsewhere');
     }, ms);
-    this.fenceTimer.unref?.();
+    this.quietTimer.unref?.();
   }
 
-  /** Makes `partitions` the held ones and reports the channels that moved (also when only spread conversations did). */
-  private apply(partitions: ReadonlySet<number>, reason: OwnershipChange['reason']): void {
-    const before = this.active;
-    const countChanged = this.appliedCount !== this.partitionCount;
-    this.appliedCount = this.partitionCount;
-    this.active = new Set(partitions);
+  /** Re-computes the held channels and reports those that moved (also when only spread conversations did). */
+  private apply(reason: OwnershipChange['reason']): void {
     const next = new Set(this.channelIds.filter((id) => this.owns(id)));
     const gained = [...next].filter((id) => !this.held.has(id));
     const lost = [...this.held].filter((id) => !next.has(id));
     this.held = next;
-    const moved = (before.size > 0 || this.active.size > 0) && (countChanged || before.size !== this.active.size || [...before].some((p) => !this.active.has(p)));
-    if (moved) this.onChange({ gained, lost, reason });
+    // What keys this replica holds: all of them, or its partitions under the current count (a grown topic moves keys).
+    const before = this.lastApplied;
+    const now = this.unassigned ? 'all' : this.partitions.size ? `${this.assignedPartitions().join(',')}/${this.partitionCount}` : '';
+    this.lastApplied = now;
+    if (gained.length || lost.length || before !== now) this.onChange({ gained, lost, reason });
   }
+
+  /** What `apply` last made this replica hold (`all`, `<partitions>/<count>`, or '' for nothing), to tell a move of spread conversations alone. */
+  private lastApplied = '';
 }

@@ -69,6 +69,10 @@ export class KafkaConsumerConfig {
   @IsOptional() @IsInt() @Min(10) @Max(60_000) commitIntervalMs: number = 1000;
   /** Group id of the consumer of `topics.commands` (replicas of one deployment share it). Omitted: `<clientId>.commands`. */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._-]{1,200}$/, { message: 'must be letters, digits, ., _ or -' }) commandGroup?: string;
+  /** A consumed record whose handler keeps failing (not a declared-retriable refusal) is dead-lettered after this many tries. */
+  @IsOptional() @IsInt() @Min(1) @Max(100) poisonMaxTries: number = 3;
+  /** A webhook source stops fetching a partition holding this many unfinished or uncommitted offsets, until they drain. */
+  @IsOptional() @IsInt() @Min(10) @Max(1_000_000) webhookMaxOpenOffsets: number = 10_000;
 }
 
 export class KafkaConfig {
@@ -133,6 +137,8 @@ export class InboundAuthConfig {
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9-]{1,64}$/, { message: 'must be an HTTP header name' }) hmacHeader = 'x-signature';
   /** Largest body accepted (bytes); larger posts get 413. */
   @IsOptional() @IsInt() @Min(1024) @Max(64 * 1024 * 1024) maxBodyBytes: number = 1024 * 1024;
+  /** Posts of this channel whose body is being read at once; beyond it 503 with Retry-After (memory ≤ maxInFlight × maxBodyBytes). */
+  @IsOptional() @IsInt() @Min(1) @Max(10_000) maxInFlight: number = 16;
 }
 
 /** Runtime switches between socket and webhook mode (`PUT /v1/channels/:id/mode`). */
@@ -153,16 +159,6 @@ export class RateLimitConfig {
 export class StreamConfig {
   /** A subscriber with more events than this waiting to be written to its socket is disconnected (`slow_consumer`). */
   @IsOptional() @IsInt() @Min(1) @Max(1_000_000) maxBufferedEvents: number = 1000;
-}
-
-/** The authenticated API (`/v1/*` and the socket.io namespace `/v1`). */
-export class ApiConfig {
-  /** Largest JSON request body (bytes); larger bodies get 413. `/v1/inbound/*` has its per-channel limit. */
-  @IsOptional() @IsInt() @Min(1024) @Max(64 * 1024 * 1024) maxBodyBytes: number = 256 * 1024;
-  /** Per bearer token, over HTTP and socket.io together; beyond it 429. */
-  @IsOptional() @ValidateNested() @Type(() => RateLimitConfig) rateLimit: RateLimitConfig = new RateLimitConfig();
-  @IsOptional() @ValidateNested() @Type(() => StreamConfig) stream: StreamConfig = new StreamConfig();
-}
   /** The same in bytes (characters of the encoded messages); at least the largest event, or every subscriber of one is cut off. */
   @IsOptional() @IsInt() @Min(64 * 1024) @Max(1024 * 1024 * 1024) maxBufferedBytes: number = 4 * 1024 * 1024;
   /** Type globs in one subscription, and in one webhook's `types`. */
@@ -173,6 +169,26 @@ export class ApiConfig {
   @IsOptional() @IsInt() @Min(1) @Max(100_000) maxSubscribersPerToken: number = 100;
   /** Subscribed sockets in all; past it `subscribe` is acked 503. */
   @IsOptional() @IsInt() @Min(1) @Max(100_000) maxSubscribers: number = 500;
+}
+
+/** Failed authentications from one address: `maxFailures` within `windowMs` block it for `windowMs` (0 = off). */
+export class AuthFailuresConfig {
+  @IsOptional() @IsInt() @Min(0) maxFailures: number = 20;
+  @IsOptional() @IsInt() @Min(1000) windowMs: number = 60_000;
+  /** Addresses remembered at once (least recently failing forgotten first). */
+  @IsOptional() @IsInt() @Min(100) maxAddresses: number = 10_000;
+}
+
+/** The authenticated API (`/v1/*` and the socket.io namespace `/v1`). */
+export class ApiConfig {
+  /** Largest JSON request body (bytes); larger bodies get 413. `/v1/inbound/*` has its per-channel limit. */
+  @IsOptional() @IsInt() @Min(1024) @Max(64 * 1024 * 1024) maxBodyBytes: number = 256 * 1024;
+  /** Per bearer token, over HTTP and socket.io together; beyond it 429. */
+  @IsOptional() @ValidateNested() @Type(() => RateLimitConfig) rateLimit: RateLimitConfig = new RateLimitConfig();
+  @IsOptional() @ValidateNested() @Type(() => StreamConfig) stream: StreamConfig = new StreamConfig();
+  /** Failed authentications per caller address (HTTP, socket.io, inbound); beyond it 429 for a window. */
+  @IsOptional() @ValidateNested() @Type(() => AuthFailuresConfig) authFailures: AuthFailuresConfig = new AuthFailuresConfig();
+}
 
 /** Retry schedule of commands whose upstream surely did not act (connect refused, 5xx, socket not open). */
 export class CommandRetryConfig {
@@ -211,7 +227,7 @@ export class CommandsConfig {
  */
 export class ClusterConfig {
   @IsOptional() @Transform(toBool) @IsBoolean() enabled = false;
-  /** A replica silent this long leaves the group and its channels move (ms); also how long a replica cut off from Kafka keeps its sockets. */
+  /** A replica silent this long leaves the group and its channels move (ms); also how long a replica that gets no assignment at start while Kafka is unreachable waits before it holds every channel. */
   @IsOptional() @IsInt() @Min(3000) @Max(300_000) sessionTimeoutMs: number = 10_000;
   /** Heartbeat period; a rebalance reaches each replica within about one period (ms). */
   @IsOptional() @IsInt() @Min(100) @Max(60_000) heartbeatIntervalMs: number = 1000;
@@ -220,7 +236,7 @@ export class ClusterConfig {
   /**
    * Make before break: a replica that loses a channel in a rebalance, or leaves the group on SIGTERM, keeps the
    * channel's socket this much longer, so the replica taking it over connects first; events both receive share their
-   * ids (ms). Not after a fence (cut off from Kafka: released at once). On SIGTERM within `shutdownGraceMs`.
+   * ids (ms). On SIGTERM within `shutdownGraceMs`.
    */
   @IsOptional() @IsInt() @Min(0) @Max(300_000) handoverOverlapMs: number = 5000;
 }
