@@ -10,6 +10,8 @@ export interface PersistedVisitor {
   /** Ids of the published messages created exactly at `since`. */
   seen?: string[];
   identity?: VisitorIdentity;
+  /** Last frame or command (ISO), so idle time survives a restart or a handover. */
+  activeAt?: string;
 }
 
 /** The state key holding `{ [visitorId]: PersistedVisitor }`. */
@@ -35,6 +37,7 @@ export function parseVisitor(v: unknown): PersistedVisitor | undefined {
   if (str(v.since)) entry.since = str(v.since);
   if (Array.isArray(v.seen)) entry.seen = v.seen.filter((x): x is string => typeof x === 'string');
   if (isRecord(v.identity)) entry.identity = v.identity;
+  if (str(v.activeAt)) entry.activeAt = str(v.activeAt);
   return entry;
 }
 
@@ -70,4 +73,37 @@ export function timeOf(v: unknown): number | undefined {
   if (typeof v !== 'string') return undefined;
   const t = Date.parse(v);
   return Number.isNaN(t) ? undefined : t;
+}
+
+/** A visitor's message high-water mark: the newest message time published, and the ids published at that time. */
+export interface ReadMark {
+  since?: number;
+  seen?: string[];
+}
+
+/** Moves `mark` forward past the message `msg` (ignored without an id and a time); true when it moved. */
+export function advanceMark(mark: ReadMark, msg: unknown): boolean {
+  const t = isRecord(msg) ? timeOf(msg.createdAt) : undefined;
+  const id = isRecord(msg) ? str(msg.id) : undefined;
+  if (t === undefined || !id || (mark.since !== undefined && t < mark.since)) return false;
+  if (t === mark.since) {
+    if (mark.seen?.includes(id)) return false;
+    mark.seen = [...(mark.seen ?? []), id];
+  } else {
+    mark.since = t;
+    mark.seen = [id];
+  }
+  return true;
+}
+
+/** Merges another holder's read mark of the same visitor into `mark`: it never moves backwards. */
+export function mergeMark(mark: ReadMark, other: PersistedVisitor): void {
+  const t = timeOf(other.since);
+  if (t === undefined) return;
+  if (mark.since === undefined || t > mark.since) {
+    mark.since = t;
+    mark.seen = other.seen;
+  } else if (t === mark.since && other.seen?.length) {
+    mark.seen = [...new Set([...(mark.seen ?? []), ...other.seen])];
+  }
 }

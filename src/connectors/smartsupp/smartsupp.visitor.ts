@@ -46,6 +46,10 @@ export class SmartsuppVisitor implements Connector {
   ready = false;
   /** Set while the channel throttles the first connects of a (re)start. */
   starting = false;
+  /** Last frame or command of this visitor (ms): it expires after `visitorIdleMs` without one. */
+  activeAt = Date.now();
+  /** `activeAt` as last written to the state (ms). */
+  savedActiveAt?: number;
   /** Supervisor hooks (set by the supervisor's factory). */
   hooks?: ConnectorHooks;
   private socket?: io.Socket;
