@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer, IHeaders, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
+import pino from 'pino';
+import { ConsumerRunner, type ConsumerRunnerDeps } from '../kafka/consumer-runner';
+import { headerStrings } from '../kafka/record-headers';
+import { KafkaConsumerConfig } from '../config/config.schema';
 import { BridgeError, describeError } from './errors';
+
+export { headerStrings };
 
 /** One record as `scanTopic` hands it over (key, value and header values decoded as UTF-8). */
 export interface ScannedRecord {
@@ -14,15 +20,19 @@ export interface ScannedRecord {
 /** What `scanTopic` calls for each record. */
 export type OnTopicRecord = (record: ScannedRecord) => void;
 
+/** kafka.consumer defaults (the poison-record tries); a scan has no settings of its own. */
+const DEFAULTS = new KafkaConsumerConfig();
+
 /**
  * Reads a topic from its beginning up to the end offsets of when the scan starts (later records are not this
- * scan's), in offset order per partition, with a throwaway consumer group (`<groupPrefix><uuid>`, no commits),
- * then disconnects. A topic that does not exist or holds nothing is read without joining a group. Gives up with
- * a retriable `topic_unreadable` BridgeError after `timeoutMs`, and then closes its clients in the background.
+ * scan's), in offset order per partition, with a throwaway consumer group (`<groupPrefix><uuid>`, no commits), on
+ * the shared consumer runner (restarts within the time budget, poison-record policy), then disconnects. A topic
+ * that does not exist or holds nothing is read without joining a group. Gives up with a retriable
+ * `topic_unreadable` BridgeError after `timeoutMs`, and then closes its clients in the background.
  */
-export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRecord, timeoutMs: number, groupPrefix = 'chatbridge-scan-'): Promise<void> {
+export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRecord, timeoutMs: number, groupPrefix = 'chatbridge-scan-', deps?: ConsumerRunnerDeps): Promise<void> {
   const admin = kafka.admin();
-  let consumer: Consumer | undefined;
+  let runner: ConsumerRunner | undefined;
   let abandoned = false;
   // After a timeout, a step that completes late must not go on and leave a client running.
   const step = async <T>(p: Promise<T>): Promise<T> => {
@@ -30,7 +40,7 @@ export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRe
     if (abandoned) throw new Error('abandoned');
     return v;
   };
-  const cleanup = () => Promise.allSettled([consumer?.disconnect(), admin.disconnect()]);
+  const cleanup = () => Promise.allSettled([runner?.stop(timeoutMs), admin.disconnect()]);
 
   const read = async (): Promise<void> => {
     await step(admin.connect());
@@ -39,25 +49,27 @@ export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRe
     const ends = new Map<number, number>();
     for (const p of await step(admin.fetchTopicOffsets(topic))) if (Number(p.high) > Number(p.low)) ends.set(p.partition, Number(p.high) - 1);
     if (!ends.size) return;
-    const c = kafka.consumer({ groupId: `${groupPrefix}${randomUUID()}`, maxWaitTimeInMs: 250, sessionTimeout: 10_000, heartbeatInterval: 1000 });
-    consumer = c;
-    await step(c.connect());
-    await step(c.subscribe({ topic, fromBeginning: true }));
-    await new Promise<void>((resolve, reject) => {
-      c.on(c.events.CRASH, (e) => reject(e.payload.error));
-      c.run({
-        autoCommit: false,
-        eachMessage: async ({ partition, message }) => {
-          const end = ends.get(partition);
-          if (end === undefined) return;
-          const offset = Number(message.offset);
-          if (offset <= end) onRecord({ key: message.key?.toString('utf8') ?? null, value: message.value?.toString('utf8') ?? null, timestamp: Number(message.timestamp), headers: headerStrings(message.headers) });
-          if (offset >= end) {
-            ends.delete(partition);
-            if (!ends.size) resolve();
-          }
-        },
-      }).catch(reject);
+    await new Promise<void>((resolve) => {
+      const reached = (partition: number, offset: number): void => {
+        const end = ends.get(partition);
+        if (end === undefined || offset < end) return;
+        ends.delete(partition);
+        if (!ends.size) resolve();
+      };
+      runner = new ConsumerRunner(kafka, {
+        name: `scan of ${topic}`, origin: `scan:${topic}`, topic, groupId: () => `${groupPrefix}${randomUUID()}`,
+        settings: { maxWaitTimeInMs: 250, sessionTimeout: 10_000, heartbeatInterval: 1000 }, fromBeginning: () => true,
+        poisonMaxTries: DEFAULTS.poisonMaxTries, commit: false, ensureTopic: false,
+        onPoisoned: (partition, offset) => reached(partition, Number(offset)),
+      }, (message, partition) => {
+        const end = ends.get(partition);
+        const offset = Number(message.offset);
+        if (end !== undefined && offset <= end) {
+          onRecord({ key: message.key?.toString('utf8') ?? null, value: message.value?.toString('utf8') ?? null, timestamp: Number(message.timestamp), headers: headerStrings(message.headers) });
+        }
+        reached(partition, offset);
+      }, deps ?? { log: pino({ level: 'warn', base: { context: 'topic-scan' } }) });
+      if (!abandoned) runner.start();
     });
   };
 
@@ -65,11 +77,10 @@ export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRe
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new BridgeError('topic_unreadable', `could not read topic "${topic}" within ${timeoutMs} ms (is Kafka reachable?)`, { retriable: true })), timeoutMs);
   });
-  const reading = read();
-  reading.then(cleanup, cleanup);
   try {
-    await Promise.race([reading, timeout]);
+    await Promise.race([read(), timeout]);
   } catch (err) {
+    abandoned = true;
     // Not waited for: a client stuck connecting lets go only at its own request timeout.
     void cleanup();
     if (err instanceof BridgeError) throw err;
@@ -79,14 +90,4 @@ export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRe
     clearTimeout(timer);
   }
   await cleanup();
-}
-
-/** A record's headers as strings (the first value of a repeated header; buffers decoded as UTF-8). */
-export function headerStrings(headers: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, v] of Object.entries(headers ?? {})) {
-    const first = Array.isArray(v) ? v[0] : v;
-    if (first !== undefined) out[name] = Buffer.isBuffer(first) ? first.toString('utf8') : String(first);
-  }
-  return out;
 }

@@ -1,18 +1,18 @@
-import { PartitionAssigners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage } from 'kafkajs';
+import { PartitionAssigners, type Kafka, type KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
 import { backoffDelay, CONSUMER_RESTART_BACKOFF } from '../../common/backoff';
-import { describeError } from '../../common/errors';
-import type { KafkaConfig, KafkaConsumerConfig } from '../../config/config.schema';
+import { BridgeError, describeError } from '../../common/errors';
+import type { ClusterConfig, KafkaConfig, KafkaConsumerConfig } from '../../config/config.schema';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import type { CommandDoorApi } from '../command.types';
 import { classifyRefusal, parseCommandRecord } from './command-record';
-import { Pause, withinMs } from '../../common/wait';
+import { Pause } from '../../common/wait';
 import { ensureTopicReady } from '../../common/topic-ready';
-import type { ClusterConfig } from '../../config/config.schema';
 import { FORWARDED_HEADER, type CommandForwarder } from '../../cluster/command-forwarder';
 import type { ClusterOwnership } from '../../cluster/ownership';
 import { stickyAssigner } from '../../cluster/sticky-assigner';
+import { ConsumerRunner, consumerSettings } from '../../kafka/consumer-runner';
 
 /** What the Kafka command door needs besides its collaborators. */
 export interface KafkaCommandConsumerOptions {
@@ -32,17 +32,15 @@ export interface KafkaCommandConsumerOptions {
 const KAFKA_COMMANDS_ORIGIN = 'kafka-commands';
 
 /**
- * The Kafka door of the command gateway (SPEC §5): a consumer group on `topics.commands` hands each record to the
- * CommandService, in order per partition. A record's offset is committed only once the command is in the ledger
- * (`submit` resolved) or the record was dead-lettered (bad JSON, 400/404/409/422), so a crash re-reads at most what
- * was not finished, and the ledger answers those repeats without sending again. A transient refusal (503) leaves
- * the record in Kafka: its partition is paused and the record offered again after a backoff.
+ * The Kafka door of the command gateway (SPEC §5): a consumer group on `topics.commands` (on the shared consumer
+ * runner) hands each record to the CommandService, in order per partition. A record's offset is committed only once
+ * the command is in the ledger (`submit` resolved) or the record was dead-lettered (bad JSON, 400/404/409/422), so a
+ * crash re-reads at most what was not finished, and the ledger answers those repeats without sending again. A
+ * transient refusal (503) leaves the record in Kafka: its partition is paused and the record offered again after a
+ * backoff. Anything else that throws is the runner's poison policy: a few tries, then a dead letter.
  */
 export class KafkaCommandConsumer {
-  private readonly consumer: Consumer;
-  private readonly retryTimers = new Set<NodeJS.Timeout>();
-  /** Consecutive transient refusals per partition (the backoff grows with them). */
-  private readonly refusals = new Map<number, number>();
+  private readonly runner: ConsumerRunner;
   private stopping = false;
   private readonly pause = new Pause();
   /** Assignments are applied one after the other, in the order of the rebalances. */
@@ -57,33 +55,30 @@ export class KafkaCommandConsumer {
     private readonly log: Logger,
   ) {
     const cluster = opts.cluster?.settings;
-    this.consumer = kafka.consumer({
-      groupId: opts.groupId,
-      maxWaitTimeInMs: cluster ? Math.min(opts.consumer.maxWaitTimeMs, cluster.heartbeatIntervalMs) : opts.consumer.maxWaitTimeMs,
-      sessionTimeout: cluster?.sessionTimeoutMs ?? opts.consumer.sessionTimeoutMs,
-      heartbeatInterval: cluster?.heartbeatIntervalMs ?? Math.min(3000, Math.floor(opts.consumer.sessionTimeoutMs / 3)),
-      ...(cluster ? { rebalanceTimeout: cluster.rebalanceTimeoutMs } : {}),
-      // Cluster: partitions stay with their member across rebalances (fewer handovers); round robin when a member of
-      // an older version cannot do that.
-      ...(opts.cluster ? { partitionAssigners: [stickyAssigner(() => opts.cluster?.ownership.assignedPartitions() ?? []), PartitionAssigners.roundRobin] } : {}),
-      // A crash while `stop` disconnects (during the group join) must not bring the consumer back.
-      retry: { retries: 5, restartOnFailure: async () => !this.stopping },
-    });
-    this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
-      if (this.stopping) return;
-      this.log.error({ err: describeError(payload.error), restart: payload.restart }, 'command consumer crashed');
-      // kafkajs restarts by itself after retriable errors only; after any other it has disconnected for good.
-      if (!payload.restart) void this.runUntilStarted(1);
-    });
     const ownership = opts.cluster?.ownership;
-    if (ownership) {
-      this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-        const partitions = payload.memberAssignment[opts.topic] ?? [];
-        this.joins = this.joins.then(() => this.assign(ownership, partitions, payload.groupProtocol));
-      });
-      this.consumer.on(this.consumer.events.HEARTBEAT, () => ownership.alive());
-      this.consumer.on(this.consumer.events.REBALANCING, () => ownership.rebalancing());
-    }
+    const settings = {
+      ...consumerSettings(opts.consumer),
+      ...(cluster ? {
+        maxWaitTimeInMs: Math.min(opts.consumer.maxWaitTimeMs, cluster.heartbeatIntervalMs),
+        sessionTimeout: cluster.sessionTimeoutMs,
+        heartbeatInterval: cluster.heartbeatIntervalMs,
+        rebalanceTimeout: cluster.rebalanceTimeoutMs,
+        // Partitions stay with their member across rebalances (fewer handovers); round robin when a member of an older
+        // version cannot do that.
+        partitionAssigners: [stickyAssigner(() => ownership?.assignedPartitions() ?? []), PartitionAssigners.roundRobin],
+      } : {}),
+    };
+    this.runner = new ConsumerRunner(kafka, {
+      name: 'command consumer', origin: KAFKA_COMMANDS_ORIGIN, topic: opts.topic, groupId: () => opts.groupId, settings,
+      fromBeginning: () => true, poisonMaxTries: opts.consumer.poisonMaxTries, commit: true, concurrency: 4,
+      ...(ownership ? {
+        onGroupJoin: (partitions: number[], protocol: string) => {
+          this.joins = this.joins.then(() => this.assign(ownership, partitions, protocol));
+        },
+        onHeartbeat: () => ownership.alive(),
+        onRebalancing: () => ownership.rebalancing(),
+      } : {}),
+    }, (message, partition) => this.handle(partition, message), { log, metrics, deadLetters });
   }
 
   /** A rebalance ended: the partitions given to this member (of the topic's current partition count) are its channels. */
@@ -103,69 +98,25 @@ export class KafkaCommandConsumer {
 
   /** Joins the group in the background (Kafka may be down: it keeps trying); never blocks the bridge's start. */
   start(): void {
-    void this.runUntilStarted(0);
+    this.runner.start();
   }
 
   /** Stops taking records: the record in hand finishes and is committed, then the group is left (bounded). */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
     this.pause.cancel();
-    for (const timer of this.retryTimers) clearTimeout(timer);
-    this.retryTimers.clear();
-    await withinMs(this.consumer.disconnect().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'command consumer disconnect failed')), deadlineMs);
+    await this.runner.stop(deadlineMs);
   }
 
-  private async runUntilStarted(firstAttempt: number): Promise<void> {
-    for (let attempt = firstAttempt; !this.stopping; attempt++) {
-      if (attempt > 0) await this.pause.wait(backoffDelay(CONSUMER_RESTART_BACKOFF, attempt - 1));
-      if (this.stopping) return;
-      try {
-        await ensureTopicReady(this.kafka, this.opts.topic);
-        await this.consumer.connect();
-        await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: true });
-        await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 4, eachBatch: (b) => this.onBatch(b) });
-        if (this.stopping) await this.consumer.disconnect();
-        return;
-      } catch (err) {
-        this.log.warn({ err: describeError(err), attempt, topic: this.opts.topic }, 'command consumer cannot start; retrying with backoff');
-        await this.consumer.disconnect().catch(() => undefined);
-      }
-    }
-  }
-
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary }: EachBatchPayload): Promise<void> {
-    const { partition } = batch;
-    let finished: string | undefined;
-    try {
-      for (const message of batch.messages) {
-        if (this.stopping || !isRunning() || isStale()) return;
-        if (!(await this.handle(partition, message))) {
-          this.offerAgainLater(partition, message.offset);
-          return;
-        }
-        this.refusals.delete(partition);
-        resolveOffset(message.offset);
-        finished = message.offset;
-        await heartbeat();
-      }
-    } finally {
-      // Through the batch's own commit: the consumer's commitOffsets is a no-op once disconnect() began.
-      if (finished !== undefined) {
-        const offset = String(BigInt(finished) + 1n);
-        await commitOffsetsIfNecessary({ topics: [{ topic: this.opts.topic, partitions: [{ partition, offset }] }] }).catch((err: unknown) => {
-          // A rebalance took the partition: its next owner re-reads these records and the ledger answers them.
-          this.log.warn({ err: describeError(err), partition, offset }, 'command offsets not committed');
-        });
-      }
-    }
-  }
-
-  /** True when the record is finished (in the ledger or dead-lettered); false when it must be offered again. */
-  private async handle(partition: number, message: KafkaMessage): Promise<boolean> {
+  /**
+   * Finishes a record (in the ledger, re-routed or dead-lettered as invalid), or throws: a retriable BridgeError for a
+   * transient refusal (offered again as long as it lasts), the service's own error for anything unexpected.
+   */
+  private async handle(partition: number, message: KafkaMessage): Promise<void> {
     const parsed = parseCommandRecord(message.key, message.value);
     if (!parsed.ok) {
       await this.deadLetter(partition, message, undefined, `invalid_command: ${parsed.error}`, 400);
-      return true;
+      return;
     }
     const cluster = this.opts.cluster;
     const ownerKey = cluster && parsed.channelId !== undefined ? this.commands.ownerKey(parsed.channelId, conversationOf(parsed.body)) : undefined;
@@ -175,29 +126,29 @@ export class KafkaCommandConsumer {
       // command belongs to a spread conversation: the holder reads `home`.
       try {
         await cluster.forwarder.reroute(ownerKey, message.value as Buffer, message.headers ?? {});
-        this.metrics.kafkaCommands.inc({ outcome: 'rerouted' });
-        this.log.info({ partition, offset: message.offset, channel: parsed.channelId, key: ownerKey, to: home }, 'command record on another partition than its holder\'s: re-routed to it');
-        return true;
       } catch (err) {
-        this.log.warn({ partition, offset: message.offset, channel: parsed.channelId, err: describeError(err) }, 'command record could not be re-routed to its channel\'s partition; offered again later');
-        return false;
+        this.metrics.kafkaCommands.inc({ outcome: 'retried' });
+        throw new BridgeError('reroute_failed', `command record could not be re-routed to its channel's partition ${home}: ${describeError(err)}`, { retriable: true, cause: err });
       }
+      this.metrics.kafkaCommands.inc({ outcome: 'rerouted' });
+      this.log.info({ partition, offset: message.offset, channel: parsed.channelId, key: ownerKey, to: home }, 'command record on another partition than its holder\'s: re-routed to it');
+      return;
     }
     try {
       const forwarded = message.headers?.[FORWARDED_HEADER] !== undefined;
       const result = await this.commands.submit(parsed.body, { door: 'kafka', channelId: parsed.channelId, forwarded });
       this.metrics.kafkaCommands.inc({ outcome: result.duplicate ? 'duplicate' : 'accepted' });
-      return true;
     } catch (err) {
       const refusal = classifyRefusal(err);
       if (refusal.action === 'dead_letter') {
         await this.deadLetter(partition, message, parsed.channelId, refusal.error, refusal.status);
-        return true;
+        return;
       }
       this.metrics.kafkaCommands.inc({ outcome: 'retried' });
-      const level = refusal.code === 'unexpected_error' ? 'error' : 'warn';
-      this.log[level]({ partition, offset: message.offset, code: refusal.code, err: refusal.error }, 'command record refused for now; kept in Kafka and offered again');
-      return false;
+      // A declared transient refusal (503: busy, ledger down, shutting down) waits as long as it lasts; anything else
+      // is not this door's to judge and goes to the poison policy.
+      if (refusal.code === 'unexpected_error') throw err;
+      throw new BridgeError(refusal.code, refusal.error, { retriable: true, cause: err });
     }
   }
 
@@ -207,20 +158,6 @@ export class KafkaCommandConsumer {
     this.log.warn({ partition, offset: message.offset, channel: channelId ?? key ?? undefined, err: error }, 'command record refused; dead-lettered');
     this.metrics.kafkaCommands.inc({ outcome: 'invalid' });
     await this.deadLetters.write({ reason: 'invalid_command', origin: KAFKA_COMMANDS_ORIGIN, channelId: channelId ?? key ?? undefined, frame: { event: 'kafka.command', payload }, error, status });
-  }
-
-  /** Pauses the partition and rewinds it to the refused record, which is fetched again after the backoff. */
-  private offerAgainLater(partition: number, offset: string): void {
-    const refusals = (this.refusals.get(partition) ?? 0) + 1;
-    this.refusals.set(partition, refusals);
-    const partitions = [{ topic: this.opts.topic, partitions: [partition] }];
-    this.consumer.pause(partitions);
-    this.consumer.seek({ topic: this.opts.topic, partition, offset });
-    const timer = setTimeout(() => {
-      this.retryTimers.delete(timer);
-      if (!this.stopping) this.consumer.resume(partitions);
-    }, Math.max(100, backoffDelay(CONSUMER_RESTART_BACKOFF, refusals - 1)));
-    this.retryTimers.add(timer);
   }
 }
 

@@ -57,4 +57,31 @@ describe('OffsetTracker', () => {
     t.finish(40n);
     expect(t.toCommit()).toBe(41n);
   });
+
+  it('counts what it holds: finished offsets behind an unfinished one stay open until it finishes, then all drain', () => {
+    const t = new OffsetTracker();
+    for (let o = 0n; o < 1000n; o++) t.take(o);
+    for (let o = 1n; o < 1000n; o++) t.finish(o);
+    expect(t.openCount).toBe(1000); // offset 0 retries: nothing after it is committable, so nothing is let go
+    expect(t.toCommit()).toBeUndefined();
+    t.finish(0n);
+    expect(t.openCount).toBe(0);
+    expect(t.toCommit()).toBe(1000n);
+  });
+
+  it('gives back the last record taken when nothing took it over, so it is taken again; ignores any other offset', () => {
+    const t = new OffsetTracker();
+    t.take(7n);
+    t.take(9n);
+    t.untake(7n); // not the last one
+    expect(t.openCount).toBe(2);
+    t.untake(9n);
+    expect(t.openCount).toBe(1);
+    expect(t.seen(9n)).toBe(false);
+    expect(t.seen(7n)).toBe(true);
+    t.take(9n);
+    t.finish(7n);
+    t.finish(9n);
+    expect(t.toCommit()).toBe(10n);
+  });
 });

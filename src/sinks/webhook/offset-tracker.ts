@@ -30,6 +30,11 @@ export class OffsetTracker {
     if (this.nextOffset === undefined && this.committable === undefined) this.committable = offset;
   }
 
+  /** Offsets taken and not yet committable (finished ones behind an unfinished one count): what this tracker holds. */
+  get openCount(): number {
+    return this.open.length;
+  }
+
   /** Takes a record. Offsets arrive in increasing order (gaps allowed: compaction, transaction markers). */
   take(offset: bigint): void {
     if (this.seen(offset)) throw new Error(`offset ${offset} taken twice`);
@@ -37,6 +42,16 @@ export class OffsetTracker {
     this.open.push(entry);
     this.index.set(offset, entry);
     this.nextOffset = offset + 1n;
+  }
+
+  /** Gives back the last record taken (nothing took it over), so it can be taken again. Ignored for any other offset. */
+  untake(offset: bigint): void {
+    const last = this.open[this.open.length - 1];
+    if (!last || last.offset !== offset || last.done) return;
+    this.open.pop();
+    this.index.delete(offset);
+    // Offsets between the previous record and this one were never fetched (gaps): nothing to take there.
+    this.nextOffset = offset;
   }
 
   /** Marks a record finished (delivered or dead-lettered). Unknown offsets are ignored. */

@@ -1,12 +1,11 @@
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
-import { backoffDelay, CONSUMER_RESTART_BACKOFF } from '../../common/backoff';
 import { describeError } from '../../common/errors';
-import { ensureTopicReady } from '../../common/topic-ready';
-import { Pause, withinMs } from '../../common/wait';
+import { withinMs } from '../../common/wait';
 import type { KafkaConsumerConfig } from '../../config/config.schema';
 import type { PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
+import { ConsumerRunner, consumerSettings, type RecordContext } from '../../kafka/consumer-runner';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import { fromKafkaMessage } from '../kafka/kafka.record';
 import { OffsetTracker } from './offset-tracker';
@@ -26,24 +25,27 @@ export interface KafkaSourceOptions {
 const HEARTBEAT_EVERY_MS = 1000;
 
 /**
- * Feeds one webhook endpoint from `topics.events` through its own consumer group, so what the endpoint has not
- * finished survives a crash: an offset is committed only when every event before it in its partition is
- * delivered or dead-lettered (OffsetTracker). After a restart the group resumes at the committed offset and
- * re-sends what was in flight, with the same `webhook-id` (at least once).
+ * Feeds one webhook endpoint from `topics.events` through its own consumer group (on the shared consumer runner),
+ * so what the endpoint has not finished survives a crash: an offset is committed only when every event before it in
+ * its partition is delivered or dead-lettered (OffsetTracker). After a restart the group resumes at the committed
+ * offset and re-sends what was in flight, with the same `webhook-id` (at least once).
  *
  * Backpressure: when the endpoint holds `maxPending` events (its receiver is slow, down or retrying), the batch
- * loop waits for capacity and fetches nothing more; events stay in Kafka rather than being dead-lettered.
+ * loop waits for capacity and fetches nothing more; events stay in Kafka rather than being dead-lettered. While one
+ * event retries for hours, the later offsets of its partition stay open: past `kafka.consumer.webhookMaxOpenOffsets`
+ * of them the partition is paused (the others go on) and resumed once the stuck event finishes.
  */
 export class KafkaWebhookSource {
-  private readonly consumer: Consumer;
+  private readonly runner: ConsumerRunner;
   private readonly trackers = new Map<number, OffsetTracker>();
+  /** Partitions paused because their tracker is full. */
+  private readonly full = new Set<number>();
   /** Partitions with no committed progress when the bridge started, and where they start (`latest`). */
   private startAt = new Map<number, string>();
   private readonly highWatermarks = new Map<number, bigint>();
   private readonly labels: { endpoint: string };
+  private positioned = false;
   private stopping = false;
-  private running = false;
-  private readonly pause = new Pause();
   private commitTimer?: NodeJS.Timeout;
   private committing = Promise.resolve();
 
@@ -57,25 +59,18 @@ export class KafkaWebhookSource {
     private readonly log: Logger,
   ) {
     this.labels = { endpoint: endpoint.cfg.id };
-    this.consumer = kafka.consumer({
-      groupId: opts.groupId,
-      maxWaitTimeInMs: opts.consumer.maxWaitTimeMs,
-      sessionTimeout: opts.consumer.sessionTimeoutMs,
-      heartbeatInterval: Math.min(3000, Math.floor(opts.consumer.sessionTimeoutMs / 3)),
-      allowAutoTopicCreation: true,
-      // A crash while `stop` disconnects (during the group join) must not bring the consumer back.
-      retry: { retries: 5, restartOnFailure: async () => !this.stopping },
-    });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment[opts.topic] ?? []));
-    this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
-      this.log.error({ err: describeError(payload.error), restart: payload.restart }, 'webhook consumer crashed');
-      // kafkajs restarts by itself after retriable errors only; after any other it has disconnected for good.
-      // This endpoint must not go quiet: start over (progress is in the committed offsets).
-      if (!payload.restart && !this.stopping) {
-        this.running = false;
-        void this.runUntilStarted(true, 1);
-      }
-    });
+    const cfg = opts.consumer;
+    this.runner = new ConsumerRunner(kafka, {
+      name: 'webhook consumer', origin: endpoint.cfg.id, topic: opts.topic, groupId: () => opts.groupId,
+      settings: { ...consumerSettings(cfg), allowAutoTopicCreation: true }, poisonMaxTries: cfg.poisonMaxTries, commit: false,
+      fromBeginning: () => opts.startFrom === 'earliest' || !this.positioned,
+      onGroupJoin: (partitions) => this.onJoin(partitions),
+      onPoisoned: (partition, offset) => {
+        const tracker = this.tracker(partition);
+        if (!tracker.seen(BigInt(offset))) tracker.take(BigInt(offset));
+        this.finish(partition, BigInt(offset));
+      },
+    }, (message, partition, ctx) => this.onRecord(message, partition, ctx), { log, metrics, deadLetters });
   }
 
   /**
@@ -90,22 +85,22 @@ export class KafkaWebhookSource {
     clearTimeout(timer);
     if (positions) {
       this.startAt = positions;
+      this.positioned = true;
       if (positions.size) this.log.info({ partitions: positions.size }, 'new webhook consumer group: starts at the end of the events topic as of now');
     } else if (this.opts.startFrom === 'latest') {
       this.log.warn('cannot read the events topic positions now; partitions of this endpoint without committed progress will start from the oldest retained event');
     }
-    void this.runUntilStarted(positions !== undefined);
+    this.runner.start();
   }
 
   /** Stops fetching, lets the endpoint finish or release what it holds, commits what finished, leaves the group. */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
-    this.pause.cancel();
-    if (this.running) this.consumer.pause([{ topic: this.opts.topic }]);
+    this.runner.pauseAll();
     await this.endpoint.stop(deadlineMs);
     clearTimeout(this.commitTimer);
     await this.commit();
-    await this.consumer.disconnect().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'webhook consumer disconnect failed'));
+    await this.runner.stop(deadlineMs);
   }
 
   /** Partitions without committed progress → the topic's end offset now (empty for `earliest`); undefined when Kafka cannot say. */
@@ -129,27 +124,6 @@ export class KafkaWebhookSource {
     }
   }
 
-  private async runUntilStarted(positioned: boolean, firstAttempt = 0): Promise<void> {
-    for (let attempt = firstAttempt; !this.stopping; attempt++) {
-      // Cancelled by `stop`: a stopping endpoint does not wait out a backoff.
-      if (attempt > 0) await this.pause.wait(backoffDelay(CONSUMER_RESTART_BACKOFF, attempt - 1));
-      if (this.stopping) return;
-      try {
-        // A group that joins before the topic has partitions is assigned none until a metadata refresh (minutes).
-        await ensureTopicReady(this.kafka, this.opts.topic);
-        await this.consumer.connect();
-        await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.startFrom === 'earliest' || !positioned });
-        await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (b) => this.onBatch(b) });
-        this.running = true;
-        if (this.stopping) this.consumer.pause([{ topic: this.opts.topic }]);
-        return;
-      } catch (err) {
-        this.log.warn({ err: describeError(err), attempt }, 'webhook consumer cannot start; retrying with backoff');
-        await this.consumer.disconnect().catch(() => undefined);
-      }
-    }
-  }
-
   /**
    * New assignment: forget revoked partitions. A partition of a new group starts where `start` recorded, and
    * that position is committed like finished progress: from then on the group has progress there, so a
@@ -159,11 +133,12 @@ export class KafkaWebhookSource {
   private onJoin(partitions: number[]): void {
     const assigned = new Set(partitions);
     for (const p of [...this.trackers.keys()]) if (!assigned.has(p)) this.trackers.delete(p);
+    for (const p of [...this.full]) if (!assigned.has(p)) this.full.delete(p);
     for (const p of partitions) {
       const start = this.startAt.get(p);
       if (start === undefined) continue;
       const tracker = this.tracker(p);
-      this.consumer.seek({ topic: this.opts.topic, partition: p, offset: tracker.next !== undefined ? String(tracker.next) : start });
+      this.runner.seek(p, tracker.next !== undefined ? String(tracker.next) : start);
       tracker.startAt(BigInt(start));
     }
     // Not now: kafkajs accepts commits only once the runner is marked running, just after this event.
@@ -176,41 +151,44 @@ export class KafkaWebhookSource {
     return tracker;
   }
 
-  private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
-    const { partition } = batch;
+  /**
+   * Takes one record: skips what this session already took (a refetch after a rejoin), waits while the endpoint is
+   * full, pauses the partition while its tracker is full, and hands the record over. False: not taken now.
+   */
+  private async onRecord(message: KafkaMessage, partition: number, ctx: RecordContext): Promise<boolean> {
     const tracker = this.tracker(partition);
-    this.highWatermarks.set(partition, BigInt(batch.highWatermark));
-    let beat = Date.now();
-    for (const message of batch.messages) {
-      if (this.stopping || !isRunning() || isStale()) return;
-      const offset = BigInt(message.offset);
-      if (tracker.seen(offset)) {
-        resolveOffset(message.offset);
-        continue;
-      }
-      // One capacity waiter at a time however long the endpoint stays full (heartbeats meanwhile), not one per heartbeat.
-      let capacity: Promise<void> | undefined;
-      while (!this.endpoint.hasCapacity()) {
-        capacity ??= this.endpoint.whenCapacity().then(() => {
-          capacity = undefined;
-        });
-        await withinMs(capacity, HEARTBEAT_EVERY_MS);
-        if (this.stopping || !isRunning() || isStale()) return;
-        await heartbeat();
-        beat = Date.now();
-      }
-      tracker.take(offset);
-      resolveOffset(message.offset);
-      this.offer(partition, offset, message);
-      if (Date.now() - beat > HEARTBEAT_EVERY_MS) {
-        await heartbeat();
-        beat = Date.now();
-      }
+    this.highWatermarks.set(partition, BigInt(ctx.highWatermark));
+    const offset = BigInt(message.offset);
+    if (tracker.seen(offset)) return true;
+    if (tracker.openCount >= this.opts.consumer.webhookMaxOpenOffsets) {
+      this.full.add(partition);
+      this.runner.pausePartition(partition, message.offset);
+      this.log.warn({ partition, offset: message.offset, open: tracker.openCount }, 'webhook partition paused: too many offsets open behind an unfinished event (kafka.consumer.webhookMaxOpenOffsets); resumes as they drain');
+      return false;
     }
+    // One capacity waiter at a time however long the endpoint stays full (heartbeats meanwhile), not one per heartbeat.
+    let capacity: Promise<void> | undefined;
+    while (!this.endpoint.hasCapacity()) {
+      capacity ??= this.endpoint.whenCapacity().then(() => {
+        capacity = undefined;
+      });
+      await withinMs(capacity, HEARTBEAT_EVERY_MS);
+      if (!ctx.live()) return false;
+      await ctx.heartbeat();
+    }
+    tracker.take(offset);
+    try {
+      this.offer(partition, offset, message);
+    } catch (err) {
+      // Nothing took it over: give it back, so the runner's tries and dead letter decide.
+      tracker.untake(offset);
+      throw err;
+    }
+    return true;
   }
 
   /** Hands one record to the endpoint; finishes it at once when it is not for this endpoint or not an event. */
-  private offer(partition: number, offset: bigint, message: EachBatchPayload['batch']['messages'][number]): void {
+  private offer(partition: number, offset: bigint, message: KafkaMessage): void {
     const finish = (): void => this.finish(partition, offset);
     let item: PipelineEvent;
     try {
@@ -231,8 +209,15 @@ export class KafkaWebhookSource {
   }
 
   private finish(partition: number, offset: bigint): void {
-    this.trackers.get(partition)?.finish(offset);
+    const tracker = this.trackers.get(partition);
+    tracker?.finish(offset);
     this.scheduleCommit();
+    // Resumed below the bound (not at it), so a partition does not flap on every finished event.
+    if (tracker && this.full.has(partition) && tracker.openCount < this.opts.consumer.webhookMaxOpenOffsets * 0.9) {
+      this.full.delete(partition);
+      this.runner.resumePartition(partition);
+      this.log.info({ partition, open: tracker.openCount }, 'webhook partition resumed');
+    }
   }
 
   /** Commits every partition's finished prefix; one commit at a time. A failed commit is retried by the next one. */
@@ -243,9 +228,9 @@ export class KafkaWebhookSource {
         const offset = tracker.toCommit();
         if (offset !== undefined) due.push({ partition, offset });
       }
-      if (!due.length || !this.running) return;
+      if (!due.length || !this.runner.running) return;
       try {
-        await this.consumer.commitOffsets(due.map(({ partition, offset }) => ({ topic: this.opts.topic, partition, offset: String(offset) })));
+        await this.runner.commitOffsets(due.map(({ partition, offset }) => ({ partition, offset: String(offset) })));
         for (const { partition, offset } of due) {
           this.trackers.get(partition)?.committedUpTo(offset);
           this.startAt.delete(partition);
