@@ -1,0 +1,144 @@
+import { startTestBroker, type TestBroker } from '../kafka/test-broker';
+import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
+import type { BridgeProcess } from '../helpers/bridge-process';
+import { KafkaReader } from '../helpers/kafka-reader';
+import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
+
+/**
+ * Kafka outages under built bridges in cluster mode (the chart's default with Kafka), with Watchers rooms — Watchers
+ * keeps no history, so whatever arrives while no replica listens is lost for good. Every room gets one message a
+ * second throughout; each row counts sent / in Kafka / lost / duplicated by id.
+ */
+const RSS_BOUND_MIB = 300;
+const EVENTS = 'faults-outage-events';
+const COMMANDS = 'faults-outage-commands';
+
+describe('fault suite: Kafka outages', () => {
+  let broker: TestBroker;
+  let reader: KafkaReader;
+  const watchers = new WatchersSimulator({ bots: ['bot-1'] });
+  const bridges: BridgeProcess[] = [];
+  const sent = new Map<string, string[]>();
+  let ticker: NodeJS.Timeout | undefined;
+
+  beforeEach(async () => {
+    broker = await startTestBroker({ brokers: 1, topics: [{ name: COMMANDS, partitions: 6 }, { name: EVENTS, partitions: 4 }] });
+    await watchers.start();
+    reader = new KafkaReader(broker.bootstrap, [EVENTS]);
+    await reader.start();
+    sent.clear();
+  });
+
+  afterEach(async () => {
+    clearInterval(ticker);
+    await Promise.all(bridges.splice(0).map((b) => b.kill()));
+    await reader.stop().catch(() => undefined);
+    await watchers.stop();
+    await broker.stop();
+  });
+
+  const rooms = (n: number) => Array.from({ length: n }, (_, i) => String(200_000 + i));
+  const config = (roomIds: string[]) => ({
+    kafka: {
+      brokers: broker.bootstrap,
+      topics: { events: EVENTS, commands: COMMANDS, state: 'faults-outage-state', commandLedger: 'faults-outage-ledger', deadLetter: 'faults-outage-dlq' },
+      connectionTimeoutMs: 500,
+      producer: { requestTimeoutMs: 1000, retryMaxDelayMs: 500 },
+    },
+    cluster: { enabled: true, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, rebalanceTimeoutMs: 10_000, handoverOverlapMs: 1000 },
+    channels: roomIds.map((room) => ({ id: `room-${room}`, provider: 'watchers', watchers: { url: watchers.url, bearer: watchers.bearerFor('bot-1'), apiKey: watchers.apiKey, userId: 'bot-1', rooms: [room] } })),
+  });
+
+  /** One message a second into every room, each text unique and remembered. */
+  function emitEverySecond(roomIds: string[]): void {
+    let seq = 0;
+    ticker = setInterval(() => {
+      seq++;
+      for (const room of roomIds) {
+        const text = `${room}#${seq}`;
+        watchers.userSays(room, 'user-1', text);
+        sent.set(room, [...(sent.get(room) ?? []), text]);
+      }
+    }, 1000);
+  }
+
+  const textsInKafka = () => reader.ofType('chatbridge.message.received').map((r) => (JSON.parse(r.value ?? '{}') as { message: { text: string } }).message.text);
+  const allSent = () => [...sent.values()].flat();
+
+  /** Waits until every message sent is in Kafka; returns the row's counts. */
+  async function tally(): Promise<{ sent: number; inKafka: number; lost: number; duplicatedById: number }> {
+    const all = allSent();
+    await reader.waitFor('every message sent in Kafka', () => { const have = new Set(textsInKafka()); return all.every((t) => have.has(t)); }, 60_000).catch(() => undefined);
+    const have = new Set(textsInKafka());
+    const ids = reader.ofType('chatbridge.message.received').map((r) => r.headers.ce_id);
+    return { sent: all.length, inKafka: all.filter((t) => have.has(t)).length, lost: all.filter((t) => !have.has(t)).length, duplicatedById: ids.length - new Set(ids).size };
+  }
+
+  async function listenersOneEach(roomIds: string[]): Promise<void> {
+    await until('one listener per room', () => roomIds.every((r) => watchers.listeners(r) === 1), 30_000);
+  }
+
+  it('one replica, Kafka down 30 s: the sockets stay, nothing is lost', async () => {
+    const roomIds = rooms(2);
+    bridges.push(await startBuiltBridge('outage-1', config(roomIds)));
+    await listenersOneEach(roomIds);
+    await bridges[0].waitForLog('channels assigned', (l) => l.msg === 'channels taken over', 30_000);
+    emitEverySecond(roomIds);
+    await new Promise((r) => setTimeout(r, 3000));
+    await broker.down();
+    let minListeners = Infinity;
+    const watch = setInterval(() => (minListeners = Math.min(minListeners, ...roomIds.map((r) => watchers.listeners(r)))), 100);
+    await new Promise((r) => setTimeout(r, 30_000));
+    const healthz = await expectHealthy(bridges[0]);
+    await broker.up();
+    await new Promise((r) => setTimeout(r, 5000));
+    clearInterval(ticker);
+    clearInterval(watch);
+    const t = await tally();
+    expect(minListeners).toBe(1);
+    expect(t.lost).toBe(0);
+    await listenersOneEach(roomIds);
+    const rss = rssMiB(bridges[0].pid);
+    expect(rss).toBeLessThan(RSS_BOUND_MIB);
+    report('kafka-down-30s/1-replica', { ...t, minListenersDuringOutage: minListeners, healthzMs: Math.round(healthz), rssMiB: rss });
+  });
+
+  it('three replicas, Kafka down 30 s: nothing is lost; after the overlap no two replicas hold a room', async () => {
+    const roomIds = rooms(6);
+    const cfg = config(roomIds);
+    const started = await Promise.all(['a', 'b', 'c'].map((n) => startBuiltBridge(`outage-3${n}`, cfg)));
+    bridges.push(...started);
+    await listenersOneEach(roomIds);
+    emitEverySecond(roomIds);
+    await new Promise((r) => setTimeout(r, 3000));
+    await broker.down();
+    await new Promise((r) => setTimeout(r, 30_000));
+    for (const b of bridges) await expectHealthy(b);
+    await broker.up();
+    await new Promise((r) => setTimeout(r, 5000));
+    clearInterval(ticker);
+    const t = await tally();
+    expect(t.lost).toBe(0);
+    // After the group settled and the overlap passed: one socket per room.
+    await listenersOneEach(roomIds);
+    report('kafka-down-30s/3-replicas', { ...t, listenersPerRoomAfter: 1, rssMiB: Math.max(...bridges.map((b) => rssMiB(b.pid))) });
+  });
+
+  it('Kafka unreachable for 60 s at start, then back: every message sent meanwhile arrives', async () => {
+    const roomIds = rooms(2);
+    await broker.down();
+    bridges.push(await startBuiltBridge('outage-start', config(roomIds)));
+    await bridges[0].waitForLog('held without assignment', (l) => l.msg === 'no assignment from the Kafka group and Kafka unreachable: holding every channel until the group assigns them', 30_000);
+    await listenersOneEach(roomIds);
+    emitEverySecond(roomIds);
+    await new Promise((r) => setTimeout(r, 45_000));
+    const healthz = await expectHealthy(bridges[0]);
+    await broker.up();
+    await new Promise((r) => setTimeout(r, 5000));
+    clearInterval(ticker);
+    const t = await tally();
+    expect(t.lost).toBe(0);
+    await listenersOneEach(roomIds);
+    report('kafka-unreachable-60s-at-start', { ...t, healthzMs: Math.round(healthz), rssMiB: rssMiB(bridges[0].pid) });
+  });
+});
