@@ -3,6 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
 import { AppModule } from './app.module';
 import { Bridge, type BridgeOptions } from './bridge';
+import { authFailureGate } from './common/auth-failures';
 import { PinoNestLogger } from './common/logger';
 import type { AppConfig } from './config/config.loader';
 import { jsonBodyParser } from './common/json-body';
@@ -32,6 +33,8 @@ export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOp
   });
   app.disable('x-powered-by');
   app.useWebSocketAdapter(new BridgeIoAdapter(app, config.api.maxBodyBytes));
+  // First on /v1: an address past its failed authentications is refused before any body is read or token compared.
+  app.use('/v1', authFailureGate(bridge.authFailures, (origin) => bridge.metrics.refused.inc({ origin, reason: 'auth_failures' })));
   // Before the JSON parser, which then skips these bodies: inbound posts are read raw, with each channel's limit.
   app.use('/v1/inbound', inboundBodyParser(
     (id) => bridge.channels.inboundLimit(id),

@@ -1,4 +1,4 @@
-import { TokenRateLimiter } from './rate-limit';
+import { AuthFailureLimiter, TokenRateLimiter } from './rate-limit';
 
 describe('TokenRateLimiter', () => {
   it('allows a burst, then refills at perSecond, per token', () => {
@@ -21,5 +21,57 @@ describe('TokenRateLimiter', () => {
     now = 5000;
     limiter.take('later');
     expect(limiter.size).toBe(1);
+  });
+});
+
+describe('AuthFailureLimiter', () => {
+  it('blocks an address at maxFailures within the window, for one window, then counts afresh', () => {
+    let now = 0;
+    const limiter = new AuthFailureLimiter(3, 60_000, 100, () => now);
+    limiter.fail('10.0.0.1');
+    limiter.fail('10.0.0.1');
+    expect(limiter.check('10.0.0.1')).toEqual({ ok: true });
+    now = 1000;
+    limiter.fail('10.0.0.1');
+    expect(limiter.check('10.0.0.1')).toEqual({ ok: false, retryAfterMs: 60_000 });
+    expect(limiter.check('10.0.0.2')).toEqual({ ok: true });
+    now = 60_999;
+    expect(limiter.check('10.0.0.1')).toEqual({ ok: false, retryAfterMs: 1 });
+    // Not locked out for good: the block lifts after one window, and one more failure does not block again.
+    now = 61_000;
+    expect(limiter.check('10.0.0.1')).toEqual({ ok: true });
+    limiter.fail('10.0.0.1');
+    expect(limiter.check('10.0.0.1')).toEqual({ ok: true });
+  });
+
+  it('forgets failures older than the window', () => {
+    let now = 0;
+    const limiter = new AuthFailureLimiter(3, 60_000, 100, () => now);
+    limiter.fail('a');
+    limiter.fail('a');
+    now = 60_000;
+    limiter.fail('a');
+    limiter.fail('a');
+    expect(limiter.check('a').ok).toBe(true);
+    limiter.fail('a');
+    expect(limiter.check('a').ok).toBe(false);
+  });
+
+  it('keeps at most maxAddresses, forgetting the least recently failing first', () => {
+    const limiter = new AuthFailureLimiter(2, 60_000, 100, () => 0);
+    limiter.fail('first');
+    limiter.fail('first');
+    expect(limiter.check('first').ok).toBe(false);
+    for (let i = 0; i < 100; i++) limiter.fail(`spray-${i}`);
+    expect(limiter.size).toBe(100);
+    expect(limiter.check('first').ok).toBe(true);
+    expect(limiter.check('spray-99')).toEqual({ ok: true });
+  });
+
+  it('counts nothing with maxFailures 0 (off)', () => {
+    const limiter = new AuthFailureLimiter(0, 60_000);
+    for (let i = 0; i < 50; i++) limiter.fail('a');
+    expect(limiter.check('a').ok).toBe(true);
+    expect(limiter.size).toBe(0);
   });
 });

@@ -47,3 +47,53 @@ export class TokenRateLimiter {
     for (const [key, b] of this.buckets) if (t - b.at >= fullAfterMs) this.buckets.delete(key);
   }
 }
+
+/**
+ * Failed authentications per caller address (HTTP `/v1/*` 401s, socket.io handshakes, inbound posts): after
+ * `maxFailures` within `windowMs` the address is refused with 429 for `windowMs`, every request alike, the right
+ * token included (otherwise a guess would still learn whether it was right). The block then lifts by itself, so a
+ * valid caller behind the same address is held up for one window at most per burst of failures. The table keeps
+ * the `maxAddresses` most recently seen addresses (the least recently failing forgotten first), so memory stays bounded
+ * whatever the number of callers. `maxFailures` 0 turns it off.
+ */
+export class AuthFailureLimiter {
+  private readonly addresses = new Map<string, { failures: number; since: number; blockedUntil: number }>();
+
+  constructor(
+    private readonly maxFailures: number,
+    private readonly windowMs: number,
+    private readonly maxAddresses = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Whether `address` may try to authenticate now, or how long it must wait. */
+  check(address: string): RateDecision {
+    const entry = this.addresses.get(address);
+    const wait = entry ? entry.blockedUntil - this.now() : 0;
+    return wait > 0 ? { ok: false, retryAfterMs: wait } : { ok: true };
+  }
+
+  /** Counts one failed authentication from `address`. */
+  fail(address: string): void {
+    if (this.maxFailures <= 0) return;
+    const t = this.now();
+    let entry = this.addresses.get(address);
+    if (!entry || t - entry.since >= this.windowMs) entry = { failures: 0, since: t, blockedUntil: entry?.blockedUntil ?? 0 };
+    entry.failures += 1;
+    if (entry.failures >= this.maxFailures) {
+      entry.blockedUntil = t + this.windowMs;
+      // A new window starts when the block ends: the next burst is counted afresh.
+      entry.failures = 0;
+      entry.since = entry.blockedUntil;
+    }
+    // Re-inserted: the Map's order is then least recently failed first, which is what gets evicted.
+    this.addresses.delete(address);
+    this.addresses.set(address, entry);
+    if (this.addresses.size > this.maxAddresses) this.addresses.delete(this.addresses.keys().next().value as string);
+  }
+
+  /** Addresses currently tracked. */
+  get size(): number {
+    return this.addresses.size;
+  }
+}

@@ -53,7 +53,11 @@ describe('loadConfig: a valid config', () => {
     });
     expect(config.dedupe).toEqual({ maxEntries: 100_000, ttlMs: 6 * 3600_000 });
     expect(config.shutdownGraceMs).toBe(20_000);
-    expect(config.api).toEqual({ maxBodyBytes: 256 * 1024, rateLimit: { perSecond: 50, burst: 100 }, stream: { maxBufferedEvents: 1000 } });
+    expect(config.api).toEqual({
+      maxBodyBytes: 256 * 1024, rateLimit: { perSecond: 50, burst: 100 },
+      stream: { maxBufferedEvents: 1000, maxBufferedBytes: 4 * 1024 * 1024, maxPatterns: 50, maxPatternLength: 200, maxSubscribersPerToken: 100, maxSubscribers: 500 },
+      authFailures: { maxFailures: 20, windowMs: 60_000, maxAddresses: 10_000 },
+    });
     expect(config.commands).toEqual({
       deadlineMs: 120_000, echoTimeoutMs: 30_000, maxPendingPerChannel: 1000, ledgerMaxEntries: 100_000, ledgerTtlMs: 86_400_000, maxDepth: 32,
       retry: { initialDelayMs: 500, maxDelayMs: 10_000, multiplier: 2, maxAttempts: 6 },

@@ -7,6 +7,7 @@ import type { Namespace, Socket } from 'socket.io';
 import { Bridge } from '../bridge';
 import { commandErrorBody, CommandRequestError, type SubmitResult } from '../commands/command.types';
 import { apiError, NO_API_TOKENS, rateLimitError } from '../common/api-error';
+import { authFailuresHandshakeError } from '../common/auth-failures';
 import { describeError } from '../common/errors';
 import { TokenSet } from '../common/token-match';
 import { type ErrorAck, HandshakeError } from './gateway-errors';
@@ -38,11 +39,19 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
 
   afterInit(namespace: Namespace): void {
     namespace.use((socket: ApiSocket, next) => {
+      // Failed handshakes count against the address like HTTP 401s (api.authFailures).
+      const { address } = socket.handshake;
+      const wait = this.bridge.authFailures.check(address);
+      if (!wait.ok) {
+        this.bridge.metrics.refused.inc({ origin: 'socket.io', reason: 'auth_failures' });
+        return next(authFailuresHandshakeError(wait.retryAfterMs));
+      }
       try {
         socket.data.token = this.authenticate(socket.handshake.auth);
         next();
       } catch (err) {
-        this.log.info({ address: socket.handshake.address, reason: describeError(err) }, 'socket.io connection refused');
+        if (err instanceof HandshakeError && err.data.statusCode === 401) this.bridge.authFailures.fail(address);
+        this.log.info({ address, reason: describeError(err) }, 'socket.io connection refused');
         next(err instanceof Error ? err : new Error(describeError(err)));
       }
     });
