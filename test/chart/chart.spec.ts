@@ -1,7 +1,7 @@
 import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import type { IService } from 'kubernetes-models/v1';
+import type { IPersistentVolumeClaim, IService } from 'kubernetes-models/v1';
 import { CI_VALUES, Helm, NAMESPACE, RELEASE, configFileOf, deploymentOf, only, schemaProblems, secretEnvOf, type Manifest } from './helm';
 
 /** The Helm chart, rendered by the real helm binary and checked against the Kubernetes schemas. */
@@ -120,6 +120,36 @@ describe('Helm chart helm/chatbridge', () => {
     expect(deploymentOf(single).spec?.replicas).toBe(1);
     expect(single.map((m) => m.kind)).not.toEqual(expect.arrayContaining(['PodDisruptionBudget']));
     expect(single.map((m) => m.kind)).not.toEqual(expect.arrayContaining(['HorizontalPodAutoscaler']));
+  });
+
+  it('keeps /data on an emptyDir by default, and on a PersistentVolumeClaim (created, or an existing one) with persistence', async () => {
+    const plain = render('default-values.yaml');
+    expect(plain.map((m) => m.kind)).not.toContain('PersistentVolumeClaim');
+    expect(deploymentOf(plain).spec!.template.spec!.volumes).toContainEqual({ name: 'data', emptyDir: { sizeLimit: '1Gi' } });
+
+    const ms = await helm.template({ set: { 'persistence.enabled': true, 'persistence.size': '5Gi', 'persistence.storageClassName': 'fast' } });
+    const pvc = only<IPersistentVolumeClaim>(ms, 'PersistentVolumeClaim');
+    expect(schemaProblems(pvc as unknown as Manifest)).toEqual([]);
+    expect(pvc.metadata).toMatchObject({ name: 'chatbridge-data', annotations: { 'helm.sh/resource-policy': 'keep' } });
+    expect(pvc.spec).toEqual({ accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } }, storageClassName: 'fast' });
+    expect(deploymentOf(ms).spec!.template.spec!.volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: 'chatbridge-data' } });
+
+    const existing = await helm.template({ set: { 'persistence.enabled': true, 'persistence.existingClaim': 'bridge-dl' } });
+    expect(existing.map((m) => m.kind)).not.toContain('PersistentVolumeClaim');
+    expect(deploymentOf(existing).spec!.template.spec!.volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: 'bridge-dl' } });
+  });
+
+  it('refuses persistence for several replicas on a ReadWriteOnce claim, or with one dead-letter file for all of them', async () => {
+    const rwo = await helm.templateError({ values: ['kafka-cluster-values.yaml'], set: { 'persistence.enabled': true } });
+    expect(rwo).toContain('set persistence.accessModes to [ReadWriteMany]');
+    const shared = await helm.templateError({ values: ['kafka-cluster-values.yaml'], set: { 'persistence.enabled': true, 'persistence.accessModes': ['ReadWriteMany'] } });
+    expect(shared).toContain('give each replica its own dead-letter file');
+    const ok = await helm.template({
+      values: ['kafka-cluster-values.yaml'],
+      set: { 'persistence.enabled': true, 'persistence.accessModes': ['ReadWriteMany'], 'config.deadLetter.file': '/data/dead-letter-${CHATBRIDGE_REPLICA}.jsonl' },
+    });
+    expect(only<IPersistentVolumeClaim>(ok, 'PersistentVolumeClaim').spec?.accessModes).toEqual(['ReadWriteMany']);
+    expect(configFileOf(ok)).toContain('/data/dead-letter-${CHATBRIDGE_REPLICA}.jsonl');
   });
 
   it('scrapes /metrics with a ServiceMonitor and limits ingress to port 8080 from the given peers, egress open', () => {

@@ -86,6 +86,14 @@ Refuses settings that would break at run time:
 {{- if and $several (not (dig "cluster" "enabled" false $cfg)) }}
 {{- fail "chatbridge: several replicas (replicaCount > 1 or autoscaling.enabled) need cluster mode: remove config.cluster.enabled: false (with config.kafka it defaults to true), so the replicas share the channels instead of each connecting every one." }}
 {{- end }}
+{{- if and .Values.persistence.enabled $several }}
+{{- if not (has "ReadWriteMany" .Values.persistence.accessModes) }}
+{{- fail "chatbridge: persistence with several replicas (replicaCount > 1 or autoscaling.enabled) shares one claim between pods: set persistence.accessModes to [ReadWriteMany] (a ReadWriteOnce volume attaches to one node only)." }}
+{{- end }}
+{{- if not (contains "${CHATBRIDGE_REPLICA}" (dig "deadLetter" "file" "" $cfg)) }}
+{{- fail "chatbridge: persistence with several replicas shares /data: give each replica its own dead-letter file, e.g. config.deadLetter.file: /data/dead-letter-${CHATBRIDGE_REPLICA}.jsonl (the pod name)." }}
+{{- end }}
+{{- end }}
 {{- $graceMs := int64 20000 }}
 {{- if hasKey $cfg "shutdownGraceMs" }}{{ $graceMs = int64 $cfg.shutdownGraceMs }}{{ end }}
 {{- $preStopMs := mul (int64 .Values.preStopSleepSeconds) 1000 }}
