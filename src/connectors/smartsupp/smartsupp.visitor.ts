@@ -141,10 +141,12 @@ export class SmartsuppVisitor implements Connector {
     socket.on('error', (err) => this.fail(new ConnectorError('socket_error', `socket error: ${redactText(describeError(err))}`, { retriable: true, cause: err })));
     socket.on('disconnect', (reason) => this.onDisconnect(reason));
     // socket.io 2.x has no onAny: every server event is taken from the packet dispatcher instead.
-    socket.onevent = (packet) => {
+    const onevent: typeof socket.onevent = (packet) => {
       const args = packet.data ?? [];
       if (typeof args[0] === 'string') this.shared.observer.event(this, args[0], args.length > 2 ? args.slice(1) : args[1]);
     };
+    // A fault boundary like every connector's listener: what handling throws is reported, the socket goes on.
+    socket.onevent = this.hooks ? this.hooks.guard('onevent', onevent) : onevent;
     return socket;
   }
 
