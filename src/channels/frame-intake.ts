@@ -7,6 +7,7 @@ import type { MappedEvent } from '../connectors/mapper';
 import { createEvent, type AnyCanonicalEvent } from '../envelope/envelope';
 import type { Metrics } from '../health/metrics';
 import type { DeadLetters } from '../pipeline/dead-letters';
+import type { DurableReceipt } from '../pipeline/durable';
 import type { EventPipeline } from '../pipeline/pipeline';
 import type { ChannelEntry } from './channel-entry';
 
@@ -34,8 +35,11 @@ export class FrameIntake {
     this.eventDepth = limits.maxJsonDepth + 8;
   }
 
-  /** One frame of a channel: checked, mapped, each event checked, published. Never throws. */
-  frame(entry: ChannelEntry, frame: UpstreamFrame, receivedAt: Date): void {
+  /**
+   * One frame of a channel: checked, mapped, each event checked, published. Never throws. With a `receipt` (an
+   * inbound post), each published event's durability is tracked on it; refused items are in the dead letters.
+   */
+  frame(entry: ChannelEntry, frame: UpstreamFrame, receivedAt: Date, receipt?: DurableReceipt): void {
     const t0 = performance.now();
     const { channel } = entry;
     this.metrics.frames.inc({ channel: channel.id });
@@ -54,7 +58,7 @@ export class FrameIntake {
         this.refuse(entry, frame.event, 'unmappable', `mapper failed: ${describeError(err)}`, { frame: { event: frame.event, payload: frame.payload } });
         return;
       }
-      for (const m of mapped) this.publish(entry, frame.event, m, t0);
+      for (const m of mapped) this.publish(entry, frame.event, m, t0, receipt);
     } catch (err) {
       this.fault(entry, frame.event, err, [frame.payload]);
     }
@@ -76,7 +80,7 @@ export class FrameIntake {
     }
   }
 
-  private publish(entry: ChannelEntry, upstreamEvent: string, m: MappedEvent, t0: number): void {
+  private publish(entry: ChannelEntry, upstreamEvent: string, m: MappedEvent, t0: number, receipt?: DurableReceipt): void {
     const { channel } = entry;
     const size = measureJson(m.event, { maxDepth: this.eventDepth, maxBytes: this.limits.maxEventBytes });
     if (size.exceeded) {
@@ -89,7 +93,7 @@ export class FrameIntake {
       this.metrics.malformed.inc({ channel: channel.id });
       this.log.warn({ channel: channel.id, event: upstreamEvent, error: m.event.data.upstream.error }, 'malformed upstream frame published as provider event');
     }
-    if (this.pipeline.publish({ event: m.event, stableId: m.stableId, receivedAt: t0 })) entry.eventsIn++;
+    if (this.pipeline.publish({ event: m.event, stableId: m.stableId, receivedAt: t0, durable: receipt?.track() })) entry.eventsIn++;
   }
 
   /**

@@ -27,6 +27,11 @@ export interface PipelineEvent {
   stableId: boolean;
   /** `performance.now()`-style ms when the frame arrived, for latency metrics. */
   receivedAt: number;
+  /**
+   * Set for events whose input is answered only once they are durable (inbound posts): called once by the durable
+   * sink (Kafka) when the event is acknowledged or dead-lettered, or by the pipeline when there is no durable sink.
+   */
+  durable?: (outcome: 'delivered' | 'dead_lettered') => void;
 }
 
 /**

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeadLetters } from './dead-letters';
+import { DurableReceipt } from './durable';
 import { EventPipeline } from './pipeline';
 
 const silent = pino({ level: 'silent' });
@@ -127,5 +128,58 @@ describe('EventPipeline', () => {
     p.publish(message('a'));
     p.publish(message('a'));
     expect(sink.items).toHaveLength(2);
+  });
+});
+
+/** A durable sink (as Kafka) whose acknowledgements the test gives by hand. */
+class DurableSink extends MemorySink {
+  readonly durable = true;
+  settle(i: number, outcome: 'delivered' | 'dead_lettered'): void {
+    this.items[i].durable?.(outcome);
+  }
+}
+
+describe('EventPipeline: durable events (inbound posts answered once their events are in Kafka)', () => {
+  const setup = () => {
+    const p = new EventPipeline({ maxEntries: 10, ttlMs: 60_000 }, new Metrics({ defaultMetrics: false }), silent);
+    const sink = new DurableSink('kafka');
+    p.addSink(sink);
+    return { p, sink };
+  };
+
+  it('settles a receipt only when the durable sink acknowledged every event, and reports dead-lettered ones', async () => {
+    const { p, sink } = setup();
+    const receipt = new DurableReceipt();
+    p.publish({ ...message('a'), durable: receipt.track() });
+    p.publish({ ...message('b'), durable: receipt.track() });
+    const settled = receipt.settled(1000);
+    sink.settle(0, 'delivered');
+    expect(await receipt.settled(10)).toBeUndefined(); // one still on its way
+    sink.settle(1, 'dead_lettered');
+    expect(await settled).toEqual({ deadLettered: 1 });
+  });
+
+  it('a duplicate of an event still on its way settles with it; a dead-lettered event leaves the dedupe window for the retry', async () => {
+    const { p, sink } = setup();
+    const first = new DurableReceipt();
+    const retry = new DurableReceipt();
+    p.publish({ ...message('m'), durable: first.track() });
+    expect(p.publish({ ...message('m'), durable: retry.track() })).toBe(false);
+    expect(await retry.settled(10)).toBeUndefined();
+    sink.settle(0, 'dead_lettered');
+    expect(await retry.settled(10)).toEqual({ deadLettered: 1 });
+    // Published again (not suppressed): the upstream's next retry can reach Kafka.
+    const again = new DurableReceipt();
+    expect(p.publish({ ...message('m'), durable: again.track() })).toBe(true);
+    sink.settle(1, 'delivered');
+    expect(await again.settled(10)).toEqual({ deadLettered: 0 });
+  });
+
+  it('without a durable sink, an event is settled as soon as it is handed to the sinks', async () => {
+    const p = new EventPipeline({ maxEntries: 10, ttlMs: 60_000 }, new Metrics({ defaultMetrics: false }), silent);
+    p.addSink(new MemorySink('stdout'));
+    const receipt = new DurableReceipt();
+    p.publish({ ...message('x'), durable: receipt.track() });
+    expect(await receipt.settled(10)).toEqual({ deadLettered: 0 });
   });
 });

@@ -15,6 +15,8 @@ export class EventPipeline {
   private readonly seen?: LRUCache<string, true>;
   private readonly sinks: Sink[] = [];
   private readonly observers: Array<(item: PipelineEvent) => void> = [];
+  /** Durable events on their way to the durable sink, by id, with the callbacks of their duplicates. */
+  private readonly durableWaiters = new Map<string, Array<NonNullable<PipelineEvent['durable']>>>();
 
   constructor(
     dedupe: { maxEntries: number; ttlMs: number },
@@ -48,11 +50,18 @@ export class EventPipeline {
       if (this.seen.has(event.id)) {
         this.metrics.duplicates.inc({ channel: event.channelid ?? '' });
         this.log.debug({ channel: event.channelid, id: event.id, type: event.type }, 'duplicate event suppressed');
+        // The copy published first may still be on its way to Kafka: a durable duplicate settles with it.
+        if (item.durable) {
+          const waiting = this.durableWaiters.get(event.id);
+          if (waiting) waiting.push(item.durable);
+          else item.durable('delivered');
+        }
         return false;
       }
       this.seen.set(event.id, true);
       this.metrics.dedupeEntries.set(this.seen.size);
     }
+    if (item.durable) item = this.trackDurable(item);
     this.metrics.eventsIn.inc({ channel: event.channelid ?? '', type: event.type });
     // Each sink is a fault boundary: one that throws loses nothing (the event is dead-lettered for it) and never keeps
     // the event from the sinks after it.
@@ -61,6 +70,7 @@ export class EventPipeline {
         sink.publish(item);
       } catch (err) {
         this.sinkFailed(sink.name, item, err);
+        if (sink.durable) item.durable?.('dead_lettered');
       }
     }
     for (const fn of this.observers) {
@@ -71,6 +81,29 @@ export class EventPipeline {
       }
     }
     return true;
+  }
+
+  /**
+   * An event whose input waits for its durability: with a durable sink, its duplicates wait with it, and a dead-lettered
+   * one leaves the dedupe window so the upstream's retry is published again; without one, it is settled at once.
+   */
+  private trackDurable(item: PipelineEvent): PipelineEvent {
+    const first = item.durable as NonNullable<PipelineEvent['durable']>;
+    if (!this.sinks.some((s) => s.durable)) {
+      first('delivered');
+      return { ...item, durable: undefined };
+    }
+    const id = item.event.id;
+    const waiting = [first];
+    if (item.stableId) this.durableWaiters.set(id, waiting);
+    return {
+      ...item,
+      durable: (outcome) => {
+        if (this.durableWaiters.get(id) === waiting) this.durableWaiters.delete(id);
+        if (outcome === 'dead_lettered' && item.stableId) this.seen?.delete(id);
+        for (const w of waiting) w(outcome);
+      },
+    };
   }
 
   /** A sink threw on publish (a bug: sinks queue and never throw): the event is dead-lettered for it, counted and logged. */

@@ -3,6 +3,8 @@ import type { PipelineEvent } from '../envelope/envelope';
 /** A destination of canonical events (Kafka, stdout, webhooks, the live stream). */
 export interface Sink {
   readonly name: string;
+  /** True for the sink whose acknowledgement makes an event durable (Kafka): it settles `PipelineEvent.durable`. */
+  readonly durable?: boolean;
   /** Takes one event. Must not throw and must not block: a sink queues and delivers on its own. */
   publish(item: PipelineEvent): void;
   /** Connects; may resolve before the destination is reachable (the sink retries on its own). */

@@ -31,6 +31,8 @@ const SPILL_MS_PER_RECORD = 0.05;
  */
 export class KafkaSink implements Sink, DeadLetterTarget {
   readonly name = 'kafka';
+  /** An event is durable once this sink has it acknowledged (inbound posts wait for it). */
+  readonly durable = true;
   private readonly producer: Producer;
   private readonly queue = new RecordQueue();
   private up = false;
@@ -60,17 +62,19 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     const { event } = item;
     if (!this.accepting) {
       this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: event.channelid, event });
+      item.durable?.('dead_lettered');
       return;
     }
     const message = toKafkaMessage(event);
     // UTF-8 once, here: the queue's byte budget is then exact, and the bytes live outside the JS heap.
     message.value = Buffer.from(message.value as string);
-    const record: QueuedRecord = { message, bytes: recordBytes(message), channelId: event.channelid, type: event.type, receivedAt: item.receivedAt };
+    const record: QueuedRecord = { message, bytes: recordBytes(message), channelId: event.channelid, type: event.type, receivedAt: item.receivedAt, durable: item.durable };
     const { maxQueue, maxQueueBytes, warnQueue } = this.cfg.producer;
     const full = this.queue.length >= maxQueue ? `${maxQueue} events` : this.queue.bytes + record.bytes > maxQueueBytes ? `${maxQueueBytes} bytes` : undefined;
     if (full) {
       this.metrics.refused.inc({ origin: this.name, reason: 'queue_full' });
       this.deadLetters.writeFile({ reason: 'queue_full', origin: this.name, channelId: event.channelid, event, error: `kafka queue full (${full})` });
+      item.durable?.('dead_lettered');
       return;
     }
     this.queue.push(record);
@@ -135,7 +139,10 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     this.stopped = true;
     this.spilled = true;
     const left = this.queue.take(this.queue.length);
-    for (const r of left) this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: r.channelId, event: fromKafkaMessage(r.message), error: 'not acknowledged by Kafka before shutdown' });
+    for (const r of left) {
+      this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: r.channelId, event: fromKafkaMessage(r.message), error: 'not acknowledged by Kafka before shutdown' });
+      r.durable?.('dead_lettered');
+    }
     if (left.length) this.log.error({ count: left.length }, 'events not acknowledged by Kafka before shutdown were written to the dead-letter file');
     this.metrics.queueDepth.set({ sink: this.name }, 0);
     return left.length;
@@ -211,6 +218,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     for (const b of batch) {
       this.metrics.eventsOut.inc({ sink: this.name, channel: b.channelId ?? '', type: b.type });
       this.metrics.publishLatency.observe({ sink: this.name }, (now - b.receivedAt) / 1000);
+      b.durable?.('delivered');
     }
     this.metrics.queueDepth.set({ sink: this.name }, this.queue.length);
     if (this.queue.length < this.cfg.producer.warnQueue / 2) this.warnedDepth = false;
@@ -224,6 +232,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     const event = fromKafkaMessage(record.message);
     // A record too large for Kafka is too large for the dead-letter topic as well: the file takes it.
     this.deadLetters.writeFile({ reason: 'kafka_record_refused', origin: this.name, channelId: record.channelId, event, error: `${refusal}: ${describeError(err)}` });
+    record.durable?.('dead_lettered');
     this.log.warn({ refusal, id: event.id, type: record.type, bytes: record.bytes }, 'kafka refused one record; dead-lettered to the file, the rest go on');
   }
 

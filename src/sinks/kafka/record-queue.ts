@@ -9,6 +9,8 @@ export interface QueuedRecord {
   type: string;
   /** `performance.now()` ms when the frame arrived, for the latency metric. */
   receivedAt: number;
+  /** The event's durability callback, if its input waits for it (inbound posts). */
+  durable?: (outcome: 'delivered' | 'dead_lettered') => void;
 }
 
 /** Per-record framing in a Kafka record batch (length, attributes, deltas, varints), rounded up. */
