@@ -98,6 +98,7 @@ export class ChannelsService {
       backoff: { initialDelayMs: reconnect.initialDelayMs, maxDelayMs: reconnect.maxDelayMs, multiplier: reconnect.multiplier },
       authBackoff: { initialDelayMs: reconnect.authInitialDelayMs, maxDelayMs: reconnect.authMaxDelayMs, multiplier: reconnect.multiplier },
       stableAfterMs: reconnect.stableAfterMs,
+      authGrace: { withinMs: reconnect.authGraceMs, attempts: reconnect.authGraceAttempts, windowMs: reconnect.authGraceWindowMs },
     };
     for (const entry of this.entries.values()) {
       this.states.set(entry.channel.id, new FileChannelState(this.config.stateDir, entry.channel.id));
@@ -122,6 +123,11 @@ export class ChannelsService {
           status: (change) => this.onStatus(entry, change),
           frame: (frame, receivedAt) => this.intake.frame(entry, frame, receivedAt),
           fault: (where, err, input) => this.intake.fault(entry, where, err, input),
+          // A refused subscription leaves the channel connected: counted and logged; the connector retries it alone.
+          subscriptionFailed: (subscription, err, retryInMs) => {
+            this.metrics.subscriptionFailures.inc({ channel: channel.id, code: err.code });
+            log.warn({ subscription, code: err.code, retryInMs }, `subscription ${subscription} failed: ${err.message}`);
+          },
         },
         log,
       );

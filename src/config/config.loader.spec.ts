@@ -49,7 +49,8 @@ describe('loadConfig: a valid config', () => {
       consumer: { maxWaitTimeMs: 500, sessionTimeoutMs: 30_000, commitIntervalMs: 1000 },
     });
     expect(config.reconnect).toEqual({
-      initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2, authInitialDelayMs: 30_000, authMaxDelayMs: 300_000, stableAfterMs: 30_000,
+      initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2, authInitialDelayMs: 5_000, authMaxDelayMs: 300_000, stableAfterMs: 30_000,
+      authGraceMs: 3_600_000, authGraceAttempts: 5, authGraceWindowMs: 60_000,
     });
     expect(config.dedupe).toEqual({ maxEntries: 100_000, ttlMs: 6 * 3600_000 });
     expect(config.shutdownGraceMs).toBe(20_000);

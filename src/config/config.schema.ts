@@ -95,11 +95,17 @@ export class ReconnectConfig {
   @IsOptional() @IsInt() @Min(1) initialDelayMs: number = 1000;
   @IsOptional() @IsInt() @Min(1) maxDelayMs: number = 30_000;
   @IsOptional() @Min(1) multiplier: number = 2;
-  /** Slower schedule after the upstream rejected the credentials. */
-  @IsOptional() @IsInt() @Min(1) authInitialDelayMs: number = 30_000;
+  /** Slower schedule once a refusal of the credentials counts as `auth_failed`. */
+  @IsOptional() @IsInt() @Min(1) authInitialDelayMs: number = 5_000;
   @IsOptional() @IsInt() @Min(1) authMaxDelayMs: number = 300_000;
   /** A connection that lived this long resets the backoff; shorter ones keep growing it (flapping). */
   @IsOptional() @IsInt() @Min(0) stableAfterMs: number = 30_000;
+  /** A credential that connected within this long is not `auth_failed` at its first refusals (0: never). */
+  @IsOptional() @IsInt() @Min(0) authGraceMs: number = 3_600_000;
+  /** Refusals in a row such a credential retries on the normal schedule… */
+  @IsOptional() @IsInt() @Min(0) authGraceAttempts: number = 5;
+  /** …or for this long after the first of them, whichever ends first. */
+  @IsOptional() @IsInt() @Min(0) authGraceWindowMs: number = 60_000;
 }
 
 /** Duplicate suppression by event id. */

@@ -40,6 +40,11 @@ export interface ConnectorHooks {
   guard<A extends unknown[]>(where: string, fn: (...args: A) => void): (...args: A) => void;
   /** Reports input whose handling threw, for connectors that catch it themselves (nested supervisors). */
   fault(where: string, err: unknown, input: unknown[]): void;
+  /**
+   * One subscription (a room, an upstream channel) was refused or not confirmed: the connection stays up and the
+   * connector retries that subscription alone, in `retryInMs` (undefined: not retried before the next connect).
+   */
+  subscriptionFailed?(subscription: string, error: ConnectorError, retryInMs: number | undefined): void;
 }
 
 /**

@@ -18,10 +18,23 @@ export interface StatusChange {
 /** Reconnect settings (a subset of the config's `reconnect:` block). */
 export interface SupervisorPolicy {
   backoff: BackoffPolicy;
-  /** Used after the upstream rejected the credentials: slower, so a bad key does not hammer the upstream. */
+  /** Used once the upstream's refusal of the credentials counts as `auth_failed`: slower, so a bad key does not hammer it. */
   authBackoff: BackoffPolicy;
   /** A connection that lived at least this long resets the attempt count. */
   stableAfterMs: number;
+  /** Refusals of a credential that connected recently, retried on `backoff` first; absent: every refusal is `auth_failed`. */
+  authGrace?: AuthGrace;
+}
+
+/**
+ * An upstream that restarts can refuse a good credential for a moment (its key store not loaded yet). A credential
+ * that connected within `withinMs` keeps the normal schedule for its first `attempts` refusals in a row, or for
+ * `windowMs` after the first of them, whichever ends first; only then is it `auth_failed`.
+ */
+export interface AuthGrace {
+  withinMs: number;
+  attempts: number;
+  windowMs: number;
 }
 
 /** What the supervisor tells its owner. */
@@ -30,6 +43,8 @@ export interface SupervisorListener {
   frame(frame: UpstreamFrame, receivedAt: Date): void;
   /** Handling upstream input threw (`where`: the upstream event or listener; `input`: what the listener got). */
   fault(where: string, err: unknown, input: unknown[]): void;
+  /** One subscription was refused or not confirmed; the connection stays up and it is retried alone. */
+  subscriptionFailed?(subscription: string, error: ConnectorError, retryInMs: number | undefined): void;
 }
 
 /**
@@ -45,6 +60,13 @@ export class ConnectionSupervisor {
   /** Increments on every attempt; late callbacks of an older attempt are ignored. */
   private generation = 0;
   private connectedAt = 0;
+  /** When a connection was last known to be up (connected, or lost after having been up); undefined: never. */
+  private lastUpAt?: number;
+  /** Refusals of the credentials since the last successful connect, and when the first of them came. */
+  private refusals = 0;
+  private firstRefusalAt = 0;
+  /** Retries scheduled on the slow (auth) schedule since the last successful connect. */
+  private slowAttempt = 0;
   private lastReason?: string;
   private readonly connector: Connector;
   /** Reconnects since start (after a connection was lost or an attempt failed). */
@@ -68,6 +90,13 @@ export class ConnectionSupervisor {
       },
       lost: (err) => this.onLost(err),
       fault: (where, err, input) => this.listener.fault(where, err, input),
+      subscriptionFailed: (subscription, err, retryInMs) => {
+        try {
+          this.listener.subscriptionFailed?.(subscription, err, retryInMs);
+        } catch (e) {
+          this.log.warn({ err: describeError(e), subscription }, 'subscription failure report threw');
+        }
+      },
       guard: (where, fn) => (...args) => {
         try {
           fn(...args);
@@ -122,7 +151,8 @@ export class ConnectionSupervisor {
       return;
     }
     if (gen !== this.generation || !this.running) return;
-    this.connectedAt = Date.now();
+    this.connectedAt = this.lastUpAt = Date.now();
+    this.refusals = this.slowAttempt = 0;
     this.lastError = undefined;
     this.transition('connected');
     try {
@@ -138,6 +168,7 @@ export class ConnectionSupervisor {
 
   private onLost(err: ConnectorError, gen = this.generation): void {
     if (!this.running || gen !== this.generation || this.state !== 'connected') return;
+    this.lastUpAt = Date.now();
     // A connection that did not live long counts as a failed attempt, so a flapping upstream backs off.
     if (Date.now() - this.connectedAt >= this.policy.stableAfterMs) this.attempt = 0;
     this.scheduleRetry(err);
@@ -147,12 +178,14 @@ export class ConnectionSupervisor {
     this.generation++;
     this.reconnects++;
     this.lastError = err.message;
-    const policy = err.authFailure ? this.policy.authBackoff : this.policy.backoff;
+    const slow = err.authFailure && !err.planned && !this.graceFor(Date.now());
+    const policy = slow ? this.policy.authBackoff : this.policy.backoff;
     // A planned reconnect (token refresh, connection age limit) is not a failure: reconnect at once.
     if (err.planned) this.attempt = 0;
-    const delay = err.planned ? 0 : err.retriable ? backoffDelay(policy, this.attempt, this.random) : policy.maxDelayMs;
+    const index = slow ? this.slowAttempt++ : this.attempt;
+    const delay = err.planned ? 0 : err.retriable ? backoffDelay(policy, index, this.random) : policy.maxDelayMs;
     if (!err.planned) this.attempt++;
-    const next: ChannelState = err.authFailure ? 'auth_failed' : 'reconnecting';
+    const next: ChannelState = slow ? 'auth_failed' : 'reconnecting';
     const quiet = err.planned || (this.attempt > 3 && next === this.state);
     const log = quiet ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ code: err.code, attempt: this.attempt, retryInMs: delay }, `${err.message}; retrying`);
@@ -162,6 +195,14 @@ export class ConnectionSupervisor {
       if (this.running) void this.tryConnect();
     }, delay);
     this.timer.unref?.();
+  }
+
+  /** Counts one refusal of the credentials; true while it is still within the grace of a recently accepted credential. */
+  private graceFor(now: number): boolean {
+    if (this.refusals++ === 0) this.firstRefusalAt = now;
+    const grace = this.policy.authGrace;
+    if (!grace || this.lastUpAt === undefined || now - this.lastUpAt > grace.withinMs) return false;
+    return this.refusals <= grace.attempts && now - this.firstRefusalAt < grace.windowMs;
   }
 
   /**

@@ -151,7 +151,7 @@ describe('jwt-websocket → CloudEvents → Kafka (e2e)', () => {
     expect((await bridge!.get('/healthz')).status).toBe(200);
   });
 
-  it('an unauthorized error frame (revoked token, or refusal after the upgrade) means auth_failed; recovers when accepted again', async () => {
+  it('an unauthorized error frame (revoked token, or refusal after the upgrade): reconnecting for the grace of a token that connected, then auth_failed; recovers when accepted again', async () => {
     await start([channel()]);
     await connected();
     sim.setAuthFailureMode('error-frame');
@@ -168,7 +168,9 @@ describe('jwt-websocket → CloudEvents → Kafka (e2e)', () => {
     sim.rejectAuth(false);
     await waitFor('connected again', async () => (await status()).state === 'connected', 5000);
     await connected();
-    expect((await statesAfter(3)).slice(0, 3)).toEqual(['connecting', 'connected', 'auth_failed:unauthorized']);
+    // The token had just connected: its first refusals are retried on the normal schedule (reconnecting), then auth_failed.
+    expect((await statesAfter(4)).slice(0, 4)).toEqual(['connecting', 'connected', 'reconnecting:unauthorized', 'auth_failed:unauthorized']);
+    expect(sim.handshakes.filter((h) => !h.accepted).length).toBeGreaterThanOrEqual(5);
   });
 
   it('survives malformed frames: counted, published as provider events, later events flow', async () => {
@@ -203,6 +205,21 @@ describe('jwt-websocket → CloudEvents → Kafka (e2e)', () => {
     const codes = ofType('chatbridge.provider.event').map((r) => parse(r).upstream.payload as { type: string; data: { code: string; channel: string } });
     expect(codes.map((c) => [c.type, c.data.code, c.data.channel])).toEqual([['error', 'subscription_failed', CONV], ['error', 'subscription_failed', CONV]]);
     expect((await status()).reconnects).toBe(0);
+  });
+
+  it('an unauthorized error frame naming a channel refuses that subscription only: retried alone, counted, the connection stays', async () => {
+    sim.failSubscriptions(CONV, 2, 'unauthorized');
+    const b = await start([channel()]);
+    await sim.waitUntil('subscribed on the 3rd try', () => sim.subscriberCount(CONV) === 1, 10_000);
+    await sim.waitUntil('the other channel subscribed', () => sim.subscriberCount('task:task-789') === 1);
+    sim.chatMessage({ conversation_id: 'conv-123', sender_id: 'user-456', content: 'permitted at last' });
+    await waitRecords('message after the refusals', () => texts().includes('permitted at last'));
+    expect(sim.handshakes).toHaveLength(1);
+    expect(sim.framesOfType('subscribe').filter((f) => f.raw === SUB_RAW(CONV)).map((f) => f.connection)).toEqual([1, 1, 1]);
+    expect(await statesAfter(2)).toEqual(['connecting', 'connected']);
+    expect((await status()).reconnects).toBe(0);
+    const metrics = (await b.get('/metrics')).text;
+    expect(metricValue(metrics, 'chatbridge_subscription_failures_total', { channel: 'support', code: 'subscription_refused' })).toBe(2);
   });
 
   it('room.listen / room.unlisten send subscribe / unsubscribe frames; listened rooms survive a reconnect; errors are typed', async () => {

@@ -198,7 +198,7 @@ describe('Smartsupp → CloudEvents → Kafka (e2e)', () => {
     const refused = await commandError(exec({ type: 'conversation.start' }));
     expect(refused).toMatchObject({ code: 'auth_rejected', retriable: false });
     const statusEvents = ofType('chatbridge.channel.status').map((d) => `${d.status!.state}:${d.status!.reason ?? ''}`);
-    expect(statusEvents).toEqual(['connecting:', 'connected:', 'reconnecting:disconnected', 'auth_failed:auth_rejected']);
+    expect(statusEvents).toEqual(['connecting:', 'connected:', 'reconnecting:disconnected', 'reconnecting:auth_rejected', 'auth_failed:auth_rejected']);
 
     sim.setAccountKeys([KEY]);
     await waitFor('recovered', () => state() === 'connected', 5000);

@@ -196,5 +196,41 @@ describe('ZapThinker → CloudEvents → Kafka (e2e)', () => {
     // One auth_failed event, not one per retry.
     expect(salesStates).toEqual(['connecting:', 'auth_failed:auth_rejected']);
     expect(((await b.get('/v1/channels/wa-support')).body as { state: string }).state).toBe('connected');
+    // The refusal's body (Evolution's allowRequest message) is in the reason the channel gives.
+    expect(((await b.get('/v1/channels/wa-sales')).body as { lastError?: string }).lastError).toContain('HTTP 400: Invalid global token');
+  });
+
+  const salesStates = () =>
+    reader!.ofType('chatbridge.channel.status')
+      .map((r) => JSON.parse(r.value!) as { channel: { id: string }; status: { state: string; reason?: string } })
+      .filter((s) => s.channel.id === 'wa-sales')
+      .map((s) => `${s.status.state}:${s.status.reason ?? ''}`);
+
+  it('a key refused for a moment after a drop (a restarting Evolution) is retried on the normal schedule, never auth_failed', async () => {
+    await start([channel()]);
+    await sim.waitForClients('sales', 1);
+    sim.rejectAuth(true);
+    sim.dropConnections('sales');
+    await waitFor('a refused handshake', () => sim.handshakes.some((h) => !h.accepted), 5000);
+    await new Promise((r) => setTimeout(r, 400));
+    sim.rejectAuth(false);
+    await sim.waitForClients('sales', 1, 5000);
+    const m = sim.sendMessage('sales', { remoteJid: '5511955555555', text: 'after the restart' });
+    await reader!.waitFor('message after the refusals', () => upstreamIds(reader!.records).includes(m.key.id));
+    await reader!.waitFor('connected status', () => salesStates().at(-1) === 'connected:');
+    expect(salesStates()).toEqual(['connecting:', 'connected:', 'reconnecting:disconnected', 'reconnecting:auth_rejected', 'connected:']);
+  });
+
+  it('a server whose key lookup fails (allowRequest answers "Authentication error") is not ready, not an auth failure', async () => {
+    sim.rejectAuth(true, 'Authentication error');
+    const b = await start([channel()]);
+    await waitFor('refused twice', () => sim.handshakes.filter((h) => !h.accepted).length >= 2, 5000);
+    const channelNow = (await b.get('/v1/channels/wa-sales')).body as { state: string; lastError?: string };
+    expect(channelNow.state).toBe('reconnecting');
+    expect(channelNow.lastError).toContain('HTTP 400: Authentication error');
+    sim.rejectAuth(false);
+    await sim.waitForClients('sales', 1, 5000);
+    await reader!.waitFor('connected status', () => salesStates().at(-1) === 'connected:');
+    expect(salesStates()).toEqual(['connecting:', 'reconnecting:upstream_not_ready', 'connected:']);
   });
 });

@@ -37,7 +37,13 @@ export class JwtWebSocketConnector implements Connector {
     this.hooks = ctx.hooks;
     this.log = ctx.logger;
     this.tokens = tokenSourceFor(ctx.options);
-    this.subs = new Subscriptions(ctx.options.subscribe, (f) => this.send(f), ctx.policy.backoff, ctx.options.subscribeRetryMaxAttempts, ctx.logger);
+    const retry = {
+      backoff: ctx.policy.backoff,
+      refusedBackoff: ctx.policy.authBackoff,
+      maxAttempts: ctx.options.subscribeRetryMaxAttempts,
+      failed: (channel: string, error: ConnectorError, retryInMs: number | undefined) => ctx.hooks.subscriptionFailed?.(channel, error, retryInMs),
+    };
+    this.subs = new Subscriptions(ctx.options.subscribe, (f) => this.send(f), retry, ctx.logger);
   }
 
   connect(): Promise<void> {
@@ -112,7 +118,8 @@ export class JwtWebSocketConnector implements Connector {
     const type = typeof frame === 'object' && frame !== null && 'type' in frame && typeof frame.type === 'string' ? frame.type : undefined;
     if (type !== 'pong') this.hooks.frame({ event: type ?? 'message', payload: frame });
     const error = readErrorFrame(frame);
-    if (error?.code === 'unauthorized') {
+    // `unauthorized` naming a channel refuses that subscription (insufficient permissions), not the token.
+    if (error?.code === 'unauthorized' && !error.channel) {
       const err = new ConnectorError('unauthorized', `upstream refused the token: ${error.message ?? 'unauthorized'}`, { retriable: true, authFailure: true });
       if (this.pending) this.fail(err);
       else this.lose(socket, err);

@@ -1,10 +1,22 @@
 import type { Logger } from 'pino';
 import { backoffDelay, type BackoffPolicy } from '../../common/backoff';
-import { CommandError } from '../../common/errors';
+import { CommandError, ConnectorError } from '../../common/errors';
 import { subscribeFrame, unsubscribeFrame, type ClientFrame, type ErrorFrame } from './jwt-websocket.commands';
 
 /** Sends one frame on the live socket; rejects with CommandError `not_connected` (sent:false) when there is none. */
 export type FrameSender = (frame: ClientFrame) => Promise<void>;
+
+/** How failed subscriptions are retried and reported. */
+export interface SubscriptionRetry {
+  /** After `subscription_failed` (the service could not subscribe now). */
+  backoff: BackoffPolicy;
+  /** After `unauthorized` naming the channel (the token may not read it): slower. */
+  refusedBackoff: BackoffPolicy;
+  /** Retries per channel and connection; undefined: no limit. */
+  maxAttempts: number | undefined;
+  /** Reports each failure of a wanted channel (`retryInMs` undefined: not retried before the next connect). */
+  failed(channel: string, error: ConnectorError, retryInMs: number | undefined): void;
+}
 
 interface Waiter {
   reject(err: CommandError): void;
@@ -14,9 +26,10 @@ interface Waiter {
 }
 
 /**
- * The set of channels to keep subscribed on the current connection. The service has no subscribe ack, only
- * `subscription_failed` error frames, so: configured channels are retried with backoff on failure without
- * dropping the connection; a command waits a quiet window and fails if an error frame names its channel.
+ * The set of channels to keep subscribed on the current connection. The service has no subscribe ack, only error
+ * frames naming the channel (`subscription_failed`, or `unauthorized` when the token may not read it), so: a wanted
+ * channel that fails is retried alone with backoff and reported, without dropping the connection; a command waits a
+ * quiet window and fails if an error frame names its channel.
  */
 export class Subscriptions {
   private readonly desired: Set<string>;
@@ -27,8 +40,7 @@ export class Subscriptions {
   constructor(
     initial: readonly string[],
     private readonly send: FrameSender,
-    private readonly backoff: BackoffPolicy,
-    private readonly maxAttempts: number | undefined,
+    private readonly retry: SubscriptionRetry,
     private readonly log: Logger,
   ) {
     this.desired = new Set(initial);
@@ -81,7 +93,7 @@ export class Subscriptions {
         return;
       }
     }
-    if (err.code === 'subscription_failed' && this.desired.has(channel)) this.scheduleRetry(channel);
+    if ((err.code === 'subscription_failed' || err.code === 'unauthorized') && this.desired.has(channel)) this.scheduleRetry(channel, err);
   }
 
   /** The connection ended: pending retries are cancelled and waiting commands fail (the upstream may have acted). */
@@ -128,16 +140,20 @@ export class Subscriptions {
     else this.waiters.delete(channel);
   }
 
-  private scheduleRetry(channel: string): void {
+  private scheduleRetry(channel: string, frame: ErrorFrame): void {
     if (this.retryTimers.has(channel)) return;
     const attempt = this.attempts.get(channel) ?? 0;
-    if (this.maxAttempts !== undefined && attempt >= this.maxAttempts) {
+    const refused = frame.code === 'unauthorized';
+    const error = new ConnectorError(refused ? 'subscription_refused' : frame.code, `upstream refused channel "${channel}": ${frame.message ?? frame.code}`, { retriable: true });
+    if (this.retry.maxAttempts !== undefined && attempt >= this.retry.maxAttempts) {
       this.log.error({ subscription: channel, attempts: attempt }, 'subscription keeps failing; giving up until the next reconnect');
+      this.retry.failed(channel, error, undefined);
       return;
     }
     this.attempts.set(channel, attempt + 1);
-    const delay = backoffDelay(this.backoff, attempt);
-    this.log.warn({ subscription: channel, attempt: attempt + 1, retryInMs: delay }, 'subscription failed; retrying');
+    const delay = backoffDelay(refused ? this.retry.refusedBackoff : this.retry.backoff, attempt);
+    this.log.debug({ subscription: channel, attempt: attempt + 1, retryInMs: delay }, 'subscription failed; retrying');
+    this.retry.failed(channel, error, delay);
     const timer = setTimeout(() => {
       this.retryTimers.delete(channel);
       if (!this.desired.has(channel)) return;

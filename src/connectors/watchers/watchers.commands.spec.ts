@@ -1,8 +1,6 @@
-import { ConnectorError } from '../../common/errors';
 import {
   commandRoom, httpNetworkError, httpStatusError, listenAckError, restMessageId, restSendRequest, sendAckError, sendFields, sendFrame,
 } from './watchers.commands';
-import { classifyConnectError } from './watchers.connector';
 
 const creds = { apiKey: 'key', bearer: 'jwt', userId: 'bot-1' };
 
@@ -65,30 +63,5 @@ describe('watchers commands: HTTP and network failures', () => {
     expect(restMessageId({ ok: true, result: { message_id: 7 } })).toBe('7');
     expect(restMessageId({ message: { id: 'm1' } })).toBe('m1');
     expect(restMessageId('ok')).toBeUndefined();
-  });
-});
-
-describe('classifyConnectError', () => {
-  const packetError = (message: string, data?: unknown) => Object.assign(new Error(message), { data });
-
-  it('a middleware refusal (CONNECT_ERROR packet, with or without data) is an auth failure', () => {
-    for (const err of [packetError('invalid bearer', { code: 401 }), packetError('jwt expired')]) {
-      const c = classifyConnectError(err);
-      expect(c).toBeInstanceOf(ConnectorError);
-      expect(c).toMatchObject({ code: 'auth_rejected', authFailure: true, retriable: true });
-    }
-    expect(classifyConnectError(packetError('Invalid namespace'))).toMatchObject({ code: 'invalid_namespace', authFailure: false });
-  });
-
-  it('transport errors and timeouts are retriable network failures; 401/403 on the upgrade are auth failures', () => {
-    const transport = Object.assign(new Error('websocket error'), { type: 'TransportError', description: new Error('connect ECONNREFUSED 127.0.0.1:1') });
-    expect(classifyConnectError(transport)).toMatchObject({ code: 'network', authFailure: false, retriable: true });
-    expect(classifyConnectError(new Error('timeout'))).toMatchObject({ code: 'connect_timeout', retriable: true });
-    const refused = Object.assign(new Error('websocket error'), { type: 'TransportError', description: { message: 'Unexpected server response: 403' } });
-    expect(classifyConnectError(refused)).toMatchObject({ code: 'auth_rejected', authFailure: true });
-  });
-
-  it('never puts the bearer into the message', () => {
-    expect(classifyConnectError(packetError('bad token Bearer abc.def.ghi')).message).not.toContain('abc.def.ghi');
   });
 });

@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { backoffDelay } from '../../common/backoff';
 import { CommandError, ConnectorError } from '../../common/errors';
-import { redactText } from '../../common/redact';
 import { upstreamFetch } from '../../common/upstream-http';
+import { classifyConnectError, RefusalAwareWebSocket, type ConnectErrorRules } from '../connect-error';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
 import type { SupervisorPolicy } from '../supervisor';
 import {
@@ -54,7 +54,7 @@ export class WatchersConnector implements Connector {
     const saved = ctx.state.get<unknown>(LISTEN_ROOMS_KEY);
     this.addedRooms = new Set(Array.isArray(saved) ? saved.filter((r): r is string => typeof r === 'string') : []);
     this.socket = io(options.url, {
-      transports: ['websocket'],
+      transports: [RefusalAwareWebSocket],
       upgrade: false,
       path: options.path,
       autoConnect: false,
@@ -64,7 +64,7 @@ export class WatchersConnector implements Connector {
       auth: { bearer: options.bearer },
     });
     this.socket.on('connect', () => this.settle());
-    this.socket.on('connect_error', (err: Error) => this.settle(classifyConnectError(err)));
+    this.socket.on('connect_error', (err: Error) => this.settle(classifyConnectError(err, WATCHERS_REFUSALS)));
     this.socket.on('disconnect', (reason: string) => this.onDisconnect(reason));
     this.socket.onAny(this.hooks.guard('onAny', (event: string, ...args: unknown[]) => {
       // A server emit that asks for an ack carries a callback last; it is not part of the payload.
@@ -125,18 +125,19 @@ export class WatchersConnector implements Connector {
           this.log.debug({ room }, 'listening to room');
           return resolve({ ok: true, ack });
         }
-        if (this.socket.connected) this.scheduleListenRetry(room, session, error);
+        if (this.socket.connected) this.scheduleListenRetry(room, session, new ConnectorError(timedOut ? 'ack_timeout' : 'listen_refused', `external/listen for room ${room}: ${error}`, { retriable: true }));
         resolve({ ok: false, error, timedOut });
       });
     });
   }
 
-  private scheduleListenRetry(room: string, session: number, error: string): void {
+  /** A refused or unacked room is retried alone and reported; the connection and the other rooms stay as they are. */
+  private scheduleListenRetry(room: string, session: number, error: ConnectorError): void {
     const attempt = this.retryAttempts.get(room) ?? 0;
     this.retryAttempts.set(room, attempt + 1);
     const delay = backoffDelay(this.policy.backoff, attempt);
-    const log = attempt < 3 ? this.log.warn.bind(this.log) : this.log.debug.bind(this.log);
-    log({ room, attempt: attempt + 1, retryInMs: delay, error }, 'external/listen failed; retrying this room');
+    this.log.debug({ room, attempt: attempt + 1, retryInMs: delay, code: error.code }, 'external/listen failed; retrying this room');
+    this.hooks.subscriptionFailed?.(room, error, delay);
     clearTimeout(this.retryTimers.get(room));
     const timer = setTimeout(() => {
       this.retryTimers.delete(room);
@@ -234,40 +235,14 @@ export class WatchersConnector implements Connector {
 }
 
 /**
- * Maps a socket.io connect_error to a ConnectorError, by its structure: an error carrying `data` is a
- * CONNECT_ERROR packet, i.e. the server's middleware refused us (`next(new Error(...))`). Watchers' only
- * documented check there is the bearer, so such a refusal is an auth failure; a wrong namespace is not.
+ * Watchers checks the bearer in a namespace middleware: its refusal (a CONNECT_ERROR, with a 429/5xx code in `data`
+ * when it is the server that cannot answer yet) is the bearer's. A refused upgrade is read by its status.
  */
-export function classifyConnectError(err: Error & { description?: unknown; type?: string }): ConnectorError {
-  const message = redactText(err.message);
-  if (Object.prototype.hasOwnProperty.call(err, 'data')) {
-    if (err.message === 'Invalid namespace') {
-      return new ConnectorError('invalid_namespace', 'upstream has no such socket.io namespace (check the path of watchers.url)', { retriable: true, cause: err });
-    }
-    return new ConnectorError('auth_rejected', `upstream refused the bearer: ${message}`, { retriable: true, authFailure: true, cause: err });
-  }
-  if (err.message === 'timeout') return new ConnectorError('connect_timeout', 'connection attempt timed out', { retriable: true, cause: err });
-  const status = httpStatusOf(err.description);
-  if (status === 401 || status === 403) {
-    return new ConnectorError('auth_rejected', `upstream refused the handshake (HTTP ${status})`, { retriable: true, authFailure: true, cause: err });
-  }
-  const detail = status ? `HTTP ${status}` : redactText(descriptionText(err.description) ?? err.message);
-  return new ConnectorError('network', `cannot connect: ${detail}`, { retriable: true, cause: err });
-}
-
-/** The websocket transport reports a refused upgrade as an error whose message names the status. */
-function httpStatusOf(description: unknown): number | undefined {
-  const m = /Unexpected server response: (\d{3})/.exec(descriptionText(description) ?? '');
-  return m ? Number(m[1]) : undefined;
-}
-
-function descriptionText(d: unknown): string | undefined {
-  if (typeof d === 'string') return d;
-  if (d instanceof Error) return d.message;
-  if (typeof d === 'object' && d !== null && 'message' in d && typeof d.message === 'string') return d.message;
-  if (typeof d === 'object' && d !== null && 'error' in d) return descriptionText(d.error);
-  return undefined;
-}
+export const WATCHERS_REFUSALS: ConnectErrorRules = {
+  credential: 'bearer',
+  authStatuses: [401, 403],
+  invalidNamespace: 'upstream has no such socket.io namespace (check the path of watchers.url)',
+};
 
 function parseJson(text: string): unknown {
   try {

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { CommandError, ConnectorError } from '../../common/errors';
-import { redactText } from '../../common/redact';
 import { upstreamFetch } from '../../common/upstream-http';
+import { classifyConnectError, RefusalAwareWebSocket, type ConnectErrorRules } from '../connect-error';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
 import { restBase, sendTextBody, sendTextOutcome, sendTextRequest, sendTextRequestError, sendTextStatusError } from './zapthinker.commands';
 import type { ZapThinkerOptions } from './zapthinker.options';
@@ -30,7 +30,7 @@ export class ZapThinkerConnector implements Connector {
     this.log = ctx.logger;
     const base = options.url.replace(/\/+$/, '');
     this.socket = io(`${base}/${encodeURIComponent(options.instance)}`, {
-      transports: ['websocket'],
+      transports: [RefusalAwareWebSocket],
       path: options.path,
       autoConnect: false,
       reconnection: false,
@@ -40,7 +40,7 @@ export class ZapThinkerConnector implements Connector {
       extraHeaders: { apikey: options.apiKey },
     });
     this.socket.on('connect', () => this.settle());
-    this.socket.on('connect_error', (err: Error) => this.settle(classifyConnectError(err)));
+    this.socket.on('connect_error', (err: Error) => this.settle(classifyConnectError(err, ZAPTHINKER_REFUSALS)));
     this.socket.on('disconnect', (reason: string) => this.onDisconnect(reason));
     // Evolution emits `(event, envelope)`; every event name is forwarded, the mapper decides.
     this.socket.onAny(this.hooks.guard('onAny', (event: string, ...args: unknown[]) => {
@@ -103,22 +103,19 @@ export class ZapThinkerConnector implements Connector {
   }
 }
 
-/** Maps a socket.io connect_error to a ConnectorError. Classified by structured fields, not prose. */
-export function classifyConnectError(err: Error & { description?: unknown; type?: string }): ConnectorError {
-  // Namespaces are created lazily after an upstream restart: retry (upstreams.md A1.1, Evolution #1101).
-  if (err.message === 'Invalid namespace') {
-    return new ConnectorError('invalid_namespace', 'upstream has not created the instance namespace yet', { retriable: true, cause: err });
-  }
-  const status = httpStatusOf(err.description);
-  // Evolution checks the key in allowRequest; engine.io answers a refused websocket upgrade with HTTP 400
-  // whatever the reason (polling gets 403). A refused handshake on this path is a rejected key.
-  if (status === 400 || status === 401 || status === 403) {
-    return new ConnectorError('auth_rejected', `upstream refused the handshake (HTTP ${status}): API key rejected`, { retriable: true, authFailure: true, cause: err });
-  }
-  if (err.message === 'timeout') return new ConnectorError('connect_timeout', 'connection attempt timed out', { retriable: true, cause: err });
-  const detail = status ? `HTTP ${status}` : redactText(describeDescription(err.description) ?? err.message);
-  return new ConnectorError('network', `cannot connect: ${detail}`, { retriable: true, cause: err });
-}
+/**
+ * Evolution checks the key in its engine.io `allowRequest`, and engine.io answers any refused websocket upgrade with
+ * HTTP 400 and the callback's message as the body: `Invalid global token` (no instance has the key, which a server
+ * still loading its instances also says) and `apiKey is required` are refusals of the key; `Authentication error` is
+ * its key lookup failing (database not ready), so the server, not the key, is the problem.
+ */
+export const ZAPTHINKER_REFUSALS: ConnectErrorRules = {
+  credential: 'API key',
+  authStatuses: [400, 401, 403],
+  notReady: (refusal) => refusal.body.trim() === 'Authentication error',
+  // Namespaces are created lazily after an upstream restart: retried.
+  invalidNamespace: 'upstream has not created the instance namespace yet',
+};
 
 function parseJson(text: string): unknown {
   try {
@@ -126,20 +123,4 @@ function parseJson(text: string): unknown {
   } catch {
     return text || undefined;
   }
-}
-
-/** The websocket transport reports a refused upgrade as an error whose message names the status. */
-function httpStatusOf(description: unknown): number | undefined {
-  const text = describeDescription(description);
-  const m = text ? /Unexpected server response: (\d{3})/.exec(text) : null;
-  return m ? Number(m[1]) : undefined;
-}
-
-function describeDescription(d: unknown): string | undefined {
-  if (!d) return undefined;
-  if (typeof d === 'string') return d;
-  if (d instanceof Error) return d.message;
-  if (typeof d === 'object' && 'message' in d && typeof (d as { message: unknown }).message === 'string') return (d as { message: string }).message;
-  if (typeof d === 'object' && 'error' in d) return describeDescription((d as { error: unknown }).error);
-  return undefined;
 }

@@ -106,6 +106,10 @@ describe('ZapThinkerSimulator (Evolution API v2.3.6 socket.io server)', () => {
     sim.rejectAuth(true);
     const rejected = client(INSTANCE, { apikey: 'global-key', reconnection: false });
     await once(rejected, 'connect_error');
+    expect(sim.handshakes[sim.handshakes.length - 1]).toMatchObject({ accepted: false, reason: 'Invalid global token' });
+    sim.rejectAuth(true, 'Authentication error');
+    const failing = client(INSTANCE, { apikey: 'global-key', reconnection: false });
+    await once(failing, 'connect_error');
     expect(sim.handshakes[sim.handshakes.length - 1]).toMatchObject({ accepted: false, reason: 'Authentication error' });
   });
 

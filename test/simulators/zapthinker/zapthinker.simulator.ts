@@ -467,7 +467,7 @@ export class ZapThinkerSimulator {
   private http: HttpServer | undefined;
   private io: IoServer | undefined;
   private boundPort: number;
-  private authRejected = false;
+  private authRejected: string | undefined;
   private failures: SendFailure[] = [];
   private hangs = 0;
 
@@ -541,9 +541,13 @@ export class ZapThinkerSimulator {
     await this.listen(port);
   }
 
-  /** When on, every handshake is rejected with 'Authentication error' (as when the token lookup throws). */
-  rejectAuth(on: boolean): void {
-    this.authRejected = on;
+  /**
+   * When on, every handshake is refused with HTTP 400 and `reason` as its body: `Invalid global token` (the key
+   * matches no instance, as while a restarted server has not loaded its instances yet) or `Authentication error`
+   * (the token lookup threw, e.g. the database is not up).
+   */
+  rejectAuth(on: boolean, reason: 'Invalid global token' | 'Authentication error' = 'Invalid global token'): void {
+    this.authRejected = on ? reason : undefined;
   }
 
   /** The next `n` sendText calls answer `status` immediately, without sending. */
@@ -918,7 +922,7 @@ export class ZapThinkerSimulator {
     const remote = req.socket.remoteAddress ?? '';
     if (params.has('EIO') && (allowed.includes('*') || allowed.includes(remote))) return record(true);
     if (!apikey) return record(false, 'apiKey is required');
-    if (this.authRejected) return record(false, 'Authentication error');
+    if (this.authRejected) return record(false, this.authRejected);
     if (!this.isKnownToken(apikey)) return record(false, 'Invalid global token');
     return record(true);
   }
