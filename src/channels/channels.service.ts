@@ -16,6 +16,7 @@ import { FileModeStore, type ModeRecord } from './mode-store';
 import { ModeSwitcher } from './mode-switcher';
 import { FileChannelState } from './state-store';
 import { FrameIntake } from './frame-intake';
+import type { DurableReceipt } from '../pipeline/durable';
 import { createEvent } from '../envelope/envelope';
 import { CHANNEL_STATES, type ChannelState, type ChannelStatusData } from '../envelope/event-types';
 import type { Metrics } from '../health/metrics';
@@ -208,8 +209,9 @@ export class ChannelsService {
    * One inbound post, already authenticated: JSON → the provider's frames → the same path as socket frames
    * (metrics, mapper, dedupe by stable id). A body that is not JSON or not the provider's shape is dead-lettered
    * (`inbound_malformed`) and nothing of it is published. Returns the frames handed to the pipeline, or the reason.
+   * With a `receipt`, the durability of every event published is tracked on it (the post is answered once they are in Kafka).
    */
-  receiveInbound(channelId: string, raw: Buffer, ctx: InboundContext = {}): InboundParse {
+  receiveInbound(channelId: string, raw: Buffer, ctx: InboundContext = {}, receipt?: DurableReceipt): InboundParse {
     const entry = this.inboundEntry(channelId);
     const receivedAt = new Date();
     const parsed = this.parseInbound(entry, raw, ctx);
@@ -220,7 +222,7 @@ export class ChannelsService {
       this.deadLetters.write({ reason: 'inbound_malformed', origin: 'inbound', channelId, frame: { event: ctx.suffix ?? 'inbound', payload: raw.toString('utf8') }, error: parsed.error });
       return parsed;
     }
-    for (const frame of parsed.frames) this.intake.frame(entry, frame, receivedAt);
+    for (const frame of parsed.frames) this.intake.frame(entry, frame, receivedAt, receipt);
     this.modes.inboundAccepted(entry);
     return parsed;
   }
