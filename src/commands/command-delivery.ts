@@ -19,12 +19,15 @@ export interface DeliveryEnd {
 
 /**
  * Delivers one command upstream with safe retry (SPEC §8):
- * - surely not sent and retriable (connect refused, 5xx/429, socket not open) → again after a jittered backoff;
+ * - surely not sent and retriable (connect refused, 5xx/429, socket not open) → `accepted` again, retried after a
+ *   jittered backoff;
  * - `not_connected` → held until the channel is connected again (not an upstream attempt);
  * - may have acted (timeout after the send) → never sent again: the provider's echo, seen during the attempt or
  *   within `echoTimeoutMs`, makes it `sent`; without one it ends `failed` (`ambiguous_no_echo`, mayHaveActed);
  * - everything within `deadlineMs` of acceptance.
- * The record is stored as `sending` before each attempt, so a restart never re-sends what may have left.
+ * The record is stored as `sending` before each attempt, and the attempt starts only once the ledger has it, so a
+ * restart never re-sends what may have left. While the ledger does not take it (Kafka down or refusing), the command
+ * stays `accepted`, nothing is sent, and it is tried again after a backoff, keeping its place in its conversation.
  */
 export class CommandDelivery {
   private stopped!: Promise<void>;
@@ -68,6 +71,7 @@ export class CommandDelivery {
     const deadline = Date.parse(rec.acceptedAt) + this.settings.deadlineMs;
     const { retry } = this.settings;
     let backoffs = 0;
+    let unrecorded = 0;
     let last: CommandError | undefined;
     for (;;) {
       if (this.stopping() || !this.owns(rec)) {
@@ -79,8 +83,19 @@ export class CommandDelivery {
       if (remaining <= 0) {
         return failed('deadline_exceeded', `not sent within commands.deadlineMs (${this.settings.deadlineMs} ms)${last ? `; last error: ${last.message}` : ''}`, false);
       }
-      rec.attempts++;
-      await this.setStatus(rec, 'sending');
+      if (!(await this.ledger.commit(rec, { status: 'sending', attempts: rec.attempts + 1, updatedAt: new Date().toISOString() }))) {
+        this.metrics.commandLedgerUnwritten.inc({ status: 'sending' });
+        last = new CommandError('ledger_unavailable', `the command ledger (${this.ledger.kind}) did not record the sending state, so it was not sent`, { retriable: true, sent: false });
+        const delay = Math.min(backoffDelay(retry, unrecorded++), Math.max(0, deadline - Date.now()));
+        this.log.warn({ commandId: rec.commandId, channel: rec.channelId, retryInMs: delay }, 'command not sent: its sending state is not recorded; it stays accepted and is tried again');
+        await this.interruptible(sleep(delay), rec.channelId);
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        // The write outlasted the deadline: no attempt is started after it.
+        rec.attempts--;
+        continue;
+      }
       this.metrics.commandAttempts.inc({ provider, type: rec.type });
       const watch = target.isEcho ? this.echoes.watch(rec.channelId, command, target.isEcho) : undefined;
       try {
@@ -108,17 +123,28 @@ export class CommandDelivery {
           continue;
         }
         if (rec.attempts >= retry.maxAttempts) return failed(e.code, `gave up after ${rec.attempts} attempts (commands.retry.maxAttempts): ${e.message}`, false);
+        // Surely not sent: `accepted` again, so a restart during the backoff delivers it instead of failing it `interrupted`.
+        await this.setStatus(rec, 'accepted');
         const delay = Math.min(backoffDelay(retry, backoffs++), Math.max(0, deadline - Date.now()));
         this.log.info({ commandId: rec.commandId, channel: rec.channelId, err: e.message, retryInMs: delay }, 'command not sent; retrying');
-        await this.interruptible(new Promise<void>((resolve) => setTimeout(resolve, delay).unref?.()), rec.channelId);
+        await this.interruptible(sleep(delay), rec.channelId);
       }
     }
   }
 
-  private async setStatus(rec: CommandRecord, status: 'accepted' | 'sending'): Promise<void> {
+  /**
+   * Waits the `n`th backoff of `commands.retry` before an end the ledger did not take is recorded again; false when
+   * shutdown or a handover ended the wait (the command is then left in its last recorded state).
+   */
+  async pause(rec: CommandRecord, n: number): Promise<boolean> {
+    await this.interruptible(sleep(backoffDelay(this.settings.retry, n)), rec.channelId);
+    return !this.stopping() && this.owns(rec);
+  }
+
+  private async setStatus(rec: CommandRecord, status: 'accepted'): Promise<void> {
     rec.status = status;
     rec.updatedAt = new Date().toISOString();
-    await this.ledger.save(rec);
+    if (!(await this.ledger.save(rec))) this.metrics.commandLedgerUnwritten.inc({ status });
   }
 
   /** Waits for `p`, or until shutdown or the channel's release. */
@@ -134,6 +160,10 @@ export class CommandDelivery {
       if (!waiting.size && this.released.get(channelId) === waiting) this.released.delete(channelId);
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
 }
 
 function failed(code: string, message: string, mayHaveActed: boolean): DeliveryEnd {

@@ -104,6 +104,25 @@ describe('CommandLedger', () => {
     expect(ledger.get('c1')?.status).toBe('sent');
   });
 
+  it('commits a change only once the store took it: refused, the record and memory keep the last durable state', async () => {
+    const store = new ArrayStore();
+    const ledger = await started(store);
+    const rec = record({ command: { commandId: 'c1', type: 'message.send', text: 'hi' } });
+    await ledger.claim(rec);
+    store.refuse = true;
+    expect(await ledger.commit(rec, { status: 'sending', attempts: 1 })).toBe(false);
+    expect(rec).toMatchObject({ status: 'accepted', attempts: 0 });
+    expect(ledger.get('c1')).toMatchObject({ status: 'accepted', attempts: 0 });
+    expect(ledger.unwritten).toBe(1);
+    store.refuse = false;
+    expect(await ledger.commit(rec, { status: 'sent', attempts: 1, command: undefined })).toBe(true);
+    expect(ledger.get('c1')).toBe(rec);
+    expect(rec).toMatchObject({ status: 'sent', attempts: 1 });
+    expect('command' in rec).toBe(false);
+    expect(store.written.map((r) => r.status)).toEqual(['accepted', 'sent']);
+    expect('command' in store.written[1]).toBe(false);
+  });
+
   it('keeps at most maxEntries in memory (oldest go first)', async () => {
     const ledger = new CommandLedger({ maxEntries: 100, ttlMs: 60_000 }, log);
     for (let i = 0; i < 150; i++) await ledger.claim(record({ commandId: `c${i}` }));

@@ -149,6 +149,26 @@ export class CommandLedger {
     }
   }
 
+  /**
+   * Applies `changes` to `record` only once the store has the changed record, so memory never shows a state that is
+   * not durable (always at once without a store). False, the record unchanged, when the store did not take it
+   * (refused, timed out, threw); the failure is logged and counted, never thrown.
+   */
+  async commit(record: CommandRecord, changes: Partial<CommandRecord>): Promise<boolean> {
+    const next = withChanges({ ...record }, changes);
+    if (this.store) {
+      try {
+        await this.store.write(next);
+      } catch (err) {
+        this.unwritable++;
+        this.log.warn({ commandId: record.commandId, status: next.status, err: describeError(err) }, `command ledger: state ${next.status} not stored durably, so not applied`);
+        return false;
+      }
+    }
+    this.records.set(record.commandId, withChanges(record, changes));
+    return true;
+  }
+
   /** State changes the store did not take since start. */
   get unwritten(): number {
     return this.unwritable;
@@ -166,4 +186,13 @@ export class CommandLedger {
     const known = this.records.get(record.commandId);
     this.records.set(record.commandId, known ? newerRecord(known, record) : record);
   }
+}
+
+/** `record` with `changes` applied in place; a change to undefined removes the field. */
+function withChanges(record: CommandRecord, changes: Partial<CommandRecord>): CommandRecord {
+  for (const [key, value] of Object.entries(changes) as Array<[keyof CommandRecord, unknown]>) {
+    if (value === undefined) delete record[key];
+    else (record as unknown as Record<string, unknown>)[key] = value;
+  }
+  return record;
 }

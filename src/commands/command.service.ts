@@ -269,8 +269,7 @@ export class CommandService implements CommandDoorApi {
     this.adjustPending(rec.channelId, +1);
     this.active.add(rec.commandId);
     const run = (this.lanes.get(lane) ?? Promise.resolve())
-      .then(() => this.delivery.deliver(rec, provider))
-      .then((end) => (end ? this.finish(rec, end.status, provider, end.error, end.outcome) : undefined))
+      .then(() => this.run(rec, provider))
       .catch((err) => this.log.error({ commandId: rec.commandId, err: describeError(err) }, 'command delivery crashed'))
       .finally(() => {
         this.adjustPending(rec.channelId, -1);
@@ -282,23 +281,39 @@ export class CommandService implements CommandDoorApi {
     this.running.add(run);
   }
 
-  /** Records the end state and publishes it as `chatbridge.command.result`. */
+  /**
+   * Delivers the command and records its end. An end the ledger does not take is not reported: the command keeps its
+   * last recorded state and the end is recorded again after a backoff (holding its conversation's place), until the
+   * ledger takes it or shutdown or a handover leaves it in that state (an `accepted` one is then delivered again,
+   * which after its deadline only fails it; a `sending` one fails `interrupted`).
+   */
+  private async run(rec: CommandRecord, provider: ProviderName): Promise<void> {
+    const end = await this.delivery.deliver(rec, provider);
+    if (!end) return;
+    for (let n = 0; !(await this.finish(rec, end.status, provider, end.error, end.outcome)); n++) {
+      if (!(await this.delivery.pause(rec, n))) return;
+    }
+  }
+
+  /** Records the end state and, once the ledger has it, publishes it as `chatbridge.command.result`; false when the ledger did not take it. */
   private async finish(
     rec: CommandRecord, status: 'sent' | 'failed', provider: ProviderName, error?: CommandRecord['error'], outcome?: DeliveryEnd['outcome'],
-  ): Promise<void> {
-    rec.status = status;
-    rec.updatedAt = new Date().toISOString();
-    if (error) rec.error = error;
-    if (outcome?.upstreamMessageId) rec.upstreamMessageId = outcome.upstreamMessageId;
-    if (outcome?.conversationId && !rec.conversationId) rec.conversationId = outcome.conversationId;
+  ): Promise<boolean> {
+    const changes: Partial<CommandRecord> = { status, updatedAt: new Date().toISOString(), command: undefined };
+    if (error) changes.error = error;
+    if (outcome?.upstreamMessageId) changes.upstreamMessageId = outcome.upstreamMessageId;
+    if (outcome?.conversationId && !rec.conversationId) changes.conversationId = outcome.conversationId;
     const reply = boundedResult(outcome?.result);
-    if (reply !== undefined) rec.result = reply;
-    delete rec.command;
+    if (reply !== undefined) changes.result = reply;
+    if (!(await this.ledger.commit(rec, changes))) {
+      this.metrics.commandLedgerUnwritten.inc({ status });
+      this.log.warn({ commandId: rec.commandId, channel: rec.channelId, status, error: error?.message }, `command ${status}, but the ledger did not record it: it stays ${rec.status} and the end is recorded again`);
+      return false;
+    }
     this.metrics.commandsFinished.inc({ provider, type: rec.type, status });
     if (status === 'sent') this.metrics.commandTimeToSent.observe({ provider, type: rec.type }, (Date.parse(rec.updatedAt) - Date.parse(rec.acceptedAt)) / 1000);
     const level = status === 'sent' ? 'info' : 'warn';
     this.log[level]({ commandId: rec.commandId, channel: rec.channelId, type: rec.type, status, attempts: rec.attempts, error: error?.message }, `command ${status}`);
-    await this.ledger.save(rec);
     const result: CommandResultData['command'] = { commandId: rec.commandId, type: rec.type, status, attempts: rec.attempts };
     if (rec.upstreamMessageId) result.upstreamMessageId = rec.upstreamMessageId;
     if (error) {
@@ -314,6 +329,7 @@ export class CommandService implements CommandDoorApi {
       data: { channel: { id: rec.channelId, provider }, ...(rec.conversationId ? { conversation: { id: rec.conversationId } } : {}), command: result },
     });
     this.pipeline.publish({ event, stableId, receivedAt: performance.now() });
+    return true;
   }
 
   private adjustPending(channelId: string, delta: number): void {

@@ -31,7 +31,7 @@ export interface CommandRecord {
   channelId: string;
   type: string;
   status: CommandStatus;
-  /** Upstream attempts made (execute calls), 0 while held. */
+  /** Upstream attempts made (execute calls); a hold for a reconnecting channel or a ledger that refused `sending` adds none. */
   attempts: number;
   /** sha256 of the canonical JSON of `{channelId, command}`: the same id with another fingerprint is 409. */
   fingerprint: string;

@@ -53,6 +53,7 @@ export class Metrics {
   readonly commandsDuplicate = new Counter({ name: 'chatbridge_commands_duplicate_total', help: 'Repeats of a known commandId answered from the ledger (not sent again), by door', labelNames: ['door'], registers: [this.registry] });
   readonly commandsFinished = new Counter({ name: 'chatbridge_commands_total', help: 'Commands that reached an end state, by provider, type and status (sent, failed)', labelNames: ['provider', 'type', 'status'], registers: [this.registry] });
   readonly commandAttempts = new Counter({ name: 'chatbridge_command_attempts_total', help: 'Upstream attempts of commands (retries included), by provider and type', labelNames: ['provider', 'type'], registers: [this.registry] });
+  readonly commandLedgerUnwritten = new Counter({ name: 'chatbridge_command_ledger_unwritten_total', help: 'Command state changes the durable ledger (Kafka) did not take, by the state: sending (nothing sent, tried again), sent/failed (not reported yet, recorded again), accepted', labelNames: ['status'], registers: [this.registry] });
   readonly commandsPending = new Gauge({ name: 'chatbridge_commands_pending', help: 'Unfinished commands (queued, held while reconnecting, retrying, awaiting an echo), by channel', labelNames: ['channel'], registers: [this.registry] });
   readonly commandTimeToSent = new Histogram({
     name: 'chatbridge_command_time_to_sent_seconds',

@@ -137,7 +137,8 @@ export class KafkaLedgerStore implements LedgerStore {
         const batch = this.queue.splice(0, MAX_BATCH);
         for (const pending of batch) pending.inFlight = true;
         try {
-          await this.writer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(({ key, value }) => ({ key, value })) });
+          // Bounded like each write: a broker that never answers must not hold every later write behind this batch.
+          await this.writer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(({ key, value }) => ({ key, value })) }, this.opts.writeTimeoutMs);
           for (const pending of batch) pending.settle();
         } catch (err) {
           for (const pending of batch) pending.settle(this.unavailable(describeError(err), err));
