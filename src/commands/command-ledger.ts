@@ -144,7 +144,7 @@ export class CommandLedger {
       return true;
     } catch (err) {
       this.unwritable++;
-      this.log.warn({ commandId: record.commandId, status: record.status, err: describeError(err) }, 'command ledger: state change not stored durably');
+      this.log.warn({ commandId: record.commandId, status: record.status, err: describeError(err) }, `command ledger: state ${record.status} not stored durably`);
       return false;
     }
   }

@@ -1,0 +1,92 @@
+import { metricValue } from '../helpers/bridge-harness';
+import type { BridgeProcess } from '../helpers/bridge-process';
+import { startTestBroker, type TestBroker } from '../kafka/test-broker';
+import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
+import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
+
+/**
+ * The Kafka command ledger refusing writes under the built bridge (its own broker, taken down and up; a ZapThinker
+ * channel): an accepted command is not sent while its `sending` state cannot be recorded, a new one is refused with a
+ * 503, and after recovery each is sent exactly once.
+ */
+describe('fault rows: command ledger', () => {
+  const RSS_BOUND_MIB = 300;
+  const CONTACT = '5511987654321';
+  let broker: TestBroker;
+  let zap: ZapThinkerSimulator;
+  let bridge: BridgeProcess | undefined;
+
+  beforeAll(async () => {
+    broker = await startTestBroker({ brokers: 1 });
+    zap = new ZapThinkerSimulator({ instances: { sales: { token: 'zap-token-0123' } } });
+    await zap.start();
+    zap.touch('sales');
+  });
+
+  afterAll(async () => {
+    await bridge?.kill();
+    await zap?.stop();
+    await broker?.stop();
+  });
+
+  const upstreamTexts = () => zap.requests.filter((r) => r.path === '/message/sendText/sales').map((r) => (r.body as { text: string }).text);
+  const metric = async (name: string, labels: Record<string, string> = {}) => metricValue(await (await fetch(`${bridge!.url}/metrics`)).text(), name, labels);
+  const state = async (id: string) => (await bridge!.request('GET', `/v1/commands/${id}`)).body as { status: string; attempts: number };
+  const send = (commandId: string, text: string) => ({ commandId, type: 'message.send', conversationId: CONTACT, text });
+
+  it('ledger writes refused by Kafka for a while: no upstream send meanwhile, each command sent exactly once after recovery', async () => {
+    bridge = await startBuiltBridge('faults-ledger', {
+      kafka: {
+        brokers: broker.bootstrap,
+        topics: { events: 'events', commands: 'commands', deadLetter: 'dlq', commandLedger: 'ledger' },
+        connectionTimeoutMs: 500,
+        producer: { requestTimeoutMs: 1000, retryMaxDelayMs: 300 },
+        consumer: { maxWaitTimeMs: 100, sessionTimeoutMs: 6000 },
+      },
+      commands: { deadlineMs: 120_000, retry: { initialDelayMs: 200, maxDelayMs: 1000, multiplier: 2, maxAttempts: 100 } },
+      channels: [{ id: 'wa', provider: 'zapthinker', zapthinker: { url: zap.url.replace(/^http/, 'ws'), instance: 'sales', apiKey: 'zap-token-0123' } }],
+    });
+    await until('wa connected', async () => ((await bridge!.request('GET', '/v1/channels/wa')).body as { state?: string }).state === 'connected', 30_000);
+
+    // Accepted while the upstream is away (its attempts are refused before anything leaves), so it is still to send.
+    await zap.stop();
+    expect((await bridge.request('POST', '/v1/channels/wa/commands', send('held', 'held through the ledger outage'))).status).toBe(202);
+    await until('a refused upstream attempt', async () => (await metric('chatbridge_command_attempts_total')) >= 1);
+
+    // The ledger cannot be written for a while; the upstream is back, so only the missing `sending` record holds it.
+    const downAt = performance.now();
+    await broker.down();
+    await zap.start();
+    zap.touch('sales');
+    const refused = await bridge.request('POST', '/v1/channels/wa/commands', send('refused', 'refused while the ledger is down'));
+    expect(refused.status).toBe(503);
+    await until('refused sending writes', async () => (await metric('chatbridge_command_ledger_unwritten_total', { status: 'sending' })) >= 3, 30_000);
+    await new Promise((r) => setTimeout(r, 5000 - Math.min(5000, performance.now() - downAt)));
+    const sentWhileDown = upstreamTexts().length;
+    expect(sentWhileDown).toBe(0);
+    const duringMs = await expectHealthy(bridge);
+    const heldDuring = (await state('held')).status;
+    expect(heldDuring).toBe('accepted');
+    const refusedWrites = await metric('chatbridge_command_ledger_unwritten_total', { status: 'sending' });
+    const outageMs = Math.round(performance.now() - downAt);
+
+    await broker.up();
+    const upAt = performance.now();
+    await until('held sent', async () => (await state('held')).status === 'sent', 60_000);
+    const recoveredMs = Math.round(performance.now() - upAt);
+    expect((await bridge.request('POST', '/v1/channels/wa/commands', send('refused', 'refused while the ledger is down'))).status).toBe(202);
+    await until('refused sent', async () => (await state('refused')).status === 'sent', 30_000);
+    const texts = upstreamTexts();
+    expect(texts).toEqual(['held through the ledger outage', 'refused while the ledger is down']);
+    const held = await state('held');
+    const afterMs = await expectHealthy(bridge);
+    const rss = rssMiB(bridge.pid);
+    expect(rss).toBeLessThan(RSS_BOUND_MIB);
+    report('ledger/kafka-refuses-writes', {
+      outageMs, refusedSendingWrites: refusedWrites, sentWhileDown, heldStatusWhileDown: heldDuring, newCommandWhileDown: refused.status,
+      sentUpstreamHeld: texts.filter((t) => t.startsWith('held')).length, sentUpstreamRefused: texts.filter((t) => t.startsWith('refused')).length,
+      finalStatus: held.status, attempts: held.attempts, recoveredMs, healthzDuringMs: Math.round(duringMs), healthzMs: Math.round(afterMs),
+      rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB,
+    });
+  }, 180_000);
+});
