@@ -5,6 +5,10 @@ import { Metrics } from '../health/metrics';
 import { EventStream, type StreamSocket } from './event-stream';
 import { SubscriptionError } from './subscription';
 
+/** The namespace's broadcast to socket-id rooms, over the sockets made here. */
+const sockets = new Map<string, { emit(event: string, data: unknown): boolean }>();
+const nsp = { to: (ids: string[]) => ({ emit: (event: string, data: unknown) => ids.every((id) => sockets.get(id)?.emit(event, data)) }) };
+
 /**
  * A socket whose connection never writes: every `emit` becomes one engine.io packet of the JSON text that stays
  * pending, as with a client that stopped reading once the kernel's buffers are full.
@@ -16,6 +20,7 @@ function stalledSocket(id: string) {
   const socket = {
     id,
     conn,
+    nsp,
     emit(event: string, data: unknown) {
       sent.push({ event, data });
       conn.emit('packetCreate', { type: 'message', data: `42${JSON.stringify([event, data])}` });
@@ -26,6 +31,7 @@ function stalledSocket(id: string) {
       return socket;
     },
   };
+  sockets.set(id, socket);
   return { socket: socket as unknown as StreamSocket, sent, isDisconnected: () => disconnected };
 }
 

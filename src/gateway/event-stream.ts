@@ -8,7 +8,7 @@ import { type Subscription, SubscriptionError } from './subscription';
 import { WriteBacklog } from './write-backlog';
 
 /** The socket.io side a subscriber needs (a socket.io server Socket). */
-export type StreamSocket = Pick<Socket, 'id' | 'emit' | 'disconnect' | 'conn'>;
+export type StreamSocket = Pick<Socket, 'id' | 'emit' | 'disconnect' | 'conn' | 'nsp'>;
 
 /** What a cut-off subscriber receives as `stream_error` before it is disconnected. */
 export interface StreamError {
@@ -89,11 +89,15 @@ export class EventStream implements Sink {
 
   publish(item: PipelineEvent): void {
     if (this.stopped) return;
-    for (const sub of this.subscribers.values()) {
-      if (!sub.filter.matches(item.event)) continue;
-      // The canonical event object is its structured-mode JSON (toStructured is JSON.stringify of it).
-      sub.socket.emit('event', item.event);
-      this.metrics.streamEvents.inc();
+    const matched: Subscriber[] = [];
+    for (const sub of this.subscribers.values()) if (sub.filter.matches(item.event)) matched.push(sub);
+    if (!matched.length) return;
+    // One broadcast to the subscribers' own rooms: socket.io encodes it once and every connection holds that same
+    // message, so an event costs one encoding and one copy however many subscribers wait to write it. The canonical
+    // event object is its structured-mode JSON (toStructured is JSON.stringify of it).
+    matched[0].socket.nsp.to(matched.map((sub) => sub.socket.id)).emit('event', item.event);
+    this.metrics.streamEvents.inc(matched.length);
+    for (const sub of matched) {
       if (sub.backlog.pending > this.opts.maxBufferedEvents || sub.backlog.pendingChars > this.opts.maxBufferedBytes) this.cutOff(sub);
     }
   }
