@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { startBridge } from './bootstrap';
+import { startBridge, type RunningBridge } from './bootstrap';
 import { createRootLogger } from './common/logger';
 import { ConfigError, loadConfig } from './config/config.loader';
 
@@ -23,22 +23,12 @@ async function main(): Promise<void> {
   if (!config.apiTokens.length) log.warn('CHATBRIDGE_API_TOKENS is not set: every /v1 API call will be refused with 401');
   if (eventsOnStdout) log.info('no Kafka and no webhooks configured: embedded mode, events are written to stdout as JSON lines');
 
-  const running = await startBridge(config, log);
-  log.info({ port: config.port, channels: config.channels.length, kafka: Boolean(config.kafka), webhooks: config.webhooks.length }, 'chatbridge started');
-
+  // Installed before any start-up work: a signal while Kafka, the channels or the HTTP server are still starting is
+  // neither ignored nor fatal; the bridge stops once start-up settles (within the same hard stop as any shutdown).
+  let running: RunningBridge | undefined;
   let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    const hardStop = setTimeout(() => {
-      log.error('shutdown took longer than shutdownGraceMs + 5 s; exiting');
-      // Synchronous: what the Kafka sink still holds is in the dead-letter file before the process ends.
-      running.bridge.kafka?.spill();
-      process.exit(1);
-    }, config.shutdownGraceMs + 5000);
-    hardStop.unref();
-    running.close().then(
+  const stop = (r: RunningBridge) =>
+    r.close().then(
       () => {
         log.info('stopped');
         log.flush();
@@ -49,9 +39,34 @@ async function main(): Promise<void> {
         process.exit(1);
       },
     );
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, duringStartUp: !running }, running ? 'shutting down' : 'shutting down: stopping as soon as start-up work settles');
+    const hardStop = setTimeout(() => {
+      log.error('shutdown took longer than shutdownGraceMs + 5 s; exiting');
+      // Synchronous: what the Kafka sink still holds is in the dead-letter file before the process ends.
+      running?.bridge.kafka?.spill();
+      process.exit(1);
+    }, config.shutdownGraceMs + 5000);
+    hardStop.unref();
+    if (running) void stop(running);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+
+  try {
+    running = await startBridge(config, log);
+  } catch (err) {
+    log.fatal({ err }, 'start-up failed');
+    log.flush();
+    process.exit(1);
+  }
+  if (stopping) {
+    void stop(running);
+    return;
+  }
+  log.info({ port: config.port, channels: config.channels.length, kafka: Boolean(config.kafka), webhooks: config.webhooks.length }, 'chatbridge started');
 }
 
 void main();

@@ -1,0 +1,179 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { io } from 'socket.io-client';
+import { Agent, request } from 'undici';
+import { TEST_TOKEN } from '../helpers/bridge-harness';
+import { BridgeProcess, freePort } from '../helpers/bridge-process';
+import { evolutionPost } from '../helpers/inbound-post';
+import { newSecret, WebhookReceiver } from '../helpers/webhook-receiver';
+import { JwtWebSocketSimulator } from '../simulators/jwt-websocket/jwt-websocket.simulator';
+import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
+
+/**
+ * Secrets and callers against the built bridge: a debug-level run whose URLs and settings carry every kind of secret
+ * writes none of them to its logs; 100 bad-token requests from one address are cut off at the limit while /healthz
+ * and other callers are served; a SIGTERM while start-up work is still under way stops the process cleanly.
+ */
+describe('fault rows: security', () => {
+  const RSS_BOUND_MIB = 300;
+  let bridge: BridgeProcess | undefined;
+  const servers: Server[] = [];
+
+  afterEach(async () => {
+    await bridge?.kill();
+    bridge = undefined;
+    for (const s of servers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
+  });
+
+  /** A loopback token endpoint: 503 for the first `failFirst` requests, then `{token}`. */
+  async function tokenEndpoint(token: string, failFirst: number): Promise<string> {
+    let n = 0;
+    const srv = createServer((_req, res) => {
+      if (n++ < failFirst) res.writeHead(503, { 'content-type': 'text/plain' }).end('try later');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token }));
+    });
+    servers.push(srv);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  }
+
+  it('a debug-level run whose URLs and settings carry secrets: none of them in the logs', async () => {
+    const sim = new JwtWebSocketSimulator({ secret: 'security-row-signing-key' });
+    await sim.start();
+    const receiver = new WebhookReceiver();
+    await receiver.start();
+    try {
+      const secrets = {
+        staticJwt: sim.token({ sub: 'bridge-static' }),
+        urlJwt: sim.token({ sub: 'bridge-url' }),
+        clientSecret: 'cl13nt-s3cret-in-the-query-string',
+        hookPassword: 'h00k-basic-auth-password',
+        signingSecret: newSecret(),
+        previousSecret: newSecret(),
+        inboundToken: 'inb0und-token-0123456789',
+        upstreamApiKey: 'zap-ap1-key-0123456789',
+        apiToken: TEST_TOKEN,
+      };
+      const tokenBase = await tokenEndpoint(secrets.urlJwt, 2);
+      const hookUrl = receiver.url.replace('http://', `http://hook-user:${secrets.hookPassword}@`);
+      const b = (bridge = await startBuiltBridge('security-secrets', {
+        webhooks: [{ id: 'crm', url: hookUrl, secret: secrets.signingSecret, previousSecret: secrets.previousSecret, retrySchedule: [0, 100, 200] }],
+        channels: [
+          { id: 'jwt-static', provider: 'jwt-websocket', 'jwt-websocket': { url: sim.url, token: secrets.staticJwt, subscribe: ['conversation:c1'] } },
+          { id: 'jwt-url', provider: 'jwt-websocket', 'jwt-websocket': { url: sim.url, tokenUrl: `${tokenBase}/token?client_secret=${secrets.clientSecret}`, subscribe: ['conversation:c2'] } },
+          { id: 'wa-in', provider: 'zapthinker', mode: 'webhook', inbound: { token: secrets.inboundToken }, zapthinker: { url: 'http://127.0.0.1:9', instance: 'sales', apiKey: secrets.upstreamApiKey } },
+        ],
+      }, { env: { LOG_LEVEL: 'debug' } }));
+      await sim.waitUntil('both channels subscribed', () => sim.subscriberCount('conversation:c1') === 1 && sim.subscriberCount('conversation:c2') === 1, 20_000);
+      // Failures that log (debug and up): the first deliveries answered 500 with the request's credentials echoed in
+      // the body, the next subscription of c1 refused once.
+      let failed = 0;
+      receiver.respond((req) => (req.event.type === 'chatbridge.message.received' && failed++ < 3 ? { status: 500, body: `rejected: authorization=${req.headers.authorization} signature=${req.headers['webhook-signature']}` } : undefined));
+      sim.failSubscriptions('conversation:c1', 1);
+
+      // Traffic: messages on both channels, a network cut and reconnect, an inbound post, good and bad API calls.
+      const messages = () => receiver.delivered().filter((r) => r.event.type === 'chatbridge.message.received').length;
+      for (let i = 0; i < 5; i++) {
+        sim.chatMessage({ conversation_id: 'c1', sender_id: 'u1', content: `static ${i}` });
+        sim.chatMessage({ conversation_id: 'c2', sender_id: 'u2', content: `url ${i}` });
+      }
+      await until('10 messages delivered', () => messages() >= 10);
+      sim.dropConnections();
+      await sim.waitUntil('resubscribed', () => sim.subscriberCount('conversation:c1') === 1 && sim.subscriberCount('conversation:c2') === 1, 20_000);
+      const connected = async (id: string) => ((await b.request('GET', `/v1/channels/${id}`)).body as { state?: string }).state === 'connected';
+      await until('both channels connected again', async () => (await connected('jwt-static')) && (await connected('jwt-url')), 20_000);
+      await new Promise((r) => setTimeout(r, 300));
+      sim.chatMessage({ conversation_id: 'c1', sender_id: 'u1', content: 'after the cut' });
+      const post = await fetch(`${b.url}/v1/inbound/wa-in`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-chatbridge-token': secrets.inboundToken }, body: evolutionPost('sales', 'SECROW00000000001', 'inbound hello') });
+      expect(post.status).toBe(200);
+      expect((await b.request('GET', '/v1/channels')).status).toBe(200);
+      const denied = await fetch(`${b.url}/v1/channels`, { headers: { authorization: `Bearer ${secrets.apiToken}-but-wrong` } });
+      expect(denied.status).toBe(401);
+      await until('12 messages delivered (the next normal items)', () => messages() >= 12);
+      const healthMs = await expectHealthy(b);
+      const rss = rssMiB(b.pid);
+      expect(rss).toBeLessThan(RSS_BOUND_MIB);
+
+      const text = b.logs.map((l) => (typeof l.stderr === 'string' ? l.stderr : JSON.stringify(l))).join('\n');
+      const hits = Object.entries(secrets).filter(([, v]) => text.includes(v)).map(([k]) => k);
+      // The signing secrets without their prefix, too (a log could quote the base64 alone).
+      const bareHits = [secrets.signingSecret, secrets.previousSecret].filter((s) => text.includes(s.slice('whsec_'.length)));
+      const debugLines = b.logs.filter((l) => l.level === 'debug').length;
+      const redactedLines = b.logs.filter((l) => JSON.stringify(l).includes('[REDACTED]')).length;
+      expect(hits).toEqual([]);
+      expect(bareHits).toEqual([]);
+      expect(debugLines).toBeGreaterThan(0);
+      report('security secrets in debug logs', {
+        secrets: Object.keys(secrets).length, logLines: b.logs.length, debugLines, redactedLines, hits: hits.length + bareHits.length,
+        delivered: messages(), healthzMs: Math.round(healthMs), rssMiB: rss,
+      });
+    } finally {
+      await receiver.stop();
+      await sim.stop();
+    }
+  });
+
+  it('100 bad-token requests from one address: 429 past the limit, /healthz fast, a good token from another address served', async () => {
+    // A webhook endpoint, so the logs are on stdout (embedded mode would put them on stderr).
+    const receiver = new WebhookReceiver();
+    await receiver.start();
+    const b = (bridge = await startBuiltBridge('security-401s', { webhooks: [{ id: 'crm', url: receiver.url, secret: newSecret() }] }));
+    const other = new Agent({ localAddress: '127.0.0.2' });
+    try {
+      const statuses = new Map<number, number>();
+      let retryAfter = 0;
+      let worstHealthMs = 0;
+      for (let i = 0; i < 100; i++) {
+        const res = await request(`${b.url}/v1/channels`, { headers: { authorization: `Bearer guess-${i}-0123456789abcdef` } });
+        await res.body.text();
+        statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+        if (res.statusCode === 429) retryAfter = Number(res.headers['retry-after']);
+        if (i % 10 === 9) worstHealthMs = Math.max(worstHealthMs, await expectHealthy(b));
+      }
+      expect(Object.fromEntries(statuses)).toEqual({ 401: 20, 429: 80 });
+      expect(retryAfter).toBeGreaterThan(0);
+      // The blocked address is refused on every door, the right token included; another address is not.
+      const sameAddress = await request(`${b.url}/v1/channels`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+      await sameAddress.body.text();
+      expect(sameAddress.statusCode).toBe(429);
+      const handshake = await new Promise<number>((resolve) => {
+        const s = io(`${b.url}/v1`, { auth: { token: TEST_TOKEN }, transports: ['websocket'], reconnection: false, forceNew: true });
+        s.on('connect', () => (s.close(), resolve(101)));
+        s.on('connect_error', (err: Error & { data?: { statusCode: number } }) => (s.close(), resolve(err.data?.statusCode ?? 0)));
+      });
+      expect(handshake).toBe(429);
+      const good = await request(`${b.url}/v1/channels`, { headers: { authorization: `Bearer ${TEST_TOKEN}` }, dispatcher: other });
+      await good.body.text();
+      expect(good.statusCode).toBe(200);
+      const healthMs = await expectHealthy(b);
+      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      const refused = Number(/chatbridge_refused_total\{origin="api",reason="auth_failures"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
+      expect(refused).toBe(81);
+      const rss = rssMiB(b.pid);
+      expect(rss).toBeLessThan(RSS_BOUND_MIB);
+      report('security 100 bad tokens from one address', {
+        '401': statuses.get(401) ?? 0, '429': statuses.get(429) ?? 0, retryAfterS: retryAfter, handshake, otherAddress: good.statusCode, refusedMetric: refused,
+        healthzMs: Math.round(healthMs), worstHealthzMs: Math.round(worstHealthMs), rssMiB: rss,
+      });
+    } finally {
+      await other.close();
+      await receiver.stop();
+    }
+  });
+
+  it('SIGTERM while start-up work is under way (Kafka unreachable): the process stops cleanly, exit 0', async () => {
+    // Kafka unreachable: start-up waits (bounded) for the mode store and the command ledger.
+    const b = (bridge = new BridgeProcess('security-sigterm', { kafka: { brokers: [`127.0.0.1:${await freePort()}`] }, shutdownGraceMs: 20_000 }, await freePort(), { entry: 'dist' }));
+    const started = b.start(60_000);
+    started.catch(() => undefined);
+    await b.waitForLog('start-up under way', (l) => l.msg === 'Starting Nest application...', 30_000);
+    const t0 = performance.now();
+    const exit = await b.signal('SIGTERM');
+    const exitMs = performance.now() - t0;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(b.logs).toContainEqual(expect.objectContaining({ msg: 'shutting down: stopping as soon as start-up work settles', signal: 'SIGTERM', duringStartUp: true }));
+    expect(b.logs).toContainEqual(expect.objectContaining({ msg: 'stopped' }));
+    expect(b.logs.some((l) => l.msg === 'chatbridge started')).toBe(false);
+    report('security SIGTERM during start-up', { exit: exit.code ?? -1, signal: exit.signal ?? 'none', exitMs: Math.round(exitMs) });
+  });
+});
