@@ -48,7 +48,7 @@ export class BridgeProcess {
   readonly url: string;
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   private child?: ChildProcessWithoutNullStreams;
-  private partial = '';
+  private readonly partial = { stdout: '', stderr: '' };
   private readonly exited: Promise<void>;
   private markExited!: () => void;
 
@@ -69,8 +69,9 @@ export class BridgeProcess {
       env: { PATH: process.env.PATH, CHATBRIDGE_CONFIG: file, PORT: String(this.port), CHATBRIDGE_API_TOKENS: TEST_TOKEN, LOG_LEVEL: 'info', ...this.opts.env },
     });
     this.child = child;
-    child.stdout.on('data', (d: Buffer) => this.onData(d));
-    child.stderr.on('data', (d: Buffer) => this.logs.push({ stderr: d.toString() }));
+    // In embedded mode the log is on stderr (stdout carries the events): both are read line by line.
+    child.stdout.on('data', (d: Buffer) => this.onData('stdout', d));
+    child.stderr.on('data', (d: Buffer) => this.onData('stderr', d));
     child.on('exit', (code, signal) => {
       this.exit = { code, signal };
       this.markExited();
@@ -122,12 +123,12 @@ export class BridgeProcess {
     return JSON.stringify(this.logs.slice(-8));
   }
 
-  private onData(d: Buffer): void {
-    this.partial += d.toString('utf8');
+  private onData(stream: 'stdout' | 'stderr', d: Buffer): void {
+    this.partial[stream] += d.toString('utf8');
     let i: number;
-    while ((i = this.partial.indexOf('\n')) >= 0) {
-      const line = this.partial.slice(0, i);
-      this.partial = this.partial.slice(i + 1);
+    while ((i = this.partial[stream].indexOf('\n')) >= 0) {
+      const line = this.partial[stream].slice(0, i);
+      this.partial[stream] = this.partial[stream].slice(i + 1);
       try {
         this.logs.push(JSON.parse(line) as Record<string, unknown>);
       } catch {
