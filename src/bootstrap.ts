@@ -8,8 +8,7 @@ import { PinoNestLogger } from './common/logger';
 import type { AppConfig } from './config/config.loader';
 import { jsonBodyParser } from './common/json-body';
 import { BridgeIoAdapter } from './gateway/io.adapter';
-import { inboundBodyParser } from './inbound/inbound.body';
-import { UNKNOWN_CHANNEL_LABEL } from './inbound/inbound.controller';
+import { inboundGate } from './inbound/inbound.gate';
 
 /** A running bridge with its HTTP server. */
 export interface RunningBridge {
@@ -35,11 +34,9 @@ export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOp
   app.useWebSocketAdapter(new BridgeIoAdapter(app, config.api.maxBodyBytes));
   // First on /v1: an address past its failed authentications is refused before any body is read or token compared.
   app.use('/v1', authFailureGate(bridge.authFailures, (origin) => bridge.metrics.refused.inc({ origin, reason: 'auth_failures' })));
-  // Before the JSON parser, which then skips these bodies: inbound posts are read raw, with each channel's limit.
-  app.use('/v1/inbound', inboundBodyParser(
-    (id) => bridge.channels.inboundLimit(id),
-    (id) => bridge.metrics.inboundRequests.inc({ channel: bridge.channels.get(id) ? id : UNKNOWN_CHANNEL_LABEL, outcome: 'too_large' }),
-  ));
+  // Before the JSON parser, which then skips these bodies: inbound posts are authenticated before their body is
+  // read, then read raw within each channel's limits.
+  app.use('/v1/inbound', inboundGate(bridge));
   app.use(jsonBodyParser(config.api.maxBodyBytes));
   await app.listen(config.port, opts.host ?? '0.0.0.0');
   const addr = app.getHttpServer().address();

@@ -21,7 +21,7 @@ describe('config: inbound auth and mode switching', () => {
       env: { WA_INBOUND_TOKEN: 'inbound-token-0123456789' },
       raw: { channels: [{ id: 'wa', provider: 'zapthinker', mode: 'webhook', inbound: { token: '${WA_INBOUND_TOKEN}' }, zapthinker: zap }] },
     });
-    expect(config.channels[0].inbound).toEqual({ token: 'inbound-token-0123456789', header: 'x-chatbridge-token', hmacHeader: 'x-signature', maxBodyBytes: 1048576 });
+    expect(config.channels[0].inbound).toEqual({ token: 'inbound-token-0123456789', header: 'x-chatbridge-token', hmacHeader: 'x-signature', maxBodyBytes: 1048576, maxInFlight: 16 });
     expect(config.modeSwitch).toEqual({ overlapMs: 600_000, connectWaitMs: 30_000 });
   });
 
@@ -50,7 +50,7 @@ describe('config: inbound auth and mode switching', () => {
         channels: [
           { id: 'a', provider: 'zapthinker', mode: 'webhook', inbound: {}, zapthinker: zap },
           { id: 'b', provider: 'zapthinker', inbound: { token: 'short-secret', hmacSecret: 'another-secret-0123456789' }, zapthinker: zap },
-          { id: 'c', provider: 'zapthinker', inbound: { token: 'inbound-token-0123456789', header: 'bad header', maxBodyBytes: 10, extra: 1 }, zapthinker: zap },
+          { id: 'c', provider: 'zapthinker', inbound: { token: 'inbound-token-0123456789', header: 'bad header', maxBodyBytes: 10, maxInFlight: 0, extra: 1 }, zapthinker: zap },
           { id: 'd', provider: 'smartsupp', mode: 'webhook', smartsupp },
           { id: 'e', provider: 'smartsupp', inbound: { token: 'inbound-token-0123456789' }, smartsupp },
           { id: 'f', provider: 'zapthinker', inbound: 'yes', zapthinker: zap },
@@ -65,12 +65,13 @@ describe('config: inbound auth and mode switching', () => {
       'channels[1].inbound: set exactly one of token or hmacSecret',
       'channels[2].inbound.header: must be an HTTP header name',
       'channels[2].inbound.maxBodyBytes: must not be less than 1024',
+      'channels[2].inbound.maxInFlight: must not be less than 1',
       'channels[2].inbound.extra: unknown key',
       'channels[3].mode: provider smartsupp has no webhook API; only socket mode is possible',
       'channels[4].inbound: provider smartsupp has no webhook API; remove this block',
       'channels[5].inbound: must be a mapping',
     ]));
-    expect(found).toHaveLength(11);
+    expect(found).toHaveLength(12);
     expect(found.join('\n')).not.toMatch(/short-secret|another-secret/);
   });
 });

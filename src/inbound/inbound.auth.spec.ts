@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { plainToInstance } from 'class-transformer';
 import { InboundAuthConfig } from '../config/config.schema';
-import { verifyInbound } from './inbound.auth';
+import { needsBody, verifyBeforeBody, verifyInbound } from './inbound.auth';
 
 const TOKEN = 'tok-0123456789abcdef';
 const SECRET = 'hmac-secret-0123456789';
@@ -63,5 +63,26 @@ describe('verifyInbound: HMAC-SHA256 of the raw body', () => {
 describe('verifyInbound: no credentials', () => {
   it('refuses everything when neither a token nor a secret is set (the loader never builds such a block)', () => {
     expect(verifyInbound(cfg({}), { 'x-chatbridge-token': '', authorization: 'Bearer x' }, body)).toEqual({ ok: false, reason: expect.stringContaining('no inbound credentials') });
+  });
+});
+
+describe('verifyBeforeBody: what the headers alone settle, before any body byte is read', () => {
+  it('settles a token channel whole: the same answers as with the body', () => {
+    const token = cfg({ token: TOKEN });
+    expect(needsBody(token)).toBe(false);
+    expect(verifyBeforeBody(token, { 'x-chatbridge-token': TOKEN })).toEqual({ ok: true });
+    expect(verifyBeforeBody(token, { authorization: `Bearer ${TOKEN}` })).toEqual({ ok: true });
+    expect(verifyBeforeBody(token, {})).toEqual({ ok: false, reason: expect.stringContaining('missing token') });
+    expect(verifyBeforeBody(token, { 'x-chatbridge-token': 'wrong' })).toEqual({ ok: false, reason: 'invalid token' });
+  });
+
+  it('refuses an HMAC post without a signature, or with one that is no SHA-256 signature; a well-formed one waits for the body', () => {
+    const hmac = cfg({ hmacSecret: SECRET });
+    expect(needsBody(hmac)).toBe(true);
+    expect(verifyBeforeBody(hmac, {})).toEqual({ ok: false, reason: expect.stringContaining('missing x-signature header') });
+    expect(verifyBeforeBody(hmac, { 'x-signature': '  ' })).toEqual({ ok: false, reason: expect.stringContaining('missing x-signature header') });
+    for (const v of ['sha256=zz', 'sha1=abc', 'a'.repeat(63)]) expect(verifyBeforeBody(hmac, { 'x-signature': v })).toEqual({ ok: false, reason: expect.stringContaining('does not match') });
+    // Any well-formed signature passes this step; only the body can tell whether it is right.
+    expect(verifyBeforeBody(hmac, { 'x-signature': `sha256=${mac(body, 'other-secret-0123456789').toString('hex')}` })).toEqual({ ok: true });
   });
 });

@@ -18,6 +18,24 @@ export function verifyInbound(cfg: InboundAuthConfig, headers: IncomingHttpHeade
   return { ok: false, reason: 'no inbound credentials are configured for this channel' };
 }
 
+/**
+ * What can be checked before the body is read: a token whole; for HMAC, that the signature header is there and is a
+ * SHA-256 signature at all. A post refused here is answered without reading its body.
+ */
+export function verifyBeforeBody(cfg: InboundAuthConfig, headers: IncomingHttpHeaders): InboundAuthResult {
+  if (cfg.hmacSecret !== undefined) {
+    const value = signatureOf(cfg.hmacHeader, headers);
+    if (!value) return missingSignature(cfg.hmacHeader);
+    return decodeSignature(value) ? { ok: true } : mismatch(cfg.hmacHeader);
+  }
+  return verifyInbound(cfg, headers, Buffer.alloc(0));
+}
+
+/** True when the check needs the body (HMAC): verifyBeforeBody settles token channels alone. */
+export function needsBody(cfg: InboundAuthConfig): boolean {
+  return cfg.hmacSecret !== undefined;
+}
+
 /** The channel's token, hashed once per config (not once per post). */
 const tokenSets = new WeakMap<InboundAuthConfig, TokenSet>();
 function tokenSetOf(cfg: InboundAuthConfig, token: string): TokenSet {
@@ -35,18 +53,29 @@ function verifyToken(tokens: TokenSet, header: string, headers: IncomingHttpHead
 }
 
 function verifyHmac(secret: string, header: string, headers: IncomingHttpHeaders, rawBody: Buffer): InboundAuthResult {
-  const value = single(headers[header.toLowerCase()])?.trim();
-  if (!value) return { ok: false, reason: `missing ${header} header: HMAC-SHA256 of the raw body, as sha256=<hex>` };
-  const given = decodeSignature(value.replace(/^sha256=/i, ''));
+  const value = signatureOf(header, headers);
+  if (!value) return missingSignature(header);
+  const given = decodeSignature(value);
   const expected = createHmac('sha256', secret).update(rawBody).digest();
-  if (!given || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, reason: `${header} does not match the body (expected HMAC-SHA256 of the raw body as sha256=<hex>, hex or base64)` };
-  }
+  if (!given || given.length !== expected.length || !timingSafeEqual(given, expected)) return mismatch(header);
   return { ok: true };
 }
 
-/** 64 hex characters, or base64 / base64url of 32 bytes; anything else is not a SHA-256 signature. */
-function decodeSignature(text: string): Buffer | undefined {
+function signatureOf(header: string, headers: IncomingHttpHeaders): string | undefined {
+  return single(headers[header.toLowerCase()])?.trim() || undefined;
+}
+
+function missingSignature(header: string): InboundAuthResult {
+  return { ok: false, reason: `missing ${header} header: HMAC-SHA256 of the raw body, as sha256=<hex>` };
+}
+
+function mismatch(header: string): InboundAuthResult {
+  return { ok: false, reason: `${header} does not match the body (expected HMAC-SHA256 of the raw body as sha256=<hex>, hex or base64)` };
+}
+
+/** `sha256=` and 64 hex characters, or base64 / base64url of 32 bytes; anything else is not a SHA-256 signature. */
+function decodeSignature(value: string): Buffer | undefined {
+  const text = value.replace(/^sha256=/i, '');
   if (/^[0-9a-f]{64}$/i.test(text)) return Buffer.from(text, 'hex');
   if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) return Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   return undefined;

@@ -2,16 +2,13 @@ import { BadRequestException, ConflictException, Controller, HttpCode, Inject, N
 import type { Request } from 'express';
 import { Bridge } from '../bridge';
 import { ChannelRequestError } from '../channels/channel-mode';
-import type { InboundAuthConfig } from '../config/config.schema';
-import { verifyInbound } from './inbound.auth';
-
-/** Metric label for posts to channel ids that do not exist (any text could be posted; labels stay bounded). */
-export const UNKNOWN_CHANNEL_LABEL = '(unknown)';
+import { admittedBody } from './inbound.gate';
 
 /**
- * `POST /v1/inbound/:channelId[/:suffix]`: an upstream in webhook mode posts its events here (SPEC §7). No bearer
- * token: each channel authenticates its upstream with its own `inbound` token or HMAC. Answers after the frames
- * were handed to the pipeline: 200 `{accepted: n}`.
+ * `POST /v1/inbound/:channelId[/:suffix]`: an upstream in webhook mode posts its events here. No bearer
+ * token: each channel authenticates its upstream with its own `inbound` token or HMAC, checked by the inbound gate
+ * (inbound.gate.ts) before this runs, which also reads the body within the channel's limits. Answers after the
+ * frames were handed to the pipeline: 200 `{accepted: n}`.
  */
 @Controller('v1/inbound')
 export class InboundController {
@@ -33,23 +30,16 @@ export class InboundController {
 
   private receive(channelId: string, req: Request, suffix?: string): { accepted: number } {
     const { channels, metrics } = this.bridge;
-    let auth: InboundAuthConfig;
+    const raw = admittedBody(req);
+    // Only the gate admits posts; a request that did not pass it is never read as the channel's.
+    if (!raw) throw new UnauthorizedException('inbound post not authenticated');
+    let parsed: ReturnType<typeof channels.receiveInbound>;
     try {
-      auth = channels.inboundAuth(channelId);
+      parsed = channels.receiveInbound(channelId, raw, suffix === undefined ? {} : { suffix });
     } catch (err) {
       if (!(err instanceof ChannelRequestError)) throw err;
-      const known = err.code !== 'unknown_channel';
-      metrics.inboundRequests.inc({ channel: known ? channelId : UNKNOWN_CHANNEL_LABEL, outcome: known ? 'refused' : 'unknown_channel' });
-      throw known ? new ConflictException(err.message) : new NotFoundException(err.message);
+      throw err.code === 'unknown_channel' ? new NotFoundException(err.message) : new ConflictException(err.message);
     }
-    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const check = verifyInbound(auth, req.headers, raw);
-    if (!check.ok) {
-      metrics.inboundRequests.inc({ channel: channelId, outcome: 'unauthorized' });
-      this.bridge.log.warn({ channel: channelId, reason: check.reason }, 'inbound post refused: not authenticated');
-      throw new UnauthorizedException(check.reason);
-    }
-    const parsed = channels.receiveInbound(channelId, raw, suffix === undefined ? {} : { suffix });
     if (!parsed.ok) {
       metrics.inboundRequests.inc({ channel: channelId, outcome: 'malformed' });
       throw new BadRequestException(`${parsed.error} (nothing was published; the body was dead-lettered with reason inbound_malformed)`);

@@ -65,7 +65,7 @@ function toHttp(err: unknown): HttpException {
   if (err instanceof ReplayRequestError) return new BadRequestException({ statusCode: 400, error: 'Bad Request', message: 'invalid replay request', details: err.details });
   if (!(err instanceof BridgeError)) return new InternalServerErrorException('replay failed');
   if (err.code === 'webhook_not_found') return new NotFoundException(err.message);
-  if (err.code === 'endpoint_disabled') return new ConflictException(err.message);
+  if (err.code === 'endpoint_disabled' || err.code === 'replay_running') return new ConflictException(err.message);
   if (err.code === 'dlq_unreadable') return new ServiceUnavailableException(err.message);
   return new InternalServerErrorException(err.message);
 }

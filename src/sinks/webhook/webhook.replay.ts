@@ -168,12 +168,29 @@ export interface ReplayDeps {
  * bypassing the dedupe window. Dead letters are never removed; an event that fails again is dead-lettered again.
  */
 export class WebhookReplayer {
+  /** Endpoints with a replay under way: one at a time each (a replay reads every dead letter; two would double the load). */
+  private readonly running = new Set<string>();
+
   constructor(private readonly deps: ReplayDeps) {}
 
+  /** One replay of an endpoint; throws `replay_running` while another of the same endpoint is under way. */
   async replay(endpointId: string, query: ReplayQuery): Promise<ReplayResult> {
     const endpoint = this.deps.endpoints?.endpoint(endpointId);
     if (!endpoint) throw new BridgeError('webhook_not_found', `no webhook endpoint with id "${endpointId}"`, { retriable: false });
     assertEnabled(endpoint);
+    if (this.running.has(endpointId)) {
+      this.deps.metrics.refused.inc({ origin: 'replay', reason: 'replay_running' });
+      throw new BridgeError('replay_running', `a replay of webhook endpoint "${endpointId}" is already running: wait for its answer, then send this one again`, { retriable: true });
+    }
+    this.running.add(endpointId);
+    try {
+      return await this.run(endpoint, endpointId, query);
+    } finally {
+      this.running.delete(endpointId);
+    }
+  }
+
+  private async run(endpoint: WebhookEndpoint, endpointId: string, query: ReplayQuery): Promise<ReplayResult> {
     const selection = new ReplaySelection(endpointId, query);
     await readDeadLetterFile(this.deps.deadLetterFile, (line) => {
       const entry = parseDeadLetterLine(line);
