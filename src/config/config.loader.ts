@@ -268,6 +268,7 @@ function checkWebhooks(webhooks: unknown, channels: ChannelConfig[], limits: Glo
     }
     const schedule = w?.retrySchedule;
     if (Array.isArray(schedule) && schedule.length && schedule[0] !== 0) problems.push(`webhooks[${i}].retrySchedule: must start with 0 (the first attempt is immediate)`);
+    if (Array.isArray(w?.types)) problems.push(...globLimitProblems(w.types, limits, `webhooks[${i}].types`));
     // A warning, not an error: the filter is valid, it just matches nothing today (a typo, or a channel to come).
     w?.channels?.forEach((c, j) => {
       if (typeof c === 'string' && !channelIds.has(c)) warnings.push(`webhooks[${i}].channels[${j}]: no channel "${c}" is configured; this filter entry matches nothing`);
@@ -275,14 +276,6 @@ function checkWebhooks(webhooks: unknown, channels: ChannelConfig[], limits: Glo
   });
 }
 
-    if (Array.isArray(w?.types)) problems.push(...globLimitProblems(w.types, limits, `webhooks[${i}].types`));
-/** Flattens class-validator's tree into `path: message` lines. Values are never included. */
-export function formatErrors(errors: ValidationError[], prefix = ''): string[] {
-  const lines: string[] = [];
-  for (const e of errors) {
-    const path = /^\d+$/.test(e.property) ? `${prefix}[${e.property}]` : prefix ? `${prefix}.${e.property}` : e.property;
-    const constraints = Object.entries(e.constraints ?? {});
-    // A value of the wrong type also fails its range checks ('lots' is NaN): report the type error alone.
 /** The glob limits of `api.stream`; the defaults where those values are themselves invalid (reported on their own). */
 function globLimits(stream: Partial<GlobLimits> | undefined): GlobLimits {
   const defaults = new StreamConfig();
@@ -293,6 +286,13 @@ function globLimits(stream: Partial<GlobLimits> | undefined): GlobLimits {
   };
 }
 
+/** Flattens class-validator's tree into `path: message` lines. Values are never included. */
+export function formatErrors(errors: ValidationError[], prefix = ''): string[] {
+  const lines: string[] = [];
+  for (const e of errors) {
+    const path = /^\d+$/.test(e.property) ? `${prefix}[${e.property}]` : prefix ? `${prefix}.${e.property}` : e.property;
+    const constraints = Object.entries(e.constraints ?? {});
+    // A value of the wrong type also fails its range checks ('lots' is NaN): report the type error alone.
     const wrongType = constraints.some(([name]) => TYPE_CHECKS.has(name));
     for (const [name, msg] of constraints) {
       if (wrongType && !TYPE_CHECKS.has(name) && name !== 'isDefined') continue;
