@@ -145,6 +145,11 @@ export class InboundAuthConfig {
   @IsOptional() @IsInt() @Min(1024) @Max(64 * 1024 * 1024) maxBodyBytes: number = 1024 * 1024;
   /** Posts of this channel whose body is being read at once; beyond it 503 with Retry-After (memory ≤ maxInFlight × maxBodyBytes). */
   @IsOptional() @IsInt() @Min(1) @Max(10_000) maxInFlight: number = 16;
+  /**
+   * With Kafka, a post is answered 200 only once its events are acknowledged by Kafka; past this wait (or when one was
+   * dead-lettered instead, e.g. while stopping) 503 with Retry-After, so the upstream sends it again (ms).
+   */
+  @IsOptional() @IsInt() @Min(100) @Max(120_000) ackTimeoutMs: number = 10_000;
 }
 
 /** Runtime switches between socket and webhook mode (`PUT /v1/channels/:id/mode`). */
