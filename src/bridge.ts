@@ -77,7 +77,7 @@ export class Bridge {
       const timeoutMs = stateTopicTimeoutMs(config.kafka.connectionTimeoutMs);
       if (config.cluster.enabled) {
         // Several replicas: every one follows the state topic anyway; the start-up modes come from that one read.
-        this.shared = new SharedState(kafka, { topic: config.kafka.topics.state, group: commandGroupId(config.kafka), consumer: config.kafka.consumer }, log.child({ context: 'shared-state' }));
+        this.shared = new SharedState(kafka, { topic: config.kafka.topics.state, group: commandGroupId(config.kafka), consumer: config.kafka.consumer, poison: { deadLetters: this.deadLetters, metrics: this.metrics } }, log.child({ context: 'shared-state' }));
         durableModes = { store: this.shared.modeStore(timeoutMs), timeoutMs };
       } else {
         durableModes = { store: new KafkaModeStore(kafka, config.kafka.topics.state, timeoutMs, log.child({ context: 'mode-store' })), timeoutMs };
@@ -113,6 +113,7 @@ export class Bridge {
       ? new KafkaLedgerStore(kafka, {
         topic: config.kafka.topics.commandLedger, group: commandGroupId(config.kafka), consumer: config.kafka.consumer,
         loadTimeoutMs: stateTopicTimeoutMs(config.kafka.connectionTimeoutMs), writeTimeoutMs: config.kafka.producer.requestTimeoutMs,
+        poison: { deadLetters: this.deadLetters, metrics: this.metrics },
       }, log.child({ context: 'command-ledger-store' }))
       : undefined;
     const ledger = new CommandLedger({ maxEntries: config.commands.ledgerMaxEntries, ttlMs: config.commands.ledgerTtlMs }, log.child({ context: 'command-ledger' }), ledgerStore);

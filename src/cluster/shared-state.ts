@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { backoffDelay } from '../common/backoff';
 import { BridgeError, describeError } from '../common/errors';
 import { KafkaWriter } from '../common/kafka-writer';
-import { TopicFollower } from '../common/topic-follow';
+import { TopicFollower, type TopicFollowOptions } from '../common/topic-follow';
 import { Pause, withinMs } from '../common/wait';
 import { conversationStateKey, decodeModeRecord, encodeModeRecord, parseStateKey, type ModeRecord, type ModeStore, type PersistedModes } from '../channels/mode-store';
 import type { KafkaConsumerConfig } from '../config/config.schema';
@@ -16,6 +16,8 @@ export interface SharedStateOptions {
   /** The command consumer group; the follower's own group is `<group>.state.<host>.<pid>.<random>`. */
   group: string;
   consumer: KafkaConsumerConfig;
+  /** Where a record the follower keeps failing on goes (the consumer runner's poison policy). */
+  poison?: Pick<TopicFollowOptions, 'deadLetters' | 'metrics'>;
 }
 
 type ModeListener = (channelId: string, record: ModeRecord | null) => void;
@@ -57,7 +59,7 @@ export class SharedState {
     this.writer = new KafkaWriter(kafka, { allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
     this.follower = new TopicFollower(
       kafka,
-      { topic: opts.topic, groupPrefix: `${opts.group}.state`, consumer: opts.consumer, name: 'state topic follower' },
+      { topic: opts.topic, groupPrefix: `${opts.group}.state`, consumer: opts.consumer, name: 'state topic follower', ...opts.poison },
       (message) => this.apply(message.key?.toString('utf8') ?? null, message.value === null ? null : message.value.toString('utf8')),
       log,
       () => this.historyRead(),

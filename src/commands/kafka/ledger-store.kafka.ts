@@ -5,7 +5,7 @@ import { KafkaWriter } from '../../common/kafka-writer';
 import type { KafkaConsumerConfig } from '../../config/config.schema';
 import type { CommandRecord, LedgerStore } from '../command.types';
 import { decodeLedgerRecord, encodeLedgerRecord } from './ledger-record';
-import { TopicFollower } from '../../common/topic-follow';
+import { TopicFollower, type TopicFollowOptions } from '../../common/topic-follow';
 
 /** What the Kafka ledger needs besides the client. */
 export interface KafkaLedgerOptions {
@@ -15,6 +15,8 @@ export interface KafkaLedgerOptions {
   group: string;
   /** Longest wait for `load` (the records that existed at its start read). */
   loadTimeoutMs: number;
+  /** Where a record the follower keeps failing on goes (the consumer runner's poison policy). */
+  poison?: Pick<TopicFollowOptions, 'deadLetters' | 'metrics'>;
   /** Longest wait for one `write` to be acknowledged by every in-sync replica. */
   writeTimeoutMs: number;
   consumer: KafkaConsumerConfig;
@@ -73,7 +75,7 @@ export class KafkaLedgerStore implements LedgerStore {
     this.onRecord = onRecord;
     const { topic } = this.opts;
     if (!this.follower) {
-      this.follower = new TopicFollower(this.kafka, { topic, groupPrefix: `${this.opts.group}.ledger`, consumer: this.opts.consumer, name: 'command ledger follower' }, (message) => {
+      this.follower = new TopicFollower(this.kafka, { topic, groupPrefix: `${this.opts.group}.ledger`, consumer: this.opts.consumer, name: 'command ledger follower', ...this.opts.poison }, (message) => {
         if (message.value === null) return; // a tombstone: nothing to answer from
         const key = message.key?.toString('utf8') ?? null;
         let record: CommandRecord;
