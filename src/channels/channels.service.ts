@@ -149,8 +149,8 @@ export class ChannelsService {
   }
 
   /**
-   * A rebalance (or a fence) moved channels. Gained socket-mode ones open their sockets; lost ones close theirs after
-   * `cluster.handoverOverlapMs` (make before break: the new holder connects meanwhile), or at once after a fence.
+   * A rebalance moved channels. Gained socket-mode ones open their sockets; lost ones close theirs after
+   * `cluster.handoverOverlapMs` (make before break: the new holder connects meanwhile).
    * Events both replicas receive around the handover share their stable id.
    */
   async applyOwnership(change: OwnershipChange): Promise<void> {
@@ -161,7 +161,7 @@ export class ChannelsService {
     if (change.lost.length) this.log.info({ channels: change.lost, reason: change.reason }, 'channels released to another replica');
     if (change.gained.length) this.log.info({ channels: change.gained, reason: change.reason }, 'channels taken over');
     // Channels that spread their conversations stay open everywhere: their connectors move conversations instead.
-    for (const entry of this.entries.values()) if (this.spread(entry)) entry.supervisor?.connection.placementChanged?.(false);
+    for (const entry of this.entries.values()) if (this.spread(entry)) entry.supervisor?.connection.placementChanged?.();
     for (const id of change.lost) {
       const entry = this.entries.get(id);
       if (!entry?.socketHeld || this.spread(entry)) continue;

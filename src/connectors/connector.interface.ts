@@ -65,9 +65,9 @@ export interface Connector {
   execute?(command: UpstreamCommand): Promise<CommandOutcome>;
   /**
    * Providers that spread their conversations (`spreadsConversations`), in a cluster: the replica's share changed
-   * (a rebalance; `fenced`: cut off from the group, so what it no longer owns goes at once). Re-reads `placement.owns`.
+   * (a rebalance). Re-reads `placement.owns`; conversations it no longer owns keep their sockets for the overlap.
    */
-  placementChanged?(fenced: boolean): void;
+  placementChanged?(): void;
   /** Conversations whose upstream sockets this connector holds now (providers with one socket per conversation). */
   heldConversations?(): number;
 }

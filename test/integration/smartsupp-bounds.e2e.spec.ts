@@ -197,7 +197,7 @@ describe('Smartsupp visitors bounded: maximum, idle and closed-chat expiry', () 
     const v = await start(a);
     const w = await start(a);
     owner.set(v, 'b');
-    a.placementChanged(false);
+    a.placementChanged();
     await waitFor('b holds v alone', () => b.heldConversations() === 1 && a.heldConversations() === 1 && sim.liveSockets(v) === 1, 5000);
     // The channel's maximum counts every replica's visitors.
     expect(await refusal(start(a))).toMatchObject({ code: 'too_many_visitors', retriable: false });

@@ -112,8 +112,8 @@ export class SmartsuppConnector implements Connector, VisitorObserver {
     this.records.flush();
   }
 
-  placementChanged(fenced: boolean): void {
-    if (this.records.loaded) this.place(fenced);
+  placementChanged(): void {
+    if (this.records.loaded) this.place();
   }
 
   async execute(command: UpstreamCommand): Promise<CommandOutcome> {
@@ -297,11 +297,11 @@ export class SmartsuppConnector implements Connector, VisitorObserver {
     await this.records.loadShared(fromFile);
     this.placement.registry.watch((id, v) => this.registryRecord(id, v));
     this.records.loaded = true;
-    this.place(false);
+    this.place();
   }
 
   /** Cluster: starts the known visitors this replica owns and lets go of the ones it no longer owns. */
-  private place(fenced: boolean): void {
+  private place(): void {
     const placement = this.placement;
     if (!placement) return;
     for (const [id, p] of this.known) {
@@ -312,7 +312,7 @@ export class SmartsuppConnector implements Connector, VisitorObserver {
         if (member && !this.closed) this.pool.enqueue(member);
       }
     }
-    for (const id of this.members.keys()) if (!placement.owns(id)) this.pool.release(id, fenced ? 0 : placement.handoverOverlapMs);
+    for (const id of this.members.keys()) if (!placement.owns(id)) this.pool.release(id, placement.handoverOverlapMs);
     if (!this.closed) this.pool.pump();
   }
 
