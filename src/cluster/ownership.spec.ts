@@ -80,6 +80,13 @@ describe('ClusterOwnership', () => {
     expect(changes.at(-1)).toEqual({ gained: [], lost: ids.filter((id) => partitionOf(id, COUNT) !== 1), reason: 'assigned' });
   });
 
+  it('with no assignment and the group consumer failing (the producer connected earlier), holds every channel too', () => {
+    own.start();
+    own.unreachable();
+    jest.advanceTimersByTime(10_000);
+    expect(changes.map((c) => c.reason)).toEqual(['unassigned']);
+  });
+
   it('with no assignment yet but Kafka reachable (a slow join), holds nothing: another replica may hold the channels', () => {
     own.start();
     jest.advanceTimersByTime(60_000);

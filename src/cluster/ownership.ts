@@ -54,8 +54,8 @@ export interface OwnershipTiming {
  * what upstreams without history send meanwhile. Channels move only when the group, reachable again, assigns them
  * elsewhere. While one replica is cut off and another was assigned its channels, both hold them for a while: their
  * events share ids (deduplicated downstream) — an overlap rather than a gap. Likewise at start: a replica that got no
- * assignment within `unassignedAfterMs` while Kafka is unreachable (`kafkaReachable` false) holds every channel until
- * the first assignment arrives.
+ * assignment within `unassignedAfterMs` while Kafka is unreachable (its producer is not connected, or its group
+ * consumer failed to start or crashed since the group last answered) holds every channel until the first assignment.
  */
 export class ClusterOwnership implements ChannelOwnership {
   readonly clustered = true;
@@ -66,9 +66,13 @@ export class ClusterOwnership implements ChannelOwnership {
   private unassigned = false;
   private assigned = false;
   private quiet = false;
+  /** The group consumer failed to start or crashed since the group last answered. */
+  private groupFailing = false;
   private quietTimer?: NodeJS.Timeout;
   private unassignedTimer?: NodeJS.Timeout;
   private stopped = false;
+  /** What `apply` last made this replica hold (`all`, `<partitions>/<count>`, or '' for nothing), to tell a move of spread conversations alone. */
+  private lastApplied = '';
 
   constructor(
     private readonly channelIds: readonly string[],
@@ -106,7 +110,7 @@ export class ClusterOwnership implements ChannelOwnership {
     this.unassignedTimer = setTimeout(() => {
       if (this.stopped || this.assigned) return;
       // Kafka reachable: the join is merely slow (a rebalance in progress), so another replica may hold the channels.
-      if (this.kafkaReachable()) return this.start();
+      if (this.kafkaReachable() && !this.groupFailing) return this.start();
       this.unassigned = true;
       this.log.warn({ channels: this.channelIds.length, afterMs: this.timing.unassignedAfterMs }, 'no assignment from the Kafka group and Kafka unreachable: holding every channel until the group assigns them');
       this.apply('unassigned');
@@ -131,6 +135,11 @@ export class ClusterOwnership implements ChannelOwnership {
     if (!this.stopped) this.heard();
   }
 
+  /** The group consumer could not start or crashed (Kafka unreachable, for this replica at least). */
+  unreachable(): void {
+    this.groupFailing = true;
+  }
+
   /** A rebalance began: no heartbeats until this member rejoined, within the group's rebalance timeout. */
   rebalancing(): void {
     if (!this.stopped) this.heard(this.timing.rebalanceMs);
@@ -145,6 +154,7 @@ export class ClusterOwnership implements ChannelOwnership {
 
   /** The group answered: re-arms the watch for silence (which only logs). */
   private heard(ms = this.timing.quietAfterMs): void {
+    this.groupFailing = false;
     if (this.quiet) this.log.info({ channels: this.held.size }, 'the Kafka group answers again; channels move only if it assigns them elsewhere');
     this.quiet = false;
     clearTimeout(this.quietTimer);
@@ -170,6 +180,4 @@ export class ClusterOwnership implements ChannelOwnership {
     if (gained.length || lost.length || before !== now) this.onChange({ gained, lost, reason });
   }
 
-  /** What `apply` last made this replica hold (`all`, `<partitions>/<count>`, or '' for nothing), to tell a move of spread conversations alone. */
-  private lastApplied = '';
 }

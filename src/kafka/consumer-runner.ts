@@ -35,6 +35,8 @@ export interface ConsumerRunnerOptions {
   onGroupJoin?: (partitions: number[], protocol: string) => void;
   onHeartbeat?: () => void;
   onRebalancing?: () => void;
+  /** A start failed or the consumer crashed: the group could not be reached (it is retried with backoff). */
+  onUnreachable?: () => void;
   /** A record was dead-lettered by the poison policy (an owner that tracks offsets itself finishes it). */
   onPoisoned?: (partition: number, offset: string) => void;
 }
@@ -163,6 +165,7 @@ export class ConsumerRunner {
         return;
       } catch (err) {
         this.deps.log.warn({ topic, err: describeError(err), attempt }, `${name} cannot start; retrying with backoff`);
+        this.opts.onUnreachable?.();
         await consumer.disconnect().catch(() => undefined);
       }
     }
@@ -180,6 +183,7 @@ export class ConsumerRunner {
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (this.stopping || this.consumer !== consumer) return;
       this.deps.log.error({ topic: this.opts.topic, err: describeError(payload.error), restart: payload.restart }, `${this.opts.name} crashed`);
+      this.opts.onUnreachable?.();
       // kafkajs restarts by itself after retriable errors only; after any other it has disconnected for good.
       if (!payload.restart) void this.runUntilStarted(1);
     });

@@ -76,6 +76,7 @@ export class KafkaCommandConsumer {
           this.joins = this.joins.then(() => this.assign(ownership, partitions, protocol));
         },
         onHeartbeat: () => ownership.alive(),
+        onUnreachable: () => ownership.unreachable(),
         onRebalancing: () => ownership.rebalancing(),
       } : {}),
     }, (message, partition) => this.handle(partition, message), { log, metrics, deadLetters });
