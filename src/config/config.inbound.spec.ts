@@ -21,7 +21,7 @@ describe('config: inbound auth and mode switching', () => {
       env: { WA_INBOUND_TOKEN: 'inbound-token-0123456789' },
       raw: { channels: [{ id: 'wa', provider: 'zapthinker', mode: 'webhook', inbound: { token: '${WA_INBOUND_TOKEN}' }, zapthinker: zap }] },
     });
-    expect(config.channels[0].inbound).toEqual({ token: 'inbound-token-0123456789', header: 'x-chatbridge-token', hmacHeader: 'x-signature', maxBodyBytes: 1048576, maxInFlight: 16 });
+    expect(config.channels[0].inbound).toEqual({ token: 'inbound-token-0123456789', header: 'x-chatbridge-token', hmacHeader: 'x-signature', maxBodyBytes: 1048576, maxInFlight: 16, ackTimeoutMs: 10_000 });
     expect(config.modeSwitch).toEqual({ overlapMs: 600_000, connectWaitMs: 30_000 });
   });
 
