@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { DurableCallback } from '../pipeline/durable';
 import type { BridgeEventType, EventDataMap, EventType, ProviderName } from './event-types';
 
 /** A canonical CloudEvent 1.0 (SPEC §4). One shape for every sink. */
@@ -31,7 +32,7 @@ export interface PipelineEvent {
    * Set for events whose input is answered only once they are durable (inbound posts): called once by the durable
    * sink (Kafka) when the event is acknowledged or dead-lettered, or by the pipeline when there is no durable sink.
    */
-  durable?: (outcome: 'delivered' | 'dead_lettered') => void;
+  durable?: DurableCallback;
 }
 
 /**

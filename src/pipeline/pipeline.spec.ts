@@ -134,8 +134,12 @@ describe('EventPipeline', () => {
 /** A durable sink (as Kafka) whose acknowledgements the test gives by hand. */
 class DurableSink extends MemorySink {
   readonly durable = true;
+  onSettled?: (id: string, outcome: 'delivered' | 'dead_lettered') => void;
+  /** What the Kafka sink does when a record is acknowledged or dead-lettered. */
   settle(i: number, outcome: 'delivered' | 'dead_lettered'): void {
-    this.items[i].durable?.(outcome);
+    const item = this.items[i];
+    item.durable?.(outcome);
+    if (item.stableId) this.onSettled?.(item.event.id, outcome);
   }
 }
 
@@ -173,6 +177,31 @@ describe('EventPipeline: durable events (inbound posts answered once their event
     expect(p.publish({ ...message('m'), durable: again.track() })).toBe(true);
     sink.settle(1, 'delivered');
     expect(await again.settled(10)).toEqual({ deadLettered: 0 });
+  });
+
+  it('a post duplicating an event received on the socket and still on its way to Kafka waits for that copy', async () => {
+    const { p, sink } = setup();
+    p.publish(message('s')); // the socket's copy: nobody waits for it
+    const post = new DurableReceipt();
+    expect(p.publish({ ...message('s'), durable: post.track() })).toBe(false);
+    expect(await post.settled(10)).toBeUndefined();
+    sink.settle(0, 'delivered');
+    expect(await post.settled(10)).toEqual({ deadLettered: 0 });
+    // Durable now: a later duplicate is answered at once.
+    const later = new DurableReceipt();
+    p.publish({ ...message('s'), durable: later.track() });
+    expect(await later.settled(10)).toEqual({ deadLettered: 0 });
+  });
+
+  it('a socket copy that was dead-lettered leaves the dedupe window: the post\'s copy is published and waited for', async () => {
+    const { p, sink } = setup();
+    p.publish(message('q'));
+    sink.settle(0, 'dead_lettered');
+    const post = new DurableReceipt();
+    expect(p.publish({ ...message('q'), durable: post.track() })).toBe(true);
+    expect(await post.settled(10)).toBeUndefined();
+    sink.settle(1, 'delivered');
+    expect(await post.settled(10)).toEqual({ deadLettered: 0 });
   });
 
   it('without a durable sink, an event is settled as soon as it is handed to the sinks', async () => {

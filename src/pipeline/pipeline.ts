@@ -5,6 +5,7 @@ import type { Metrics } from '../health/metrics';
 import type { Sink } from '../sinks/sink.interface';
 import { describeError } from '../common/errors';
 import type { DeadLetters } from './dead-letters';
+import type { DurableCallback, DurableOutcome } from './durable';
 
 /**
  * Dedupe and fan-out. An event whose id derives from an upstream id and was seen within the window is
@@ -12,11 +13,13 @@ import type { DeadLetters } from './dead-letters';
  * sinks queue on their own, so one slow sink never holds back another.
  */
 export class EventPipeline {
-  private readonly seen?: LRUCache<string, true>;
+  /** Stable ids seen within the window: true once durable (or with no durable sink), false while on their way to it. */
+  private readonly seen?: LRUCache<string, boolean>;
   private readonly sinks: Sink[] = [];
   private readonly observers: Array<(item: PipelineEvent) => void> = [];
-  /** Durable events on their way to the durable sink, by id, with the callbacks of their duplicates. */
-  private readonly durableWaiters = new Map<string, Array<NonNullable<PipelineEvent['durable']>>>();
+  /** Inputs waiting for a stable-id event on its way to the durable sink (its first copy's and its duplicates'). */
+  private readonly durableWaiters = new Map<string, DurableCallback[]>();
+  private durableSink = false;
 
   constructor(
     dedupe: { maxEntries: number; ttlMs: number },
@@ -25,12 +28,16 @@ export class EventPipeline {
     /** Where an event goes for a sink that threw on it. */
     private readonly deadLetters?: DeadLetters,
   ) {
-    if (dedupe.maxEntries > 0) this.seen = new LRUCache<string, true>({ max: dedupe.maxEntries, ttl: dedupe.ttlMs, ttlAutopurge: false });
+    if (dedupe.maxEntries > 0) this.seen = new LRUCache<string, boolean>({ max: dedupe.maxEntries, ttl: dedupe.ttlMs, ttlAutopurge: false });
   }
 
   /** Adds a sink; events published afterwards reach it. */
   addSink(sink: Sink): void {
     this.sinks.push(sink);
+    if (sink.durable) {
+      this.durableSink = true;
+      sink.onSettled = (id, outcome) => this.settled(id, outcome);
+    }
   }
 
   /** Calls `fn` with every event published from now on (after dedupe), synchronously; `fn` must be cheap and not throw. */
@@ -52,13 +59,12 @@ export class EventPipeline {
         this.log.debug({ channel: event.channelid, id: event.id, type: event.type }, 'duplicate event suppressed');
         // The copy published first may still be on its way to Kafka: a durable duplicate settles with it.
         if (item.durable) {
-          const waiting = this.durableWaiters.get(event.id);
-          if (waiting) waiting.push(item.durable);
+          if (this.seen.peek(event.id) === false) this.wait(event.id, item.durable);
           else item.durable('delivered');
         }
         return false;
       }
-      this.seen.set(event.id, true);
+      this.seen.set(event.id, !this.durableSink);
       this.metrics.dedupeEntries.set(this.seen.size);
     }
     if (item.durable) item = this.trackDurable(item);
@@ -70,7 +76,10 @@ export class EventPipeline {
         sink.publish(item);
       } catch (err) {
         this.sinkFailed(sink.name, item, err);
-        if (sink.durable) item.durable?.('dead_lettered');
+        if (sink.durable) {
+          item.durable?.('dead_lettered');
+          if (item.stableId) this.settled(event.id, 'dead_lettered');
+        }
       }
     }
     for (const fn of this.observers) {
@@ -84,26 +93,39 @@ export class EventPipeline {
   }
 
   /**
-   * An event whose input waits for its durability: with a durable sink, its duplicates wait with it, and a dead-lettered
-   * one leaves the dedupe window so the upstream's retry is published again; without one, it is settled at once.
+   * An event whose input waits for its durability (an inbound post). Without a durable sink it is settled at once. With
+   * one, a stable-id event's input waits with its duplicates' for the sink's report (`settled`); another event keeps
+   * its own callback, which the sink calls.
    */
   private trackDurable(item: PipelineEvent): PipelineEvent {
-    const first = item.durable as NonNullable<PipelineEvent['durable']>;
-    if (!this.sinks.some((s) => s.durable)) {
-      first('delivered');
+    const callback = item.durable as DurableCallback;
+    if (!this.durableSink) {
+      callback('delivered');
       return { ...item, durable: undefined };
     }
-    const id = item.event.id;
-    const waiting = [first];
-    if (item.stableId) this.durableWaiters.set(id, waiting);
-    return {
-      ...item,
-      durable: (outcome) => {
-        if (this.durableWaiters.get(id) === waiting) this.durableWaiters.delete(id);
-        if (outcome === 'dead_lettered' && item.stableId) this.seen?.delete(id);
-        for (const w of waiting) w(outcome);
-      },
-    };
+    if (!item.stableId) return item;
+    this.wait(item.event.id, callback);
+    return { ...item, durable: undefined };
+  }
+
+  private wait(id: string, callback: DurableCallback): void {
+    const waiting = this.durableWaiters.get(id);
+    if (waiting) waiting.push(callback);
+    else this.durableWaiters.set(id, [callback]);
+  }
+
+  /**
+   * The durable sink's report on a stable-id event: the inputs waiting for it are answered; a delivered event is now
+   * durable for later duplicates, a dead-lettered one leaves the dedupe window so the upstream's retry is published.
+   */
+  private settled(id: string, outcome: DurableOutcome): void {
+    const waiting = this.durableWaiters.get(id);
+    if (waiting) {
+      this.durableWaiters.delete(id);
+      for (const w of waiting) w(outcome);
+    }
+    if (outcome === 'dead_lettered') this.seen?.delete(id);
+    else if (this.seen?.peek(id) === false) this.seen.set(id, true, { noUpdateTTL: true });
   }
 
   /** A sink threw on publish (a bug: sinks queue and never throw): the event is dead-lettered for it, counted and logged. */

@@ -6,6 +6,7 @@ import type { KafkaConfig } from '../../config/config.schema';
 import type { PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetter, DeadLetterTarget, DeadLetters } from '../../pipeline/dead-letters';
+import type { DurableOutcome } from '../../pipeline/durable';
 import type { Sink } from '../sink.interface';
 import { createMissingTopics } from './kafka.client';
 import { fromKafkaMessage, toDeadLetterMessage, toKafkaMessage } from './kafka.record';
@@ -33,6 +34,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   readonly name = 'kafka';
   /** An event is durable once this sink has it acknowledged (inbound posts wait for it). */
   readonly durable = true;
+  onSettled?: (id: string, outcome: DurableOutcome) => void;
   private readonly producer: Producer;
   private readonly queue = new RecordQueue();
   private up = false;
@@ -62,19 +64,19 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     const { event } = item;
     if (!this.accepting) {
       this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: event.channelid, event });
-      item.durable?.('dead_lettered');
+      this.settle({ durable: item.durable, stableId: item.stableId ? event.id : undefined }, 'dead_lettered');
       return;
     }
     const message = toKafkaMessage(event);
     // UTF-8 once, here: the queue's byte budget is then exact, and the bytes live outside the JS heap.
     message.value = Buffer.from(message.value as string);
-    const record: QueuedRecord = { message, bytes: recordBytes(message), channelId: event.channelid, type: event.type, receivedAt: item.receivedAt, durable: item.durable };
+    const record: QueuedRecord = { message, bytes: recordBytes(message), channelId: event.channelid, type: event.type, receivedAt: item.receivedAt, durable: item.durable, stableId: item.stableId ? event.id : undefined };
     const { maxQueue, maxQueueBytes, warnQueue } = this.cfg.producer;
     const full = this.queue.length >= maxQueue ? `${maxQueue} events` : this.queue.bytes + record.bytes > maxQueueBytes ? `${maxQueueBytes} bytes` : undefined;
     if (full) {
       this.metrics.refused.inc({ origin: this.name, reason: 'queue_full' });
       this.deadLetters.writeFile({ reason: 'queue_full', origin: this.name, channelId: event.channelid, event, error: `kafka queue full (${full})` });
-      item.durable?.('dead_lettered');
+      this.settle(record, 'dead_lettered');
       return;
     }
     this.queue.push(record);
@@ -141,7 +143,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     const left = this.queue.take(this.queue.length);
     for (const r of left) {
       this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: r.channelId, event: fromKafkaMessage(r.message), error: 'not acknowledged by Kafka before shutdown' });
-      r.durable?.('dead_lettered');
+      this.settle(r, 'dead_lettered');
     }
     if (left.length) this.log.error({ count: left.length }, 'events not acknowledged by Kafka before shutdown were written to the dead-letter file');
     this.metrics.queueDepth.set({ sink: this.name }, 0);
@@ -218,7 +220,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     for (const b of batch) {
       this.metrics.eventsOut.inc({ sink: this.name, channel: b.channelId ?? '', type: b.type });
       this.metrics.publishLatency.observe({ sink: this.name }, (now - b.receivedAt) / 1000);
-      b.durable?.('delivered');
+      this.settle(b, 'delivered');
     }
     this.metrics.queueDepth.set({ sink: this.name }, this.queue.length);
     if (this.queue.length < this.cfg.producer.warnQueue / 2) this.warnedDepth = false;
@@ -232,8 +234,14 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     const event = fromKafkaMessage(record.message);
     // A record too large for Kafka is too large for the dead-letter topic as well: the file takes it.
     this.deadLetters.writeFile({ reason: 'kafka_record_refused', origin: this.name, channelId: record.channelId, event, error: `${refusal}: ${describeError(err)}` });
-    record.durable?.('dead_lettered');
+    this.settle(record, 'dead_lettered');
     this.log.warn({ refusal, id: event.id, type: record.type, bytes: record.bytes }, 'kafka refused one record; dead-lettered to the file, the rest go on');
+  }
+
+  /** Tells the event's input (inbound post) and the pipeline's dedupe what became of it. */
+  private settle(record: Pick<QueuedRecord, 'durable' | 'stableId'>, outcome: DurableOutcome): void {
+    record.durable?.(outcome);
+    if (record.stableId) this.onSettled?.(record.stableId, outcome);
   }
 
   private pause(ms: number): Promise<void> {

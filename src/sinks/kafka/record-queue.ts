@@ -1,4 +1,5 @@
 import type { Message } from 'kafkajs';
+import type { DurableCallback } from '../../pipeline/durable';
 
 /** One event as the Kafka sink holds it: the record built once at enqueue, and its size. */
 export interface QueuedRecord {
@@ -9,8 +10,10 @@ export interface QueuedRecord {
   type: string;
   /** `performance.now()` ms when the frame arrived, for the latency metric. */
   receivedAt: number;
+  /** The event's id when it is stable (derived from the upstream's): its outcome is reported to the pipeline. */
+  stableId?: string;
   /** The event's durability callback, if its input waits for it (inbound posts). */
-  durable?: (outcome: 'delivered' | 'dead_lettered') => void;
+  durable?: DurableCallback;
 }
 
 /** Per-record framing in a Kafka record batch (length, attributes, deltas, varints), rounded up. */
