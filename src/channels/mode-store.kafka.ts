@@ -38,7 +38,7 @@ export class KafkaModeStore implements ModeStore {
 
   async load(): Promise<PersistedModes> {
     const records: StateTopicRecord[] = [];
-    await scanTopic(this.kafka, this.topic, ({ key, value }) => records.push({ key, value }), this.loadTimeoutMs, 'chatbridge-state-');
+    await scanTopic(this.kafka, this.topic, ({ key, value }) => records.push({ key, value }), this.loadTimeoutMs, 'chatbridge-state-', { log: this.log });
     return foldModeRecords(records, (key, reason) => {
       this.log.warn({ topic: this.topic, key, reason }, `state topic record of ${key === null ? 'no channel (no key)' : `channel ${key}`} skipped: ${reason}`);
     });

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import pino from 'pino';
 import { ConsumerRunner, type ConsumerRunnerDeps } from '../kafka/consumer-runner';
 import { headerStrings } from '../kafka/record-headers';
 import { KafkaConsumerConfig } from '../config/config.schema';
@@ -30,7 +29,7 @@ const DEFAULTS = new KafkaConsumerConfig();
  * that does not exist or holds nothing is read without joining a group. Gives up with a retriable
  * `topic_unreadable` BridgeError after `timeoutMs`, and then closes its clients in the background.
  */
-export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRecord, timeoutMs: number, groupPrefix = 'chatbridge-scan-', deps?: ConsumerRunnerDeps): Promise<void> {
+export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRecord, timeoutMs: number, groupPrefix: string, deps: ConsumerRunnerDeps): Promise<void> {
   const admin = kafka.admin();
   let runner: ConsumerRunner | undefined;
   let abandoned = false;
@@ -68,7 +67,7 @@ export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRe
           onRecord({ key: message.key?.toString('utf8') ?? null, value: message.value?.toString('utf8') ?? null, timestamp: Number(message.timestamp), headers: headerStrings(message.headers) });
         }
         reached(partition, offset);
-      }, deps ?? { log: pino({ level: 'warn', base: { context: 'topic-scan' } }) });
+      }, deps);
       if (!abandoned) runner.start();
     });
   };

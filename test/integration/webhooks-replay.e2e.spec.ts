@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { Kafka, logLevel } from 'kafkajs';
@@ -178,7 +179,7 @@ describe('webhook replay from dead letters (e2e)', () => {
   it('fails a replay whose dead-letter topic cannot be read with a clear error: refused at once, or silent past its bound', async () => {
     const scan = (port: number) => {
       const kafka = new Kafka({ clientId: 'replay-test', brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { retries: 2, initialRetryTime: 100 } });
-      return scanDeadLetterTopic(kafka, 'chatbridge.dlq', () => undefined, 1500).then(() => undefined, (e: unknown) => e);
+      return scanDeadLetterTopic(kafka, 'chatbridge.dlq', () => undefined, 1500, pino({ level: 'silent' })).then(() => undefined, (e: unknown) => e);
     };
     const refused = await scan(await closedPort());
     expect(refused).toBeInstanceOf(BridgeError);

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Kafka } from 'kafkajs';
+import type { Logger } from 'pino';
 import { scanTopic } from '../../common/topic-scan';
 import { BridgeError, describeError } from '../../common/errors';
 
@@ -33,9 +34,9 @@ export async function readDeadLetterFile(path: string, onLine: (line: string) =>
  * not this replay's), with `scanTopic`'s throwaway consumer group (`chatbridge-replay-<uuid>`, no commits).
  * Gives up with `dlq_unreadable` after `timeoutMs`. A topic that does not exist holds nothing.
  */
-export async function scanDeadLetterTopic(kafka: Kafka, topic: string, onRecord: (r: DlqRecord) => void, timeoutMs: number): Promise<void> {
+export async function scanDeadLetterTopic(kafka: Kafka, topic: string, onRecord: (r: DlqRecord) => void, timeoutMs: number, log: Logger): Promise<void> {
   try {
-    await scanTopic(kafka, topic, (r) => onRecord({ origin: r.headers.dlq_origin, timestamp: r.timestamp, value: r.value }), timeoutMs, 'chatbridge-replay-');
+    await scanTopic(kafka, topic, (r) => onRecord({ origin: r.headers.dlq_origin, timestamp: r.timestamp, value: r.value }), timeoutMs, 'chatbridge-replay-', { log });
   } catch (err) {
     const message = describeError(err).replace(`topic "${topic}"`, `the dead-letter topic "${topic}"`);
     throw new BridgeError('dlq_unreadable', message, { retriable: true, cause: err });

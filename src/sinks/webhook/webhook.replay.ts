@@ -198,7 +198,7 @@ export class WebhookReplayer {
       else if (entry) selection.offer('file', entry);
     });
     const kafka = this.deps.kafka;
-    if (kafka) await scanDeadLetterTopic(kafka.client(), kafka.topic, (r) => offerDlqRecord(selection, r), REPLAY_KAFKA_TIMEOUT_MS);
+    if (kafka) await scanDeadLetterTopic(kafka.client(), kafka.topic, (r) => offerDlqRecord(selection, r), REPLAY_KAFKA_TIMEOUT_MS, this.deps.log);
     // The scan takes time: the endpoint may have answered 410 meanwhile.
     assertEnabled(endpoint);
     const room = Math.max(0, endpoint.cfg.maxPending - endpoint.pending);
