@@ -5,6 +5,9 @@ import { measureJson, safeJson } from '../common/json-limits';
 import type { AnyCanonicalEvent } from '../envelope/envelope';
 import type { Metrics } from '../health/metrics';
 
+/** Dead letters being written to the target at once; more go to the file, so a flood cannot pile up in memory. */
+const MAX_TARGET_IN_FLIGHT = 64;
+
 /** One dead-lettered item: an event, or a raw frame that could not become one. */
 export interface DeadLetter {
   reason: string;
@@ -45,6 +48,8 @@ export interface DeadLetterTarget {
  */
 export class DeadLetters {
   private target?: DeadLetterTarget;
+  /** Writes to the target not yet answered: past MAX_TARGET_IN_FLIGHT (a flood while Kafka is slow) items go to the file. */
+  private inFlight = 0;
   private dirReady = false;
 
   constructor(
@@ -66,13 +71,16 @@ export class DeadLetters {
    */
   async write(item: DeadLetter): Promise<void> {
     const target = this.target;
-    if (target?.available() && this.fitsTarget(item)) {
+    if (target?.available() && this.inFlight < MAX_TARGET_IN_FLIGHT && this.fitsTarget(item)) {
+      this.inFlight++;
       try {
         await target.write(item);
         this.metrics.deadLetters.inc({ target: target.name, reason: item.reason });
         return;
       } catch (err) {
         this.log.warn({ err: String(err) }, 'dead-letter target failed; writing to file');
+      } finally {
+        this.inFlight--;
       }
     }
     this.writeFile(item);
