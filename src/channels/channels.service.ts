@@ -3,6 +3,7 @@ import { CommandError, describeError } from '../common/errors';
 import type { AppConfig } from '../config/config.loader';
 import { providerDefinition } from '../connectors/registry';
 import { ConnectionSupervisor, type StatusChange, type SupervisorPolicy } from '../connectors/supervisor';
+import { maxPayloadFor } from '../connectors/connector.interface';
 import type {
   ChannelMode, CommandOutcome, CommandPath, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand,
 } from '../connectors/connector.interface';
@@ -113,12 +114,14 @@ export class ChannelsService {
       const { mode, note } = startMode(channel.mode, persisted?.mode, this.canTakeWebhooks(entry), persisted?.source);
       entry.mode = mode;
       if (note) log[note.level]({ mode, configuredMode: channel.mode }, note.msg);
-      const placement = this.spread(entry) && this.shared
-        ? { owns: (conversationId: string) => this.ownership.owns(conversationKey(channel.id, conversationId)), registry: this.shared.registry(channel.id), handoverOverlapMs: this.config.cluster.handoverOverlapMs }
+      // Cluster: every channel's conversation state is shared, so whichever replica holds it next knows it.
+      const registry = this.ownership.clustered && this.shared ? this.shared.registry(channel.id) : undefined;
+      const placement = this.spread(entry) && registry
+        ? { owns: (conversationId: string) => this.ownership.owns(conversationKey(channel.id, conversationId)), registry, handoverOverlapMs: this.config.cluster.handoverOverlapMs }
         : undefined;
       entry.supervisor = new ConnectionSupervisor(
         // The connector asks for the mode at each command: it follows runtime switches.
-        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => entry.mode, state, policy, placement }),
+        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => entry.mode, state, policy, placement, maxPayloadBytes: maxPayloadFor(this.config.limits.maxFrameBytes), registry }),
         policy,
         {
           status: (change) => this.onStatus(entry, change),

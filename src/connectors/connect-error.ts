@@ -49,7 +49,9 @@ export function readRefusal(res: IncomingMessage): Promise<HandshakeRefusal> {
  */
 export class RefusalAwareWebSocket extends NodeWebSocket {
   override createSocket(uri: string, protocols: string | string[] | undefined, opts: Record<string, unknown>): WebSocket {
-    const ws = super.createSocket(uri, protocols, opts) as WebSocket;
+    // The payload cap of the connector's `transportOptions.websocket.maxPayload` (engine.io-client passes no such option on).
+    const maxPayload = (this.opts as { maxPayload?: number }).maxPayload;
+    const ws = super.createSocket(uri, protocols, maxPayload ? { ...opts, maxPayload } : opts) as WebSocket;
     ws.on('unexpected-response', (_req: ClientRequest, res: IncomingMessage) => {
       void readRefusal(res).then((refusal) => {
         // Closes the transport, which aborts the handshake; a transport already closed (timeout) ignores it.

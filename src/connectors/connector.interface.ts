@@ -133,8 +133,16 @@ export interface ConnectorContext<O> {
   state: ChannelState;
   /** Reconnect policy, for connectors that supervise sub-connections (Smartsupp visitors) or retry subscriptions. */
   policy: SupervisorPolicy;
+  /**
+   * Largest frame a socket client may buffer (`maxPayloadFor(limits.maxFrameBytes)`): a larger one closes the
+   * connection (WebSocket 1009) instead of being read into memory; frames up to it reach the frame limits, which
+   * dead-letter them whole. Absent: the client library's default.
+   */
+  maxPayloadBytes?: number;
   /** Cluster mode, for providers that spread their conversations: which ones this replica runs, and the shared registry. */
   placement?: ConversationPlacement;
+  /** Cluster mode, every channel: its shared conversation registry (the same as `placement.registry`), for per-conversation state the next holder needs. */
+  registry?: ConversationRegistry;
 }
 
 /** A provider plug-in: its options class, its connector factory and its pure mapper. */
@@ -166,4 +174,12 @@ export interface ProviderDefinition<O extends object = object> {
    * without sending again. Absent, or false for a type: such an ambiguity ends `failed` (`ambiguous_no_echo`). Pure.
    */
   isEcho?(command: UpstreamCommand, event: AnyCanonicalEvent): boolean;
+}
+
+/**
+ * The socket clients' payload cap for a frame limit: four times it, so a frame over the limit is still read and
+ * dead-lettered whole, while one that would cost far more memory than any frame allowed is refused by the client.
+ */
+export function maxPayloadFor(maxFrameBytes: number): number {
+  return 4 * maxFrameBytes;
 }

@@ -20,6 +20,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class JwtWebSocketConnector implements Connector {
   private readonly options: JwtWebSocketOptions;
+  /** Largest frame the client buffers (see ConnectorContext.maxPayloadBytes); undefined: the ws default. */
+  private readonly maxPayload?: number;
   private readonly hooks: ConnectorHooks;
   private readonly log: Logger;
   private readonly tokens: TokenSource;
@@ -34,6 +36,7 @@ export class JwtWebSocketConnector implements Connector {
 
   constructor(ctx: ConnectorContext<JwtWebSocketOptions>) {
     this.options = ctx.options;
+    this.maxPayload = ctx.maxPayloadBytes;
     this.hooks = ctx.hooks;
     this.log = ctx.logger;
     this.tokens = tokenSourceFor(ctx.options);
@@ -88,7 +91,7 @@ export class JwtWebSocketConnector implements Connector {
     const url = new URL(this.options.url);
     url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:';
     url.searchParams.set('token', token);
-    const socket = new WebSocket(url, { handshakeTimeout: this.options.connectTimeoutMs, perMessageDeflate: false });
+    const socket = new WebSocket(url, { handshakeTimeout: this.options.connectTimeoutMs, perMessageDeflate: false, ...(this.maxPayload ? { maxPayload: this.maxPayload } : {}) });
     this.socket = socket;
     const current = () => this.socket === socket;
     // An upgrade answer other than 101: its status says whether the token was refused.

@@ -55,6 +55,7 @@ export class WatchersConnector implements Connector {
     this.addedRooms = new Set(Array.isArray(saved) ? saved.filter((r): r is string => typeof r === 'string') : []);
     this.socket = io(options.url, {
       transports: [RefusalAwareWebSocket],
+      transportOptions: { websocket: { maxPayload: ctx.maxPayloadBytes } },
       upgrade: false,
       path: options.path,
       autoConnect: false,

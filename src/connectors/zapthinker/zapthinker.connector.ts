@@ -31,6 +31,7 @@ export class ZapThinkerConnector implements Connector {
     const base = options.url.replace(/\/+$/, '');
     this.socket = io(`${base}/${encodeURIComponent(options.instance)}`, {
       transports: [RefusalAwareWebSocket],
+      transportOptions: { websocket: { maxPayload: ctx.maxPayloadBytes } },
       path: options.path,
       autoConnect: false,
       reconnection: false,
