@@ -143,7 +143,7 @@ export class InboundAuthConfig {
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9-]{1,64}$/, { message: 'must be an HTTP header name' }) hmacHeader = 'x-signature';
   /** Largest body accepted (bytes); larger posts get 413. */
   @IsOptional() @IsInt() @Min(1024) @Max(64 * 1024 * 1024) maxBodyBytes: number = 1024 * 1024;
-  /** Posts of this channel whose body is being read at once; beyond it 503 with Retry-After (memory ≤ maxInFlight × maxBodyBytes). */
+  /** Posts of this channel in progress at once (reading, then waiting for Kafka's acknowledgement); beyond it 503 with Retry-After (memory ≤ maxInFlight × maxBodyBytes). */
   @IsOptional() @IsInt() @Min(1) @Max(10_000) maxInFlight: number = 16;
   /**
    * With Kafka, a post is answered 200 only once its events are acknowledged by Kafka; past this wait (or when one was
