@@ -32,7 +32,7 @@ export interface KafkaCommandConsumerOptions {
 const KAFKA_COMMANDS_ORIGIN = 'kafka-commands';
 
 /**
- * The Kafka door of the command gateway (SPEC §5): a consumer group on `topics.commands` (on the shared consumer
+ * The Kafka door of the command gateway: a consumer group on `topics.commands` (on the shared consumer
  * runner) hands each record to the CommandService, in order per partition. A record's offset is committed only once
  * the command is in the ledger (`submit` resolved) or the record was dead-lettered (bad JSON, 400/404/409/422), so a
  * crash re-reads at most what was not finished, and the ledger answers those repeats without sending again. A

@@ -145,16 +145,23 @@ export class SmartsuppVisitor implements Connector {
       const args = packet.data ?? [];
       if (typeof args[0] === 'string') this.shared.observer.event(this, args[0], args.length > 2 ? args.slice(1) : args[1]);
     };
-    // A fault boundary like every connector's listener: what handling throws is reported, the socket goes on.
-    socket.onevent = this.hooks ? this.hooks.guard('onevent', onevent) : onevent;
+    socket.onevent = this.guarded('onevent', onevent);
     return socket;
+  }
+
+  /**
+   * A fault boundary like every connector's listener: what `fn` throws while handling upstream input (a frame, an
+   * ack's snapshot) is reported by the channel, and the socket goes on. The supervisor sets `hooks` before any open.
+   */
+  private guarded<A extends unknown[]>(where: string, fn: (...args: A) => void): (...args: A) => void {
+    return this.hooks ? this.hooks.guard(where, fn) : fn;
   }
 
   /** Every socket connect starts with `visitor.connect` (ack = ConnectedData), as the SDK does. */
   private onConnect(socket: io.Socket): void {
     const gen = ++this.gen;
     this.ready = false;
-    socket.emit('visitor.connect', visitorConnectData(this.shared.options, this.id, this.identity), (err, result) => {
+    socket.emit('visitor.connect', visitorConnectData(this.shared.options, this.id, this.identity), this.guarded('visitor.connect ack', (err: unknown, result: unknown) => {
       if (gen !== this.gen || !this.pending) return;
       const ackError = readAckError(err);
       if (ackError) {
@@ -172,7 +179,7 @@ export class SmartsuppVisitor implements Connector {
       clearTimeout(p.timer);
       this.shared.observer.initialized(this, result, previousId);
       p.resolve();
-    });
+    }));
   }
 
   private fail(error: ConnectorError): void {

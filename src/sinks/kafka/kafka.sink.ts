@@ -2,6 +2,7 @@ import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafka
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../common/backoff';
 import { describeError } from '../../common/errors';
+import { Pause, withinMs } from '../../common/wait';
 import type { KafkaConfig } from '../../config/config.schema';
 import type { PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
@@ -46,7 +47,8 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   private loop?: Promise<void>;
   private failures = 0;
   private warnedDepth = false;
-  private abortWait?: () => void;
+  /** The backoff between failed attempts; `stop` cancels it. */
+  private readonly backoff = new Pause();
 
   constructor(
     private readonly kafka: Kafka,
@@ -121,14 +123,14 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     // Writing the file takes time too: that time is kept out of the wait, so stop ends by the deadline.
     const spillBy = () => deadline - Math.min(deadlineMs / 2, this.queue.length * SPILL_MS_PER_RECORD);
     while (this.queue.length && Date.now() < spillBy() && this.loop) {
-      await sleep(Math.min(50, Math.max(1, spillBy() - Date.now())));
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, spillBy() - Date.now()))));
     }
     this.stopped = true;
-    this.abortWait?.();
+    this.backoff.cancel();
     this.wake?.();
-    if (this.loop) await within(this.loop, spillBy() - Date.now());
+    if (this.loop) await withinMs(this.loop, Math.max(0, spillBy() - Date.now()));
     this.spill();
-    await within(this.producer.disconnect().catch(() => undefined), Math.min(DISCONNECT_MS, Math.max(100, deadline - Date.now())));
+    await withinMs(this.producer.disconnect(), Math.min(DISCONNECT_MS, Math.max(100, deadline - Date.now())));
     this.setUp(false);
   }
 
@@ -183,7 +185,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
           connected = false;
           await this.producer.disconnect().catch(() => undefined);
         }
-        await this.pause(delay);
+        await this.backoff.wait(delay);
       }
     }
   }
@@ -244,32 +246,10 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     if (record.stableId) this.onSettled?.(record.stableId, outcome);
   }
 
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.abortWait = done;
-    });
-  }
-
   private setUp(up: boolean): void {
     this.up = up;
     this.metrics.sinkUp.set({ sink: this.name }, up ? 1 : 0);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Waits for `work` at most `ms` (its outcome is not needed, only that it ended or the time is up). */
-async function within(work: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
-  clearTimeout(timer);
 }
 
 /** Errors after which the connection is rebuilt (kafkajs marks them by name, not by text). */
