@@ -109,7 +109,7 @@ describe('fault suite: SIGKILL of a replica under load', () => {
     return { ids, records };
   }
 
-  it('channels back within the bound; Watchers loses the gap, Smartsupp nothing, Captivate the gap until its next action', async () => {
+  it('channels back within the bound; Watchers loses the gap, Smartsupp and Captivate nothing', async () => {
     const started = await Promise.all(['a', 'b', 'c'].map((n) => startBuiltBridge(`sigkill-${n}`, config())));
     bridges.push(...started);
     const owners = await until('each channel on one replica, all three in the group', async () => {
@@ -166,18 +166,22 @@ describe('fault suite: SIGKILL of a replica under load', () => {
     const handoverMs = Math.max(settledMs, ...Object.values(back));
     const handedAt = killAt + handoverMs;
 
-    // Captivate routes a conversation's replies to the socket that last acted for it: the user's next message
-    // (through the door, sent by the new holder) is what moves the conversation to the new socket.
+    // Captivate routes a conversation's replies to the socket that last acted for it: the new holder's gap-fill
+    // (a transcript request per recent conversation, known from the state topic) moves them to its socket.
     const rebindAt = new Map<string, number>();
-    for (const [i, c] of convs.entries()) {
-      await command(survivors[i % 2], 'cv', { commandId: `cv-back-${i}`, type: 'message.send', conversationId: c, text: `user back ${i}` });
-      rebindAt.set(c, captivate.sent('user_message').find((f) => f.at > killAt && JSON.stringify(f.json).includes(c))?.at ?? Infinity);
-    }
+    await until('both Captivate conversations asked for their transcript by the new holder', () => {
+      for (const c of convs) {
+        const at = captivate.sent('conversation_transcript_request').find((f) => f.at > killAt && JSON.stringify(f.json).includes(c))?.at;
+        if (at !== undefined) rebindAt.set(c, at);
+      }
+      return rebindAt.size === convs.length;
+    }, 15_000).catch(() => undefined);
+    for (const [i, c] of convs.entries()) await command(survivors[i % 2], 'cv', { commandId: `cv-back-${i}`, type: 'message.send', conversationId: c, text: `user back ${i}` });
     await new Promise((r) => setTimeout(r, 3000));
     clearInterval(ticker);
 
-    // Waits for what must arrive: every Smartsupp message, Captivate's after the rebind, Watchers' after the handover.
-    const mustArrive = sent.filter((s) => s.provider === 'smartsupp' || (s.provider === 'captivate' && s.at > (rebindAt.get(s.conv) ?? Infinity)) || (s.provider === 'watchers' && s.at > handedAt));
+    // Waits for what must arrive: every Smartsupp and Captivate message, Watchers' after the handover.
+    const mustArrive = sent.filter((s) => s.provider === 'smartsupp' || s.provider === 'captivate' || (s.provider === 'watchers' && s.at > handedAt));
     await until('every message that must arrive in Kafka', () => { const { ids } = published(); return mustArrive.every((s) => ids.has(s.text)); }, 30_000).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 1000));
     const { ids, records } = published();
@@ -198,12 +202,13 @@ describe('fault suite: SIGKILL of a replica under load', () => {
       const f = { watchers: w, smartsupp: s, captivate: c }[p];
       report(`sigkill-1-of-3/${p}`, { sent: f.mine.length, inKafka: f.inKafka, lost: f.lost.length, duplicatedById: f.duplicatedById, backAfterMs: back[p] ?? NaN, lostFromMs: f.firstLost, lostToMs: f.lastLost, lossWindowMs: f.lastLost - f.firstLost });
     }
-    // The lost Captivate replies are kept by the hub: does the bridge read them back?
+    // The Captivate replies routed to the dead socket are kept by the hub: the new holder reads them back.
     const transcriptText = (conv: string) => JSON.stringify(captivate.conversations.get(conv)?.transcript ?? []);
     const lostInTranscript = c.lost.filter((m) => transcriptText(m.conv).includes(JSON.stringify(m.text))).length;
-    const transcriptReadsAfterKill = captivate.requests.filter((r) => r.at > killAt && r.path.startsWith('/api/transcript')).length;
-    report('sigkill-1-of-3/captivate-transcript', { lost: c.lost.length, lostInTranscript, transcriptReadsAfterKill });
-    report('sigkill-1-of-3', { handoverMs, boundMs: CRASH_HANDOVER_MS, victimRooms: victimRooms.length, victimVisitors: victimVisitors.length, visitors: visitors.length, captivateConversations: convs.length, captivateRebindMs: Math.max(...rebindAt.values()) - killAt, healthzDuringMs: Math.round(healthDuring), healthzMs: Math.round(health), rssMiB: rss });
+    const transcriptRequestsAfterKill = captivate.sent('conversation_transcript_request').filter((f) => f.at > killAt).length;
+    const transcriptGetsAfterKill = captivate.requests.filter((r) => r.at > killAt && r.path.startsWith('/api/transcript')).length;
+    report('sigkill-1-of-3/captivate-transcript', { lost: c.lost.length, lostInTranscript, transcriptRequestsAfterKill, transcriptGetsAfterKill });
+    report('sigkill-1-of-3', { handoverMs, boundMs: CRASH_HANDOVER_MS, victimRooms: victimRooms.length, victimVisitors: victimVisitors.length, visitors: visitors.length, captivateConversations: convs.length, captivateRebindMs: rebindAt.size ? Math.max(...rebindAt.values()) - killAt : NaN, healthzDuringMs: Math.round(healthDuring), healthzMs: Math.round(health), rssMiB: rss });
 
     expect(handoverMs).toBeLessThan(CRASH_HANDOVER_MS);
     expect(rss).toBeLessThan(RSS_BOUND_MIB);
@@ -214,12 +219,10 @@ describe('fault suite: SIGKILL of a replica under load', () => {
     expect(s.lost.map((m) => m.text)).toEqual([]);
     // Watchers keeps no history: only messages of the killed replica's rooms, from just before the kill until the takeover.
     expect(w.lost.filter((m) => !victimRooms.includes(m.conv) || m.at < killAt - 1000 || m.at > handedAt)).toEqual([]);
-    // Captivate: NOT 0 today, although the hub keeps every lost reply (lostInTranscript). The new holder never reads
-    // the transcript: the conversations a Captivate channel gap-fills are its `recentConversations`, kept in the
-    // holder's own stateDir, which died with the killed replica, so the new holder knows none (no transcript read
-    // after the kill). And the hub routes a conversation to the dead socket until the new one acts for it (here the
-    // user's next message). What holds: the loss is confined to that gap, from the kill to the first action.
-    expect(lostInTranscript).toBe(c.lost.length);
-    expect(c.lost.filter((m) => m.at < killAt - 1000 || m.at > (rebindAt.get(m.conv) ?? Infinity))).toEqual([]);
+    // Captivate keeps the transcript: the new holder knows the channel's recent conversations and their watermarks
+    // from the state topic, and its gap-fill asks each for its transcript over the new socket, which also moves the
+    // conversation's replies to that socket.
+    expect(rebindAt.size).toBe(convs.length);
+    expect(c.lost.map((m) => m.text)).toEqual([]);
   }, 150_000);
 });

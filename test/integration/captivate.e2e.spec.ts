@@ -146,7 +146,7 @@ describe('Captivate → CloudEvents → Kafka (e2e)', () => {
     // Another reconnect re-reads the same transcript: nothing comes out twice.
     sim.dropConnections();
     await waitFor('reconnected', async () => (await state()).reconnects >= 2 && (await state()).state === 'connected');
-    await waitFor('second gap-fill read', () => sim.requests.filter((r) => r.path.startsWith('/api/transcript')).length >= 2);
+    await waitFor('second gap-fill read', () => sim.sent('conversation_transcript_request').length >= 2);
     await new Promise((r) => setTimeout(r, 300));
     expect(texts().sort()).toEqual(["Hi. I'm the Captivate Bot.", 'You said: after', 'You said: are you there?', 'an agent speaks']);
     const recovered = reader!.ofType('chatbridge.message.sent').find((r) => data(r).message?.text === 'You said: are you there?')!;
@@ -164,6 +164,52 @@ describe('Captivate → CloudEvents → Kafka (e2e)', () => {
     await reader!.waitFor('missed during the restart', () => texts().includes('while the bridge was down'));
     await new Promise((r) => setTimeout(r, 300));
     expect(texts().sort()).toEqual(["Hi. I'm the Captivate Bot.", 'You said: after', 'You said: are you there?', 'an agent speaks', 'while the bridge was down']);
+  });
+
+  it('after a dropped socket, replies sent before and after the reconnect (with no command in between) arrive once each', async () => {
+    await start(() => [channel()]);
+    await connected();
+    const convs = [(await exec({ type: 'conversation.start' })).conversationId!, (await exec({ type: 'conversation.start', userId: 'u2' })).conversationId!];
+    await reader!.waitFor('greetings', () => texts().length === 2);
+    const firstSocket = sim.openClients()[0].socketId;
+    const agentTexts: string[] = [];
+    let n = 0;
+    const say = () => {
+      for (const c of convs) {
+        const text = `agent ${c.slice(0, 2)} #${++n}`;
+        agentTexts.push(text);
+        sim.livechatMessage(c, text);
+      }
+    };
+    const ticker = setInterval(say, 40);
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      // Cut without a close frame: the hub keeps routing both conversations to the dead socket.
+      expect(sim.dropConnections()).toBe(1);
+      await waitFor('reconnected', async () => (await state()).reconnects >= 1 && (await state()).state === 'connected');
+      const reconnectedAt = Date.now();
+      // Replies keep coming after the reconnect while the bridge sends no command.
+      await waitFor('600 ms of replies after the reconnect', () => Date.now() - reconnectedAt > 600 && n > 0);
+    } finally {
+      clearInterval(ticker);
+    }
+    await reader!.waitFor('every agent reply', () => agentTexts.every((t) => texts().includes(t)), 10_000).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const published = texts();
+    expect(agentTexts.filter((t) => !published.includes(t))).toEqual([]); // none lost
+    expect(agentTexts.filter((t) => published.indexOf(t) !== published.lastIndexOf(t))).toEqual([]); // none twice
+    const ids = reader!.ofType('chatbridge.message.sent').map((r) => r.headers.ce_id);
+    expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
+    // What moved the conversations to the new socket was the gap-fill's transcript request, one per conversation.
+    const after = sim.frames.filter((f) => f.via === 'socket' && f.socketId !== firstSocket).map((f) => f.json as { event: { event_type: string; event_payload: { conversation_id?: string } } });
+    expect(after.map((j) => j.event.event_type)).toEqual(['conversation_transcript_request', 'conversation_transcript_request']);
+    expect(after.map((j) => j.event.event_payload.conversation_id).sort()).toEqual([...convs].sort());
+    // Replies sent after the drop, before the reconnect, came from the transcript; later ones live.
+    const events = reader!.ofType('chatbridge.message.sent').map((r) => data(r).upstream.event);
+    expect(events).toContain('transcript_message');
+    expect(events).toContain('livechat_message');
+    // The transcript answers were read for the gap-fill, not published as provider events.
+    expect(reader!.ofType('chatbridge.provider.event').filter((r) => data(r).upstream.event === 'conversation_transcript')).toEqual([]);
   });
 
   it('keeps the socket alive past the idle timeout and reconnects on purpose before the age limit', async () => {

@@ -1,9 +1,7 @@
 import { CommandError } from '../../common/errors';
-import type { ChannelState } from '../connector.interface';
 import { buildCommandEvent, httpBody, socketFrame } from './captivate.commands';
 import { socketUrl, upgradeRefused } from './captivate.connector';
 import { fetchError, statusError } from './captivate.http';
-import { RecentConversations } from './captivate.recent';
 import { transcriptEntries } from './captivate.transcript';
 
 const CONV = 'd1816568-2b18-4e8b-a09e-ec6f86eeccfd';
@@ -91,29 +89,5 @@ describe('transcriptEntries', () => {
     expect(entries.map((e) => [e.role, e.key])).toEqual([['user', undefined], ['bot', 'evt:g1'], ['bot', undefined], ['agent', undefined]]);
     expect(transcriptEntries({ messages: [{ from: 'agent ', messages: { idChat: CONV, messages: [] } }] })[0].role).toBe('agent');
     for (const garbage of [null, 5, 'x', {}, { transcript: 'x' }, { transcript: [null, 1, []] }]) expect(() => transcriptEntries(garbage)).not.toThrow();
-  });
-});
-
-describe('RecentConversations', () => {
-  const memory = (): ChannelState & { data: Record<string, unknown> } => {
-    const data: Record<string, unknown> = {};
-    return { data, get: <T>(k: string) => data[k] as T | undefined, set: (k: string, v: unknown) => void (data[k] = v) };
-  };
-
-  it('keeps the most recent conversations with their last message, and survives a restart', () => {
-    const state = memory();
-    const recent = new RecentConversations(state, 2, 60_000);
-    recent.touch('a', 'msg:1');
-    recent.touch('b');
-    recent.touch('a');
-    recent.touch('c', 'msg:9');
-    expect(recent.ids()).toEqual(['c', 'a']);
-    expect(recent.lastKey('a')).toBe('msg:1');
-    expect(state.data).toEqual({});
-    recent.flush();
-    const again = new RecentConversations(state, 2, 60_000);
-    expect(again.ids()).toEqual(['c', 'a']);
-    expect(again.lastKey('c')).toBe('msg:9');
-    expect(again.mostRecent()).toBe('c');
   });
 });

@@ -55,7 +55,7 @@ export function buildCommandEvent(cmd: UpstreamCommand): CaptivateWireEvent {
       return { event_type: 'action', event_payload: { type: 'normal', id, data, conversation_id: need(cmd) } };
     }
     case 'transcript':
-      return { event_type: 'conversation_transcript_request', event_payload: { conversation_id: need(cmd) } };
+      return transcriptRequestEvent(need(cmd));
     default:
       throw new CommandError('unsupported_command', `provider captivate does not support command type "${cmd.type}"`, { retriable: false, sent: false });
   }
@@ -74,6 +74,11 @@ export function httpBody(ev: CaptivateWireEvent, socketId: string | undefined): 
 /** Keepalive: `metadata_request` is documented, read-only, and answered with one `conversation_metadata` frame. */
 export function keepaliveEvent(conversationId: string): CaptivateWireEvent {
   return { event_type: 'metadata_request', event_payload: { conversation_id: conversationId } };
+}
+
+/** `conversation_transcript_request`: answered with one `conversation_transcript` frame; it acts in the conversation. */
+export function transcriptRequestEvent(conversationId: string): CaptivateWireEvent {
+  return { event_type: 'conversation_transcript_request', event_payload: { conversation_id: conversationId } };
 }
 
 function need(cmd: UpstreamCommand): string {

@@ -5,13 +5,16 @@ import { CommandError, ConnectorError, describeError } from '../../common/errors
 import { redactText } from '../../common/redact';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
-import { buildCommandEvent, keepaliveEvent, socketFrame, type CaptivateWireEvent } from './captivate.commands';
+import { buildCommandEvent, keepaliveEvent, socketFrame, transcriptRequestEvent, type CaptivateWireEvent } from './captivate.commands';
 import { conversationOf, messageKey, UNPARSEABLE, unwrapEvent, type CaptivateEvent } from './captivate.frames';
 import { TranscriptGapFill } from './captivate.gap-fill';
 import { CaptivateHttp } from './captivate.http';
 import type { CaptivateOptions } from './captivate.options';
 import { RecentConversations } from './captivate.recent';
 import { PendingReplies } from './captivate.replies';
+
+/** Cluster: longest wait at a connect for the shared list of recent conversations. */
+const REGISTRY_WAIT_MS = 15_000;
 
 /**
  * Raw WebSocket client of one Captivate Hub channel (upstreams.md A3), which looks like AWS API Gateway:
@@ -46,7 +49,7 @@ export class CaptivateConnector implements Connector {
     this.hooks = ctx.hooks;
     this.log = ctx.logger;
     if (this.opts.httpUrl) this.http = new CaptivateHttp(this.opts.httpUrl, this.opts.apiKey, this.opts.commandTimeoutMs);
-    this.recent = new RecentConversations(ctx.state, this.opts.recentConversations);
+    this.recent = new RecentConversations(ctx.state, this.opts.recentConversations, undefined, ctx.registry);
     this.gapFill = new TranscriptGapFill(this.recent, (frame) => this.hooks.frame(frame), this.log);
   }
 
@@ -70,11 +73,20 @@ export class CaptivateConnector implements Connector {
     });
   }
 
-  /** Captivate has no subscriptions (one socket serves every conversation of the key); this fills the gap instead. */
+  /**
+   * Captivate has no subscriptions (one socket serves every conversation of the key). Instead, after every connect,
+   * each recent conversation is asked for its transcript over the new socket: that request acts in the conversation,
+   * so the hub routes its replies to this socket again, and its answer fills the gap.
+   */
   async subscribe(): Promise<void> {
-    if (!this.opts.transcriptOnReconnect || !this.http || this.recent.size === 0) return;
-    // In the background: a slow transcript API must not hold the channel in `connecting`.
-    void this.gapFill.run(this.http);
+    if (!this.opts.transcriptOnReconnect) return;
+    const ws = this.live;
+    // In the background: a slow registry or hub must not hold the channel in `connecting`.
+    void this.recent.sync(REGISTRY_WAIT_MS).then(async (read) => {
+      if (!read) this.log.warn({ waitedMs: REGISTRY_WAIT_MS }, 'the shared list of recent conversations (state topic) was not read to its end in time; gap-filling the ones known so far');
+      // Unless this connection ended meanwhile (the next one runs its own).
+      if (ws && ws === this.live && !this.closing && this.recent.size) await this.gapFill.run((id) => this.fetchTranscript(ws, id));
+    });
   }
 
   async close(): Promise<void> {
@@ -152,6 +164,35 @@ export class CaptivateConnector implements Connector {
       throw err;
     });
     return { conversationId, result: (await wait.reply).payload };
+  }
+
+  /**
+   * A transcript for the gap-fill of the connection `ws`: asked over that socket (the answer is replayed, not
+   * published); when the socket does not answer in time, over HTTP. Once `ws` is gone nothing is fetched: the next
+   * connection runs its own gap-fill.
+   */
+  private async fetchTranscript(ws: WebSocket, conversationId: string): Promise<{ body: unknown; source: string }> {
+    try {
+      if (ws !== this.live || ws.readyState !== WebSocket.OPEN) throw new CommandError('not_connected', 'the socket of this gap-fill is gone', { retriable: true, sent: false });
+      const wait = this.replies.expect(ws, {
+        what: 'transcript gap-fill',
+        accepts: (e) => e.type === 'conversation_transcript' && conversationOf(e.payload) === conversationId,
+        fails: (e) => (e.type === 'general_error' && conversationOf(e.payload) === conversationId ? errorText(e) : undefined),
+        swallow: true,
+        timeoutMs: this.opts.commandTimeoutMs,
+        idempotent: true,
+      });
+      await this.sendFrame(ws, transcriptRequestEvent(conversationId)).catch((err: unknown) => {
+        wait.cancel();
+        throw err;
+      });
+      return { body: (await wait.reply).payload, source: 'conversation_transcript' };
+    } catch (err) {
+      // Only a request the live socket left unanswered goes to HTTP: an error answer (e.g. an unknown conversation)
+      // would be the same there, and a lost socket means a new connection and a new gap-fill.
+      if (!this.http || !(err instanceof CommandError && err.code === 'timeout')) throw err;
+      return { body: await this.http.getTranscript(conversationId), source: 'GET /api/transcript' };
+    }
   }
 
   /** Runs conversation starts one at a time: replies carry no request id, so order is what pairs them. */

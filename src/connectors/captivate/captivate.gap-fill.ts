@@ -2,16 +2,18 @@ import type { Logger } from 'pino';
 import { describeError } from '../../common/errors';
 import type { UpstreamFrame } from '../connector.interface';
 import { TRANSCRIPT_MESSAGE } from './captivate.frames';
-import type { CaptivateHttp } from './captivate.http';
 import type { RecentConversations } from './captivate.recent';
 import { transcriptEntries } from './captivate.transcript';
 
 /** Transcript requests in flight at once during a gap-fill. */
 const CONCURRENCY = 4;
 
+/** Reads one conversation's transcript: its body and where it came from (e.g. `conversation_transcript`). */
+export type TranscriptFetch = (conversationId: string) => Promise<{ body: unknown; source: string }>;
+
 /**
- * Recovers bot/agent replies the socket missed (upstreams.md A3: replies routed to a dead socket are lost;
- * the transcript has them). Each reply comes out as a `transcript_message` frame whose dedupe key equals the
+ * Recovers bot/agent replies the socket missed (replies routed to a dead socket are lost; the transcript has
+ * them). Each reply comes out as a `transcript_message` frame whose dedupe key equals the
  * live frame's, so what was already published is dropped by the pipeline.
  */
 export class TranscriptGapFill {
@@ -24,14 +26,13 @@ export class TranscriptGapFill {
   ) {}
 
   /**
-   * Emits the replies of one transcript that come after the last message seen in that conversation. Entries
-   * without an upstream id are skipped: they could not be matched with what was already published, so they
+   * Emits the replies of one transcript that come after `last` (default: the last message seen in that conversation).
+   * Entries without an upstream id are skipped: they could not be matched with what was already published, so they
    * would come out twice under a different id.
    */
-  replay(conversationId: string | undefined, body: unknown, source: string): void {
+  replay(conversationId: string | undefined, body: unknown, source: string, last = conversationId ? this.recent.lastKey(conversationId) : undefined): void {
     if (!conversationId) return;
     const entries = transcriptEntries(body);
-    const last = this.recent.lastKey(conversationId);
     const seen = last ? entries.findIndex((e) => e.key === last) : -1;
     let skipped = 0;
     for (const e of entries.slice(seen + 1)) {
@@ -48,8 +49,12 @@ export class TranscriptGapFill {
     if (skipped) this.log.debug({ conversationId, skipped }, 'transcript entries without an id were not replayed');
   }
 
-  /** Reads the transcript of every recent conversation; a newer run (or `cancel`) stops an older one. */
-  async run(http: CaptivateHttp): Promise<void> {
+  /**
+   * Reads the transcript of every recent conversation; a newer run (or `cancel`) stops an older one. Each replay starts
+   * after the watermark as it was when its request left: replies that arrive live meanwhile are in the transcript too,
+   * and must not move the start past the ones that went to a dead socket (those come out once, by key).
+   */
+  async run(fetch: TranscriptFetch): Promise<void> {
     const gen = ++this.generation;
     const ids = this.recent.ids();
     let next = 0;
@@ -57,9 +62,10 @@ export class TranscriptGapFill {
     const worker = async (): Promise<void> => {
       while (gen === this.generation && next < ids.length) {
         const id = ids[next++];
+        const from = this.recent.lastKey(id);
         try {
-          const body = await http.getTranscript(id);
-          if (gen === this.generation) this.replay(id, body, 'GET /api/transcript');
+          const { body, source } = await fetch(id);
+          if (gen === this.generation) this.replay(id, body, source, from);
         } catch (err) {
           failed++;
           this.log.debug({ conversationId: id, err: describeError(err) }, 'transcript fetch failed');

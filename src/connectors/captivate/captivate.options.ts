@@ -23,10 +23,10 @@ export class CaptivateOptions {
   @IsOptional() @IsInt() @Min(10) @Max(599_999) keepaliveMs: number = 300_000;
   /** Planned reconnect after this connection age (ms); API Gateway closes at 2 h. */
   @IsOptional() @IsInt() @Min(100) @Max(7_200_000) maxConnectionAgeMs: number = 110 * 60_000;
-  /** After every reconnect, fetch the transcripts of recent conversations and publish missed replies (needs httpUrl). */
+  /** After every connect, ask each recent conversation for its transcript over the new socket (HTTP as the fallback) and publish missed replies. */
   @IsOptional() @Transform(toBool) @IsBoolean() transcriptOnReconnect: boolean = true;
   /** Time allowed for a command's upstream reply or HTTP answer (ms). */
   @IsOptional() @IsInt() @Min(100) commandTimeoutMs: number = 10_000;
-  /** How many recently seen conversations are remembered (and gap-filled after a reconnect). */
+  /** How many recently seen conversations are remembered (and gap-filled after a connect); in a cluster, in the state topic. */
   @IsOptional() @IsInt() @Min(0) @Max(100_000) recentConversations: number = 1000;
 }

@@ -1,27 +1,42 @@
-import type { ChannelState } from '../connector.interface';
+import type { ChannelState, ConversationRegistry } from '../connector.interface';
 
 const STATE_KEY = 'recentConversations';
+
+/** One remembered conversation: the key of its last bot/agent message seen (null: none yet) and when it was last seen. */
+interface Recent {
+  key: string | null;
+  at: number;
+}
 
 /**
  * The conversations a channel saw most recently (bounded, least recent evicted), each with the key of the
  * last bot/agent message seen in it: the watermark from which a transcript is replayed after a reconnect.
- * Kept in the channel's durable state so a restart keeps them; writes are batched because the state store
- * rewrites its whole file on every change.
+ * Without a cluster they are kept in the channel's state file, so a restart keeps them. In a cluster they live in the
+ * channel's shared registry (state topic, one record per conversation), so the replica that takes the channel over
+ * knows them and their watermarks. Writes are batched: at most one per conversation per `flushAfterMs`.
  */
 export class RecentConversations {
-  private readonly entries = new Map<string, string | null>();
+  /** Least recent first. */
+  private readonly entries = new Map<string, Recent>();
+  /** Cluster: conversations changed (or evicted) since the last write. */
+  private readonly dirty = new Set<string>();
   private timer?: NodeJS.Timeout;
+  private synced = false;
 
   constructor(
     private readonly state: ChannelState,
     private readonly max: number,
     private readonly flushAfterMs = 1000,
+    private readonly registry?: ConversationRegistry,
   ) {
     const saved = state.get<unknown>(STATE_KEY);
-    if (!Array.isArray(saved)) return;
-    for (const item of saved.slice(-max)) {
-      if (Array.isArray(item) && typeof item[0] === 'string') this.entries.set(item[0], typeof item[1] === 'string' ? item[1] : null);
+    if (Array.isArray(saved)) {
+      for (const item of saved.slice(-max)) {
+        if (Array.isArray(item) && typeof item[0] === 'string') this.entries.set(item[0], { key: typeof item[1] === 'string' ? item[1] : null, at: 0 });
+      }
     }
+    // Other replicas' records (and this one's own, which `merge` ignores as not newer) as they are read.
+    registry?.watch((id, value) => this.merge(id, value));
   }
 
   /** Number of conversations remembered. */
@@ -29,19 +44,38 @@ export class RecentConversations {
     return this.entries.size;
   }
 
+  /**
+   * Cluster: waits (up to `timeoutMs`, once) for the shared registry's history and takes its conversations in; those of
+   * a single-replica run before cluster mode (the state file) that it lacks are copied to it. Without a cluster: nothing.
+   */
+  async sync(timeoutMs: number): Promise<boolean> {
+    const registry = this.registry;
+    if (!registry || this.synced) return true;
+    const read = await registry.ready(timeoutMs);
+    for (const [id, value] of registry.all()) this.merge(id, value);
+    if (read) {
+      this.synced = true;
+      const shared = registry.all();
+      const fromFile = [...this.entries.keys()].filter((id) => !shared.has(id));
+      for (const id of fromFile) this.markDirty(id);
+      if (this.state.get<unknown>(STATE_KEY) !== undefined) this.state.set(STATE_KEY, []);
+    }
+    return read;
+  }
+
   /** Marks a conversation as just seen, and its last message when given. */
   touch(conversationId: string, messageKey?: string): void {
     if (this.max === 0) return;
-    const last = messageKey ?? this.entries.get(conversationId) ?? null;
+    const key = messageKey ?? this.entries.get(conversationId)?.key ?? null;
     this.entries.delete(conversationId);
-    this.entries.set(conversationId, last);
-    while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
-    this.scheduleFlush();
+    this.entries.set(conversationId, { key, at: Date.now() });
+    this.markDirty(conversationId);
+    this.evict();
   }
 
   /** The key of the last message seen in a conversation. */
   lastKey(conversationId: string): string | undefined {
-    return this.entries.get(conversationId) ?? undefined;
+    return this.entries.get(conversationId)?.key ?? undefined;
   }
 
   /** The conversation seen last. */
@@ -61,12 +95,58 @@ export class RecentConversations {
     if (!this.timer) return;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.state.set(STATE_KEY, [...this.entries.entries()]);
+    if (!this.registry) {
+      this.state.set(STATE_KEY, [...this.entries].map(([id, r]) => [id, r.key]));
+      return;
+    }
+    for (const id of this.dirty) this.registry.save(id, this.entries.get(id) ?? null);
+    this.dirty.clear();
   }
 
-  private scheduleFlush(): void {
+  /** A registry record: taken when newer than what this replica knows (its own records come back older or equal). */
+  private merge(id: string, value: unknown): void {
+    if (this.max === 0) return;
+    if (value === null) {
+      // A removal, unless this replica touched the conversation again since (its newer record follows).
+      if (!this.dirty.has(id)) this.entries.delete(id);
+      return;
+    }
+    const r = parseRecent(value);
+    const mine = this.entries.get(id);
+    if (!r || (mine && mine.at >= r.at)) return;
+    this.entries.delete(id);
+    const last = this.mostRecent();
+    this.entries.set(id, r);
+    // Records of other replicas can arrive out of time order: keep least recent first.
+    if (last !== undefined && (this.entries.get(last) as Recent).at > r.at) {
+      const sorted = [...this.entries].sort((a, b) => a[1].at - b[1].at);
+      this.entries.clear();
+      for (const [k, v] of sorted) this.entries.set(k, v);
+    }
+    // Read, not changed here: only an eviction is this replica's to write.
+    while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
+  }
+
+  private evict(): void {
+    while (this.entries.size > this.max) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+      // Cluster: removed from the registry too (a tombstone), so it stays bounded.
+      this.markDirty(oldest);
+    }
+  }
+
+  private markDirty(id: string): void {
+    if (this.registry) this.dirty.add(id);
     if (this.timer) return;
     this.timer = setTimeout(() => this.flush(), this.flushAfterMs);
     this.timer.unref?.();
   }
+}
+
+function parseRecent(v: unknown): Recent | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { key, at } = v as { key?: unknown; at?: unknown };
+  if (typeof at !== 'number' || !Number.isFinite(at)) return undefined;
+  return { key: typeof key === 'string' ? key : null, at };
 }
