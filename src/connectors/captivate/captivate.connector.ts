@@ -55,7 +55,8 @@ export class CaptivateConnector implements Connector {
 
   connect(): Promise<void> {
     this.closing = false;
-    const ws = new WebSocket(socketUrl(this.opts), { handshakeTimeout: this.opts.connectTimeoutMs, perMessageDeflate: false });
+    const maxPayload = this.ctx.maxPayloadBytes;
+    const ws = new WebSocket(socketUrl(this.opts), { handshakeTimeout: this.opts.connectTimeoutMs, perMessageDeflate: false, ...(maxPayload ? { maxPayload } : {}) });
     this.ws = ws;
     ws.on('unexpected-response', (_req, res: IncomingMessage) => {
       res.resume();
