@@ -133,8 +133,8 @@ describe('fault suite: transient handshake refusals and wrong keys', () => {
   });
 
   it('Captivate: HTTP 403 on the upgrade for 1 s after a drop', async () => {
-    // Replies to a conversation bound to the dropped socket go to that dead socket (the transcript gap-fill of the next
-    // connect recovers them): the +3 s message goes to a conversation the bridge started once back.
+    // The +3 s message goes to a conversation the bridge started once back (older conversations are moved to the new
+    // socket by the reconnect's transcript requests; test/integration/captivate.e2e.spec.ts covers that).
     let conv = '';
     await transient('captivate', 'cap', (on) => captivate.rejectAuth(on), () => captivate.dropConnections(), (text) => captivate.livechatMessage(conv, text), async () => {
       conv = await startConversation('cap');
