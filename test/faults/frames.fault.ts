@@ -6,7 +6,7 @@ import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
 import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
 import type { BridgeProcess } from '../helpers/bridge-process';
 import { KafkaReader, sharedBrokers, uniqueTopic, type ReadRecord } from '../helpers/kafka-reader';
-import { deadLetters, expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
+import { deadLetters, expectHealthy, report, rssMiB, sentCommand, startBuiltBridge, until } from './harness';
 
 /**
  * Hostile upstream frames, one channel per provider in one built bridge publishing to Kafka: a frame nested 20,000
@@ -62,16 +62,7 @@ describe('fault suite: hostile upstream frames', () => {
   });
 
   /** `conversation.start` through the HTTP command door; resolves with the new conversation's id. */
-  async function startConversation(channel: string): Promise<string> {
-    const commandId = randomUUID();
-    const res = await bridge.request('POST', `/v1/channels/${channel}/commands`, { commandId, type: 'conversation.start' });
-    expect(res.status).toBe(202);
-    return until(`${channel} conversation started`, async () => {
-      const { body } = await bridge.request('GET', `/v1/commands/${commandId}`);
-      const c = body as { status: string; conversationId?: string };
-      return c.status === 'sent' ? c.conversationId : undefined;
-    }, 20_000);
-  }
+  const startConversation = async (channel: string) => (await sentCommand(bridge, channel, { commandId: randomUUID(), type: 'conversation.start' })).conversationId as string;
 
   const textOf = (r: ReadRecord) => (JSON.parse(r.value ?? '{}') as { message?: { text?: string } }).message?.text;
   const arrived = (channel: string, text: string) => () => reader.records.some((r) => r.headers.ce_channelid === channel && textOf(r) === text);

@@ -72,3 +72,13 @@ export function report(row: string, figures: Record<string, string | number | bo
   const parts = Object.entries(figures).map(([k, v]) => `${k}=${v}`);
   process.stdout.write(`FAULT ${row}: ${parts.join(' ')}\n`);
 }
+
+/** Sends a command through a bridge's HTTP door (202) and resolves with its view once `sent`; throws when it failed. */
+export async function sentCommand(bridge: BridgeProcess, channelId: string, body: Record<string, unknown>): Promise<{ status: string; conversationId?: string }> {
+  expect((await bridge.request('POST', `/v1/channels/${channelId}/commands`, body)).status).toBe(202);
+  return until(`command ${String(body.commandId)} sent`, async () => {
+    const view = (await bridge.request('GET', `/v1/commands/${String(body.commandId)}`)).body as { status: string; conversationId?: string };
+    if (view.status === 'failed') throw new Error(`command failed: ${JSON.stringify(view)}`);
+    return view.status === 'sent' && view;
+  }, 30_000);
+}

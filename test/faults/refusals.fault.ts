@@ -6,7 +6,7 @@ import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
 import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
 import type { BridgeProcess } from '../helpers/bridge-process';
 import { KafkaReader, sharedBrokers, uniqueTopic, type ReadRecord } from '../helpers/kafka-reader';
-import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
+import { expectHealthy, report, rssMiB, sentCommand, startBuiltBridge, until } from './harness';
 
 /**
  * Handshake refusals against the built bridge with the default `reconnect` settings. Each upstream drops the bridge and
@@ -68,16 +68,7 @@ describe('fault suite: transient handshake refusals and wrong keys', () => {
     await Promise.all([jwt.stop(), zap.stop(), watchers.stop(), captivate.stop(), smartsupp.stop()]);
   });
 
-  async function startConversation(channel: string): Promise<string> {
-    const commandId = randomUUID();
-    const res = await bridge.request('POST', `/v1/channels/${channel}/commands`, { commandId, type: 'conversation.start' });
-    expect(res.status).toBe(202);
-    return until(`${channel} conversation started`, async () => {
-      const { body } = await bridge.request('GET', `/v1/commands/${commandId}`);
-      const c = body as { status: string; conversationId?: string };
-      return c.status === 'sent' ? c.conversationId : undefined;
-    }, 20_000);
-  }
+  const startConversation = async (channel: string) => (await sentCommand(bridge, channel, { commandId: randomUUID(), type: 'conversation.start' })).conversationId as string;
 
   const state = async (channel: string) => ((await bridge.request('GET', `/v1/channels/${channel}`)).body as { state: string }).state;
   const statuses = (channel: string): Status[] =>

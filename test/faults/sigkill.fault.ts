@@ -5,7 +5,7 @@ import { KafkaReader } from '../helpers/kafka-reader';
 import { CaptivateSimulator } from '../simulators/captivate/captivate.simulator';
 import { SmartsuppSimulator } from '../simulators/smartsupp/smartsupp.simulator';
 import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
-import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
+import { expectHealthy, report, rssMiB, sentCommand, startBuiltBridge, until } from './harness';
 
 /**
  * SIGKILL of one of three built replicas in cluster mode while every upstream conversation gets a message every
@@ -87,14 +87,6 @@ describe('fault suite: SIGKILL of a replica under load', () => {
   }
 
   /** A command through the HTTP door, followed until sent; its view (conversationId for a start). */
-  async function command(r: BridgeProcess, channelId: string, body: Record<string, unknown>): Promise<{ conversationId?: string }> {
-    expect((await r.request('POST', `/v1/channels/${channelId}/commands`, body)).status).toBe(202);
-    return until(`command ${String(body.commandId)} sent`, async () => {
-      const view = (await r.request('GET', `/v1/commands/${String(body.commandId)}`)).body as { status: string; conversationId?: string };
-      if (view.status === 'failed') throw new Error(`command failed: ${JSON.stringify(view)}`);
-      return view.status === 'sent' && view;
-    }, 30_000);
-  }
 
   /** Upstream message texts in Kafka, each with the distinct event ids that carried it and its number of records. */
   function published(): { ids: Map<string, Set<string>>; records: Map<string, number> } {
@@ -124,10 +116,10 @@ describe('fault suite: SIGKILL of a replica under load', () => {
     const onVictim = (visitor: string) => victimPartitions.has(partitionOf(`ss/${visitor}`, PARTITIONS));
     const visitors: string[] = [];
     for (let i = 0; i < 20 && (visitors.length < 6 || visitors.filter(onVictim).length < 2); i++) {
-      visitors.push((await command(bridges[i % 3], 'ss', { commandId: `ss-start-${i}`, type: 'conversation.start', name: `Visitor ${i}` })).conversationId as string);
+      visitors.push((await sentCommand(bridges[i % 3], 'ss', { commandId: `ss-start-${i}`, type: 'conversation.start', name: `Visitor ${i}` })).conversationId as string);
     }
     const convs: string[] = [];
-    for (let i = 0; i < 2; i++) convs.push((await command(bridges[i], 'cv', { commandId: `cv-start-${i}`, type: 'conversation.start', userId: `u${i}` })).conversationId as string);
+    for (let i = 0; i < 2; i++) convs.push((await sentCommand(bridges[i], 'cv', { commandId: `cv-start-${i}`, type: 'conversation.start', userId: `u${i}` })).conversationId as string);
     await until('each visitor with one socket', () => visitors.every((v) => smartsupp.liveSockets(v) === 1), 30_000);
     const victimRooms = rooms.filter((id) => owners.get(id) === victim.name).map((id) => `room-${id}`);
     const victimVisitors = visitors.filter(onVictim);
@@ -176,7 +168,7 @@ describe('fault suite: SIGKILL of a replica under load', () => {
       }
       return rebindAt.size === convs.length;
     }, 15_000).catch(() => undefined);
-    for (const [i, c] of convs.entries()) await command(survivors[i % 2], 'cv', { commandId: `cv-back-${i}`, type: 'message.send', conversationId: c, text: `user back ${i}` });
+    for (const [i, c] of convs.entries()) await sentCommand(survivors[i % 2], 'cv', { commandId: `cv-back-${i}`, type: 'message.send', conversationId: c, text: `user back ${i}` });
     await new Promise((r) => setTimeout(r, 3000));
     clearInterval(ticker);
 
