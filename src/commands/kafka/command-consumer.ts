@@ -13,6 +13,7 @@ import { FORWARDED_HEADER, type CommandForwarder } from '../../cluster/command-f
 import type { ClusterOwnership } from '../../cluster/ownership';
 import { stickyAssigner } from '../../cluster/sticky-assigner';
 import { ConsumerRunner, consumerSettings } from '../../kafka/consumer-runner';
+import { deadRecord } from '../../kafka/poison';
 
 /** What the Kafka command door needs besides its collaborators. */
 export interface KafkaCommandConsumerOptions {
@@ -155,10 +156,9 @@ export class KafkaCommandConsumer {
 
   private async deadLetter(partition: number, message: KafkaMessage, channelId: string | undefined, error: string, status?: number): Promise<void> {
     const key = message.key?.length ? message.key.toString('utf8') : null;
-    const payload = { topic: this.opts.topic, partition, offset: message.offset, key, value: message.value?.toString('utf8') ?? null };
     this.log.warn({ partition, offset: message.offset, channel: channelId ?? key ?? undefined, err: error }, 'command record refused; dead-lettered');
     this.metrics.kafkaCommands.inc({ outcome: 'invalid' });
-    await this.deadLetters.write({ reason: 'invalid_command', origin: KAFKA_COMMANDS_ORIGIN, channelId: channelId ?? key ?? undefined, frame: { event: 'kafka.command', payload }, error, status });
+    await this.deadLetters.write({ reason: 'invalid_command', origin: KAFKA_COMMANDS_ORIGIN, channelId: channelId ?? key ?? undefined, record: deadRecord(this.opts.topic, partition, message), error, status });
   }
 }
 

@@ -8,6 +8,7 @@ import type { Metrics } from '../../health/metrics';
 import { ConsumerRunner, consumerSettings, type RecordContext } from '../../kafka/consumer-runner';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import { fromKafkaMessage } from '../kafka/kafka.record';
+import { deadRecord } from '../../kafka/poison';
 import { OffsetTracker } from './offset-tracker';
 import type { WebhookEndpoint } from './webhook.endpoint';
 import type { EventFilter } from './webhook.filter';
@@ -198,7 +199,7 @@ export class KafkaWebhookSource {
     } catch (err) {
       this.log.warn({ partition, offset: String(offset), err: describeError(err) }, 'record in the events topic is not a chatbridge event; dead-lettered');
       void this.deadLetters
-        .write({ reason: 'undecodable_record', origin: this.endpoint.cfg.id, frame: { event: 'kafka.record', payload: { topic: this.opts.topic, partition, offset: String(offset), key: message.key?.toString('utf8') ?? null, value: message.value?.toString('base64') ?? null } }, error: describeError(err) })
+        .write({ reason: 'undecodable_record', origin: this.endpoint.cfg.id, record: deadRecord(this.opts.topic, partition, message), error: describeError(err) })
         .then(finish);
       return;
     }
