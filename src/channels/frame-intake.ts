@@ -47,7 +47,7 @@ export class FrameIntake {
     try {
       const size = measureJson(frame.payload, { maxDepth: this.limits.maxJsonDepth, maxBytes: this.limits.maxFrameBytes });
       if (size.exceeded) {
-        this.refuse(entry, frame.event, size.exceeded === 'depth' ? 'frame_too_deep' : 'frame_too_large', describeLimit(size, this.limits), { frame: { event: frame.event, payload: frame.payload } });
+        this.refuse(entry, frame.event, size.exceeded === 'depth' ? 'frame_too_deep' : 'frame_too_large', describeLimit(size, this.limits), { frame: { event: frame.event, payload: frame.payload } }, { receipt });
         return;
       }
       let mapped: MappedEvent[];
@@ -55,7 +55,7 @@ export class FrameIntake {
         mapped = entry.definition.map(frame, { channelId: channel.id, provider: channel.provider, receivedAt, options: channel.options });
       } catch (err) {
         // Mappers are total by contract; a throw is a bug. The frame is kept in the dead letters, not lost.
-        this.refuse(entry, frame.event, 'unmappable', `mapper failed: ${describeError(err)}`, { frame: { event: frame.event, payload: frame.payload } });
+        this.refuse(entry, frame.event, 'unmappable', `mapper failed: ${describeError(err)}`, { frame: { event: frame.event, payload: frame.payload } }, { receipt });
         return;
       }
       for (const m of mapped) this.publish(entry, frame.event, m, t0, receipt);
@@ -85,7 +85,7 @@ export class FrameIntake {
     const size = measureJson(m.event, { maxDepth: this.eventDepth, maxBytes: this.limits.maxEventBytes });
     if (size.exceeded) {
       const what = `${m.event.type} ${m.event.id}`;
-      this.refuse(entry, upstreamEvent, 'event_too_large', `${what}: ${describeLimit(size, this.limits, 'event')}`, { event: m.event }, m.event);
+      this.refuse(entry, upstreamEvent, 'event_too_large', `${what}: ${describeLimit(size, this.limits, 'event')}`, { event: m.event }, { refused: m.event, receipt });
       return;
     }
     if (m.event.type === 'chatbridge.provider.event' && m.event.data.upstream.error) {
@@ -100,7 +100,11 @@ export class FrameIntake {
    * Dead-letters the item whole and publishes the small event that says what was refused. A refused event keeps a
    * stable link: the notice's id derives from the refused event's id, so a replayed frame is refused as a duplicate.
    */
-  private refuse(entry: ChannelEntry, upstreamEvent: string, reason: RefusalReason, detail: string, item: { frame?: UpstreamFrame; event?: AnyCanonicalEvent }, refused?: AnyCanonicalEvent): void {
+  private refuse(
+    entry: ChannelEntry, upstreamEvent: string, reason: RefusalReason, detail: string,
+    item: { frame?: UpstreamFrame; event?: AnyCanonicalEvent },
+    { refused, receipt }: { refused?: AnyCanonicalEvent; receipt?: DurableReceipt } = {},
+  ): void {
     const { channel } = entry;
     entry.malformed++;
     this.metrics.malformed.inc({ channel: channel.id });
@@ -122,7 +126,8 @@ export class FrameIntake {
     });
     this.log.warn({ channel: channel.id, event: upstreamEvent, reason, detail, notice: notice.event.id }, 'upstream item refused at a limit; dead-lettered and reported');
     void this.deadLetters.write({ reason, origin: reason === 'event_too_large' ? 'limits' : 'intake', channelId: channel.id, ...item, error: `${detail} (reported as event ${notice.event.id})` });
-    this.pipeline.publish({ event: notice.event, stableId: notice.stableId, receivedAt: performance.now() });
+    // An inbound post is answered once its notice, too, is durable.
+    this.pipeline.publish({ event: notice.event, stableId: notice.stableId, receivedAt: performance.now(), durable: receipt?.track() });
   }
 }
 
