@@ -50,7 +50,7 @@ describe('loadConfig: a valid config', () => {
     });
     expect(config.limits).toEqual({ maxFrameBytes: 1024 * 1024, maxJsonDepth: 64, maxEventBytes: 900 * 1024 });
     expect(config.reconnect).toEqual({
-      initialDelayMs: 1000, maxDelayMs: 30_000, multiplier: 2, authInitialDelayMs: 5_000, authMaxDelayMs: 300_000, stableAfterMs: 30_000,
+      initialDelayMs: 500, maxDelayMs: 30_000, multiplier: 2, authInitialDelayMs: 5_000, authMaxDelayMs: 300_000, stableAfterMs: 30_000,
       authGraceMs: 3_600_000, authGraceAttempts: 5, authGraceWindowMs: 60_000,
     });
     expect(config.dedupe).toEqual({ maxEntries: 100_000, ttlMs: 6 * 3600_000 });
@@ -92,7 +92,7 @@ describe('loadConfig: a valid config', () => {
     expect(config.kafka?.producer.batchSize).toBe(50);
     expect(config.kafka?.producer.maxQueue).toBe(100_000);
     expect(config.reconnect.maxDelayMs).toBe(5000);
-    expect(config.reconnect.initialDelayMs).toBe(1000);
+    expect(config.reconnect.initialDelayMs).toBe(500);
     expect(config.channels[0].mode).toBe('webhook');
     expect(config.channels[0].options).toMatchObject({ connectTimeoutMs: 2500, path: '/socket.io' });
     expect(config.apiTokens).toEqual(['token-one-0123456789', 'token-two-0123456789']);

@@ -92,7 +92,8 @@ export class KafkaConfig {
 
 /** Reconnect policy shared by every channel's supervisor. */
 export class ReconnectConfig {
-  @IsOptional() @IsInt() @Min(1) initialDelayMs: number = 1000;
+  /** First reconnect delay (ms); each later one draws from [0, initialDelayMs × multiplier^attempt], capped at maxDelayMs (full jitter). 500 ms: a blip of a second or two costs a few seconds at most. */
+  @IsOptional() @IsInt() @Min(1) initialDelayMs: number = 500;
   @IsOptional() @IsInt() @Min(1) maxDelayMs: number = 30_000;
   @IsOptional() @Min(1) multiplier: number = 2;
   /** Slower schedule once a refusal of the credentials counts as `auth_failed`. */

@@ -39,8 +39,9 @@ describe('fault suite: transient handshake refusals and wrong keys', () => {
     zap.touch('sales');
     await reader.start();
     bridge = await startBuiltBridge('refusals', {
-      // The defaults, not the harness's fast reconnects: the rows measure the shipped schedules.
-      reconnect: {},
+      // The shipped schedules, not the harness's fast reconnects; only stableAfterMs is short, so that a connection up for
+      // a few seconds counts as the long-lived one an upstream restart drops (a younger one is backed off as flapping).
+      reconnect: { stableAfterMs: 2000 },
       kafka: { brokers: sharedBrokers(), topics: { events: topic } },
       channels: [
         { id: 'jwt', provider: 'jwt-websocket', 'jwt-websocket': { url: jwt.url, token: jwt.token({ sub: 'bridge' }), subscribe: ['conversation:c1'] } },
@@ -58,6 +59,7 @@ describe('fault suite: transient handshake refusals and wrong keys', () => {
       const { body } = await bridge.request('GET', '/v1/channels');
       return (body as { channels: Array<{ id: string; state: string }> }).channels.filter((c) => !c.id.endsWith('-bad')).every((c) => c.state === 'connected');
     }, 30_000);
+    await sleep(2500); // past stableAfterMs: the connections count as long-lived
     visitor = await startConversation('ss');
     await smartsupp.waitForLive(1, visitor);
   }, 120_000);
@@ -102,11 +104,14 @@ describe('fault suite: transient handshake refusals and wrong keys', () => {
     const during = statuses(channel).slice(before);
     const healthz = await expectHealthy(bridge);
     const rss = rssMiB(bridge.pid);
+    // The bound is for a 1 s refusal: 5 s from its start, i.e. 4 s from its end. A row whose refusal had to last longer
+    // (no retry met the first second: Smartsupp's visitor retries are drawn later) is held to the same 4 s from the end.
+    const backAfterRefusalMs = backMs - refusedMs;
     report(`refused-1s/${name}`, {
-      up: !bridge.exit, refusedMs, backMs, backBoundMs: BACK_WITHIN_MS, messageAtMs: messageMs, lost: 0,
+      up: !bridge.exit, refusedMs, backMs, backAfterRefusalMs, backBoundMs: BACK_WITHIN_MS, messageAtMs: messageMs, lost: 0,
       states: during.map((s) => `${s.state}${s.reason ? `:${s.reason}` : ''}`).join(','), healthzMs: Math.round(healthz), rssMiB: rss,
     });
-    expect(backMs).toBeLessThanOrEqual(BACK_WITHIN_MS);
+    expect(backAfterRefusalMs).toBeLessThanOrEqual(BACK_WITHIN_MS - REFUSE_MS);
     expect(during.some((s) => s.state === 'auth_failed')).toBe(false);
     expect(rss).toBeLessThan(RSS_BOUND_MIB);
   }
