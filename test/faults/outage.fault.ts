@@ -74,6 +74,20 @@ describe('fault suite: Kafka outages', () => {
     return { sent: all.length, inKafka: all.filter((t) => have.has(t)).length, lost: all.filter((t) => !have.has(t)).length, duplicatedById: ids.length - new Set(ids).size };
   }
 
+  /**
+   * Brings Kafka back, lets the rooms emit 5 s more, then waits until every message sent is in Kafka and asserts
+   * none was lost and that each room has one listener again (the group settled, the overlap passed).
+   */
+  async function recover(roomIds: string[]): Promise<Awaited<ReturnType<typeof tally>>> {
+    await broker.up();
+    await new Promise((r) => setTimeout(r, 5000));
+    clearInterval(ticker);
+    const t = await tally();
+    expect(t.lost).toBe(0);
+    await listenersOneEach(roomIds);
+    return t;
+  }
+
   async function listenersOneEach(roomIds: string[]): Promise<void> {
     await until('one listener per room', () => roomIds.every((r) => watchers.listeners(r) === 1), 30_000);
   }
@@ -90,14 +104,9 @@ describe('fault suite: Kafka outages', () => {
     const watch = setInterval(() => (minListeners = Math.min(minListeners, ...roomIds.map((r) => watchers.listeners(r)))), 100);
     await new Promise((r) => setTimeout(r, 30_000));
     const healthz = await expectHealthy(bridges[0]);
-    await broker.up();
-    await new Promise((r) => setTimeout(r, 5000));
-    clearInterval(ticker);
     clearInterval(watch);
-    const t = await tally();
+    const t = await recover(roomIds);
     expect(minListeners).toBe(1);
-    expect(t.lost).toBe(0);
-    await listenersOneEach(roomIds);
     const rss = rssMiB(bridges[0].pid);
     expect(rss).toBeLessThan(RSS_BOUND_MIB);
     report('kafka-down-30s/1-replica', { ...t, minListenersDuringOutage: minListeners, healthzMs: Math.round(healthz), rssMiB: rss });
@@ -114,13 +123,7 @@ describe('fault suite: Kafka outages', () => {
     await broker.down();
     await new Promise((r) => setTimeout(r, 30_000));
     for (const b of bridges) await expectHealthy(b);
-    await broker.up();
-    await new Promise((r) => setTimeout(r, 5000));
-    clearInterval(ticker);
-    const t = await tally();
-    expect(t.lost).toBe(0);
-    // After the group settled and the overlap passed: one socket per room.
-    await listenersOneEach(roomIds);
+    const t = await recover(roomIds);
     report('kafka-down-30s/3-replicas', { ...t, listenersPerRoomAfter: 1, rssMiB: Math.max(...bridges.map((b) => rssMiB(b.pid))) });
   });
 
@@ -133,12 +136,7 @@ describe('fault suite: Kafka outages', () => {
     emitEverySecond(roomIds);
     await new Promise((r) => setTimeout(r, 45_000));
     const healthz = await expectHealthy(bridges[0]);
-    await broker.up();
-    await new Promise((r) => setTimeout(r, 5000));
-    clearInterval(ticker);
-    const t = await tally();
-    expect(t.lost).toBe(0);
-    await listenersOneEach(roomIds);
+    const t = await recover(roomIds);
     report('kafka-unreachable-60s-at-start', { ...t, healthzMs: Math.round(healthz), rssMiB: rssMiB(bridges[0].pid) });
   });
 });

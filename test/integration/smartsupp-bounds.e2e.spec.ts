@@ -1,38 +1,17 @@
 import pino from 'pino';
 import { CommandError } from '../../src/common/errors';
-import type { ConversationRegistry, UpstreamFrame } from '../../src/connectors/connector.interface';
+import type { UpstreamFrame } from '../../src/connectors/connector.interface';
 import { SmartsuppConnector } from '../../src/connectors/smartsupp/smartsupp.connector';
 import { SmartsuppOptions } from '../../src/connectors/smartsupp/smartsupp.options';
 import { SmartsuppSimulator } from '../simulators/smartsupp/smartsupp.simulator';
 import { waitFor } from '../helpers/bridge-harness';
+import { MemoryRegistry } from '../helpers/memory-registry';
 
 const KEY = 'sim-account-key';
 const BACKOFF = { initialDelayMs: 50, maxDelayMs: 300, multiplier: 2 };
 const LONG = 600_000;
 
 type Visitors = Record<string, { activeAt?: string; chatId?: string }>;
-
-/** A shared registry as every replica sees it (the state topic in production), records delivered asynchronously. */
-class MemoryRegistry {
-  readonly values = new Map<string, unknown>();
-  private readonly listeners = new Set<(id: string, v: unknown) => void>();
-
-  view(): ConversationRegistry {
-    return {
-      ready: async () => true,
-      all: () => new Map(this.values),
-      save: (id, value) => {
-        if (value === null) this.values.delete(id);
-        else this.values.set(id, value);
-        setImmediate(() => { for (const l of this.listeners) l(id, value); });
-      },
-      watch: (listener) => {
-        this.listeners.add(listener);
-        return () => this.listeners.delete(listener);
-      },
-    };
-  }
-}
 
 /**
  * The bounds of a Smartsupp channel's visitors, against the real simulator: at most `maxVisitors` (a start beyond is

@@ -1,36 +1,14 @@
 import pino from 'pino';
-import type { ConversationRegistry, UpstreamFrame } from '../../src/connectors/connector.interface';
+import type { UpstreamFrame } from '../../src/connectors/connector.interface';
 import { SmartsuppConnector } from '../../src/connectors/smartsupp/smartsupp.connector';
 import { SmartsuppOptions } from '../../src/connectors/smartsupp/smartsupp.options';
 import { SmartsuppSimulator } from '../simulators/smartsupp/smartsupp.simulator';
 import { waitFor } from '../helpers/bridge-harness';
+import { MemoryRegistry } from '../helpers/memory-registry';
 
 const KEY = 'sim-account-key';
 const OVERLAP_MS = 600;
 const BACKOFF = { initialDelayMs: 50, maxDelayMs: 300, multiplier: 2 };
-
-/** The shared registry as every replica sees it (the state topic in production; shared-state.e2e covers that). */
-class MemoryRegistry {
-  readonly values = new Map<string, unknown>();
-  private readonly listeners = new Set<(id: string, v: unknown) => void>();
-
-  view(): ConversationRegistry {
-    return {
-      ready: async () => true,
-      all: () => new Map(this.values),
-      save: (id, value) => {
-        if (value === null) this.values.delete(id);
-        else this.values.set(id, value);
-        // Delivered asynchronously, as a topic would.
-        setImmediate(() => { for (const l of this.listeners) l(id, value); });
-      },
-      watch: (listener) => {
-        this.listeners.add(listener);
-        return () => this.listeners.delete(listener);
-      },
-    };
-  }
-}
 
 /**
  * One Smartsupp channel on two "replicas" (two connectors sharing a registry), against the real simulator: visitors
