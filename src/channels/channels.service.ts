@@ -203,11 +203,6 @@ export class ChannelsService {
     return this.inboundEntry(channelId).channel.inbound as InboundAuthConfig;
   }
 
-  /** The body limit of a channel's inbound posts, or undefined (unknown channel, no inbound block). */
-  inboundLimit(channelId: string): number | undefined {
-    return this.entries.get(channelId)?.channel.inbound?.maxBodyBytes;
-  }
-
   /**
    * One inbound post, already authenticated: JSON → the provider's frames → the same path as socket frames
    * (metrics, mapper, dedupe by stable id). A body that is not JSON or not the provider's shape is dead-lettered
