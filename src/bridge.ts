@@ -91,7 +91,7 @@ export class Bridge {
       this.webhooks = new WebhookSink(config.webhooks, this.deadLetters, this.metrics, log.child({ context: 'webhooks' }), source, (item) => this.pipeline.publish(item));
       this.pipeline.addSink(this.webhooks);
     }
-    // SPEC §5: events go to stdout as JSON lines only when no other sink is configured.
+    // docs/kafka.md: events go to stdout as JSON lines only when no other sink is configured.
     if (!this.pipeline.allSinks.length) this.pipeline.addSink(new StdoutSink(opts.stdout ?? process.stdout, this.deadLetters, this.metrics));
     // Added after that decision: the live stream is always there and counts neither as a configured sink nor for readiness.
     this.stream = new EventStream(config.api.stream, this.metrics, log.child({ context: 'event-stream' }));

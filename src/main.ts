@@ -3,7 +3,7 @@ import { startBridge, type RunningBridge } from './bootstrap';
 import { createRootLogger } from './common/logger';
 import { ConfigError, loadConfig } from './config/config.loader';
 
-/** Production entry point (`npm start`): config from CHATBRIDGE_CONFIG + environment (SPEC §2). */
+/** Production entry point (`npm start`): config from CHATBRIDGE_CONFIG + environment (docs/configuration.md). */
 async function main(): Promise<void> {
   let loaded;
   try {

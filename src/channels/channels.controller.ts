@@ -27,7 +27,7 @@ export class ChannelsController {
   }
 
   /**
-   * Switches socket ↔ webhook (SPEC §7): 200 when done, 202 when the socket is not connected yet after the wait or
+   * Switches socket ↔ webhook (docs/modes.md): 200 when done, 202 when the socket is not connected yet after the wait or
    * (cluster) when another replica holds the channel and applies the persisted switch, 503 when it could not be persisted.
    */
   @Put(':id/mode')

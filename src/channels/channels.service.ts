@@ -226,7 +226,7 @@ export class ChannelsService {
   }
 
   /**
-   * Switches a channel's mode at runtime (SPEC §7), once it is persisted (Kafka state topic and/or `stateDir`;
+   * Switches a channel's mode at runtime (docs/modes.md), once it is persisted (Kafka state topic and/or `stateDir`;
    * ChannelRequestError `mode_not_persisted` when it could not be, and then nothing changes). socket → webhook: posts are
    * accepted at once; the socket closes after the first accepted post (or `modeSwitch.overlapMs`). webhook → socket:
    * the socket opens and the answer waits for `connected` (up to `modeSwitch.connectWaitMs`); posts stay accepted.

@@ -6,7 +6,7 @@ import { untilConnected, type ChannelEntry } from './channel-entry';
 import type { ModeSwitchResult } from './channel-mode';
 
 /**
- * The socket side of a channel's mode (SPEC §7): opens and closes the supervised socket so that a switch loses
+ * The socket side of a channel's mode (docs/modes.md): opens and closes the supervised socket so that a switch loses
  * nothing. socket → webhook keeps the socket until the upstream's first accepted post (or `overlapMs`);
  * webhook → socket opens the socket first and answers once it is connected (or after `connectWaitMs`), while
  * posts stay accepted. Events that arrive both ways meanwhile share their stable id; the pipeline drops the copy.

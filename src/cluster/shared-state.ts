@@ -27,7 +27,7 @@ type ConversationListener = (conversationId: string, value: unknown) => void;
 const WRITE_BACKOFF = { initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2 };
 
 /**
- * The state topic as every replica of a cluster sees it, followed for the process's life (SPEC §9): each channel's
+ * The state topic as every replica of a cluster sees it, followed for the process's life (docs/operations.md): each channel's
  * mode record (a switch made at one replica reaches the holder, and a new holder starts in the current mode), and the
  * records of conversations whose sockets are spread across replicas (Smartsupp visitors: any replica may come to hold
  * one, so their ids and read marks live here rather than in one pod's `stateDir`).

@@ -18,7 +18,7 @@ export interface DeliveryEnd {
 }
 
 /**
- * Delivers one command upstream with safe retry (SPEC §8):
+ * Delivers one command upstream with safe retry (docs/commands.md):
  * - surely not sent and retriable (connect refused, 5xx/429, socket not open) → `accepted` again, retried after a
  *   jittered backoff;
  * - `not_connected` → held until the channel is connected again (not an upstream attempt);

@@ -29,7 +29,7 @@ export function newerRecord(a: CommandRecord, b: CommandRecord): CommandRecord {
 }
 
 /**
- * The idempotency ledger (SPEC §8): commandId → the command's latest record. Memory holds the newest
+ * The idempotency ledger (docs/commands.md): commandId → the command's latest record. Memory holds the newest
  * `maxEntries` for `ttlMs`; with a store (Kafka) every record is also written durably, loaded at start and
  * followed from other replicas. A command is accepted only once its first record is durable.
  */

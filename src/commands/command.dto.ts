@@ -12,7 +12,7 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const TYPE = /^[a-z][a-z0-9._-]{0,63}$/;
 
 /**
- * A command (SPEC §8): the canonical fields plus every provider field a connector reads. Unknown fields are a 400
+ * A command (docs/commands.md): the canonical fields plus every provider field a connector reads. Unknown fields are a 400
  * (whitelist), so a typo is never silently dropped on the way upstream.
  */
 export class CommandDto {

@@ -23,7 +23,7 @@ const SWEEP_EVERY_MS = 5000;
 const SWEEP_GRACE_MS = 5000;
 
 /**
- * The command gateway (SPEC §8), one for all three doors: validation, the idempotency ledger, per-conversation
+ * The command gateway (docs/commands.md), one for all three doors: validation, the idempotency ledger, per-conversation
  * order, delivery with safe retry (CommandDelivery), and the `chatbridge.command.result` event of every end state.
  * In a cluster only the replica holding a channel delivers its commands; the others accept, record and forward them.
  */

@@ -1,7 +1,7 @@
 import { apiError, type ApiErrorBody } from '../common/api-error';
 import type { UpstreamCommand } from '../connectors/connector.interface';
 
-/** A command's life (SPEC §8): accepted → sending → sent | failed. `sent` and `failed` are final. */
+/** A command's life (docs/commands.md): accepted → sending → sent | failed. `sent` and `failed` are final. */
 export type CommandStatus = 'accepted' | 'sending' | 'sent' | 'failed';
 
 /** Where a command came in. */
@@ -47,7 +47,7 @@ export interface CommandRecord {
   command?: UpstreamCommand;
 }
 
-/** What `GET /v1/commands/:commandId` answers (SPEC §8), and the ack of the socket.io `command` event. */
+/** What `GET /v1/commands/:commandId` answers (docs/commands.md), and the ack of the socket.io `command` event. */
 export interface CommandView {
   commandId: string;
   channelId: string;

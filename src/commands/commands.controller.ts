@@ -3,7 +3,7 @@ import { Bridge } from '../bridge';
 import { ApiAuthGuard } from '../common/api-auth.guard';
 import { commandErrorBody, CommandRequestError, type CommandView, type SubmitResult } from './command.types';
 
-/** The HTTP door of the command gateway (SPEC §8): `POST /v1/channels/:id/commands` (202) and `GET /v1/commands/:commandId`. */
+/** The HTTP door of the command gateway (docs/commands.md): `POST /v1/channels/:id/commands` (202) and `GET /v1/commands/:commandId`. */
 @Controller('v1')
 @UseGuards(ApiAuthGuard)
 export class CommandsController {

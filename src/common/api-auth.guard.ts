@@ -9,7 +9,7 @@ export const API_TOKENS = Symbol('API_TOKENS');
 export const API_RATE_LIMITER = Symbol('API_RATE_LIMITER');
 
 /**
- * Bearer-token check for `/v1/*` (SPEC §8): tokens from CHATBRIDGE_API_TOKENS, compared in constant time; then the
+ * Bearer-token check for `/v1/*` (docs/api.md): tokens from CHATBRIDGE_API_TOKENS, compared in constant time; then the
  * token's rate limit (429 with `Retry-After`).
  */
 @Injectable()

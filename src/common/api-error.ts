@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 
-/** The API's error JSON (SPEC §8), the same in HTTP bodies and socket.io acks. */
+/** The API's error JSON (docs/api.md), the same in HTTP bodies and socket.io acks. */
 export interface ApiErrorBody {
   statusCode: number;
   error: string;

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 export type RateDecision = { ok: true } | { ok: false; retryAfterMs: number };
 
 /**
- * Token buckets per API token (SPEC §8 "per-token rate limit"): `perSecond` refill, `burst` capacity, shared by
+ * Token buckets per API token (docs/api.md "per-token rate limit"): `perSecond` refill, `burst` capacity, shared by
  * HTTP and socket.io. Buckets are keyed by a digest of the token (the token itself is never kept as a map key)
  * and a bucket that is full again is forgotten, so memory follows the callers active in the last few seconds.
  */

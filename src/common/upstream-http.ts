@@ -3,7 +3,7 @@ import { redactText } from './redact';
 
 /**
  * How an outbound COMMAND sent to an upstream's HTTP API failed, in one table for every provider.
- * The question is always "may the upstream have acted?" (SPEC §8: retry only when it surely did not).
+ * The question is always "may the upstream have acted?" (docs/commands.md: retry only when it surely did not).
  *
  * | outcome                                   | code                 | retriable | sent  |
  * | HTTP 3xx (redirects are never followed)    | upstream_rejected    | no        | false | the configured URL is not the API's

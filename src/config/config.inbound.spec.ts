@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { ConfigError, loadConfig, type LoadConfigInput } from './config.loader';
 
-/** The channel `inbound` block and `modeSwitch` settings (SPEC §7). */
+/** The channel `inbound` block and `modeSwitch` settings (docs/modes.md). */
 const zap = { url: 'http://127.0.0.1:1', instance: 'sales', apiKey: 'k' };
 const smartsupp = { url: 'http://127.0.0.1:1', key: 'k' };
 

@@ -429,7 +429,7 @@ function escapeRegExp(s: string): string {
 describe('loadConfig: webhooks', () => {
   const secret = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
 
-  it('loads endpoints with every default (SPEC §6 schedule) and converts ${VAR} numbers, also in lists', () => {
+  it('loads endpoints with every default (docs/webhooks.md schedule) and converts ${VAR} numbers, also in lists', () => {
     const { config } = loadConfig({
       env: { CRM_SECRET: secret, T: '2500', D: '1000' },
       raw: { webhooks: [{ id: 'crm', url: 'https://crm.example.com/hooks/chat', secret: '${CRM_SECRET}', types: ['chatbridge.message.*'], channels: ['wa-sales'] }, { id: 'ops', url: 'http://10.0.0.5:8080/h', secret, timeoutMs: '${T}', retrySchedule: [0, '${D}'] }] },

@@ -23,7 +23,7 @@ export interface ChannelConfig<O extends object = object> {
   options: O;
 }
 
-/** The whole validated configuration: the file plus the environment (SPEC §2–3). */
+/** The whole validated configuration: the file plus the environment (docs/configuration.md). */
 export interface AppConfig {
   kafka?: KafkaConfig;
   reconnect: ReconnectConfig;

@@ -24,7 +24,7 @@ export class KafkaSaslConfig {
   @IsDefined() @IsString() password!: string;
 }
 
-/** Topic names (SPEC §3 defaults). */
+/** Topic names (docs/configuration.md defaults). */
 export class KafkaTopicsConfig {
   @IsOptional() @IsString() events = 'chatbridge.events';
   @IsOptional() @IsString() commands = 'chatbridge.commands';
@@ -211,7 +211,7 @@ export class CommandRetryConfig {
   @IsOptional() @IsInt() @Min(1) @Max(100) maxAttempts: number = 6;
 }
 
-/** The command gateway (SPEC §8). */
+/** The command gateway (docs/commands.md). */
 export class CommandsConfig {
   /** A command not `sent` this long after it was accepted ends `failed` (`deadline_exceeded`), held or retrying (ms). */
   @IsOptional() @IsInt() @Min(100) deadlineMs: number = 120_000;
@@ -232,7 +232,7 @@ export class CommandsConfig {
 }
 
 /**
- * Several replicas sharing the channels (SPEC §9). Each channel belongs to the partition of `topics.commands` its id
+ * Several replicas sharing the channels (docs/operations.md). Each channel belongs to the partition of `topics.commands` its id
  * hashes to (Kafka's default partitioner); the replicas join one consumer group on that topic
  * (`kafka.consumer.commandGroup`), and the member assigned a partition holds the upstream connections of its
  * channels and executes their commands. Requires `kafka`.
@@ -278,7 +278,7 @@ export class FileConfig {
   @IsOptional() @ValidateNested() @Type(() => ApiConfig) api: ApiConfig = new ApiConfig();
   @IsOptional() @ValidateNested() @Type(() => CommandsConfig) commands: CommandsConfig = new CommandsConfig();
   @IsOptional() @ValidateNested() @Type(() => ClusterConfig) cluster: ClusterConfig = new ClusterConfig();
-  /** Outbound webhook endpoints (SPEC §3, §6); each block is checked by WebhookConfig, ids for uniqueness in the loader. */
+  /** Outbound webhook endpoints (docs/configuration.md, docs/webhooks.md); each block is checked by WebhookConfig, ids for uniqueness in the loader. */
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => WebhookConfig) webhooks: WebhookConfig[] = [];
   @IsOptional() @IsArray() channels: unknown[] = [];
 }

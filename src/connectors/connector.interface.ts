@@ -11,7 +11,7 @@ export interface UpstreamFrame {
   payload: unknown;
 }
 
-/** A channel's mode (SPEC §7): the bridge holds the upstream socket, or the upstream posts to `/v1/inbound/<id>`. */
+/** A channel's mode (docs/modes.md): the bridge holds the upstream socket, or the upstream posts to `/v1/inbound/<id>`. */
 export type ChannelMode = 'socket' | 'webhook';
 
 /** Where a channel's commands go: over its socket, or over the upstream's HTTP API. */
@@ -72,7 +72,7 @@ export interface Connector {
   heldConversations?(): number;
 }
 
-/** A validated outbound command (SPEC §8), as the connector receives it. */
+/** A validated outbound command (docs/api.md), as the connector receives it. */
 export interface UpstreamCommand {
   commandId: string;
   type: string;
@@ -154,7 +154,7 @@ export interface ProviderDefinition<O extends object = object> {
   createConnector(ctx: ConnectorContext<O>): Connector;
   /** Upstream frame → canonical events (pure). */
   map: Mapper;
-  /** Whether the upstream can post events to us instead (SPEC §7); such providers also define `inbound`. */
+  /** Whether the upstream can post events to us instead (docs/modes.md); such providers also define `inbound`. */
   supportsWebhookMode: boolean;
   /** Webhook body → the same frames the socket delivers, so the mapper yields the same events and ids (pure). */
   inbound?(body: unknown, ctx: InboundContext): InboundParse;

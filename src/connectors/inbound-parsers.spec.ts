@@ -7,7 +7,7 @@ import { WatchersOptions } from './watchers/watchers.options';
 
 /**
  * Inbound parsers turn an upstream's webhook body into the frames its socket delivers, so the same mapper
- * yields the same canonical event with the same id whichever path the event took (SPEC §7).
+ * yields the same canonical event with the same id whichever path the event took (docs/modes.md).
  */
 const receivedAt = new Date('2024-06-05T13:20:00Z');
 

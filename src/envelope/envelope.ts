@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { DurableCallback } from '../pipeline/durable';
 import type { BridgeEventType, EventDataMap, EventType, ProviderName } from './event-types';
 
-/** A canonical CloudEvent 1.0 (SPEC §4). One shape for every sink. */
+/** A canonical CloudEvent 1.0 (docs/events.md). One shape for every sink. */
 export interface CanonicalEvent<T extends EventType = EventType> {
   specversion: '1.0';
   id: string;

@@ -7,7 +7,7 @@
 export const PROVIDERS = ['zapthinker', 'jwt-websocket', 'captivate', 'smartsupp', 'watchers'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
-/** States a channel reports (SPEC §4 `chatbridge.channel.status`). */
+/** States a channel reports (docs/events.md `chatbridge.channel.status`). */
 export const CHANNEL_STATES = ['connecting', 'connected', 'reconnecting', 'disconnected', 'auth_failed'] as const;
 export type ChannelState = (typeof CHANNEL_STATES)[number];
 

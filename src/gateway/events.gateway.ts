@@ -61,7 +61,7 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
     this.bridge.stream.unsubscribe(socket.id);
   }
 
-  /** `command` (SPEC §8 body plus `channelId`) → ack the HTTP 202 body `{commandId, channelId, status, duplicate}` or `{error}`. */
+  /** `command` (docs/api.md body plus `channelId`) → ack the HTTP 202 body `{commandId, channelId, status, duplicate}` or `{error}`. */
   @SubscribeMessage('command')
   async command(@ConnectedSocket() socket: ApiSocket, @MessageBody() body: unknown): Promise<SubmitResult | ErrorAck> {
     const rate = this.bridge.rateLimiter.take(socket.data.token ?? '');

@@ -2,7 +2,7 @@ import { Controller, Get, Header, HttpStatus, Inject, Res } from '@nestjs/common
 import type { Response } from 'express';
 import { Bridge } from '../bridge';
 
-/** Liveness, readiness and Prometheus metrics (SPEC §8). No auth: probes and scrapers call these. */
+/** Liveness, readiness and Prometheus metrics (docs/api.md). No auth: probes and scrapers call these. */
 @Controller()
 export class HealthController {
   constructor(@Inject(Bridge) private readonly bridge: Bridge) {}

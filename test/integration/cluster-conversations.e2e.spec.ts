@@ -16,7 +16,7 @@ interface CommandView { status: string; conversationId?: string }
 
 /**
  * Three bridge processes share a Smartsupp channel (one socket per visitor) and a Watchers channel through the Kafka
- * group (SPEC §9): the visitors are spread across the replicas by visitor, each held by exactly one, and a command
+ * group (docs/operations.md): the visitors are spread across the replicas by visitor, each held by exactly one, and a command
  * for a visitor runs once on its holder whichever replica took it; a SIGTERM hands visitors over with no message
  * lost. A mode switch sent to a replica that does not hold the channel reaches the holder through the state topic,
  * and the replica taking the channel over later starts it in that mode.

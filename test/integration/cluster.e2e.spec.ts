@@ -24,7 +24,7 @@ const CRASH_HANDOVER_MS = CLUSTER.sessionTimeoutMs + CLUSTER.rebalanceTimeoutMs 
 interface Sent { room: string; text: string; at: number; listeners: number }
 
 /**
- * Three bridge processes share six Watchers channels through the command consumer group (SPEC §9): each channel is
+ * Three bridge processes share six Watchers channels through the command consumer group (docs/operations.md): each channel is
  * held by exactly one replica; commands sent to any replica run once, on the holder; a SIGTERM hands channels over
  * make-before-break with nothing lost; a SIGKILL hands them over after the session timeout.
  */

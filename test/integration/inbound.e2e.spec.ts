@@ -4,7 +4,7 @@ import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulat
 import { metricValue, startTestBridge, waitFor, TEST_TOKEN, type TestBridge } from '../helpers/bridge-harness';
 
 /**
- * `POST /v1/inbound/:channelId` (SPEC §7) in embedded mode: the ZapThinker simulator posts its events to the
+ * `POST /v1/inbound/:channelId` (docs/modes.md) in embedded mode: the ZapThinker simulator posts its events to the
  * bridge over real HTTP, as Evolution's webhook does; tests also post directly, as a misbehaving client would.
  */
 describe('inbound webhook posts (e2e)', () => {

@@ -3,7 +3,7 @@ import { startTestBridge, waitFor, type TestBridge } from '../helpers/bridge-har
 import { KafkaReader, sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
 import { messageEvent, newSecret, WebhookReceiver } from '../helpers/webhook-receiver';
 
-/** SPEC §5 with a real broker: dead letters go to `topics.deadLetter` with the reason in headers; topic creation is optional. */
+/** docs/kafka.md with a real broker: dead letters go to `topics.deadLetter` with the reason in headers; topic creation is optional. */
 describe('Kafka dead letters and topic creation (e2e)', () => {
   let bridge: TestBridge | undefined;
   let reader: KafkaReader | undefined;

@@ -4,7 +4,7 @@ import { metricValue, startTestBridge, waitFor, TEST_TOKEN, type TestBridge } fr
 import { KafkaReader, sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
 
 /**
- * SPEC §7: `PUT /v1/channels/:id/mode` under a steady stream of upstream events. The simulator emits a message
+ * docs/modes.md: `PUT /v1/channels/:id/mode` under a steady stream of upstream events. The simulator emits a message
  * every 20 ms on its socket and, while its webhook is set, POSTs it to the bridge too; a Kafka consumer must
  * see every upstream message exactly once across socket → webhook → socket.
  */

@@ -15,7 +15,7 @@ const TS_NODE = require.resolve('ts-node/dist/bin');
 /** Test-broker friendly consumer settings: short empty fetches, a dead member leaves the group quickly. */
 const CONSUMER = { maxWaitTimeMs: 100, sessionTimeoutMs: 6000, commitIntervalMs: 50 };
 
-/** SPEC §6: with Kafka, pending webhook deliveries survive a restart; nothing is lost, repeats keep their webhook-id. */
+/** docs/webhooks.md: with Kafka, pending webhook deliveries survive a restart; nothing is lost, repeats keep their webhook-id. */
 describe('durable webhook delivery from the events topic (e2e, test broker)', () => {
   let producer: Producer;
   let bridge: TestBridge | undefined;

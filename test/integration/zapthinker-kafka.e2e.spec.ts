@@ -123,7 +123,7 @@ describe('ZapThinker → CloudEvents → Kafka (e2e)', () => {
     await waitFor('reconnected', async () => (await b.get('/v1/channels/wa-sales')).body && ((await b.get('/v1/channels/wa-sales')).body as { reconnects: number; state: string }).reconnects >= 1 && ((await b.get('/v1/channels/wa-sales')).body as { state: string }).state === 'connected');
     await sim.waitForClients('sales', 1);
 
-    // Evolution/Baileys replay recent messages.upsert after a reconnect (upstreams.md §0.3): same key ids.
+    // Evolution/Baileys replay recent messages.upsert after a reconnect (docs/providers.md#zapthinker): same key ids.
     for (const m of before) sim.emit('sales', 'messages.upsert', m);
     const after = sim.sendMessage('sales', { remoteJid: '5511911111111', text: 'three' });
     await reader!.waitFor('third message', () => upstreamIds(reader!.records).includes(after.key.id));

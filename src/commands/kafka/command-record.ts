@@ -12,7 +12,7 @@ export type Refusal =
   | { action: 'retry'; code: string; error: string };
 
 /**
- * Reads one record of the commands topic: value = the command JSON (SPEC §8, plus `channelId`), key = the channel id
+ * Reads one record of the commands topic: value = the command JSON (docs/commands.md, plus `channelId`), key = the channel id
  * (or, for a record a replica forwarded to a spread conversation's holder, `<channelId>/<conversationId>`: channel ids
  * hold no `/`). An empty key means "take the body's channelId"; a key and a body that disagree are refused by the service.
  * Total: any input gives a result, never an exception (the consumer dead-letters what is not `ok`). Size and depth

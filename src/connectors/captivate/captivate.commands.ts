@@ -2,7 +2,7 @@ import { CommandError } from '../../common/errors';
 import type { UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
 
-/** Command types Captivate channels accept (SPEC §8 plus Captivate's own). */
+/** Command types Captivate channels accept (docs/commands.md plus Captivate's own). */
 export const CAPTIVATE_COMMANDS = ['conversation.start', 'message.send', 'metadata', 'action', 'transcript'] as const;
 export type CaptivateCommandType = (typeof CAPTIVATE_COMMANDS)[number];
 

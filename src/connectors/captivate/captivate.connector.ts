@@ -17,7 +17,7 @@ import { PendingReplies } from './captivate.replies';
 const REGISTRY_WAIT_MS = 15_000;
 
 /**
- * Raw WebSocket client of one Captivate Hub channel (upstreams.md A3), which looks like AWS API Gateway:
+ * Raw WebSocket client of one Captivate Hub channel (docs/providers.md#captivate), which looks like AWS API Gateway:
  * `socket_connected` is the real "connected" signal; idle sockets close after 10 min (hence the keepalive) and
  * every socket closes at 2 h (hence the planned reconnect, opened before the old socket is closed).
  * A new `ws` socket per attempt is unavoidable; each gets its listeners once, at creation, never in a handler.

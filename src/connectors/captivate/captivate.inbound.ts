@@ -3,7 +3,7 @@ import { unwrapEvent } from './captivate.frames';
 
 /**
  * Captivate Hub's webhook body → the frame its socket delivers (pure). The webhook payload is undocumented
- * (upstreams.md A3); the assumption is that Captivate posts the same `{action: "receiveMessage", event: {…}}`
+ * (docs/providers.md#captivate); the assumption is that Captivate posts the same `{action: "receiveMessage", event: {…}}`
  * frame it sends on the socket (the bare `{event_type, event_payload, event_id}` shape is read too).
  */
 export function parseCaptivateInbound(body: unknown): InboundParse {

@@ -5,7 +5,7 @@ import type { MapContext, MappedEvent } from '../mapper';
 import type { BaseData } from '../../envelope/event-types';
 import { mapCaptivate } from './captivate.mapper';
 
-/** Recorded-shape Captivate frames (upstreams.md A3, manual socket-event-types.md); `$comment` says where each comes from. */
+/** Recorded-shape Captivate frames (docs/providers.md#captivate, manual socket-event-types.md); `$comment` says where each comes from. */
 const FIXTURES = join(__dirname, '__fixtures__');
 const ctx: MapContext = { channelId: 'hub', provider: 'captivate', receivedAt: new Date('2024-06-05T13:20:00Z') };
 const RECEIVED = '2024-06-05T13:20:00.000Z';

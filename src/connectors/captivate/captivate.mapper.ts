@@ -7,7 +7,7 @@ import { roleOf } from './captivate.transcript';
 
 /**
  * Captivate Hub socket frame → canonical events. Pure: fixtures in __fixtures__/ drive its spec.
- * Event types and payloads: upstreams.md A3 (manual + captivate-chat-api SDK).
+ * Event types and payloads: docs/providers.md#captivate (manual + captivate-chat-api SDK).
  */
 export function mapCaptivate(frame: UpstreamFrame, ctx: MapContext): MappedEvent[] {
   const name = typeof frame.event === 'string' ? frame.event : String(frame.event);

@@ -2,7 +2,7 @@ import { Transform } from 'class-transformer';
 import { toBool } from '../../config/config.schema';
 import { IsBoolean, IsDefined, IsIn, IsInt, IsOptional, IsString, IsUrl, Max, Min, ValidateIf } from 'class-validator';
 
-/** `channels[].captivate` (SPEC §3; upstreams.md A3). */
+/** `channels[].captivate` (docs/configuration.md; docs/providers.md#captivate). */
 export class CaptivateOptions {
   /** Socket URL, e.g. `wss://channel.wss.captivatechat.ai` (the SDK adds the `/dev` stage path). */
   @IsDefined() @IsUrl({ protocols: ['ws', 'wss', 'http', 'https'], require_tld: false, require_protocol: true }) url!: string;

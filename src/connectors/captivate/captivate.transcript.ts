@@ -29,7 +29,7 @@ export function roleOf(entry: Record<string, unknown>): TranscriptRole | undefin
 }
 
 /**
- * Flattens every known transcript shape (upstreams.md A3):
+ * Flattens every known transcript shape (docs/providers.md#captivate):
  * - REST `GET /api/transcript` (SDK ≥5): `{transcript: [{message_id | id, from?, content, text?, files?}]}`;
  * - the manual's `conversation_transcript`: `transcript: [{event_id, messages: [{from, messages: […]}]}]`;
  * - its example: `messages: [{from, messages: […] | {idChat, messages, actions}}]`.

@@ -3,7 +3,7 @@ import type { UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
 
 /**
- * The service's wire format (upstreams.md A2): client frames are `{type, data}` JSON, server frames
+ * The service's wire format (docs/providers.md#jwt-websocket): client frames are `{type, data}` JSON, server frames
  * `{type, data, timestamp}`. Pure builders and readers only; the connector does the sending.
  */
 
@@ -50,7 +50,7 @@ export interface ErrorFrame {
 export const ERROR_CODES: ReadonlySet<string> = new Set(['invalid_request', 'unauthorized', 'subscription_failed', 'internal_error']);
 
 /**
- * Reads an error frame; undefined for other frames. The exact shape is undocumented (upstreams.md A2), so
+ * Reads an error frame; undefined for other frames. The exact shape is undocumented (docs/providers.md#jwt-websocket), so
  * `{"type":"error","data":{"code":…}}`, a top-level `code`, and a `type` that is itself an error code are accepted.
  */
 export function readErrorFrame(frame: unknown): ErrorFrame | undefined {

@@ -13,7 +13,7 @@ import { jwtExpiry, tokenSourceFor, type TokenSource } from './jwt-websocket.tok
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * Raw RFC 6455 client for the Zyeta-style JWT WebSocket service (`<url>?token=<JWT>`, upstreams.md A2).
+ * Raw RFC 6455 client for the Zyeta-style JWT WebSocket service (`<url>?token=<JWT>`, docs/providers.md#jwt-websocket).
  * Never reconnects by itself: every failure ends in a rejected connect() or one `lost` for the supervisor.
  * A `ws` socket cannot be reopened, so each attempt creates one and registers its listeners once, at
  * creation; events of an older socket are ignored.

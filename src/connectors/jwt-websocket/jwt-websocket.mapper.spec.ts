@@ -5,7 +5,7 @@ import type { UpstreamFrame } from '../connector.interface';
 import type { MapContext, MappedEvent } from '../mapper';
 import { canonicalJson, mapJwtWebSocket } from './jwt-websocket.mapper';
 
-/** Recorded-shape frames of the JWT WebSocket service (upstreams.md A2); `$comment` in each file says why it exists. */
+/** Recorded-shape frames of the JWT WebSocket service (docs/providers.md#jwt-websocket); `$comment` in each file says why it exists. */
 const FIXTURES = join(__dirname, '__fixtures__');
 const ctx: MapContext = { channelId: 'support', provider: 'jwt-websocket', receivedAt: new Date('2024-06-05T13:20:00Z') };
 const RECEIVED = '2024-06-05T13:20:00.000Z';

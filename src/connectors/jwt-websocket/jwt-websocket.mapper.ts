@@ -5,7 +5,7 @@ import type { UpstreamFrame } from '../connector.interface';
 import { isRecord, str, type MapContext, type MappedEvent } from '../mapper';
 
 /**
- * Zyeta-style WebSocket service frame `{type, data, timestamp}` → canonical events (upstreams.md A2). Pure.
+ * Zyeta-style WebSocket service frame `{type, data, timestamp}` → canonical events (docs/providers.md#jwt-websocket). Pure.
  * The service gives no ids, so the stable key is a hash of the canonical JSON of the whole frame (type,
  * timestamp, data, and a top-level error `code` if any): an exact replay dedupes, frames that differ in anything do not. Without a timestamp the frame has
  * no identity at all (two identical "ok" messages are two messages), so it gets a unique id.

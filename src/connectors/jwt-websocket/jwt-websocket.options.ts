@@ -1,6 +1,6 @@
 import { ArrayUnique, IsArray, IsDefined, IsInt, IsOptional, IsString, IsUrl, Min, MinLength, ValidateIf } from 'class-validator';
 
-/** `channels[].jwt-websocket` (SPEC §3; upstreams.md A2). */
+/** `channels[].jwt-websocket` (docs/configuration.md; docs/providers.md#jwt-websocket). */
 export class JwtWebSocketOptions {
   /** Socket endpoint, e.g. `wss://api.example.com/api/ws` (ws/wss/http/https; http(s) is upgraded as ws(s)). */
   @IsDefined() @IsUrl({ protocols: ['http', 'https', 'ws', 'wss'], require_tld: false, require_protocol: true }) url!: string;

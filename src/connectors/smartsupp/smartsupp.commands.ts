@@ -4,7 +4,7 @@ import { isRecord, str } from '../mapper';
 import type { SmartsuppOptions } from './smartsupp.options';
 
 /**
- * The visitor SDK's wire format (upstreams.md A4, smartsupp-websocket@1.2.2 lib/visitor.js). Pure builders
+ * The visitor SDK's wire format (docs/providers.md#smartsupp, smartsupp-websocket@1.2.2 lib/visitor.js). Pure builders
  * of socket.io emits; the connector sends them.
  */
 

@@ -4,7 +4,7 @@ import { str } from '../mapper';
 
 /**
  * Whether `event` is Smartsupp's echo of a `message.send`. The bridge is the visitor, and the server sends the
- * visitor's own `chat.message` back as `chat.message_received` (upstreams.md A4): subType `contact`, mapped to an
+ * visitor's own `chat.message` back as `chat.message_received` (docs/providers.md#smartsupp): subType `contact`, mapped to an
  * inbound `message.received` from the contact; with `senderType: bot` it is stored as a trigger message, mapped
  * to an outbound `message.sent` from a bot. Same visitor (the conversation), same text. Pure.
  */

@@ -5,7 +5,7 @@ import type { UpstreamFrame } from '../connector.interface';
 import type { MapContext, MappedEvent } from '../mapper';
 import { mapSmartsupp } from './smartsupp.mapper';
 
-/** Recorded-shape frames (upstreams.md A4, smartsupp-websocket@1.2.2 types); `$comment` says what each is. */
+/** Recorded-shape frames (docs/providers.md#smartsupp, smartsupp-websocket@1.2.2 types); `$comment` says what each is. */
 const FIXTURES = join(__dirname, '__fixtures__');
 const ctx: MapContext = { channelId: 'site-chat', provider: 'smartsupp', receivedAt: new Date('2024-06-05T12:00:00Z') };
 const RECEIVED = '2024-06-05T12:00:00.000Z';

@@ -5,7 +5,7 @@ import { isRecord, num, str, type MapContext, type MappedEvent } from '../mapper
 
 /**
  * Smartsupp visitor socket event → canonical events. Pure: fixtures in __fixtures__/ drive its spec.
- * Event names and payloads: upstreams.md A4 (smartsupp-websocket@1.2.2). The conversation is the VISITOR:
+ * Event names and payloads: docs/providers.md#smartsupp (smartsupp-websocket@1.2.2). The conversation is the VISITOR:
  * one socket per visitor, stable across that visitor's chats (the chat id stays in `upstream.payload`).
  */
 

@@ -1,6 +1,6 @@
 import { IsDefined, IsInt, IsOptional, IsString, IsUrl, Matches, Max, Min, MinLength } from 'class-validator';
 
-/** `channels[].smartsupp` (SPEC §3). One visitor socket per conversation, all under one account key. */
+/** `channels[].smartsupp` (docs/configuration.md). One visitor socket per conversation, all under one account key. */
 export class SmartsuppOptions {
   /** Visitor websocket server (Engine.IO 3 / socket.io 2.x), e.g. `https://websocket-visitors.smartsupp.com`. */
   @IsOptional() @IsUrl({ protocols: ['http', 'https', 'ws', 'wss'], require_tld: false, require_protocol: true }) url = 'https://websocket-visitors.smartsupp.com';

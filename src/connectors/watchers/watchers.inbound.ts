@@ -3,7 +3,7 @@ import { isRecord } from '../mapper';
 
 /**
  * The bridge's inbound format for Watchers (pure). Watchers' Bot REST webhook payload is not documented
- * (upstreams.md A5), so the bridge accepts the socket frames themselves: `{"event": "<socket event name>",
+ * (docs/providers.md#watchers), so the bridge accepts the socket frames themselves: `{"event": "<socket event name>",
  * "data": <the event's payload>}`, or a list of them. `{"event":"message","data":{project, roomId, message, userId}}`
  * is the socket's `message` event exactly, so it maps to the same event with the same id.
  * A list is all or nothing: one bad item rejects the body, so nothing is half-published.

@@ -6,7 +6,7 @@ import type { BaseData, UpstreamInfo } from '../../envelope/event-types';
 import { mapWatchers } from './watchers.mapper';
 import { watchersProvider } from './watchers.provider';
 
-/** Recorded-shape Watchers frames (upstreams.md A5); `$comment` in each file says where it comes from. */
+/** Recorded-shape Watchers frames (docs/providers.md#watchers); `$comment` in each file says where it comes from. */
 const FIXTURES = join(__dirname, '__fixtures__');
 const ctx: MapContext = { channelId: 'bot-eu', provider: 'watchers', receivedAt: new Date('2024-06-05T13:20:00Z') };
 const RECEIVED = '2024-06-05T13:20:00.000Z';

@@ -5,7 +5,7 @@ import { isRecord, type MapContext, type MappedEvent } from '../mapper';
 
 /**
  * Watchers.io bot socket event → canonical events. Pure: fixtures in __fixtures__/ drive its spec.
- * The only documented event is `message` {project, roomId, message: {id, text}, userId} (upstreams.md A5);
+ * The only documented event is `message` {project, roomId, message: {id, text}, userId} (docs/providers.md#watchers);
  * it carries no time, so events are stamped with the time received. Everything else is a provider event.
  *
  * `botUserId` is the channel's own bot: Watchers delivers the bot's messages to its room listeners too,

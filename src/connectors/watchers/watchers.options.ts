@@ -2,7 +2,7 @@ import { Transform } from 'class-transformer';
 import { ArrayUnique, IsArray, IsDefined, IsInt, IsOptional, IsString, IsUrl, Min, MinLength } from 'class-validator';
 
 /**
- * `channels[].watchers` (SPEC §3): one Watchers.io bot on one regional server.
+ * `channels[].watchers` (docs/configuration.md): one Watchers.io bot on one regional server.
  *
  * There is deliberately no region setting: the two Watchers docs pages disagree on the region hosts
  * (the "Bot post-message API" page swaps South America `bot.sa` and Asia `bot.hk` and omits Africa

@@ -3,7 +3,7 @@ import { upstreamRequestError, upstreamStatusError } from '../../common/upstream
 import type { CommandOutcome, UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
 
-/** REST requests of the Evolution (ZapThinker) send API (upstreams.md A1.5) and how its answers are read. Pure. */
+/** REST requests of the Evolution (ZapThinker) send API (docs/providers.md#zapthinker) and how its answers are read. Pure. */
 
 /** The command types this provider executes. */
 export const ZAPTHINKER_COMMANDS = ['message.send'] as const;

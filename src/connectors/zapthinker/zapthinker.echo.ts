@@ -5,7 +5,7 @@ import { str } from '../mapper';
 /**
  * Whether `event` is Evolution's echo of a `message.send`: a REST send by this instance comes back as
  * `send.message` (mapped to an outbound `message.sent`), never as `messages.upsert`, which is what a message
- * typed on the phone gives (upstreams.md A1.2). Same chat, same text. Pure.
+ * typed on the phone gives (docs/providers.md#zapthinker). Same chat, same text. Pure.
  */
 export function isZapThinkerEcho(command: UpstreamCommand, event: AnyCanonicalEvent): boolean {
   if (command.type !== 'message.send' || event.type !== 'chatbridge.message.sent') return false;

@@ -5,7 +5,7 @@ import type { MapContext, MappedEvent } from '../mapper';
 import type { BaseData, UpstreamInfo } from '../../envelope/event-types';
 import { mapZapThinker } from './zapthinker.mapper';
 
-/** Recorded-shape Evolution frames (upstreams.md A1.3); `$comment` in each file says where it comes from. */
+/** Recorded-shape Evolution frames (docs/providers.md#zapthinker); `$comment` in each file says where it comes from. */
 const FIXTURES = join(__dirname, '__fixtures__');
 const ctx: MapContext = { channelId: 'wa-sales', provider: 'zapthinker', receivedAt: new Date('2024-06-05T13:20:00Z') };
 const RECEIVED = '2024-06-05T13:20:00.000Z';

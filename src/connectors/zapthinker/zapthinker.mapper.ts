@@ -5,7 +5,7 @@ import { isRecord, num, str, type MapContext, type MappedEvent } from '../mapper
 
 /**
  * Evolution API (ZapThinker) socket event → canonical events. Pure: fixtures in __fixtures__/ drive its spec.
- * Event names and payload shapes: upstreams.md A1.2–A1.3 (Evolution v2.3.6).
+ * Event names and payload shapes: docs/providers.md#zapthinker (Evolution v2.3.6).
  */
 export function mapZapThinker(frame: UpstreamFrame, ctx: MapContext): MappedEvent[] {
   const envelope = frame.payload;

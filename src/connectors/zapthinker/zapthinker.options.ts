@@ -1,6 +1,6 @@
 import { IsDefined, IsInt, IsOptional, IsString, IsUrl, Matches, Min } from 'class-validator';
 
-/** `channels[].zapthinker` (SPEC §3). */
+/** `channels[].zapthinker` (docs/configuration.md). */
 export class ZapThinkerOptions {
   /** Server base URL, e.g. `https://api.zapthinker.com` (http/https/ws/wss). */
   @IsDefined() @IsUrl({ protocols: ['http', 'https', 'ws', 'wss'], require_tld: false, require_protocol: true }) url!: string;

@@ -143,7 +143,7 @@ describe('fromKafkaMessage (the webhook consumer reads events back)', () => {
     expect(message.headers).not.toHaveProperty('ce_provider');
     expect(message.key).toBe('webhooks:crm');
     expect(fromKafkaMessage(asConsumed(message))).toEqual(event);
-    // SPEC §5: the cloudevents SDK reads it back too, without channel extensions.
+    // docs/kafka.md: the cloudevents SDK reads it back too, without channel extensions.
     const back = Kafka.toEvent(toSdkMessage(asConsumed(message))) as CloudEvent<unknown>;
     expect(back.validate()).toBe(true);
     expect(back).toMatchObject({ id: event.id, type: 'chatbridge.webhook.status', source: '/chatbridge/webhooks/crm', partitionkey: 'webhooks:crm', data: event.data });

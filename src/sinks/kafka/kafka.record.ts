@@ -4,7 +4,7 @@ import type { AnyCanonicalEvent } from '../../envelope/envelope';
 import type { DeadLetter } from '../../pipeline/dead-letters';
 
 /**
- * CloudEvents Kafka protocol binding, binary mode (SPEC §5): key = `partitionkey`, value = `data` as JSON,
+ * CloudEvents Kafka protocol binding, binary mode (docs/kafka.md): key = `partitionkey`, value = `data` as JSON,
  * every other attribute in a `ce_` header, and `content-type` = `datacontenttype`. Pure.
  */
 export function toKafkaMessage(event: AnyCanonicalEvent): Message {

@@ -9,7 +9,7 @@ import type { Sink } from '../sink.interface';
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /**
- * Embedded mode (SPEC §5, last point): with no Kafka configured, every event is written to stdout as one
+ * Embedded mode (docs/kafka.md): with no Kafka configured, every event is written to stdout as one
  * structured CloudEvent JSON line. Logs then go to stderr, so stdout is a clean stream.
  */
 export class StdoutSink implements Sink {

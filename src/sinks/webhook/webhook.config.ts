@@ -8,7 +8,7 @@ import { isValidSecret } from './webhook.signer';
 
 // Numeric fields carry an explicit `: number` (see config.schema.ts): it is what makes `${VAR}` strings numbers.
 
-/** SPEC §6 / Standard Webhooks: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
+/** docs/webhooks.md / Standard Webhooks: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
 export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
 
 /** `whsec_` + base64 of 24..64 bytes. The message never quotes the value. */
@@ -37,7 +37,7 @@ export class WebhookBreakerConfig {
   @IsOptional() @IsInt() @Min(10) halfOpenAfterMs: number = 30_000;
 }
 
-/** One outbound webhook endpoint (SPEC §3, §6). */
+/** One outbound webhook endpoint (docs/configuration.md, docs/webhooks.md). */
 export class WebhookConfig {
   /** Unique id, used in metrics, dead letters (`origin`) and the API. */
   @IsDefined() @IsString() @Matches(/^[a-z0-9-]{1,64}$/, { message: 'must match [a-z0-9-]{1,64}' }) id!: string;

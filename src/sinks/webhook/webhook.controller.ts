@@ -10,7 +10,7 @@ import type { EndpointSnapshot } from './webhook.endpoint';
 import { parseReplayRequest, ReplayRequestError } from './webhook.replay.dto';
 import { WebhookReplayer, type ReplayResult } from './webhook.replay';
 
-/** `GET /v1/webhooks`, `POST /v1/webhooks/:id/enable` and `POST /v1/webhooks/:id/replay` (SPEC §8). */
+/** `GET /v1/webhooks`, `POST /v1/webhooks/:id/enable` and `POST /v1/webhooks/:id/replay` (docs/api.md). */
 @Controller('v1/webhooks')
 @UseGuards(ApiAuthGuard)
 export class WebhooksController {

@@ -18,7 +18,7 @@ interface StatusRule {
 }
 
 /**
- * THE status policy (SPEC §6, Standard Webhooks "delivery semantics"). First matching row wins.
+ * THE status policy (docs/webhooks.md, Standard Webhooks "delivery semantics"). First matching row wins.
  *
  * | status    | action      | retry-after | breaker | why |
  * |-----------|-------------|-------------|---------|-----|

@@ -18,7 +18,7 @@ export interface WebhookKafkaSource {
 }
 
 /**
- * Outbound webhooks (SPEC §6). Each endpoint has its own worker, queue, connections and breaker, so a slow or
+ * Outbound webhooks (docs/webhooks.md). Each endpoint has its own worker, queue, connections and breaker, so a slow or
  * dead endpoint never holds back another endpoint, Kafka or the sockets.
  *
  * With Kafka, each endpoint is fed by its own consumer group on `topics.events` and commits only what it has

@@ -1,5 +1,5 @@
 /**
- * Local simulator of Captivate Hub's custom-channel socket API (upstreams.md A3) as it looks from outside:
+ * Local simulator of Captivate Hub's custom-channel socket API (docs/providers.md#captivate) as it looks from outside:
  * AWS API Gateway WebSockets (key checked at the upgrade: 401 without, 403 with a wrong one; `socket_connected`
  * as the first frame; idle and max-age closes with 1001 "Going away"), the `{action, event}` frames of the
  * manual, and the SDK ≥5 HTTP endpoints (`POST /api/custom-channel/sockets/message`, `GET /api/transcript`).

@@ -1,5 +1,5 @@
 /**
- * Local simulator of the Zyeta-style JWT WebSocket service (upstreams.md A2, seed 001): one raw WebSocket
+ * Local simulator of the Zyeta-style JWT WebSocket service (docs/providers.md#jwt-websocket): one raw WebSocket
  * endpoint (`/api/ws?token=<JWT>`), JSON frames `{type, data}` in and `{type, data, timestamp}` out,
  * `subscribe` / `unsubscribe` / `ping` commands, channel-scoped delivery and the documented error codes.
  * The token is checked as an HS256 JWT with `exp`. How the real service refuses a token is undocumented,

@@ -5,7 +5,7 @@
  * `auth_error`/403 acks for a bad account key or an uninitialized connection, `chat.message` ack → Message
  * followed by the `chat.message_received` echo, server pushes for agents, typing, read, close, rating and
  * account status. Visitors and chats outlive sockets and restarts, so reconnect snapshots fill gaps.
- * See /work/shared/upstreams.md A4. Marked [I] where the behaviour is inferred, not documented.
+ * See docs/providers.md#smartsupp. Marked [I] where the behaviour is inferred, not documented.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';

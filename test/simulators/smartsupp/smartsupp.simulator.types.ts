@@ -1,6 +1,6 @@
 /**
  * Wire shapes of the Smartsupp visitor websocket, as typed by smartsupp-websocket@1.2.2 (lib/types.d.ts,
- * lib/visitor.d.ts, lib/events.d.ts). See /work/shared/upstreams.md A4.
+ * lib/visitor.d.ts, lib/events.d.ts). See docs/providers.md#smartsupp.
  */
 
 /** Message attachment. */

@@ -1,5 +1,5 @@
 /**
- * Local simulator of the Watchers.io bot API (upstreams.md A5): a socket.io v4 server that checks the
+ * Local simulator of the Watchers.io bot API (docs/providers.md#watchers): a socket.io v4 server that checks the
  * handshake `auth.bearer` in a middleware (refusal = `next(new Error(...))` → client `connect_error`),
  * `external/listen` (joins the room, acks) and `external/send` (posts as the bot, acks with an `error`
  * argument), room messages in the docs' shape with increasing numeric ids per room, and the Bot REST API

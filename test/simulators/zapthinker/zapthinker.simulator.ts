@@ -3,7 +3,7 @@
  * REST endpoints the bridge uses. It reproduces Evolution's websocket.controller.ts behaviour:
  * auth at the Engine.IO handshake (`allowRequest`), lazily created per-instance namespaces,
  * the `sendDataWebhook` envelope (including the mislabelled `date_time`), no connection state recovery.
- * See /work/shared/upstreams.md section A1.
+ * See docs/providers.md#zapthinker.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, Server as HttpServer, ServerResponse, STATUS_CODES } from 'node:http';

@@ -1,5 +1,5 @@
 /**
- * Evolution's per-instance webhook sink (upstreams.md A1.4), as the ZapThinker simulator's second delivery path:
+ * Evolution's per-instance webhook sink (docs/providers.md#zapthinker), as the ZapThinker simulator's second delivery path:
  * `POST /webhook/set/{instance}` `{"webhook": {"enabled", "url", "headers", "byEvents", "events"}}` stores the
  * target; every event that passes its filter is then POSTed there as the socket envelope plus `destination`,
  * with the configured headers, a real HTTP request over loopback. `byEvents` appends `/<event-kebab>`.
