@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import { DEFAULT_BACKOFF } from '../src/common/backoff';
-import type { ChannelState } from '../src/connectors/connector.interface';
+import type { ChannelStore } from '../src/connectors/connector.interface';
 import { SmartsuppConnector } from '../src/connectors/smartsupp/smartsupp.connector';
 import { SmartsuppOptions } from '../src/connectors/smartsupp/smartsupp.options';
 
@@ -65,8 +65,8 @@ async function startSimChild() {
   };
 }
 
-/** A ChannelState in memory (the benchmark does not measure the state file). */
-function memoryState(): ChannelState {
+/** A ChannelStore in memory (the benchmark does not measure the state file). */
+function memoryStore(): ChannelStore {
   const data = new Map<string, unknown>();
   return { get: <T>(k: string) => data.get(k) as T | undefined, set: (k, v) => void data.set(k, v) };
 }
@@ -83,7 +83,7 @@ export async function benchVisitorConnections(count: number): Promise<VisitorCon
     hooks: { frame: () => void frames++, lost: () => undefined, guard: (_where, fn) => fn, fault: (where, err) => { throw err; } },
     logger: pino({ level: 'error' }),
     mode: () => 'socket',
-    state: memoryState(),
+    store: memoryStore(),
     policy: { backoff: DEFAULT_BACKOFF, authBackoff: { initialDelayMs: 30_000, maxDelayMs: 300_000, multiplier: 2 }, stableAfterMs: 30_000 },
   });
   try {

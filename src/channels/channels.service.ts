@@ -15,7 +15,7 @@ import { untilConnected, type ChannelEntry } from './channel-entry';
 import { ModePersistence, type DurableModes } from './mode-persistence';
 import { FileModeStore, type ModeRecord } from './mode-store';
 import { ModeSwitcher } from './mode-switcher';
-import { FileChannelState } from './state-store';
+import { FileChannelStore } from './state-store';
 import { FrameIntake } from './frame-intake';
 import type { DurableReceipt } from '../pipeline/durable';
 import { createEvent } from '../envelope/envelope';
@@ -55,7 +55,7 @@ export interface ChannelSnapshot {
 export class ChannelsService {
   private readonly entries = new Map<string, ChannelEntry>();
   private readonly modes: ModeSwitcher;
-  private readonly states = new Map<string, FileChannelState>();
+  private readonly stores = new Map<string, FileChannelStore>();
   private readonly persistence: ModePersistence;
   private readonly file: FileModeStore;
   private readonly intake: FrameIntake;
@@ -77,7 +77,7 @@ export class ChannelsService {
   ) {
     this.intake = new FrameIntake(config.limits, pipeline, deadLetters, metrics, log);
     this.modes = new ModeSwitcher(config.modeSwitch, log, (entry, status) => this.publishStatus(entry, status));
-    this.file = new FileModeStore(this.states);
+    this.file = new FileModeStore(this.stores);
     this.persistence = new ModePersistence(this.file, durableModes, (id) => this.entries.get(id)?.mode ?? 'socket', log);
     shared?.onMode((channelId, record) => this.followMode(channelId, record));
     for (const channel of config.channels) {
@@ -103,13 +103,13 @@ export class ChannelsService {
       authGrace: { withinMs: reconnect.authGraceMs, attempts: reconnect.authGraceAttempts, windowMs: reconnect.authGraceWindowMs },
     };
     for (const entry of this.entries.values()) {
-      this.states.set(entry.channel.id, new FileChannelState(this.config.stateDir, entry.channel.id));
+      this.stores.set(entry.channel.id, new FileChannelStore(this.config.stateDir, entry.channel.id));
     }
     const restored = await this.persistence.restore([...this.entries.keys()]);
     for (const entry of this.entries.values()) {
       const { channel, definition } = entry;
       const log = this.log.child({ channel: channel.id, provider: channel.provider });
-      const state = this.states.get(channel.id) as FileChannelState;
+      const store = this.stores.get(channel.id) as FileChannelStore;
       const persisted = restored.get(channel.id);
       const { mode, note } = startMode(channel.mode, persisted?.mode, this.canTakeWebhooks(entry), persisted?.source);
       entry.mode = mode;
@@ -121,7 +121,7 @@ export class ChannelsService {
         : undefined;
       entry.supervisor = new ConnectionSupervisor(
         // The connector asks for the mode at each command: it follows runtime switches.
-        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => entry.mode, state, policy, placement, maxPayloadBytes: maxPayloadFor(this.config.limits.maxFrameBytes), registry }),
+        (hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: log, mode: () => entry.mode, store, policy, placement, maxPayloadBytes: maxPayloadFor(this.config.limits.maxFrameBytes), registry }),
         policy,
         {
           status: (change) => this.onStatus(entry, change),

@@ -6,7 +6,7 @@ import type { ChannelMode } from '../connectors/connector.interface';
 import { ChannelRequestError } from './channel-mode';
 import { ModePersistence } from './mode-persistence';
 import { FileModeStore, type ModeStore, type PersistedModes } from './mode-store';
-import { FileChannelState } from './state-store';
+import { FileChannelStore } from './state-store';
 
 /** A durable store whose writes the test settles by hand. */
 class ManualStore implements ModeStore {
@@ -27,7 +27,7 @@ class ManualStore implements ModeStore {
 }
 
 describe('ModePersistence', () => {
-  let states: Map<string, FileChannelState>;
+  let states: Map<string, FileChannelStore>;
   let store: ManualStore;
   let current: Record<string, ChannelMode>;
   let logs: string[];
@@ -36,7 +36,7 @@ describe('ModePersistence', () => {
 
   beforeEach(() => {
     const dir = mkdtempSync(join(tmpdir(), 'mode-persistence-'));
-    states = new Map(['a', 'b'].map((id) => [id, new FileChannelState(dir, id)]));
+    states = new Map(['a', 'b'].map((id) => [id, new FileChannelStore(dir, id)]));
     store = new ManualStore();
     current = { a: 'socket', b: 'socket' };
     logs = [];

@@ -1,6 +1,6 @@
 import type { ChannelMode } from '../connectors/connector.interface';
 import { MODE_STATE_KEY } from './channel-mode';
-import type { FileChannelState } from './state-store';
+import type { FileChannelStore } from './state-store';
 
 /**
  * One channel's persisted mode: the value of its state-topic record (`{"mode":"webhook","at":"<ISO time>"}`).
@@ -101,26 +101,26 @@ export function foldModeRecords(records: Iterable<StateTopicRecord>, skip: (key:
 export class FileModeStore implements ModeStore {
   readonly source = 'stateDir';
 
-  /** `states`: the channels' state files, the same instances the connectors write (one per file). */
-  constructor(private readonly states: ReadonlyMap<string, FileChannelState>) {}
+  /** `stores`: the channels' stores (their state files), the same instances the connectors write (one per file). */
+  constructor(private readonly stores: ReadonlyMap<string, FileChannelStore>) {}
 
   async load(): Promise<PersistedModes> {
     const modes: PersistedModes = new Map();
-    for (const [id, state] of this.states) {
-      const mode = state.get<unknown>(MODE_STATE_KEY);
+    for (const [id, store] of this.stores) {
+      const mode = store.get<unknown>(MODE_STATE_KEY);
       if (mode === 'socket' || mode === 'webhook') modes.set(id, { mode });
     }
     return modes;
   }
 
   async save(channelId: string, mode: ChannelMode): Promise<void> {
-    this.states.get(channelId)?.set(MODE_STATE_KEY, mode);
+    this.stores.get(channelId)?.set(MODE_STATE_KEY, mode);
   }
 
   /** Removes a channel's mode from its file (it then starts in the config's mode). */
   clear(channelId: string): void {
-    const state = this.states.get(channelId);
-    if (state?.get(MODE_STATE_KEY) !== undefined) state.set(MODE_STATE_KEY, undefined);
+    const store = this.stores.get(channelId);
+    if (store?.get(MODE_STATE_KEY) !== undefined) store.set(MODE_STATE_KEY, undefined);
   }
 
   async stop(): Promise<void> {}

@@ -1,12 +1,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChannelState } from '../connectors/connector.interface';
+import type { ChannelStore } from '../connectors/connector.interface';
 
 /**
- * Per-channel state in one JSON file each under `stateDir` (`<channelId>.json`), written atomically
+ * One channel's store: a JSON file under `stateDir` (`<channelId>.json`), written atomically
  * (temp file + rename) on every change. Meant for small, rarely changing state such as visitor ids.
  */
-export class FileChannelState implements ChannelState {
+export class FileChannelStore implements ChannelStore {
   private readonly file: string;
   private data: Record<string, unknown>;
 

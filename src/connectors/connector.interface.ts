@@ -91,9 +91,11 @@ export interface CommandOutcome {
   result?: unknown;
 }
 
-/** Small durable key/value state of one channel (e.g. Smartsupp visitor ids). */
-export interface ChannelState {
+/** Small durable key/value store of one channel (e.g. Smartsupp visitor ids); `FileChannelStore` keeps it in the channel's state file. */
+export interface ChannelStore {
+  /** The value stored under `key`, if any. */
   get<T>(key: string): T | undefined;
+  /** Stores `value` under `key` durably before returning (`undefined` removes it). */
   set(key: string, value: unknown): void;
 }
 
@@ -129,8 +131,8 @@ export interface ConnectorContext<O> {
   logger: Logger;
   /** The channel's current mode; commands use the HTTP path in `webhook` mode where the provider has one. */
   mode(): ChannelMode;
-  /** Durable per-channel state. */
-  state: ChannelState;
+  /** The channel's durable key/value store. */
+  store: ChannelStore;
   /** Reconnect policy, for connectors that supervise sub-connections (Smartsupp visitors) or retry subscriptions. */
   policy: SupervisorPolicy;
   /**

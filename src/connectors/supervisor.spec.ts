@@ -87,7 +87,7 @@ function setup(random: () => number = () => 0.5, supervised: SupervisorPolicy = 
   const frames: Array<{ frame: UpstreamFrame; receivedAt: Date }> = [];
   const faults: Array<{ where: string; err: unknown }> = [];
   const subscriptions: Array<{ subscription: string; code: string; retryInMs?: number }> = [];
-  const supervisor = new ConnectionSupervisor((hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: silent, mode: () => 'socket', state: { get: () => undefined, set: () => undefined }, policy: supervised }), supervised, {
+  const supervisor = new ConnectionSupervisor((hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: silent, mode: () => 'socket', store: { get: () => undefined, set: () => undefined }, policy: supervised }), supervised, {
     status: (s) => statuses.push(s),
     frame: (frame, receivedAt) => frames.push({ frame, receivedAt }),
     fault: (where, err) => faults.push({ where, err }),
@@ -560,7 +560,7 @@ describe('ConnectionSupervisor: fault boundary', () => {
   it('a frame listener that throws is reported as a fault of that frame instead of reaching the connector', async () => {
     const faults: Array<{ where: string; input: unknown[] }> = [];
     let connector: FakeConnector | undefined;
-    const supervisor = new ConnectionSupervisor((hooks) => (connector = new FakeConnector({ channelId: 'c', options: {}, hooks, logger: silent, mode: () => 'socket', state: { get: () => undefined, set: () => undefined }, policy })), policy, {
+    const supervisor = new ConnectionSupervisor((hooks) => (connector = new FakeConnector({ channelId: 'c', options: {}, hooks, logger: silent, mode: () => 'socket', store: { get: () => undefined, set: () => undefined }, policy })), policy, {
       status: () => undefined,
       frame: (frame) => {
         if (frame.event === 'boom') throw new Error('handler bug');

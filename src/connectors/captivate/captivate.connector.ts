@@ -49,7 +49,7 @@ export class CaptivateConnector implements Connector {
     this.hooks = ctx.hooks;
     this.log = ctx.logger;
     if (this.opts.httpUrl) this.http = new CaptivateHttp(this.opts.httpUrl, this.opts.apiKey, this.opts.commandTimeoutMs);
-    this.recent = new RecentConversations(ctx.state, this.opts.recentConversations, undefined, ctx.registry);
+    this.recent = new RecentConversations(ctx.store, this.opts.recentConversations, undefined, ctx.registry);
     this.gapFill = new TranscriptGapFill(this.recent, (frame) => this.hooks.frame(frame), this.log);
   }
 

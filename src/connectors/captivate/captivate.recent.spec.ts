@@ -1,8 +1,8 @@
-import type { ChannelState, ConversationRegistry } from '../connector.interface';
+import type { ChannelStore, ConversationRegistry } from '../connector.interface';
 import { RecentConversations } from './captivate.recent';
 
 /** A state file in memory. */
-function memory(): ChannelState & { data: Record<string, unknown> } {
+function memory(): ChannelStore & { data: Record<string, unknown> } {
   const data: Record<string, unknown> = {};
   return { data, get: <T>(k: string) => data[k] as T | undefined, set: (k: string, v: unknown) => void (data[k] = v) };
 }

@@ -1,4 +1,4 @@
-import type { ChannelState, ConversationRegistry } from '../connector.interface';
+import type { ChannelStore, ConversationRegistry } from '../connector.interface';
 
 const STATE_KEY = 'recentConversations';
 
@@ -24,12 +24,12 @@ export class RecentConversations {
   private synced = false;
 
   constructor(
-    private readonly state: ChannelState,
+    private readonly store: ChannelStore,
     private readonly max: number,
     private readonly flushAfterMs = 1000,
     private readonly registry?: ConversationRegistry,
   ) {
-    const saved = state.get<unknown>(STATE_KEY);
+    const saved = store.get<unknown>(STATE_KEY);
     if (Array.isArray(saved)) {
       for (const item of saved.slice(-max)) {
         if (Array.isArray(item) && typeof item[0] === 'string') this.entries.set(item[0], { key: typeof item[1] === 'string' ? item[1] : null, at: 0 });
@@ -58,7 +58,7 @@ export class RecentConversations {
       const shared = registry.all();
       const fromFile = [...this.entries.keys()].filter((id) => !shared.has(id));
       for (const id of fromFile) this.markDirty(id);
-      if (this.state.get<unknown>(STATE_KEY) !== undefined) this.state.set(STATE_KEY, []);
+      if (this.store.get<unknown>(STATE_KEY) !== undefined) this.store.set(STATE_KEY, []);
     }
     return read;
   }
@@ -96,7 +96,7 @@ export class RecentConversations {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.registry) {
-      this.state.set(STATE_KEY, [...this.entries].map(([id, r]) => [id, r.key]));
+      this.store.set(STATE_KEY, [...this.entries].map(([id, r]) => [id, r.key]));
       return;
     }
     for (const id of this.dirty) this.registry.save(id, this.entries.get(id) ?? null);

@@ -64,7 +64,7 @@ export class SmartsuppConnector implements Connector, VisitorObserver {
     });
     this.members = this.pool.members;
     this.live = this.pool.live;
-    this.records = new VisitorRecords(ctx.state, ctx.placement?.registry, this.members, this.log);
+    this.records = new VisitorRecords(ctx.store, ctx.placement?.registry, this.members, this.log);
     this.known = this.records.known;
   }
 
@@ -288,7 +288,7 @@ export class SmartsuppConnector implements Connector, VisitorObserver {
 
   /** The persisted visitors: the state file's, or in a cluster the shared registry's (the file's copied in once). */
   private async load(): Promise<void> {
-    const fromFile = loadVisitors(this.ctx.state);
+    const fromFile = loadVisitors(this.ctx.store);
     if (!this.placement) {
       for (const [id, p] of fromFile) this.addMember(id, p);
       this.records.loaded = true;

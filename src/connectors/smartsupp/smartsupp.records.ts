@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ChannelState, ConversationRegistry } from '../connector.interface';
+import type { ChannelStore, ConversationRegistry } from '../connector.interface';
 import type { Member } from './smartsupp.pool';
 import { parseVisitor, VISITORS_KEY, type PersistedVisitor } from './smartsupp.state';
 import type { SmartsuppVisitor } from './smartsupp.visitor';
@@ -25,7 +25,7 @@ export class VisitorRecords {
   private soon?: NodeJS.Immediate;
 
   constructor(
-    private readonly state: ChannelState,
+    private readonly store: ChannelStore,
     private readonly registry: ConversationRegistry | undefined,
     private readonly members: Map<string, Member>,
     private readonly log: Logger,
@@ -88,7 +88,7 @@ export class VisitorRecords {
       visitor.savedActiveAt = visitor.activeAt;
     }
     try {
-      this.state.set(VISITORS_KEY, out);
+      this.store.set(VISITORS_KEY, out);
     } catch (err) {
       this.log.error({ err: String(err) }, 'cannot persist Smartsupp visitors');
     }

@@ -1,4 +1,4 @@
-import type { ChannelState } from '../connector.interface';
+import type { ChannelStore } from '../connector.interface';
 import { isRecord, str } from '../mapper';
 import type { VisitorIdentity } from './smartsupp.commands';
 
@@ -18,8 +18,8 @@ export interface PersistedVisitor {
 export const VISITORS_KEY = 'visitors';
 
 /** Reads the persisted visitors, ignoring entries it cannot read. */
-export function loadVisitors(state: ChannelState): Map<string, PersistedVisitor> {
-  const raw = state.get<unknown>(VISITORS_KEY);
+export function loadVisitors(store: ChannelStore): Map<string, PersistedVisitor> {
+  const raw = store.get<unknown>(VISITORS_KEY);
   const out = new Map<string, PersistedVisitor>();
   if (!isRecord(raw)) return out;
   for (const [id, v] of Object.entries(raw)) {

@@ -33,7 +33,7 @@ export class WatchersConnector implements Connector {
   private readonly creds: WatchersCredentials;
   private readonly policy: SupervisorPolicy;
   private readonly mode: () => 'socket' | 'webhook';
-  private readonly state: ConnectorContext<WatchersOptions>['state'];
+  private readonly store: ConnectorContext<WatchersOptions>['store'];
   private readonly addedRooms: Set<string>;
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private readonly retryAttempts = new Map<string, number>();
@@ -49,9 +49,9 @@ export class WatchersConnector implements Connector {
     this.log = ctx.logger;
     this.policy = ctx.policy;
     this.mode = ctx.mode;
-    this.state = ctx.state;
+    this.store = ctx.store;
     this.creds = { apiKey: options.apiKey, bearer: options.bearer, userId: options.userId };
-    const saved = ctx.state.get<unknown>(LISTEN_ROOMS_KEY);
+    const saved = ctx.store.get<unknown>(LISTEN_ROOMS_KEY);
     this.addedRooms = new Set(Array.isArray(saved) ? saved.filter((r): r is string => typeof r === 'string') : []);
     this.socket = io(options.url, {
       transports: [RefusalAwareWebSocket],
@@ -162,7 +162,7 @@ export class WatchersConnector implements Connector {
     }
     if (!this.addedRooms.has(roomId) && !this.options.rooms.includes(roomId)) {
       this.addedRooms.add(roomId);
-      this.state.set(LISTEN_ROOMS_KEY, [...this.addedRooms]);
+      this.store.set(LISTEN_ROOMS_KEY, [...this.addedRooms]);
     }
     if (!this.socket.connected) {
       throw new CommandError('not_connected', 'socket not connected; the room is kept and listened to on the next connect', { retriable: true, sent: false });
