@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
-import { KafkaWriter } from '../common/kafka-writer';
-import { scanTopic } from '../common/topic-scan';
+import { KafkaWriter } from '../kafka/writer';
+import { scanTopic } from '../kafka/scan';
 import type { ChannelMode } from '../connectors/connector.interface';
 import { encodeModeRecord, foldModeRecords, type ModeStore, type PersistedModes, type StateTopicRecord } from './mode-store';
 

@@ -1,5 +1,5 @@
 import type { IHeaders, Kafka, Message } from 'kafkajs';
-import { KafkaWriter } from '../common/kafka-writer';
+import { KafkaWriter } from '../kafka/writer';
 import type { UpstreamCommand } from '../connectors/connector.interface';
 
 /** Header of a command record one replica forwarded to the replica holding the channel. */

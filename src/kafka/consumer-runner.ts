@@ -2,7 +2,7 @@ import type { Consumer, ConsumerConfig, EachBatchPayload, Kafka, KafkaMessage } 
 import type { Logger } from 'pino';
 import { backoffDelay, CONSUMER_RESTART_BACKOFF } from '../common/backoff';
 import { describeError } from '../common/errors';
-import { ensureTopicReady } from '../common/topic-ready';
+import { ensureTopicReady } from './topics';
 import { Pause, withinMs } from '../common/wait';
 import type { Metrics } from '../health/metrics';
 import type { DeadLetters } from '../pipeline/dead-letters';

@@ -8,7 +8,7 @@ import { KafkaConfig, KafkaProducerConfig, KafkaTopicsConfig } from '../../src/c
 import type { AnyCanonicalEvent } from '../../src/envelope/envelope';
 import { Metrics } from '../../src/health/metrics';
 import { DeadLetters } from '../../src/pipeline/dead-letters';
-import { createKafka } from '../../src/sinks/kafka/kafka.client';
+import { createKafka } from '../../src/kafka/client';
 import { KafkaSink } from '../../src/sinks/kafka/kafka.sink';
 import { recordBytes } from '../../src/sinks/kafka/record-queue';
 import { startTestBroker, type TestBroker } from '../kafka/test-broker';

@@ -1,11 +1,11 @@
 import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { BridgeError, describeError } from '../../common/errors';
-import { KafkaWriter } from '../../common/kafka-writer';
+import { KafkaWriter } from '../../kafka/writer';
 import type { KafkaConsumerConfig } from '../../config/config.schema';
 import type { CommandRecord, LedgerStore } from '../command.types';
 import { decodeLedgerRecord, encodeLedgerRecord } from './ledger-record';
-import { TopicFollower, type TopicFollowOptions } from '../../common/topic-follow';
+import { TopicFollower, type TopicFollowOptions } from '../../kafka/follower';
 
 /** What the Kafka ledger needs besides the client. */
 export interface KafkaLedgerOptions {

@@ -1,5 +1,5 @@
 import type { IHeaders, Message } from 'kafkajs';
-import { headerStrings } from '../../common/topic-scan';
+import { headerStrings } from '../../kafka/record-headers';
 import type { AnyCanonicalEvent } from '../../envelope/envelope';
 import type { DeadLetter } from '../../pipeline/dead-letters';
 

@@ -9,7 +9,7 @@ import type { Metrics } from '../../health/metrics';
 import type { DeadLetter, DeadLetterTarget, DeadLetters } from '../../pipeline/dead-letters';
 import type { DurableOutcome } from '../../pipeline/durable';
 import type { Sink } from '../sink.interface';
-import { createMissingTopics } from './kafka.client';
+import { createMissingTopics } from '../../kafka/client';
 import { fromKafkaMessage, toDeadLetterMessage, toKafkaMessage } from './kafka.record';
 import { RecordQueue, recordBytes, type QueuedRecord } from './record-queue';
 import { recordRefusal } from './refusal';

@@ -5,7 +5,7 @@ import {
 import { Bridge } from '../../bridge';
 import { ApiAuthGuard } from '../../common/api-auth.guard';
 import { BridgeError } from '../../common/errors';
-import { createKafka } from '../kafka/kafka.client';
+import { createKafka } from '../../kafka/client';
 import type { EndpointSnapshot } from './webhook.endpoint';
 import { parseReplayRequest, ReplayRequestError } from './webhook.replay.dto';
 import { WebhookReplayer, type ReplayResult } from './webhook.replay';

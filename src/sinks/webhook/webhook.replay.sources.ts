@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
-import { scanTopic } from '../../common/topic-scan';
+import { scanTopic } from '../../kafka/scan';
 import { BridgeError, describeError } from '../../common/errors';
 
 /** One record of the dead-letter topic, as a replay needs it. */

@@ -8,7 +8,7 @@ import type { Sink } from '../sink.interface';
 import type { WebhookConfig } from './webhook.config';
 import { WebhookEndpoint, type EndpointSnapshot, type EndpointStateChange } from './webhook.endpoint';
 import { eventFilter, type EventFilter } from './webhook.filter';
-import { KafkaWebhookSource } from './webhook.kafka-source';
+import { KafkaWebhookSource } from './webhook-source.kafka';
 import { UndiciTransport } from './webhook.transport';
 
 /** With Kafka: the client and config the endpoints' consumers use. */

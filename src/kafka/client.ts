@@ -1,7 +1,7 @@
 import { Kafka, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import { describeError } from '../../common/errors';
-import type { KafkaConfig } from '../../config/config.schema';
+import { describeError } from '../common/errors';
+import type { KafkaConfig } from '../config/config.schema';
 
 /** kafkajs log level → pino method. kafkajs's INFO is chatty (joins, connects): it becomes debug. */
 const LEVELS: Record<number, 'error' | 'warn' | 'debug' | 'trace'> = {

@@ -8,7 +8,7 @@ import type { DeadLetters } from '../../pipeline/dead-letters';
 import type { CommandDoorApi } from '../command.types';
 import { classifyRefusal, parseCommandRecord } from './command-record';
 import { Pause } from '../../common/wait';
-import { ensureTopicReady } from '../../common/topic-ready';
+import { ensureTopicReady } from '../../kafka/topics';
 import { FORWARDED_HEADER, type CommandForwarder } from '../../cluster/command-forwarder';
 import type { ClusterOwnership } from '../../cluster/ownership';
 import { stickyAssigner } from '../../cluster/sticky-assigner';

@@ -4,9 +4,9 @@ import type { Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { KafkaConsumerConfig } from '../config/config.schema';
 import type { Metrics } from '../health/metrics';
-import { ConsumerRunner, consumerSettings } from '../kafka/consumer-runner';
+import { ConsumerRunner, consumerSettings } from './consumer-runner';
 import type { DeadLetters } from '../pipeline/dead-letters';
-import { withinMs } from './wait';
+import { withinMs } from '../common/wait';
 
 /** What a `TopicFollower` needs besides the client. */
 export interface TopicFollowOptions {

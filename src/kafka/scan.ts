@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import { ConsumerRunner, type ConsumerRunnerDeps } from '../kafka/consumer-runner';
-import { headerStrings } from '../kafka/record-headers';
+import { ConsumerRunner, type ConsumerRunnerDeps } from './consumer-runner';
+import { headerStrings } from './record-headers';
 import { KafkaConsumerConfig } from '../config/config.schema';
-import { BridgeError, describeError } from './errors';
-
-export { headerStrings };
+import { BridgeError, describeError } from '../common/errors';
 
 /** One record as `scanTopic` hands it over (key, value and header values decoded as UTF-8). */
 export interface ScannedRecord {

@@ -1,5 +1,5 @@
 import type { Kafka, Producer, ProducerConfig, ProducerRecord } from 'kafkajs';
-import { withTimeout } from './wait';
+import { withTimeout } from '../common/wait';
 
 /**
  * A producer that connects on its first send and, after any failed or timed-out send, starts the next one from a
