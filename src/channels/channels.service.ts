@@ -5,7 +5,7 @@ import { providerDefinition } from '../connectors/registry';
 import { ConnectionSupervisor, type StatusChange, type SupervisorPolicy } from '../connectors/supervisor';
 import { maxPayloadFor } from '../connectors/connector.interface';
 import type {
-  ChannelMode, CommandOutcome, CommandPath, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand,
+  ChannelMode, CommandOutcome, InboundContext, InboundParse, ProviderDefinition, UpstreamCommand,
 } from '../connectors/connector.interface';
 import type { InboundAuthConfig } from '../config/config.schema';
 import { conversationKey, type ChannelOwnership, type OwnershipChange } from '../cluster/ownership';
@@ -186,13 +186,6 @@ export class ChannelsService {
       // Still ours after that wait (a quick second rebalance may have taken it again).
       if (entry.mode === 'socket' && !entry.socketHeld && this.ownership.owns(id)) this.modes.openSocket(entry);
     }
-  }
-
-  /** Where the channel's commands go now: `http` in webhook mode (and where the provider sends over HTTP anyway), else `socket`. */
-  commandPath(channelId: string): CommandPath {
-    const entry = this.entries.get(channelId);
-    if (!entry) throw new CommandError('unknown_channel', `no channel with id "${channelId}"`, { retriable: false, sent: false });
-    return entry.definition.commandPath?.(entry.channel.options, entry.mode) ?? (entry.mode === 'webhook' ? 'http' : 'socket');
   }
 
   /**

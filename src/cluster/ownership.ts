@@ -88,11 +88,6 @@ export class ClusterOwnership implements ChannelOwnership {
     return this.partitionCount > 0 && this.partitions.has(partitionOf(key, this.partitionCount));
   }
 
-  /** The channels held now. */
-  owned(): string[] {
-    return [...this.held];
-  }
-
   /** The partitions of the last assignment: what this member asks to keep at the next rebalance. */
   assignedPartitions(): number[] {
     return [...this.partitions].sort((x, y) => x - y);

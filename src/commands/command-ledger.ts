@@ -37,7 +37,6 @@ export class CommandLedger {
   private readonly records: LRUCache<string, CommandRecord>;
   /** First writes in progress: a repeat arriving meanwhile waits for them (and fails with them). */
   private readonly claiming = new Map<string, Promise<void>>();
-  private unwritable = 0;
   /** False until the store was read: until then nothing is accepted (a repeat could not be recognised). */
   private loaded: boolean;
   private stopped = false;
@@ -91,11 +90,6 @@ export class CommandLedger {
     await this.store?.stop();
   }
 
-  /** True once the store was read (always without a store). */
-  get ready(): boolean {
-    return this.loaded;
-  }
-
   /** The record of `commandId`, if known. */
   get(commandId: string): CommandRecord | undefined {
     return this.records.get(commandId);
@@ -135,7 +129,7 @@ export class CommandLedger {
     await this.claiming.get(commandId);
   }
 
-  /** Stores a state change; true when durable (always, without a store). A failed write is logged and counted, never thrown. */
+  /** Stores a state change; true when durable (always, without a store). A failed write is logged, never thrown (the caller counts it in `chatbridge_command_ledger_unwritten_total`). */
   async save(record: CommandRecord): Promise<boolean> {
     this.records.set(record.commandId, record);
     if (!this.store) return true;
@@ -143,7 +137,6 @@ export class CommandLedger {
       await this.store.write(record);
       return true;
     } catch (err) {
-      this.unwritable++;
       this.log.warn({ commandId: record.commandId, status: record.status, err: describeError(err) }, `command ledger: state ${record.status} not stored durably`);
       return false;
     }
@@ -152,7 +145,7 @@ export class CommandLedger {
   /**
    * Applies `changes` to `record` only once the store has the changed record, so memory never shows a state that is
    * not durable (always at once without a store). False, the record unchanged, when the store did not take it
-   * (refused, timed out, threw); the failure is logged and counted, never thrown.
+   * (refused, timed out, threw); the failure is logged, never thrown (the caller counts it).
    */
   async commit(record: CommandRecord, changes: Partial<CommandRecord>): Promise<boolean> {
     const next = withChanges({ ...record }, changes);
@@ -160,18 +153,12 @@ export class CommandLedger {
       try {
         await this.store.write(next);
       } catch (err) {
-        this.unwritable++;
-        this.log.warn({ commandId: record.commandId, status: next.status, err: describeError(err) }, `command ledger: state ${next.status} not stored durably, so not applied`);
+          this.log.warn({ commandId: record.commandId, status: next.status, err: describeError(err) }, `command ledger: state ${next.status} not stored durably, so not applied`);
         return false;
       }
     }
     this.records.set(record.commandId, withChanges(record, changes));
     return true;
-  }
-
-  /** State changes the store did not take since start. */
-  get unwritten(): number {
-    return this.unwritable;
   }
 
   /** Throws `ledger_unavailable` while the store has not been read. */

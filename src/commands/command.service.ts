@@ -173,11 +173,6 @@ export class CommandService implements CommandDoorApi {
     return rec ? view(rec) : undefined;
   }
 
-  /** Where this service keeps its ledger: `memory` or the store's name. */
-  get ledgerKind(): string {
-    return this.ledger.kind;
-  }
-
   private async accept(input: unknown, ctx: SubmitContext): Promise<SubmitResult> {
     if (this.stopping) throw new CommandRequestError('shutting_down', 'the bridge is shutting down; send the command again (same commandId) to another replica or after the restart');
     const parsed = parseCommand(input, { maxBytes: this.config.api.maxBodyBytes, maxDepth: this.config.commands.maxDepth });

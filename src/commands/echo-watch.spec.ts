@@ -21,7 +21,13 @@ describe('EchoWatcher', () => {
     expect(watch.seen()?.data).toMatchObject({ message: { id: 'm-hi' } });
     await expect(watch.wait(10)).resolves.toMatchObject({ type: 'chatbridge.message.sent' });
     watch.cancel();
-    expect(w.size).toBe(0);
+    // A cancelled watch is gone: the next echo of the same text settles a new watch, not the cancelled one.
+    const cancelled = w.watch('ch', cmd('hi'), byText);
+    cancelled.cancel();
+    const next = w.watch('ch', cmd('hi'), byText);
+    w.observe(sent('ch', 'hi'));
+    expect(cancelled.seen()).toBeUndefined();
+    expect(next.seen()).toBeDefined();
   });
 
   it('resolves a wait when the echo arrives, and gives undefined after the timeout', async () => {

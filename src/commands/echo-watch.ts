@@ -77,11 +77,4 @@ export class EchoWatcher {
       },
     };
   }
-
-  /** Commands being watched (for tests and metrics). */
-  get size(): number {
-    let n = 0;
-    for (const s of this.byChannel.values()) n += s.size;
-    return n;
-  }
 }

@@ -34,11 +34,6 @@ export class TokenRateLimiter {
     return { ok: false, retryAfterMs: Math.ceil(((1 - bucket.tokens) / this.perSecond) * 1000) };
   }
 
-  /** Buckets currently tracked. */
-  get size(): number {
-    return this.buckets.size;
-  }
-
   /** Drops buckets that have refilled completely (at most once a second). */
   private sweep(t: number): void {
     if (t - this.sweptAt < 1000) return;
@@ -90,10 +85,5 @@ export class AuthFailureLimiter {
     this.addresses.delete(address);
     this.addresses.set(address, entry);
     if (this.addresses.size > this.maxAddresses) this.addresses.delete(this.addresses.keys().next().value as string);
-  }
-
-  /** Addresses currently tracked. */
-  get size(): number {
-    return this.addresses.size;
   }
 }

@@ -58,8 +58,10 @@ describe('EventStream', () => {
     }
     throw new Error('accepted');
   };
+  /** The subscribers now, as the `chatbridge_stream_subscribers` gauge reports them. */
+  const subscribers = async (): Promise<number> => (await metrics.streamSubscribers.get()).values[0]?.value ?? 0;
 
-  it('refuses a new subscriber past its token\'s limit (429) and past the total (503), and frees the slot on unsubscribe', () => {
+  it('refuses a new subscriber past its token\'s limit (429) and past the total (503), and frees the slot on unsubscribe', async () => {
     const s = (id: string) => stalledSocket(id).socket;
     stream.subscribe(s('a1'), {}, 'token-a');
     stream.subscribe(s('a2'), {}, 'token-a');
@@ -67,13 +69,13 @@ describe('EventStream', () => {
     expect(refusal(() => stream.subscribe(s('a3'), {}, 'token-a'))).toMatchObject({ statusCode: 429, reason: 'subscribers_per_token', retriable: true });
     stream.subscribe(s('b1'), {}, 'token-b');
     expect(refusal(() => stream.subscribe(s('b2'), {}, 'token-b'))).toMatchObject({ statusCode: 503, reason: 'subscribers_total', retriable: true });
-    expect(stream.size).toBe(3);
+    expect(await subscribers()).toBe(3);
     stream.unsubscribe('a2');
     stream.subscribe(s('a3'), {}, 'token-a');
     expect(refusal(() => stream.subscribe(s('a4'), {}, 'token-a')).statusCode).toBe(429);
   });
 
-  it('cuts off a subscriber whose unwritten messages pass the byte limit, well before the message limit', () => {
+  it('cuts off a subscriber whose unwritten messages pass the byte limit, well before the message limit', async () => {
     const slow = stalledSocket('slow');
     stream.subscribe(slow.socket, {}, 'token-a');
     const text = 'x'.repeat(10_000);
@@ -83,6 +85,6 @@ describe('EventStream', () => {
     const cut = slow.sent.at(-1);
     expect(cut).toEqual({ event: 'stream_error', data: expect.objectContaining({ reason: 'slow_consumer', buffered: 7, limit: 1000, limitBytes: 64 * 1024 }) });
     expect((cut!.data as { bufferedBytes: number }).bufferedBytes).toBeGreaterThan(64 * 1024);
-    expect(stream.size).toBe(0);
+    expect(await subscribers()).toBe(0);
   });
 });

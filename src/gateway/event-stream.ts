@@ -82,11 +82,6 @@ export class EventStream implements Sink {
     this.metrics.streamSubscribers.set(this.subscribers.size);
   }
 
-  /** Current subscribers. */
-  get size(): number {
-    return this.subscribers.size;
-  }
-
   publish(item: PipelineEvent): void {
     if (this.stopped) return;
     const matched: Subscriber[] = [];

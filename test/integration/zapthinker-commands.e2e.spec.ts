@@ -50,7 +50,6 @@ describe('ZapThinker commands → Evolution REST (e2e)', () => {
   it('sends the exact sendText request and resolves with the WAMessage key; the echo matches the command', async () => {
     bridge = await startTestBridge({ channels: [socketChannel()] });
     await sim.waitForClients('sales', 1);
-    expect(bridge.bridge.channels.commandPath('wa-sales')).toBe('http');
 
     const { command, done } = run('wa-sales', { conversationId: CONTACT, text: 'Olá! Pedido confirmado.', metadata: { crm: 7 }, mentioned: ['x'] });
     const outcome = await done;
@@ -154,7 +153,6 @@ describe('ZapThinker commands → Evolution REST (e2e)', () => {
 
   it('webhook mode holds no socket and still sends over REST', async () => {
     bridge = await startTestBridge({ channels: [webhookChannel('wa-hook')] });
-    expect(bridge.bridge.channels.commandPath('wa-hook')).toBe('http');
     const outcome = await run('wa-hook', { conversationId: JID, text: 'from webhook mode' }).done;
     expect(outcome).toMatchObject({ upstreamMessageId: expect.any(String), conversationId: JID });
     expect(sendTexts().map((r) => [r.headers.apikey, r.body])).toEqual([[TOKEN, { number: JID, text: 'from webhook mode' }]]);

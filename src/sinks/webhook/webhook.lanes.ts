@@ -15,11 +15,6 @@ export class KeyedLanes<T> {
     return this.count;
   }
 
-  /** Lanes whose head is out (in flight or waiting). */
-  get busyLanes(): number {
-    return this.lanes.size - this.ready.size;
-  }
-
   /** True when some lane's head can be taken now. */
   hasReady(): boolean {
     return this.ready.size > 0;
