@@ -1,22 +1,28 @@
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { ChannelsService } from './channels/channels.service';
+import { ChannelRuntime } from './channels/channel-runtime';
+import { FrameIntake } from './channels/frame-intake';
+import { ModeController } from './channels/mode-controller';
+import { ModeSwitcher } from './channels/mode-switcher';
 import { CommandForwarder } from './cluster/command-forwarder';
 import { ClusterOwnership, SoleOwnership, type ChannelOwnership, type OwnershipChange } from './cluster/ownership';
 import { SharedState } from './cluster/shared-state';
 import type { DurableModes } from './channels/mode-persistence';
 import { KafkaModeStore, stateTopicTimeoutMs } from './channels/mode-store.kafka';
 import { CommandLedger } from './commands/command-ledger';
+import { CommandRouter } from './commands/command-router';
 import { CommandService } from './commands/command.service';
 import { commandGroupId, KafkaCommandConsumer } from './commands/kafka/command-consumer.kafka';
 import { KafkaLedgerStore } from './commands/kafka/ledger-store.kafka';
 import type { AppConfig } from './config/config.loader';
 import { AuthFailureLimiter, TokenRateLimiter } from './common/rate-limit';
 import { EventStream } from './gateway/event-stream';
+import { InboundReceiver } from './inbound/inbound.receiver';
 import { Metrics } from './health/metrics';
 import { DeadLetters } from './pipeline/dead-letters';
 import { EventPipeline } from './pipeline/pipeline';
 import { createKafka } from './kafka/client';
+import { createMissingTopics } from './kafka/topics';
 import { KafkaSink } from './sinks/kafka/kafka.sink';
 import type { Sink } from './sinks/sink.interface';
 import { StdoutSink } from './sinks/stdout/stdout.sink';
@@ -39,7 +45,14 @@ export class Bridge {
   readonly metrics: Metrics;
   readonly deadLetters: DeadLetters;
   readonly pipeline: EventPipeline;
-  readonly channels: ChannelsService;
+  /** The channels and their connections. */
+  readonly channels: ChannelRuntime;
+  /** Runtime mode switches and the modes channels start in. */
+  readonly modes: ModeController;
+  /** Inbound posts of channels in webhook mode. */
+  readonly inbound: InboundReceiver;
+  /** Where commands meet the channels' connectors. */
+  readonly router: CommandRouter;
   /** The command gateway behind the HTTP, socket.io and Kafka doors. */
   readonly commands: CommandService;
   /** With Kafka: the command door on `topics.commands` (a consumer group). */
@@ -82,7 +95,9 @@ export class Bridge {
       } else {
         durableModes = { store: new KafkaModeStore(kafka, config.kafka.topics.state, timeoutMs, log.child({ context: 'mode-store' })), timeoutMs };
       }
-      this.kafka = new KafkaSink(kafka, config.kafka, this.deadLetters, this.metrics, log.child({ context: 'kafka-sink' }));
+      const sinkLog = log.child({ context: 'kafka-sink' });
+      const kafkaConfig = config.kafka;
+      this.kafka = new KafkaSink(kafka, kafkaConfig, this.deadLetters, this.metrics, sinkLog, () => createMissingTopics(kafka, kafkaConfig, sinkLog));
       this.pipeline.addSink(this.kafka);
       this.deadLetters.useTarget(this.kafka);
     }
@@ -108,7 +123,13 @@ export class Bridge {
       )
       : undefined;
     this.ownership = clusterOwnership ?? new SoleOwnership();
-    this.channels = new ChannelsService(config, this.pipeline, this.deadLetters, this.metrics, log.child({ context: 'channels' }), this.ownership, durableModes, this.shared);
+    const channelsLog = log.child({ context: 'channels' });
+    const intake = new FrameIntake(config.limits, this.pipeline, this.deadLetters, this.metrics, channelsLog);
+    const sockets = new ModeSwitcher(config.modeSwitch, channelsLog, this.pipeline);
+    this.channels = new ChannelRuntime(config, intake, sockets, this.pipeline, this.metrics, channelsLog, this.ownership, this.shared);
+    this.modes = new ModeController(this.channels, sockets, this.ownership, channelsLog, durableModes, this.shared);
+    this.inbound = new InboundReceiver(this.channels, intake, sockets);
+    this.router = new CommandRouter(this.channels);
     const ledgerStore = config.kafka && kafka
       ? new KafkaLedgerStore(kafka, {
         topic: config.kafka.topics.commandLedger, group: commandGroupId(config.kafka), consumer: config.kafka.consumer,
@@ -118,7 +139,7 @@ export class Bridge {
       : undefined;
     const ledger = new CommandLedger({ maxEntries: config.commands.ledgerMaxEntries, ttlMs: config.commands.ledgerTtlMs }, log.child({ context: 'command-ledger' }), ledgerStore);
     if (cluster && kafka && config.kafka) this.forwarder = new CommandForwarder(kafka, config.kafka.topics.commands, config.kafka.producer.requestTimeoutMs);
-    this.commands = new CommandService(config, this.channels, this.pipeline, ledger, this.metrics, log.child({ context: 'commands' }), this.ownership, this.forwarder);
+    this.commands = new CommandService(config, this.router, this.pipeline, ledger, this.metrics, log.child({ context: 'commands' }), this.ownership, this.forwarder);
     if (config.kafka && kafka) {
       const door = {
         topic: config.kafka.topics.commands, groupId: commandGroupId(config.kafka), consumer: config.kafka.consumer,
@@ -151,7 +172,8 @@ export class Bridge {
     // The command ledger is read while the channels start (both bounded when Kafka is down); commands left by a
     // previous run resume once both are done, so they find their connectors.
     const ledger = this.commands.start();
-    await this.channels.start();
+    await this.modes.restore();
+    this.channels.start();
     this.commands.channelsStarted();
     await ledger;
     // Joins its group in the background: Kafka being slow does not hold the start.
@@ -186,6 +208,7 @@ export class Bridge {
       if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
     }
     await this.channels.stop();
+    await this.modes.stop();
     // After the channels: closing visitors write their last read marks for the replicas taking them over.
     await this.shared?.stop(Math.min(3000, Math.max(500, deadline - Date.now() - 2000)));
     await this.forwarder?.stop();

@@ -7,6 +7,7 @@ import type { Metrics } from '../health/metrics';
 import { ConsumerRunner, consumerSettings } from './consumer-runner';
 import type { DeadLetters } from '../pipeline/dead-letters';
 import { withinMs } from '../common/wait';
+import { TopicEnds } from './topics';
 
 /** What a `TopicFollower` needs besides the client. */
 export interface TopicFollowOptions {
@@ -33,8 +34,8 @@ export interface TopicFollowOptions {
  */
 export class TopicFollower {
   private readonly runner: ConsumerRunner;
-  /** Partition → offset of its last record when following began; undefined until known, empty once caught up. */
-  private ends?: Map<number, number>;
+  /** Where the topic ended when following began; undefined until known. */
+  private ends?: TopicEnds;
   private done = false;
   private markDone!: () => void;
   private readonly reachedEnd = new Promise<void>((resolve) => (this.markDone = resolve));
@@ -81,27 +82,20 @@ export class TopicFollower {
     await this.runner.stop(this.opts.consumer.sessionTimeoutMs);
   }
 
-  /** Where the topic ends now (listTopics first: asking a missing topic's offsets could create it). */
+  /** Where the topic ends now. */
   private async markEnds(): Promise<void> {
     const admin = this.kafka.admin();
     try {
       await admin.connect();
-      const ends = new Map<number, number>();
-      if ((await admin.listTopics()).includes(this.opts.topic)) {
-        for (const p of await admin.fetchTopicOffsets(this.opts.topic)) if (Number(p.high) > Number(p.low)) ends.set(p.partition, Number(p.high) - 1);
-      }
-      this.ends = ends;
+      this.ends = await TopicEnds.read(admin, this.opts.topic);
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
-    if (!this.ends.size) this.reached();
+    if (this.ends.reached) this.reached();
   }
 
   private progress(partition: number, offset: number): void {
-    const end = this.ends?.get(partition);
-    if (end === undefined || offset < end) return;
-    this.ends?.delete(partition);
-    if (!this.ends?.size) this.reached();
+    if (this.ends?.pass(partition, offset)) this.reached();
   }
 
   private reached(): void {

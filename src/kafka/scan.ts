@@ -4,6 +4,7 @@ import { ConsumerRunner, type ConsumerRunnerDeps } from './consumer-runner';
 import { headerStrings } from './record-headers';
 import { KafkaConsumerConfig } from '../config/config.schema';
 import { BridgeError, describeError } from '../common/errors';
+import { TopicEnds } from './topics';
 
 /** One record as `scanTopic` hands it over (key, value and header values decoded as UTF-8). */
 export interface ScannedRecord {
@@ -41,17 +42,11 @@ export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRe
 
   const read = async (): Promise<void> => {
     await step(admin.connect());
-    // listTopics first: asking for the offsets of a missing topic could create it on a broker that auto-creates.
-    if (!(await step(admin.listTopics())).includes(topic)) return;
-    const ends = new Map<number, number>();
-    for (const p of await step(admin.fetchTopicOffsets(topic))) if (Number(p.high) > Number(p.low)) ends.set(p.partition, Number(p.high) - 1);
-    if (!ends.size) return;
+    const ends = await step(TopicEnds.read(admin, topic));
+    if (ends.reached) return;
     await new Promise<void>((resolve) => {
       const reached = (partition: number, offset: number): void => {
-        const end = ends.get(partition);
-        if (end === undefined || offset < end) return;
-        ends.delete(partition);
-        if (!ends.size) resolve();
+        if (ends.pass(partition, offset)) resolve();
       };
       runner = new ConsumerRunner(kafka, {
         name: `scan of ${topic}`, origin: `scan:${topic}`, topic, groupId: () => `${groupPrefix}${randomUUID()}`,
@@ -59,9 +54,8 @@ export async function scanTopic(kafka: Kafka, topic: string, onRecord: OnTopicRe
         poisonMaxTries: DEFAULTS.poisonMaxTries, commit: false, ensureTopic: false,
         onPoisoned: (partition, offset) => reached(partition, Number(offset)),
       }, (message, partition) => {
-        const end = ends.get(partition);
         const offset = Number(message.offset);
-        if (end !== undefined && offset <= end) {
+        if (ends.covers(partition, offset)) {
           onRecord({ key: message.key?.toString('utf8') ?? null, value: message.value?.toString('utf8') ?? null, timestamp: Number(message.timestamp), headers: headerStrings(message.headers) });
         }
         reached(partition, offset);

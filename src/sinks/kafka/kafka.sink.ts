@@ -9,7 +9,6 @@ import type { Metrics } from '../../health/metrics';
 import type { DeadLetter, DeadLetterTarget, DeadLetters } from '../../pipeline/dead-letters';
 import type { DurableOutcome } from '../../pipeline/durable';
 import type { Sink } from '../sink.interface';
-import { createMissingTopics } from '../../kafka/client';
 import { fromKafkaMessage, toDeadLetterMessage, toKafkaMessage } from './kafka.record';
 import { RecordQueue, recordBytes, type QueuedRecord } from './record-queue';
 import { recordRefusal } from './refusal';
@@ -51,11 +50,13 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   private readonly backoff = new Pause();
 
   constructor(
-    private readonly kafka: Kafka,
+    kafka: Kafka,
     private readonly cfg: KafkaConfig,
     private readonly deadLetters: DeadLetters,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Runs after each connect, before the queue is sent: the bridge creates the configured topics there (`kafka.createTopics`). */
+    private readonly onConnected: () => Promise<void> = async () => undefined,
   ) {
     // The Java client's murmur2 partitioner, so keys land where other Kafka clients would put them.
     this.producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 } });
@@ -165,7 +166,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
           await this.producer.connect();
           connected = true;
           this.setUp(true);
-          await createMissingTopics(this.kafka, this.cfg, this.log);
+          await this.onConnected();
           continue;
         }
         const { batchSize, maxBatchBytes } = this.cfg.producer;
