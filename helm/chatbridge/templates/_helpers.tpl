@@ -103,3 +103,11 @@ Refuses settings that would break at run time:
 {{- fail (printf "chatbridge: terminationGracePeriodSeconds (%d) must be more than preStopSleepSeconds (%d) + config.shutdownGraceMs/1000 (%s) + 5 s: on SIGTERM the process may take shutdownGraceMs + 5 s to exit, after the preStop sleep, and Kubernetes kills it at the end of the grace period. Raise terminationGracePeriodSeconds or lower config.shutdownGraceMs." (int64 .Values.terminationGracePeriodSeconds) (int64 .Values.preStopSleepSeconds) (divf $graceMs 1000 | toString)) }}
 {{- end }}
 {{- end }}
+
+{{/*
+PromQL label matchers that pick this release's series for the alerts: monitoring.prometheusRule.selector, or the
+namespace and job the chart's ServiceMonitor gives them (the Prometheus Operator names the job after the Service).
+*/}}
+{{- define "chatbridge.metricsSelector" -}}
+{{- .Values.monitoring.prometheusRule.selector | default (printf "namespace=%q, job=%q" .Release.Namespace (include "chatbridge.fullname" .)) }}
+{{- end }}
