@@ -1,5 +1,7 @@
+import { commandConversation } from '../connectors/provider-commands';
+import { providerDefinition, supportedProviders } from '../connectors/registry';
 import { CommandRequestError } from './command.types';
-import { checkCommandLimits, parseCommand, type CommandLimits } from './command.dto';
+import { checkCommandLimits, checkProviderCommand, parseCommand, type CommandLimits } from './command.dto';
 
 /** `{"a":{"a":…}}` with `levels` objects, built without recursion. */
 function nested(levels: number): Record<string, unknown> {
@@ -67,5 +69,43 @@ describe('command size and depth limits (before validation)', () => {
     expect(parseCommand({ ...base, channelId: 'hub', metadata: { plan: 'pro', tags: ['a'] } }, limits)).toEqual({
       channelId: 'hub', command: { ...base, metadata: { plan: 'pro', tags: ['a'] } },
     });
+  });
+});
+
+describe('the provider half of validation (checkProviderCommand)', () => {
+  const limits: CommandLimits = { maxBytes: 64 * 1024, maxDepth: 32 };
+  const check = (provider: string, body: Record<string, unknown>) => () =>
+    checkProviderCommand(providerDefinition(provider)!, 'ch-1', parseCommand({ commandId: 'c-1', ...body }, limits).command);
+
+  it('refuses a type the channel’s provider does not execute as a 422 naming the provider and its types', () => {
+    const err = refusal(check('watchers', { type: 'typing', conversationId: 'r' }));
+    expect(err).toMatchObject({ code: 'unsupported_command', status: 422 });
+    expect(err.message).toBe('provider watchers (channel ch-1) does not support command type "typing"; it supports message.send, room.listen');
+  });
+
+  it('holds the other fields to the type’s class: another type’s or another provider’s field is an unknown key', () => {
+    expect(() => check('captivate', { type: 'metadata', conversationId: 'c', metadata: { plan: 'pro' }, target: 'bot' })()).not.toThrow();
+    expect(refusal(check('captivate', { type: 'message.send', conversationId: 'c', text: 'Hi', metadata: {} })).details).toEqual(['metadata: unknown key']);
+    expect(refusal(check('zapthinker', { type: 'message.send', conversationId: 'c', text: 'Hi', roomId: 'r', delay: 'soon' })).details).toEqual([
+      'roomId: unknown key', 'delay: must be an integer number',
+    ]);
+    expect(refusal(check('smartsupp', { type: 'read', conversationId: 'v', typing: true }))).toMatchObject({ code: 'invalid_command', status: 400, details: ['typing: unknown key'] });
+  });
+
+  it('checks the canonical fields first, whatever the provider', () => {
+    expect(refusal(() => parseCommand({ commandId: 'c-1', type: 'message.send', text: 7, roomId: 'r' }, limits)).details).toEqual(['text: must be a string']);
+  });
+});
+
+describe('every provider in the registry', () => {
+  it('declares a fields class for each of its command types, and names the conversation of a command', () => {
+    for (const name of supportedProviders()) {
+      const def = providerDefinition(name)!;
+      expect(def.name).toBe(name);
+      for (const fields of Object.values(def.commands)) expect(typeof fields).toBe('function');
+    }
+    expect(commandConversation(providerDefinition('watchers'), { commandId: 'c', type: 'room.listen', roomId: 'r-1' })).toBe('r-1');
+    expect(commandConversation(providerDefinition('jwt-websocket'), { commandId: 'c', type: 'room.listen', channel: 'conversation:c-1' })).toBe('conversation:c-1');
+    expect(commandConversation(providerDefinition('smartsupp'), { commandId: 'c', type: 'message.send', conversationId: 'v-1' })).toBe('v-1');
   });
 });

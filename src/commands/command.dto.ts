@@ -1,19 +1,18 @@
 import { plainToInstance } from 'class-transformer';
-import {
-  IsBoolean, IsDefined, IsIn, IsInt, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min, MinLength, validateSync,
-} from 'class-validator';
+import { getMetadataStorage, IsDefined, IsOptional, IsString, Matches, MaxLength, MinLength, validateSync, type ValidatorOptions } from 'class-validator';
 import { describeError } from '../common/errors';
 import { measureJson } from '../common/json-limits';
 import { formatErrors } from '../config/config.loader';
-import type { UpstreamCommand } from '../connectors/connector.interface';
+import type { ProviderDefinition, UpstreamCommand } from '../connectors/connector.interface';
+import { commandFields, commandTypesOf } from '../connectors/provider-commands';
 import { CommandRequestError } from './command.types';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const TYPE = /^[a-z][a-z0-9._-]{0,63}$/;
 
 /**
- * A command (docs/commands.md): the canonical fields plus every provider field a connector reads. Unknown fields are a 400
- * (whitelist), so a typo is never silently dropped on the way upstream.
+ * The canonical fields of a command (docs/commands.md), the same for every provider. The rest of a command is the
+ * provider's: its `<provider>.commands.ts` declares each command type with the class of that type's own fields.
  */
 export class CommandDto {
   /** The client's idempotency key. */
@@ -22,39 +21,14 @@ export class CommandDto {
   /** Required in the body on socket.io; on HTTP the path names it (a body value must then agree). */
   @IsOptional() @IsString() @Matches(/^[a-z0-9-]{1,64}$/, { message: 'must match [a-z0-9-]{1,64}' }) channelId?: string;
   @IsOptional() @IsString() @MinLength(1) @MaxLength(512) conversationId?: string;
+  /** The message text (`message.send`, Smartsupp's typing preview), whatever the provider. */
   @IsOptional() @IsString() @MaxLength(65_536) text?: string;
-
-  // ZapThinker (sendText)
-  @IsOptional() @IsInt() @Min(0) @Max(600_000) delay?: number;
-  @IsOptional() @IsBoolean() linkPreview?: boolean;
-  // Watchers, jwt-websocket (room commands)
-  @IsOptional() @IsString() @MinLength(1) @MaxLength(512) roomId?: string;
-  @IsOptional() @IsString() @MinLength(1) @MaxLength(512) channel?: string;
-  // Captivate
-  @IsOptional() @IsString() @MaxLength(512) userId?: string;
-  @IsOptional() @IsObject() userBasicInfo?: Record<string, unknown>;
-  @IsOptional() @IsObject() userData?: Record<string, unknown>;
-  @IsOptional() @IsObject() metadata?: Record<string, unknown>;
-  @IsOptional() @IsString() @IsIn(['default', 'bot', 'live', 'bot_live']) target?: string;
-  @IsOptional() @IsString() @MaxLength(256) actionId?: string;
-  @IsOptional() @IsObject() data?: Record<string, unknown>;
-  // Smartsupp (visitor)
-  @IsOptional() @IsBoolean() typing?: boolean;
-  @IsOptional() @IsIn(['contact', 'bot']) senderType?: string;
-  @IsOptional() @IsBoolean() isOffline?: boolean;
-  @IsOptional() @IsBoolean() preventOpenChat?: boolean;
-  @IsOptional() @IsString() @MaxLength(1024) uploadToken?: string;
-  @IsOptional() @IsString() @MaxLength(256) name?: string;
-  @IsOptional() @IsString() @MaxLength(256) email?: string;
-  @IsOptional() @IsString() @MaxLength(64) phone?: string;
-  @IsOptional() @IsString() @MaxLength(16) lang?: string;
-  @IsOptional() @IsString() @MaxLength(256) group?: string;
-  @IsOptional() @IsInt() @Min(0) visits?: number;
-  @IsOptional() @IsObject() variables?: Record<string, unknown>;
-  @IsOptional() @IsObject() properties?: Record<string, unknown>;
 }
 
-/** A command body checked against CommandDto; the result keeps only the fields given. */
+/** The names of the canonical fields; every other field of a command is held to the provider's class. */
+const CANONICAL_FIELDS: ReadonlySet<string> = new Set(getMetadataStorage().getTargetValidationMetadatas(CommandDto, '', true, false).map((m) => m.propertyName));
+
+/** A command body whose canonical fields passed CommandDto; the result keeps only the fields given. */
 export interface ParsedCommand {
   channelId?: string;
   command: UpstreamCommand;
@@ -87,22 +61,48 @@ export function checkCommandLimits(body: unknown, limits: CommandLimits): void {
 }
 
 /**
- * Validates a command body within `limits`; any problem is a CommandRequestError: `command_too_large`, or
- * `invalid_command` listing every problem in `details`. Never throws anything else, whatever the body.
+ * Validates a command body's limits and canonical fields (the first half of validation: the channel, and so the
+ * provider, is not known before); any problem is a CommandRequestError: `command_too_large`, or `invalid_command`
+ * listing every problem in `details`. Never throws anything else, whatever the body. `checkProviderCommand` holds the
+ * rest of the command to its channel's provider.
  */
 export function parseCommand(body: unknown, limits: CommandLimits): ParsedCommand {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new CommandRequestError('invalid_command', 'a command must be a JSON object such as {"commandId": "…", "type": "message.send", "conversationId": "…", "text": "Hi"}', ['(body): must be a JSON object']);
   }
   checkCommandLimits(body, limits);
+  // Fields beyond the canonical ones are the provider's, checked once the channel is known.
+  refuseInvalid(CommandDto, body, {});
+  const { channelId, ...command } = body as Record<string, unknown>;
+  return { channelId: channelId as string | undefined, command: command as UpstreamCommand };
+}
+
+/**
+ * The second half of validation, once the channel is known: a command type its provider does not execute is a 422
+ * `unsupported_command` naming the provider and the types it takes (THE refusal of a type at the doors); the fields
+ * beyond the canonical ones are held to that type's class, whitelisted, a problem being a 400 `invalid_command`
+ * listing every one (an undeclared field is an `unknown key`, so a typo is never silently dropped on the way upstream).
+ */
+export function checkProviderCommand(provider: Pick<ProviderDefinition, 'name' | 'commands'>, channelId: string, command: UpstreamCommand): void {
+  const fields = commandFields(provider.commands, command.type);
+  if (!fields) {
+    const types = commandTypesOf(provider.commands);
+    const supported = types.length ? `it supports ${types.join(', ')}` : 'it takes no commands';
+    throw new CommandRequestError('unsupported_command', `provider ${provider.name} (channel ${channelId}) does not support command type "${command.type}"; ${supported}`);
+  }
+  const own = Object.fromEntries(Object.entries(command).filter(([field]) => !CANONICAL_FIELDS.has(field)));
+  // An empty class has no metadata, which class-validator would refuse as an unknown value: its fields are just none.
+  refuseInvalid(fields, own, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: false });
+}
+
+/** Validates `value` as a `cls`; any problem is a 400 `invalid_command` listing them all. */
+function refuseInvalid(cls: new () => object, value: object, options: ValidatorOptions): void {
   let details: string[];
   try {
-    details = formatErrors(validateSync(plainToInstance(CommandDto, body), { whitelist: true, forbidNonWhitelisted: true }));
+    details = formatErrors(validateSync(plainToInstance(cls, value), options));
   } catch (err) {
     // Not expected within the limits; still the body's fault, so a 400 rather than a 500 or a retried Kafka record.
     throw new CommandRequestError('invalid_command', 'invalid command', [`(body): cannot be validated: ${describeError(err)}`]);
   }
   if (details.length) throw new CommandRequestError('invalid_command', 'invalid command', details);
-  const { channelId, ...command } = body as Record<string, unknown>;
-  return { channelId: channelId as string | undefined, command: command as UpstreamCommand };
 }

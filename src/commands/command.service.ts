@@ -9,13 +9,14 @@ import type { Metrics } from '../health/metrics';
 import type { EventPipeline } from '../pipeline/pipeline';
 import { commandFingerprint, type CommandLedger } from './command-ledger';
 import { CommandDelivery, type DeliveryEnd } from './command-delivery';
-import { parseCommand } from './command.dto';
+import { checkProviderCommand, parseCommand } from './command.dto';
 import {
   CommandRequestError, type CommandDoor, type CommandDoorApi, type CommandRecord, type CommandView, type SubmitContext, type SubmitResult,
 } from './command.types';
 import type { CommandForwarder } from '../cluster/command-forwarder';
 import { conversationKey, SoleOwnership, type ChannelOwnership } from '../cluster/ownership';
 import { EchoWatcher } from './echo-watch';
+import { commandConversation } from '../connectors/provider-commands';
 
 /** How often a cluster replica looks for unfinished commands of its channels that nothing runs (a crashed holder's). */
 const SWEEP_EVERY_MS = 5000;
@@ -182,17 +183,15 @@ export class CommandService implements CommandDoorApi {
     const channelId = ctx.channelId ?? parsed.channelId;
     if (channelId === undefined) throw new CommandRequestError('invalid_command', 'invalid command', ['channelId: required']);
     const { command } = parsed;
+    const target = this.channels.commandTarget(channelId);
+    // The provider's half of validation (type, then its fields); an unknown channel is answered after the ledger, which may know the command.
+    if (target) checkProviderCommand(target, channelId, command);
     const fingerprint = commandFingerprint(channelId, command);
     this.ledger.requireLoaded();
     const known = this.ledger.get(command.commandId);
     if (known) return this.repeat(known, fingerprint, ctx);
 
-    const target = this.channels.commandTarget(channelId);
     if (!target) throw new CommandRequestError('unknown_channel', `no channel with id "${channelId}"`);
-    if (!target.commandTypes.includes(command.type)) {
-      const supported = target.commandTypes.length ? `it supports ${target.commandTypes.join(', ')}` : 'it takes no commands';
-      throw new CommandRequestError('unsupported_command', `provider ${target.name} (channel ${channelId}) does not support command type "${command.type}"; ${supported}`);
-    }
     if ((this.pendingByChannel.get(channelId) ?? 0) >= this.config.commands.maxPendingPerChannel) {
       throw new CommandRequestError('channel_busy', `channel ${channelId} has ${this.config.commands.maxPendingPerChannel} unfinished commands (commands.maxPendingPerChannel); try again later with the same commandId`);
     }
@@ -260,7 +259,8 @@ export class CommandService implements CommandDoorApi {
 
   /** Runs the command after the previous one of its conversation, so commands of one conversation keep their order. */
   private enqueue(rec: CommandRecord, provider: ProviderName): void {
-    const lane = `${rec.channelId}\0${rec.conversationId ?? String(rec.command?.roomId ?? '')}`;
+    const conversation = rec.command ? commandConversation(this.channels.commandTarget(rec.channelId), rec.command) : undefined;
+    const lane = `${rec.channelId}\0${conversation ?? rec.conversationId ?? ''}`;
     this.adjustPending(rec.channelId, +1);
     this.active.add(rec.commandId);
     const run = (this.lanes.get(lane) ?? Promise.resolve())

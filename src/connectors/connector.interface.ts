@@ -3,6 +3,7 @@ import type { ConnectorError } from '../common/errors';
 import type { AnyCanonicalEvent } from '../envelope/envelope';
 import type { ProviderName } from '../envelope/event-types';
 import type { Mapper } from './mapper';
+import type { ProviderCommands } from './provider-commands';
 import type { SupervisorPolicy } from './supervisor';
 
 /** One frame as received from an upstream: its event name and its payload, untouched. */
@@ -162,8 +163,16 @@ export interface ProviderDefinition<O extends object = object> {
   inbound?(body: unknown, ctx: InboundContext): InboundParse;
   /** Where commands go in a mode; default: socket mode → socket, webhook mode → http. */
   commandPath?(options: O, mode: ChannelMode): CommandPath;
-  /** Command types `execute` accepts; anything else is refused naming the provider. */
-  commandTypes: readonly string[];
+  /**
+   * The command types `execute` accepts, each with the class of its own fields (`<provider>.commands.ts`); the door
+   * refuses any other type naming the provider, and validates the fields against the type's class.
+   */
+  commands: ProviderCommands;
+  /**
+   * The conversation a command belongs to, as the provider names it (e.g. Watchers' `roomId` when `conversationId` is
+   * absent): commands of one conversation run in order. Default: the command's `conversationId`. Pure.
+   */
+  conversationKey?(command: UpstreamCommand): string | undefined;
   /**
    * One upstream socket per conversation (Smartsupp visitors): in a cluster every replica runs the channel and holds
    * the sockets of the conversations whose key (`<channelId>/<conversationId>`) hashes to its partitions, and the

@@ -81,7 +81,7 @@ function setup(random: () => number = () => 0.5, supervised: SupervisorPolicy = 
     },
     map: () => [],
     supportsWebhookMode: false,
-    commandTypes: [],
+    commands: {},
   };
   const statuses: StatusChange[] = [];
   const frames: Array<{ frame: UpstreamFrame; receivedAt: Date }> = [];

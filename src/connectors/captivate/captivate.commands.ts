@@ -1,18 +1,44 @@
+import { IsIn, IsObject, IsOptional, IsString, MaxLength } from 'class-validator';
 import { CommandError } from '../../common/errors';
 import type { UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
+import { NoCommandFields, type ProviderCommands } from '../provider-commands';
 
-/** Command types Captivate channels accept (docs/commands.md plus Captivate's own). */
-export const CAPTIVATE_COMMANDS = ['conversation.start', 'message.send', 'metadata', 'action', 'transcript'] as const;
-export type CaptivateCommandType = (typeof CAPTIVATE_COMMANDS)[number];
+const TARGETS = ['default', 'bot', 'live', 'bot_live'];
+
+/** `conversation.start`: who the conversation is with (all optional upstream, `userId` "anon" when absent). */
+export class CaptivateStartFields {
+  @IsOptional() @IsString() @MaxLength(512) userId?: string;
+  @IsOptional() @IsObject() userBasicInfo?: Record<string, unknown>;
+  @IsOptional() @IsObject() userData?: Record<string, unknown>;
+}
+
+/** `metadata`: the metadata object and which side of the conversation reads it. */
+export class CaptivateMetadataFields {
+  @IsOptional() @IsObject() metadata?: Record<string, unknown>;
+  @IsOptional() @IsString() @IsIn(TARGETS) target?: string;
+}
+
+/** `action`: the action's id (e.g. `escalateToHuman`) and its data. */
+export class CaptivateActionFields {
+  @IsOptional() @IsString() @MaxLength(256) actionId?: string;
+  @IsOptional() @IsObject() data?: Record<string, unknown>;
+}
+
+/** Command types Captivate channels accept (docs/commands.md plus Captivate's own), with their fields. */
+export const CAPTIVATE_COMMANDS = {
+  'conversation.start': CaptivateStartFields,
+  'message.send': NoCommandFields,
+  metadata: CaptivateMetadataFields,
+  action: CaptivateActionFields,
+  transcript: NoCommandFields,
+} satisfies ProviderCommands;
 
 /** An outbound event as the upstream reads it inside `{action: "sendMessage", event: …}`. */
 export interface CaptivateWireEvent {
   event_type: string;
   event_payload: Record<string, unknown>;
 }
-
-const TARGETS = ['default', 'bot', 'live', 'bot_live'];
 
 /**
  * Builds the exact upstream event of a command (manual "Socket Event Types"; SDK Conversation.ts).

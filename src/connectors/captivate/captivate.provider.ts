@@ -15,6 +15,6 @@ export const captivateProvider: ProviderDefinition<CaptivateOptions> = {
   inbound: parseCaptivateInbound,
   // `sendVia: http` sends over HTTP in socket mode too (the connector reads the same two settings).
   commandPath: (options, mode) => (mode === 'webhook' || options.sendVia === 'http' ? 'http' : 'socket'),
-  commandTypes: CAPTIVATE_COMMANDS,
+  commands: CAPTIVATE_COMMANDS,
   // No isEcho: Captivate sends no echo of the user's own `user_message`, so an ambiguous send ends `ambiguous_no_echo`.
 };

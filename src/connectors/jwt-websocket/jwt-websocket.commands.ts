@@ -1,6 +1,8 @@
+import { IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
 import { CommandError } from '../../common/errors';
 import type { UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
+import type { ProviderCommands } from '../provider-commands';
 
 /**
  * The service's wire format (docs/providers.md#jwt-websocket): client frames are `{type, data}` JSON, server frames
@@ -13,8 +15,14 @@ export interface ClientFrame {
   data: Record<string, string>;
 }
 
-/** The command types this provider executes. */
-export const JWT_WEBSOCKET_COMMANDS = ['room.listen', 'room.unlisten'] as const;
+/** `room.listen` / `room.unlisten`: the service channel, as `roomId` or `channel` (e.g. `conversation:conv-123`). */
+export class JwtWebSocketRoomFields {
+  @IsOptional() @IsString() @MinLength(1) @MaxLength(512) roomId?: string;
+  @IsOptional() @IsString() @MinLength(1) @MaxLength(512) channel?: string;
+}
+
+/** The command types this provider executes, with their fields. */
+export const JWT_WEBSOCKET_COMMANDS = { 'room.listen': JwtWebSocketRoomFields, 'room.unlisten': JwtWebSocketRoomFields } satisfies ProviderCommands;
 
 /** `{"type":"subscribe","data":{"channel":"conversation:conv-123"}}` */
 export function subscribeFrame(channel: string): ClientFrame {
@@ -31,9 +39,14 @@ export function pingFrame(): ClientFrame {
   return { type: 'ping', data: {} };
 }
 
-/** The channel a `room.listen` / `room.unlisten` command names (`roomId`, else `channel`). */
+/** The service channel a command names (`roomId`, else `channel`): also its conversation, for ordering. */
+export function namedChannel(command: UpstreamCommand): string | undefined {
+  return str(command.roomId) ?? str(command.channel);
+}
+
+/** The channel a `room.listen` / `room.unlisten` command names; throws a non-retriable CommandError when none. */
 export function commandChannel(command: UpstreamCommand): string {
-  const channel = str(command.roomId) ?? str(command.channel);
+  const channel = namedChannel(command);
   if (!channel) throw new CommandError('invalid_command', `${command.type} needs "roomId" (or "channel"), e.g. "conversation:conv-123"`, { retriable: false, sent: false });
   return channel;
 }

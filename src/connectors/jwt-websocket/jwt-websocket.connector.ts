@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { CommandError, ConnectorError, describeError } from '../../common/errors';
 import { redactText } from '../../common/redact';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
-import { commandChannel, JWT_WEBSOCKET_COMMANDS, pingFrame, readErrorFrame, type ClientFrame } from './jwt-websocket.commands';
+import { commandChannel, pingFrame, readErrorFrame, type ClientFrame } from './jwt-websocket.commands';
 import type { JwtWebSocketOptions } from './jwt-websocket.options';
 import { Subscriptions } from './jwt-websocket.subscriptions';
 import { jwtExpiry, tokenSourceFor, type TokenSource } from './jwt-websocket.token';
@@ -74,11 +74,11 @@ export class JwtWebSocketConnector implements Connector {
     this.drop(1000, 'client closing');
   }
 
-  /** `room.listen` / `room.unlisten`: `subscribe` / `unsubscribe` frames, confirmed by a quiet window without an error frame. */
+  /**
+   * `room.listen` / `room.unlisten` (the channel runtime refuses other types): `subscribe` / `unsubscribe` frames,
+   * confirmed by a quiet window without an error frame.
+   */
   async execute(command: UpstreamCommand): Promise<CommandOutcome> {
-    if (command.type !== 'room.listen' && command.type !== 'room.unlisten') {
-      throw new CommandError('unsupported_command', `jwt-websocket supports ${JWT_WEBSOCKET_COMMANDS.join(', ')}, not "${command.type}"`, { retriable: false, sent: false });
-    }
     const channel = commandChannel(command);
     const confirmMs = this.options.subscribeConfirmMs;
     if (command.type === 'room.listen') await this.subs.listen(channel, confirmMs);

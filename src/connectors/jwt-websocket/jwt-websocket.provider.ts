@@ -1,5 +1,5 @@
 import type { ProviderDefinition } from '../connector.interface';
-import { JWT_WEBSOCKET_COMMANDS } from './jwt-websocket.commands';
+import { JWT_WEBSOCKET_COMMANDS, namedChannel } from './jwt-websocket.commands';
 import { JwtWebSocketConnector } from './jwt-websocket.connector';
 import { mapJwtWebSocket } from './jwt-websocket.mapper';
 import { JwtWebSocketOptions } from './jwt-websocket.options';
@@ -11,6 +11,7 @@ export const jwtWebSocketProvider: ProviderDefinition<JwtWebSocketOptions> = {
   createConnector: (ctx) => new JwtWebSocketConnector(ctx),
   map: mapJwtWebSocket,
   supportsWebhookMode: false,
-  commandTypes: JWT_WEBSOCKET_COMMANDS,
+  commands: JWT_WEBSOCKET_COMMANDS,
+  conversationKey: namedChannel,
   // No isEcho: the service has no echo of a client's own frames, so an ambiguous command ends `ambiguous_no_echo`.
 };

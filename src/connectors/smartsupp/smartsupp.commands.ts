@@ -1,6 +1,8 @@
+import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, MaxLength, Min } from 'class-validator';
 import { CommandError } from '../../common/errors';
 import type { UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
+import { NoCommandFields, type ProviderCommands } from '../provider-commands';
 import type { SmartsuppOptions } from './smartsupp.options';
 
 /**
@@ -8,8 +10,45 @@ import type { SmartsuppOptions } from './smartsupp.options';
  * of socket.io emits; the connector sends them.
  */
 
-/** The command types this provider executes. */
-export const SMARTSUPP_COMMANDS = ['conversation.start', 'message.send', 'typing', 'read', 'close', 'upload.init', 'upload.finish'] as const;
+/** `conversation.start`: the visitor's identity, sent with `visitor.connect` (IDENTITY_FIELDS). */
+export class SmartsuppStartFields {
+  @IsOptional() @IsString() @MaxLength(256) name?: string;
+  @IsOptional() @IsString() @MaxLength(256) email?: string;
+  @IsOptional() @IsString() @MaxLength(64) phone?: string;
+  @IsOptional() @IsString() @MaxLength(16) lang?: string;
+  @IsOptional() @IsString() @MaxLength(256) group?: string;
+  @IsOptional() @IsInt() @Min(0) visits?: number;
+  @IsOptional() @IsObject() variables?: Record<string, unknown>;
+  @IsOptional() @IsObject() properties?: Record<string, unknown>;
+}
+
+/** `message.send`: the SDK's `chatMessage` options. */
+export class SmartsuppSendFields {
+  @IsOptional() @IsIn(['contact', 'bot']) senderType?: string;
+  @IsOptional() @IsBoolean() isOffline?: boolean;
+  @IsOptional() @IsBoolean() preventOpenChat?: boolean;
+}
+
+/** `typing`: on or off (default on). */
+export class SmartsuppTypingFields {
+  @IsOptional() @IsBoolean() typing?: boolean;
+}
+
+/** `upload.finish`: the token `upload.init` answered. */
+export class SmartsuppUploadFinishFields {
+  @IsOptional() @IsString() @MaxLength(1024) uploadToken?: string;
+}
+
+/** The command types this provider executes, with their fields. */
+export const SMARTSUPP_COMMANDS = {
+  'conversation.start': SmartsuppStartFields,
+  'message.send': SmartsuppSendFields,
+  typing: SmartsuppTypingFields,
+  read: NoCommandFields,
+  close: NoCommandFields,
+  'upload.init': NoCommandFields,
+  'upload.finish': SmartsuppUploadFinishFields,
+} satisfies ProviderCommands;
 
 /** One socket.io emit: event name, data, and whether the server acknowledges it. */
 export interface Emit {

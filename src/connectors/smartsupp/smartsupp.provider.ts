@@ -12,7 +12,7 @@ export const smartsuppProvider: ProviderDefinition<SmartsuppOptions> = {
   createConnector: (ctx) => new SmartsuppConnector(ctx),
   map: mapSmartsupp,
   supportsWebhookMode: false,
-  commandTypes: SMARTSUPP_COMMANDS,
+  commands: SMARTSUPP_COMMANDS,
   // One socket per visitor: in a cluster the visitors of a channel are spread across the replicas.
   spreadsConversations: true,
   isEcho: isSmartsuppEcho,

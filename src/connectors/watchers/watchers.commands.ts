@@ -1,10 +1,20 @@
+import { IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
 import { CommandError, describeError } from '../../common/errors';
 import { upstreamRequestError, upstreamStatusError } from '../../common/upstream-http';
 import { redactText } from '../../common/redact';
 import type { UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
+import type { ProviderCommands } from '../provider-commands';
 
 /** Wire frames and REST requests of the Watchers bot API, and how its answers are read. Pure. */
+
+/** `message.send` and `room.listen`: the room may be named by Watchers' own `roomId` instead of `conversationId`. */
+export class WatchersRoomFields {
+  @IsOptional() @IsString() @MinLength(1) @MaxLength(512) roomId?: string;
+}
+
+/** The command types this provider executes, with their fields. */
+export const WATCHERS_COMMANDS = { 'message.send': WatchersRoomFields, 'room.listen': WatchersRoomFields } satisfies ProviderCommands;
 
 /** `external/listen` payload (docs "Bot post-message API"). */
 export interface ListenFrame {

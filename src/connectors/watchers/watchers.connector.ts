@@ -103,11 +103,9 @@ export class WatchersConnector implements Connector {
     this.socket.disconnect();
   }
 
-  /** `message.send` (socket, or REST in webhook mode / while down) and `room.listen`. */
+  /** `message.send` (socket, or REST in webhook mode / while down) and `room.listen`; the channel runtime refuses other types. */
   async execute(command: UpstreamCommand): Promise<CommandOutcome> {
-    if (command.type === 'message.send') return this.send(command);
-    if (command.type === 'room.listen') return this.listenCommand(command);
-    throw new CommandError('unsupported_command', `provider watchers does not support command type "${command.type}"`, { retriable: false, sent: false });
+    return command.type === 'room.listen' ? this.listenCommand(command) : this.send(command);
   }
 
   private rooms(): string[] {

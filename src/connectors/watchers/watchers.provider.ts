@@ -1,4 +1,5 @@
 import type { ProviderDefinition } from '../connector.interface';
+import { commandRoom, WATCHERS_COMMANDS } from './watchers.commands';
 import { WatchersConnector } from './watchers.connector';
 import { isWatchersEcho } from './watchers.echo';
 import { parseWatchersInbound } from './watchers.inbound';
@@ -15,6 +16,7 @@ export const watchersProvider: ProviderDefinition<WatchersOptions> = {
   // The Bot REST API posts messages (and, per its docs, offers webhooks/long-polling), so commands have an HTTP path.
   supportsWebhookMode: true,
   inbound: parseWatchersInbound,
-  commandTypes: ['message.send', 'room.listen'],
+  commands: WATCHERS_COMMANDS,
+  conversationKey: commandRoom,
   isEcho: isWatchersEcho,
 };

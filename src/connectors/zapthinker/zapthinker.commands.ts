@@ -1,12 +1,21 @@
+import { IsBoolean, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { CommandError } from '../../common/errors';
 import { upstreamRequestError, upstreamStatusError } from '../../common/upstream-http';
 import type { CommandOutcome, UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
+import type { ProviderCommands } from '../provider-commands';
 
 /** REST requests of the Evolution (ZapThinker) send API (docs/providers.md#zapthinker) and how its answers are read. Pure. */
 
-/** The command types this provider executes. */
-export const ZAPTHINKER_COMMANDS = ['message.send'] as const;
+/** `message.send` (sendText): Evolution's own options besides `conversationId` and `text`. */
+export class ZapThinkerSendFields {
+  /** ms of "composing" before the send; Evolution answers only after it, so it is bounded well below the command deadline. */
+  @IsOptional() @IsInt() @Min(0) @Max(600_000) delay?: number;
+  @IsOptional() @IsBoolean() linkPreview?: boolean;
+}
+
+/** The command types this provider executes, with their fields. */
+export const ZAPTHINKER_COMMANDS = { 'message.send': ZapThinkerSendFields } satisfies ProviderCommands;
 
 /** `POST /message/sendText/{instance}` body: only the fields the bridge passes through. */
 export interface SendTextBody {

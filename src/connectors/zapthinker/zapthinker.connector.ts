@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { io, type Socket } from 'socket.io-client';
-import { CommandError, ConnectorError } from '../../common/errors';
+import { ConnectorError } from '../../common/errors';
 import { upstreamFetch } from '../../common/upstream-http';
 import { classifyConnectError, RefusalAwareWebSocket, type ConnectErrorRules } from '../connect-error';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
@@ -66,11 +66,11 @@ export class ZapThinkerConnector implements Connector {
     this.socket.disconnect();
   }
 
-  /** `message.send` → `POST /message/sendText/<instance>`; resolves with the WAMessage key of the 2xx answer. */
+  /**
+   * `message.send` (its only command type: the channel runtime refuses others) → `POST /message/sendText/<instance>`;
+   * resolves with the WAMessage key of the 2xx answer.
+   */
   async execute(command: UpstreamCommand): Promise<CommandOutcome> {
-    if (command.type !== 'message.send') {
-      throw new CommandError('unsupported_command', `provider zapthinker does not support command type "${command.type}"`, { retriable: false, sent: false });
-    }
     const body = sendTextBody(command);
     const req = sendTextRequest(this.restBase, this.options.instance, this.options.apiKey, body);
     // Evolution answers only after `delay` (it shows "composing" first): that wait is not an upstream stall.

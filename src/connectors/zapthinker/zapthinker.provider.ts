@@ -16,6 +16,6 @@ export const zapthinkerProvider: ProviderDefinition<ZapThinkerOptions> = {
   inbound: parseZapThinkerInbound,
   // Evolution's socket only pushes events; every send is a REST call, in either mode.
   commandPath: () => 'http',
-  commandTypes: ZAPTHINKER_COMMANDS,
+  commands: ZAPTHINKER_COMMANDS,
   isEcho: isZapThinkerEcho,
 };
