@@ -5,7 +5,7 @@ import type { Response } from 'express';
 import { Bridge } from '../bridge';
 import { ApiAuthGuard } from '../common/api-auth.guard';
 import { ChannelRequestError, type ModeSwitchResult } from './channel-mode';
-import type { ChannelSnapshot } from './channels.service';
+import type { ChannelSnapshot } from './channel-runtime';
 import { parseModeSwitch } from './mode-switch.dto';
 
 /** `GET /v1/channels`, `GET /v1/channels/:id` (state, mode, reconnects, last event time) and `PUT /v1/channels/:id/mode`. */
@@ -34,7 +34,7 @@ export class ChannelsController {
   async setMode(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response): Promise<ModeSwitchResult> {
     const mode = parseModeSwitch(body);
     try {
-      const result = await this.bridge.channels.setMode(id, mode);
+      const result = await this.bridge.modes.setMode(id, mode);
       res.status(result.socket === 'another_replica' || (result.changed && result.socket === 'connecting') ? 202 : 200);
       return result;
     } catch (err) {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../common/errors';
 import { measureJson, type JsonMeasure } from '../common/json-limits';
 import type { LimitsConfig } from '../config/config.schema';
-import type { UpstreamFrame } from '../connectors/connector.interface';
+import type { InboundContext, UpstreamFrame } from '../connectors/connector.interface';
 import type { MappedEvent } from '../connectors/mapper';
 import { createEvent, type AnyCanonicalEvent } from '../envelope/envelope';
 import type { Metrics } from '../health/metrics';
@@ -43,7 +43,7 @@ export class FrameIntake {
     const t0 = performance.now();
     const { channel } = entry;
     this.metrics.frames.inc({ channel: channel.id });
-    entry.lastEventAt = receivedAt;
+    entry.traffic.lastEventAt = receivedAt;
     try {
       const size = measureJson(frame.payload, { maxDepth: this.limits.maxJsonDepth, maxBytes: this.limits.maxFrameBytes });
       if (size.exceeded) {
@@ -80,6 +80,18 @@ export class FrameIntake {
     }
   }
 
+  /**
+   * An inbound post that is not JSON or not the provider's shape: counted, dead-lettered whole (`inbound_malformed`)
+   * and logged; nothing of it is published.
+   */
+  malformedPost(entry: ChannelEntry, raw: Buffer, ctx: InboundContext, error: string): void {
+    const channelId = entry.channel.id;
+    entry.traffic.malformed++;
+    this.metrics.malformed.inc({ channel: channelId });
+    this.log.warn({ channel: channelId, error, bytes: raw.length }, 'malformed inbound post dead-lettered');
+    this.deadLetters.write({ reason: 'inbound_malformed', origin: 'inbound', channelId, frame: { event: ctx.suffix ?? 'inbound', payload: raw.toString('utf8') }, error });
+  }
+
   private publish(entry: ChannelEntry, upstreamEvent: string, m: MappedEvent, t0: number, receipt?: DurableReceipt): void {
     const { channel } = entry;
     const size = measureJson(m.event, { maxDepth: this.eventDepth, maxBytes: this.limits.maxEventBytes });
@@ -89,11 +101,11 @@ export class FrameIntake {
       return;
     }
     if (m.event.type === 'chatbridge.provider.event' && m.event.data.upstream.error) {
-      entry.malformed++;
+      entry.traffic.malformed++;
       this.metrics.malformed.inc({ channel: channel.id });
       this.log.warn({ channel: channel.id, event: upstreamEvent, error: m.event.data.upstream.error }, 'malformed upstream frame published as provider event');
     }
-    if (this.pipeline.publish({ event: m.event, stableId: m.stableId, receivedAt: t0, durable: receipt?.track() })) entry.eventsIn++;
+    if (this.pipeline.publish({ event: m.event, stableId: m.stableId, receivedAt: t0, durable: receipt?.track() })) entry.traffic.eventsIn++;
   }
 
   /**
@@ -106,7 +118,7 @@ export class FrameIntake {
     { refused, receipt }: { refused?: AnyCanonicalEvent; receipt?: DurableReceipt } = {},
   ): void {
     const { channel } = entry;
-    entry.malformed++;
+    entry.traffic.malformed++;
     this.metrics.malformed.inc({ channel: channel.id });
     this.metrics.refused.inc({ origin: reason === 'event_too_large' ? 'event' : 'frame', reason });
     const notice = createEvent({

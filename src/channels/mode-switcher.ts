@@ -1,37 +1,43 @@
 import type { Logger } from 'pino';
 import type { ModeSwitchConfig } from '../config/config.schema';
 import type { ChannelMode } from '../connectors/connector.interface';
-import type { ChannelStatusData } from '../envelope/event-types';
+import type { EventPipeline } from '../pipeline/pipeline';
 import { untilConnected, type ChannelEntry } from './channel-entry';
 import type { ModeSwitchResult } from './channel-mode';
+import { publishChannelStatus } from './channel-status';
 
 /**
  * The socket side of a channel's mode (docs/modes.md): opens and closes the supervised socket so that a switch loses
  * nothing. socket → webhook keeps the socket until the upstream's first accepted post (or `overlapMs`);
  * webhook → socket opens the socket first and answers once it is connected (or after `connectWaitMs`), while
  * posts stay accepted. Events that arrive both ways meanwhile share their stable id; the pipeline drops the copy.
+ * The only writer of a channel's socket hold; the ChannelRuntime opens and releases sockets through it too
+ * (start, ownership handover, stop).
  */
 export class ModeSwitcher {
+  /** socket → webhook: the channels whose socket closes at the first accepted inbound post, or when this timer fires. */
+  private readonly overlaps = new Map<ChannelEntry, NodeJS.Timeout>();
+
   constructor(
     private readonly settings: ModeSwitchConfig,
     private readonly log: Logger,
-    private readonly publishStatus: (entry: ChannelEntry, status: ChannelStatusData['status']) => void,
+    private readonly pipeline: EventPipeline,
   ) {}
 
   /** Switches an already validated (and persisted) channel to `target` and records it as a status event. */
   async switch(entry: ChannelEntry, target: ChannelMode): Promise<ModeSwitchResult> {
     const previousMode = entry.mode;
-    const result = (changed: boolean): ModeSwitchResult => ({ id: entry.channel.id, mode: entry.mode, previousMode, changed, socket: this.socketStatus(entry), state: entry.state });
+    const result = (changed: boolean): ModeSwitchResult => ({ id: entry.channel.id, mode: entry.mode, previousMode, changed, socket: this.socketStatus(entry), state: entry.link.state });
     if (target === previousMode) return result(false);
     entry.mode = target;
     this.log.info({ channel: entry.channel.id, mode: target, previousMode }, 'channel mode switched');
-    this.publishStatus(entry, { state: entry.state, previous: entry.state, attempt: 0, reason: 'mode_changed', mode: target, previousMode });
+    publishChannelStatus(this.pipeline, entry, { state: entry.link.state, previous: entry.link.state, attempt: 0, reason: 'mode_changed', mode: target, previousMode });
     if (target === 'webhook') {
-      if (entry.socketHeld) this.awaitFirstInbound(entry);
+      if (entry.socket.held) this.awaitFirstInbound(entry);
       return { ...result(true), overlapMs: this.settings.overlapMs };
     }
     this.cancelOverlap(entry);
-    await entry.stopping;
+    await entry.socket.stopping;
     // Another switch may have come while the old socket was closing: only the latest one acts.
     if (entry.mode === 'socket') this.openSocket(entry);
     await this.waitConnected(entry);
@@ -40,44 +46,37 @@ export class ModeSwitcher {
 
   /** An inbound post of this channel was accepted: proof the upstream posts to us, so an overlapping socket can go. */
   inboundAccepted(entry: ChannelEntry): void {
-    if (entry.closeOnInbound) this.closeSocket(entry, 'the upstream\'s first inbound post was accepted');
-  }
-
-  /** The channel reached `connected`: wakes a switch waiting for it. */
-  connected(entry: ChannelEntry): void {
-    for (const resolve of entry.connectedWaiters) resolve();
-    entry.connectedWaiters.clear();
+    if (this.overlaps.has(entry)) this.closeSocket(entry, 'the upstream\'s first inbound post was accepted');
   }
 
   /** Starts holding the upstream socket. */
   openSocket(entry: ChannelEntry): void {
-    entry.socketHeld = true;
-    entry.supervisor?.start();
+    entry.socket.held = true;
+    entry.link.supervisor?.start();
   }
 
   /** Shutdown: cancels the overlap and closes the socket. */
   async stop(entry: ChannelEntry): Promise<void> {
     this.cancelOverlap(entry);
-    entry.socketHeld = false;
-    await entry.stopping;
-    await entry.supervisor?.stop();
+    entry.socket.held = false;
+    await entry.socket.stopping;
+    await entry.link.supervisor?.stop();
   }
 
   private awaitFirstInbound(entry: ChannelEntry): void {
     const { overlapMs } = this.settings;
     this.cancelOverlap(entry);
-    entry.closeOnInbound = true;
-    entry.overlapTimer = setTimeout(() => {
+    const timer = setTimeout(() => {
       this.log.warn({ channel: entry.channel.id, overlapMs }, 'no inbound post within modeSwitch.overlapMs of the switch to webhook mode; closing the socket anyway (check the upstream\'s webhook URL and token)');
       this.closeSocket(entry, 'overlap limit reached');
     }, overlapMs);
-    entry.overlapTimer.unref?.();
+    timer.unref?.();
+    this.overlaps.set(entry, timer);
   }
 
   private cancelOverlap(entry: ChannelEntry): void {
-    clearTimeout(entry.overlapTimer);
-    entry.overlapTimer = undefined;
-    entry.closeOnInbound = false;
+    clearTimeout(this.overlaps.get(entry));
+    this.overlaps.delete(entry);
   }
 
   private closeSocket(entry: ChannelEntry, why: string): void {
@@ -87,28 +86,28 @@ export class ModeSwitcher {
 
   /**
    * Closes the socket in the background (the bridge no longer holds it: webhook mode, or another replica holds the
-   * channel); the stop is kept in `entry.stopping`, which a later `openSocket` caller waits for.
+   * channel); the stop is kept in `entry.socket.stopping`, which a later `openSocket` caller waits for.
    */
   release(entry: ChannelEntry, why: string): void {
     this.cancelOverlap(entry);
-    if (!entry.socketHeld) return;
-    entry.socketHeld = false;
+    const { socket } = entry;
+    if (!socket.held) return;
+    socket.held = false;
     this.log.info({ channel: entry.channel.id, why }, 'closing the upstream socket');
-    const stopping = (entry.supervisor?.stop() ?? Promise.resolve()).finally(() => {
-      if (entry.stopping === stopping) entry.stopping = undefined;
+    const stopping = (entry.link.supervisor?.stop() ?? Promise.resolve()).finally(() => {
+      if (socket.stopping === stopping) socket.stopping = undefined;
     });
-    entry.stopping = stopping;
+    socket.stopping = stopping;
   }
 
   private socketStatus(entry: ChannelEntry): ModeSwitchResult['socket'] {
-    if (!entry.socketHeld) return 'closed';
-    if (entry.closeOnInbound) return 'closing_after_first_inbound';
-    return entry.state === 'connected' ? 'connected' : 'connecting';
+    if (!entry.socket.held) return 'closed';
+    if (this.overlaps.has(entry)) return 'closing_after_first_inbound';
+    return entry.link.state === 'connected' ? 'connected' : 'connecting';
   }
 
   /** Resolves at the next `connected` (at once if connected), or after `connectWaitMs` either way. */
   private async waitConnected(entry: ChannelEntry): Promise<void> {
-    if (entry.socketHeld) await untilConnected(entry, this.settings.connectWaitMs);
+    if (entry.socket.held) await untilConnected(entry, this.settings.connectWaitMs);
   }
-
 }

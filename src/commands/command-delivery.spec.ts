@@ -1,11 +1,12 @@
 import pino from 'pino';
-import type { ChannelsService } from '../channels/channels.service';
 import type { AppConfig } from '../config/config.loader';
 import { CommandsConfig } from '../config/config.schema';
 import type { UpstreamCommand } from '../connectors/connector.interface';
+import { NoCommandFields, type ProviderCommands } from '../connectors/provider-commands';
 import { Metrics } from '../health/metrics';
 import { EventPipeline } from '../pipeline/pipeline';
 import { CommandLedger } from './command-ledger';
+import type { CommandRouter } from './command-router';
 import { CommandService } from './command.service';
 import type { CommandRecord, LedgerStore } from './command.types';
 
@@ -36,11 +37,11 @@ class FakeChannels {
   readonly sent: string[] = [];
   readonly durableAtSend: Array<string | undefined> = [];
   constructor(private readonly store: SwitchStore) {}
-  commandTarget(): { name: 'zapthinker'; commandTypes: string[] } {
-    return { name: 'zapthinker', commandTypes: ['message.send'] };
+  commandTarget(): { name: 'zapthinker'; commands: ProviderCommands } {
+    return { name: 'zapthinker', commands: { 'message.send': NoCommandFields } };
   }
-  get(): { state: string } {
-    return { state: 'connected' };
+  connected(): boolean {
+    return true;
   }
   async whenConnected(): Promise<boolean> {
     return true;
@@ -72,7 +73,7 @@ describe('command delivery with a durable ledger that does not take a state', ()
       results.push({ commandId: command.commandId, status: command.status, ...(command.errorCode ? { errorCode: command.errorCode } : {}) });
     });
     const ledger = new CommandLedger({ maxEntries: 1000, ttlMs: 60_000 }, log, store);
-    service = new CommandService(config, channels as unknown as ChannelsService, pipeline, ledger, metrics, log);
+    service = new CommandService(config, channels as unknown as CommandRouter, pipeline, ledger, metrics, log);
     await service.start();
     service.channelsStarted();
   }

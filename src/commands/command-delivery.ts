@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ChannelsService } from '../channels/channels.service';
+import type { CommandRouter } from './command-router';
 import { backoffDelay } from '../common/backoff';
 import { CommandError, describeError } from '../common/errors';
 import type { CommandsConfig } from '../config/config.schema';
@@ -35,7 +35,7 @@ export class CommandDelivery {
 
   constructor(
     private readonly settings: CommandsConfig,
-    private readonly channels: ChannelsService,
+    private readonly channels: CommandRouter,
     private readonly ledger: CommandLedger,
     private readonly echoes: EchoWatcher,
     private readonly metrics: Metrics,
@@ -115,7 +115,7 @@ export class CommandDelivery {
         watch?.cancel();
         if (!e.retriable) return failed(e.code, e.message, false);
         last = e;
-        if (e.code === 'not_connected' && this.channels.get(rec.channelId)?.state !== 'connected') {
+        if (e.code === 'not_connected' && !this.channels.connected(rec.channelId)) {
           // Held, not failed: the channel is reconnecting. This was no upstream attempt.
           rec.attempts--;
           await this.setStatus(rec, 'accepted');

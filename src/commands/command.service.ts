@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ChannelsService } from '../channels/channels.service';
+import type { CommandRouter } from './command-router';
 import { describeError } from '../common/errors';
 import { withinMs } from '../common/wait';
 import type { AppConfig } from '../config/config.loader';
@@ -44,7 +44,7 @@ export class CommandService implements CommandDoorApi {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly channels: ChannelsService,
+    private readonly channels: CommandRouter,
     private readonly pipeline: EventPipeline,
     private readonly ledger: CommandLedger,
     private readonly metrics: Metrics,

@@ -36,14 +36,14 @@ export class InboundController {
   }
 
   private async receive(channelId: string, req: Request, res: Response, suffix?: string): Promise<{ accepted: number }> {
-    const { channels, metrics } = this.bridge;
+    const { inbound, metrics } = this.bridge;
     const raw = admittedBody(req);
     // Only the gate admits posts; a request that did not pass it is never read as the channel's.
     if (!raw) throw new UnauthorizedException('inbound post not authenticated');
-    let parsed: ReturnType<typeof channels.receiveInbound>;
+    let parsed: ReturnType<typeof inbound.receiveInbound>;
     const receipt = new DurableReceipt();
     try {
-      parsed = channels.receiveInbound(channelId, raw, suffix === undefined ? {} : { suffix }, receipt);
+      parsed = inbound.receiveInbound(channelId, raw, suffix === undefined ? {} : { suffix }, receipt);
     } catch (err) {
       if (!(err instanceof ChannelRequestError)) throw err;
       throw err.code === 'unknown_channel' ? new NotFoundException(err.message) : new ConflictException(err.message);
@@ -52,7 +52,7 @@ export class InboundController {
       metrics.inboundRequests.inc({ channel: channelId, outcome: 'malformed' });
       throw new BadRequestException(`${parsed.error} (nothing was published; the body was dead-lettered with reason inbound_malformed)`);
     }
-    const settled = await receipt.settled(channels.inboundAuth(channelId).ackTimeoutMs);
+    const settled = await receipt.settled(inbound.inboundAuth(channelId).ackTimeoutMs);
     if (!settled || settled.deadLettered) {
       metrics.inboundRequests.inc({ channel: channelId, outcome: 'not_durable' });
       res.setHeader('retry-after', String(NOT_DURABLE_RETRY_AFTER_S));

@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { ChannelsService } from '../channels/channels.service';
 import { ChannelRequestError } from '../channels/channel-mode';
 import { apiError } from '../common/api-error';
 import type { InboundAuthConfig } from '../config/config.schema';
 import type { Metrics } from '../health/metrics';
 import { needsBody, verifyBeforeBody, verifyInbound } from './inbound.auth';
+import type { InboundReceiver } from './inbound.receiver';
 import { channelIdOf, InboundBodyError, readBody } from './inbound.body';
 
 /** Metric label for posts to channel ids that do not exist (any text could be posted; labels stay bounded). */
@@ -15,9 +15,9 @@ export const UNKNOWN_CHANNEL_LABEL = '(unknown)';
 /** `Retry-After` of a 503 for a channel with `inbound.maxInFlight` bodies being read (seconds). */
 export const INBOUND_RETRY_AFTER_S = 1;
 
-/** What the gate needs of the bridge. */
+/** What the gate needs: which channels take posts and how they authenticate, metrics and a logger. */
 export interface InboundGateDeps {
-  channels: Pick<ChannelsService, 'inboundAuth'>;
+  inbound: Pick<InboundReceiver, 'inboundAuth'>;
   metrics: Pick<Metrics, 'inboundRequests' | 'inboundInFlight' | 'refused'>;
   log: Logger;
 }
@@ -53,7 +53,7 @@ export function inboundGate(deps: InboundGateDeps): RequestHandler {
 
     let auth: InboundAuthConfig;
     try {
-      auth = deps.channels.inboundAuth(channelId);
+      auth = deps.inbound.inboundAuth(channelId);
     } catch (err) {
       if (!(err instanceof ChannelRequestError)) return next(err);
       const known = err.code !== 'unknown_channel';

@@ -42,7 +42,7 @@ describe('Captivate → CloudEvents → Kafka (e2e)', () => {
   });
 
   const exec = (cmd: Partial<UpstreamCommand> & { type: string }, channelId = 'hub'): Promise<CommandOutcome> =>
-    bridge!.bridge.channels.execute(channelId, { commandId: `cmd-${Math.random().toString(36).slice(2)}`, ...cmd });
+    bridge!.bridge.router.execute(channelId, { commandId: `cmd-${Math.random().toString(36).slice(2)}`, ...cmd });
   const state = async (id = 'hub') => (await bridge!.get(`/v1/channels/${id}`)).body as { state: string; reconnects: number; malformedFrames: number };
   const connected = (id = 'hub') => waitFor(`${id} connected`, async () => (await state(id)).state === 'connected');
   const data = (r: ReadRecord) => JSON.parse(r.value ?? '{}') as { message?: { id?: string; text?: string; sender?: { role: string } }; upstream: { event: string; payload: unknown }; change?: { kind: string } };

@@ -41,9 +41,9 @@ describe('forwarding a command to the holder when Kafka does not take it', () =>
     const { port } = blackhole.address() as { port: number };
     const kafka = new Kafka({ brokers: [`127.0.0.1:${port}`], clientId: 'forward-test', logLevel: logLevel.NOTHING, connectionTimeout: 300, requestTimeout: 300, retry: { retries: 0 } });
     forwarder = new CommandForwarder(kafka, 'fw.commands', 800);
-    const { config, channels, pipeline, metrics } = bridge.bridge;
+    const { config, router, pipeline, metrics } = bridge.bridge;
     const ledger = new CommandLedger({ maxEntries: 100, ttlMs: 60_000 }, pino({ level: 'silent' }));
-    service = new CommandService(config, channels, pipeline, ledger, metrics, pino({ level: 'silent' }), HOLDS_NOTHING, forwarder);
+    service = new CommandService(config, router, pipeline, ledger, metrics, pino({ level: 'silent' }), HOLDS_NOTHING, forwarder);
     await service.start();
     service.channelsStarted();
   });

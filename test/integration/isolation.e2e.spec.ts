@@ -57,7 +57,7 @@ describe('channel isolation: five providers in one bridge (e2e)', () => {
 
   const state = (id: string) => bridge!.bridge.channels.get(id)!.state;
   const start = async (id: string, fields: Record<string, unknown> = {}) =>
-    (await bridge!.bridge.channels.execute(id, { commandId: randomUUID(), type: 'conversation.start', ...fields })).conversationId!;
+    (await bridge!.bridge.router.execute(id, { commandId: randomUUID(), type: 'conversation.start', ...fields })).conversationId!;
   const text = (r: ReadRecord) => (JSON.parse(r.value ?? '{}') as { message?: { text?: string } }).message?.text;
   /** Message texts per Kafka key of one channel, in the order they were read. */
   const messagesByKey = (channel: string): Map<string, string[]> => {

@@ -225,7 +225,7 @@ describe('jwt-websocket → CloudEvents → Kafka (e2e)', () => {
   it('room.listen / room.unlisten send subscribe / unsubscribe frames; listened rooms survive a reconnect; errors are typed', async () => {
     const b = await start([channel()]);
     await connected();
-    const exec = (cmd: Record<string, unknown>) => b.bridge.channels.execute('support', { commandId: `c-${Math.random()}`, ...cmd } as { commandId: string; type: string });
+    const exec = (cmd: Record<string, unknown>) => b.bridge.router.execute('support', { commandId: `c-${Math.random()}`, ...cmd } as { commandId: string; type: string });
 
     await expect(exec({ type: 'room.listen', roomId: 'conversation:conv-555' })).resolves.toEqual({
       result: { channel: 'conversation:conv-555', subscriptions: [CONV, 'task:task-789', 'conversation:conv-555'] },

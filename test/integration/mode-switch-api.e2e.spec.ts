@@ -132,8 +132,8 @@ describe('channel mode API (e2e)', () => {
         }],
       });
       await wsim.waitUntil('listening', () => wsim.listeners('144444') === 1);
-      const channels = bridge.bridge.channels;
-      const send = (text: string) => channels.execute('bot-eu', { commandId: `c-${text}`, type: 'message.send', conversationId: '144444', text });
+      const router = bridge.bridge.router;
+      const send = (text: string) => router.execute('bot-eu', { commandId: `c-${text}`, type: 'message.send', conversationId: '144444', text });
       const restSends = () => wsim.requests.filter((r) => r.path === '/api/bot/sendMessage').length;
 
       await send('one');

@@ -44,7 +44,7 @@ describe('Smartsupp → CloudEvents → Kafka (e2e)', () => {
   }
 
   const state = () => bridge?.bridge.channels.get(CHANNEL)?.state;
-  const exec = (cmd: { type: string; [field: string]: unknown }): Promise<CommandOutcome> => bridge!.bridge.channels.execute(CHANNEL, { commandId: randomUUID(), ...cmd });
+  const exec = (cmd: { type: string; [field: string]: unknown }): Promise<CommandOutcome> => bridge!.bridge.router.execute(CHANNEL, { commandId: randomUUID(), ...cmd });
   const startVisitor = async (fields: Record<string, unknown> = {}) => (await exec({ type: 'conversation.start', ...fields })).conversationId as string;
   const data = (r: ReadRecord) => JSON.parse(r.value ?? '{}') as Data;
   const ofType = (type: string) => reader!.ofType(type).map(data);

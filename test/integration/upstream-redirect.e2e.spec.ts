@@ -49,7 +49,7 @@ describe('upstream HTTP calls do not follow redirects (e2e)', () => {
       bridge = await startTestBridge({ channels: [{ id: 'hub', provider: 'captivate', captivate: { url: sim.url, apiKey: 'captivate-api-key-1', httpUrl: redirector.url, sendVia: 'http', connectTimeoutMs: 1000, commandTimeoutMs: 1500 } }] });
       await waitFor('hub connected', async () => ((await bridge!.get('/v1/channels/hub')).body as { state: string }).state === 'connected');
       const cmd: UpstreamCommand = { commandId: `c-${status}`, type: 'message.send', conversationId: 'conv-1', text: 'hello' };
-      const failed = bridge.bridge.channels.execute('hub', cmd);
+      const failed = bridge.bridge.router.execute('hub', cmd);
       await expect(failed).rejects.toMatchObject({ code: 'upstream_rejected', retriable: false, sent: false });
       await expect(failed).rejects.toThrow(`HTTP ${status} (a redirect, not followed`);
       // It went where it was configured, with its key, once; nothing was sent on to the Location.

@@ -68,7 +68,7 @@ describe('Watchers.io → CloudEvents → Kafka (e2e)', () => {
   const channelState = async (id = 'bot-eu') => (await bridge!.get(`/v1/channels/${id}`)).body as { state: string; reconnects: number; malformedFrames: number };
   const run = (command: { type: string; [field: string]: unknown }, channelId = 'bot-eu') => {
     const full: UpstreamCommand = { commandId: `c-${Math.random()}`, ...command };
-    return bridge!.bridge.channels.execute(channelId, full);
+    return bridge!.bridge.router.execute(channelId, full);
   };
   const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as CommandError);
 

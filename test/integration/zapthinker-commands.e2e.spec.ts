@@ -26,7 +26,7 @@ describe('ZapThinker commands → Evolution REST (e2e)', () => {
 
   const run = (channelId: string, fields: Record<string, unknown>) => {
     const command: UpstreamCommand = { commandId: `c-${Math.random()}`, type: 'message.send', ...fields };
-    return { command, done: bridge!.bridge.channels.execute(channelId, command) };
+    return { command, done: bridge!.bridge.router.execute(channelId, command) };
   };
   const failure = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a CommandError'); }, (e: unknown) => e as CommandError);
   const sendTexts = () => sim.requests.filter((r) => r.path === '/message/sendText/sales');
@@ -90,7 +90,7 @@ describe('ZapThinker commands → Evolution REST (e2e)', () => {
     expect(await failure(run('wa-sales', { text: 'no chat' }).done)).toMatchObject({ code: 'invalid_command', sent: false });
     expect(await failure(run('wa-sales', { conversationId: CONTACT, text: ' ' }).done)).toMatchObject({ code: 'invalid_command', sent: false });
     expect(await failure(run('wa-sales', { conversationId: CONTACT, text: 'x', delay: 'soon' }).done)).toMatchObject({ code: 'invalid_command', sent: false });
-    const typing = bridge.bridge.channels.execute('wa-sales', { commandId: 'c-typing', type: 'typing', conversationId: CONTACT });
+    const typing = bridge.bridge.router.execute('wa-sales', { commandId: 'c-typing', type: 'typing', conversationId: CONTACT });
     expect(await failure(typing)).toMatchObject({ code: 'unsupported_command', message: expect.stringContaining('zapthinker') });
     expect(sim.requests).toHaveLength(before);
 
