@@ -5,6 +5,7 @@ import { FrameIntake } from './channels/frame-intake';
 import { ModeController } from './channels/mode-controller';
 import { ModeSwitcher } from './channels/mode-switcher';
 import { CommandForwarder } from './cluster/command-forwarder';
+import { ClusterMembership } from './cluster/membership';
 import { ClusterOwnership, SoleOwnership, type ChannelOwnership, type OwnershipChange } from './cluster/ownership';
 import { SharedState } from './cluster/shared-state';
 import type { DurableModes } from './channels/mode-persistence';
@@ -22,7 +23,7 @@ import { Metrics } from './health/metrics';
 import { DeadLetters } from './pipeline/dead-letters';
 import { EventPipeline } from './pipeline/pipeline';
 import { createKafka } from './kafka/client';
-import { createMissingTopics } from './kafka/topics';
+import { createMissingTopics, ensureTopicReady } from './kafka/topics';
 import { KafkaSink } from './sinks/kafka/kafka.sink';
 import type { Sink } from './sinks/sink.interface';
 import { StdoutSink } from './sinks/stdout/stdout.sink';
@@ -141,11 +142,16 @@ export class Bridge {
     if (cluster && kafka && config.kafka) this.forwarder = new CommandForwarder(kafka, config.kafka.topics.commands, config.kafka.producer.requestTimeoutMs);
     this.commands = new CommandService(config, this.router, this.pipeline, ledger, this.metrics, log.child({ context: 'commands' }), this.ownership, this.forwarder);
     if (config.kafka && kafka) {
+      const topic = config.kafka.topics.commands;
+      const groupId = commandGroupId(config.kafka);
+      const doorLog = log.child({ context: 'kafka-commands' });
+      // In a cluster the command group is the membership: its assignment is the channels' ownership.
+      const membership = cluster && clusterOwnership ? new ClusterMembership({ settings: cluster, group: groupId, partitionCount: () => ensureTopicReady(kafka, topic) }, clusterOwnership, doorLog) : undefined;
       const door = {
-        topic: config.kafka.topics.commands, groupId: commandGroupId(config.kafka), consumer: config.kafka.consumer,
-        cluster: cluster && clusterOwnership && this.forwarder ? { settings: cluster, ownership: clusterOwnership, forwarder: this.forwarder } : undefined,
+        topic, groupId, consumer: config.kafka.consumer,
+        cluster: membership && clusterOwnership && this.forwarder ? { membership, ownership: clusterOwnership, forwarder: this.forwarder } : undefined,
       };
-      this.commandConsumer = new KafkaCommandConsumer(kafka, door, this.commands, this.deadLetters, this.metrics, log.child({ context: 'kafka-commands' }));
+      this.commandConsumer = new KafkaCommandConsumer(kafka, door, this.commands, this.deadLetters, this.metrics, doorLog);
     }
   }
 

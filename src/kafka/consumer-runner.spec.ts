@@ -210,13 +210,15 @@ describe('ConsumerRunner', () => {
     expect(consumers[0].committed).toEqual([]);
   });
 
-  it('retries a start that fails with backoff, with a fresh consumer each time', async () => {
+  it('retries a start that fails with backoff, with a fresh consumer each time, telling the group is unreachable', async () => {
     failConnects = 2;
-    make(() => undefined).start();
+    let unreachable = 0;
+    make(() => undefined, { onUnreachable: () => unreachable++ }).start();
     await until('started on the third consumer', () => consumers[2]?.eachBatch !== undefined);
     expect(consumers.map((c) => c.groupId)).toEqual([`g${groups - 2}`, `g${groups - 1}`, `g${groups}`]);
     expect(consumers[0].disconnected && consumers[1].disconnected).toBe(true);
     expect(runner?.running).toBe(true);
+    expect(unreachable).toBe(2);
   });
 
   it('starts over after a crash kafkajs does not restart from; not after one it restarts, nor after stop', async () => {

@@ -1,17 +1,14 @@
-import { PartitionAssigners, type Kafka, type KafkaMessage } from 'kafkajs';
+import type { Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
-import { backoffDelay, CONSUMER_RESTART_BACKOFF } from '../../common/backoff';
 import { BridgeError, describeError } from '../../common/errors';
-import type { ClusterConfig, KafkaConfig, KafkaConsumerConfig } from '../../config/config.schema';
+import type { KafkaConfig, KafkaConsumerConfig } from '../../config/config.schema';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import type { CommandDoorApi } from '../command.types';
 import { classifyRefusal, parseCommandRecord } from './command-record';
-import { Pause } from '../../common/wait';
-import { ensureTopicReady } from '../../kafka/topics';
 import { FORWARDED_HEADER, type CommandForwarder } from '../../cluster/command-forwarder';
+import type { ClusterMembership } from '../../cluster/membership';
 import type { ClusterOwnership } from '../../cluster/ownership';
-import { stickyAssigner } from '../../cluster/sticky-assigner';
 import { ConsumerRunner, consumerSettings } from '../../kafka/consumer-runner';
 import { deadRecord } from '../../kafka/poison';
 
@@ -23,10 +20,10 @@ export interface KafkaCommandConsumerOptions {
   groupId: string;
   consumer: KafkaConsumerConfig;
   /**
-   * `cluster.enabled`: the group's assignment is the channels' ownership (the member holding partition p holds the
-   * channels whose ids hash to p), and records of a channel found on another partition are re-routed to its own.
+   * `cluster.enabled`: the group is the cluster's membership (its settings, and its events make the channels'
+   * ownership), and records of a channel found on another partition are re-routed to its own.
    */
-  cluster?: { settings: ClusterConfig; ownership: ClusterOwnership; forwarder: CommandForwarder };
+  cluster?: { membership: ClusterMembership; ownership: ClusterOwnership; forwarder: CommandForwarder };
 }
 
 /** Dead-letter origin of refused command records. */
@@ -42,60 +39,22 @@ const KAFKA_COMMANDS_ORIGIN = 'kafka-commands';
  */
 export class KafkaCommandConsumer {
   private readonly runner: ConsumerRunner;
-  private stopping = false;
-  private readonly pause = new Pause();
-  /** Assignments are applied one after the other, in the order of the rebalances. */
-  private joins: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly kafka: Kafka,
+    kafka: Kafka,
     private readonly opts: KafkaCommandConsumerOptions,
     private readonly commands: CommandDoorApi,
     private readonly deadLetters: DeadLetters,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
-    const cluster = opts.cluster?.settings;
-    const ownership = opts.cluster?.ownership;
-    const settings = {
-      ...consumerSettings(opts.consumer),
-      ...(cluster ? {
-        maxWaitTimeInMs: Math.min(opts.consumer.maxWaitTimeMs, cluster.heartbeatIntervalMs),
-        sessionTimeout: cluster.sessionTimeoutMs,
-        heartbeatInterval: cluster.heartbeatIntervalMs,
-        rebalanceTimeout: cluster.rebalanceTimeoutMs,
-        // Partitions stay with their member across rebalances (fewer handovers); round robin when a member of an older
-        // version cannot do that.
-        partitionAssigners: [stickyAssigner(() => ownership?.assignedPartitions() ?? []), PartitionAssigners.roundRobin],
-      } : {}),
-    };
+    const membership = opts.cluster?.membership;
     this.runner = new ConsumerRunner(kafka, {
-      name: 'command consumer', origin: KAFKA_COMMANDS_ORIGIN, topic: opts.topic, groupId: () => opts.groupId, settings,
+      name: 'command consumer', origin: KAFKA_COMMANDS_ORIGIN, topic: opts.topic, groupId: () => opts.groupId,
+      settings: membership?.consumerSettings(opts.consumer) ?? consumerSettings(opts.consumer),
       fromBeginning: () => true, poisonMaxTries: opts.consumer.poisonMaxTries, commit: true, concurrency: 4,
-      ...(ownership ? {
-        onGroupJoin: (partitions: number[], protocol: string) => {
-          this.joins = this.joins.then(() => this.assign(ownership, partitions, protocol));
-        },
-        onHeartbeat: () => ownership.alive(),
-        onUnreachable: () => ownership.unreachable(),
-        onRebalancing: () => ownership.rebalancing(),
-      } : {}),
+      ...membership?.hooks,
     }, (message, partition) => this.handle(partition, message), { log, metrics, deadLetters });
-  }
-
-  /** A rebalance ended: the partitions given to this member (of the topic's current partition count) are its channels. */
-  private async assign(ownership: ClusterOwnership, partitions: number[], protocol: string): Promise<void> {
-    for (let attempt = 0; !this.stopping; attempt++) {
-      try {
-        const count = await ensureTopicReady(this.kafka, this.opts.topic);
-        this.log.info({ partitions, of: count, group: this.opts.groupId, protocol }, 'group assignment: holding the channels of these partitions of the commands topic');
-        ownership.assign(partitions, count);
-        return;
-      } catch (err) {
-        this.log.warn({ err: describeError(err), attempt }, 'cannot read the commands topic\'s partition count after a rebalance; retrying');
-        await this.pause.wait(backoffDelay(CONSUMER_RESTART_BACKOFF, attempt));
-      }
-    }
   }
 
   /** Joins the group in the background (Kafka may be down: it keeps trying); never blocks the bridge's start. */
@@ -105,8 +64,7 @@ export class KafkaCommandConsumer {
 
   /** Stops taking records: the record in hand finishes and is committed, then the group is left (bounded). */
   async stop(deadlineMs: number): Promise<void> {
-    this.stopping = true;
-    this.pause.cancel();
+    this.opts.cluster?.membership.stop();
     await this.runner.stop(deadlineMs);
   }
 
