@@ -3,7 +3,6 @@ import { Transform, Type } from 'class-transformer';
 import {
   ArrayNotEmpty, IsArray, IsBoolean, IsDefined, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength, ValidateNested,
 } from 'class-validator';
-import { PROVIDERS } from '../envelope/event-types';
 import { WebhookConfig } from '../sinks/webhook/webhook.config';
 
 // Numeric fields carry an explicit `: number`: without it TypeScript emits `design:type Object` and
@@ -259,7 +258,8 @@ export class ClusterConfig {
  */
 export class ChannelBaseConfig {
   @IsDefined() @IsString() @Matches(/^[a-z0-9-]{1,64}$/, { message: 'must match [a-z0-9-]{1,64}' }) id!: string;
-  @IsDefined() @IsIn(PROVIDERS as unknown as string[]) provider!: string;
+  /** One of the registry's providers (src/connectors/registry.ts); the loader checks it there and names them. */
+  @IsDefined() @IsString() provider!: string;
   @IsOptional() @IsIn(['socket', 'webhook']) mode: 'socket' | 'webhook' = 'socket';
 }
 

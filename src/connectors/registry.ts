@@ -9,9 +9,10 @@ import { captivateProvider } from './captivate/captivate.provider';
 import { smartsuppProvider } from './smartsupp/smartsupp.provider';
 
 /**
- * THE list of providers. Adding one is one line here (and its folder); nothing is discovered magically.
+ * THE list of providers (docs/adding-a-provider.md): adding one is one line here and its folder; nothing is discovered
+ * magically. The provider names (ProviderName), the config's `provider` values and the command types all come from here.
  */
-export const PROVIDER_REGISTRY: Partial<Record<ProviderName, ProviderDefinition>> = {
+export const PROVIDER_REGISTRY = {
   zapthinker: zapthinkerProvider as ProviderDefinition,
   'jwt-websocket': jwtWebSocketProvider as ProviderDefinition,
   watchers: watchersProvider as ProviderDefinition,

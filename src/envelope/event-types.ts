@@ -1,11 +1,12 @@
+import type { PROVIDER_REGISTRY } from '../connectors/registry';
+
 /**
- * THE typed event map. Every canonical type, its `data` shape, and the provider list derive from here,
- * so renaming a type breaks the build rather than a consumer.
+ * THE typed event map. Every canonical type and its `data` shape derive from here, so renaming a type breaks the
+ * build rather than a consumer.
  */
 
-/** Upstream providers chatbridge speaks to. */
-export const PROVIDERS = ['zapthinker', 'jwt-websocket', 'captivate', 'smartsupp', 'watchers'] as const;
-export type ProviderName = (typeof PROVIDERS)[number];
+/** Upstream providers chatbridge speaks to: the keys of the provider registry, the one list of them. */
+export type ProviderName = keyof typeof PROVIDER_REGISTRY;
 
 /** States a channel reports (docs/events.md `chatbridge.channel.status`). */
 export const CHANNEL_STATES = ['connecting', 'connected', 'reconnecting', 'disconnected', 'auth_failed'] as const;
