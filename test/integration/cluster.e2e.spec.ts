@@ -16,7 +16,7 @@ const TOPICS = { events: 'cl.events', commands: 'cl.commands', deadLetter: 'cl.d
 const CLUSTER = { enabled: true, sessionTimeoutMs: 6000, heartbeatIntervalMs: 1000, rebalanceTimeoutMs: 10_000, handoverOverlapMs: 13_000 };
 const SHUTDOWN_GRACE_MS = 17_000;
 /**
- * The handover bound the README documents for a crashed replica: sessionTimeoutMs + the rebalance + connecting.
+ * The handover bound docs/operations.md documents for a crashed replica (Handover): sessionTimeoutMs + the rebalance + connecting.
  * The test broker's rebalance alone takes ~5 s (it waits for members to rejoin); real Kafka takes about a heartbeat.
  */
 const CRASH_HANDOVER_MS = CLUSTER.sessionTimeoutMs + CLUSTER.rebalanceTimeoutMs + 5000;
