@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
-import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount, type IConfigMap, type ISecret } from 'kubernetes-models/v1';
 import { ensureHelm } from '../../scripts/ensure-helm';
@@ -43,6 +43,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'networking.k8s.io/v1/Ingress': Ingress,
 };
 
 /** The real helm binary (fetched once by scripts/ensure-helm.ts) run against the chart. */
@@ -70,9 +71,9 @@ export class Helm {
     throw new Error('helm template succeeded; expected it to fail');
   }
 
-  /** `helm lint --strict` with one CI value file or the defaults; resolves with the output, rejects on lint errors. */
-  async lint(valuesFile?: string): Promise<string> {
-    const { stdout } = await this.exec(['lint', '--strict', CHART_DIR, ...(valuesFile ? ['--values', join(CHART_DIR, 'ci', valuesFile)] : [])]);
+  /** `helm lint --strict` with the given values (the defaults when none); resolves with the output, rejects on lint errors. */
+  async lint(input: RenderInput = {}): Promise<string> {
+    const { stdout } = await this.exec(['lint', '--strict', CHART_DIR, ...args(input)]);
     return stdout;
   }
 
