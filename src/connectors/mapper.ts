@@ -1,5 +1,5 @@
-import type { CanonicalEvent } from '../envelope/envelope';
-import type { EventType, ProviderName } from '../envelope/event-types';
+import { createEvent, type CanonicalEvent, type EventInit } from '../envelope/envelope';
+import type { ChannelRef, EventType, ProviderName } from '../envelope/event-types';
 import type { UpstreamFrame } from './connector.interface';
 
 /** Context a mapper needs besides the frame. */
@@ -22,6 +22,35 @@ export interface MappedEvent {
  * what it cannot interpret becomes a `chatbridge.provider.event` with `upstream.error` set.
  */
 export type Mapper = (frame: UpstreamFrame, ctx: MapContext) => MappedEvent[];
+
+/** An upstream frame as an event keeps it (`data.upstream`). */
+export interface Upstream {
+  event: string;
+  payload: unknown;
+}
+
+/** The `data.channel` every upstream-derived event carries. */
+export function base(ctx: MapContext): { channel: ChannelRef } {
+  return { channel: { id: ctx.channelId, provider: ctx.provider } };
+}
+
+/** `data.conversation` when the frame names one, else nothing. */
+export function conversationData(id: string | undefined): { conversation?: { id: string } } {
+  return id ? { conversation: { id } } : {};
+}
+
+/** One event of the mapped channel: its id, provider and receive time come from the context. */
+export function make<T extends EventType>(init: Omit<EventInit<T>, 'channelId' | 'provider'>, ctx: MapContext): MappedEvent {
+  return createEvent({ ...init, channelId: ctx.channelId, provider: ctx.provider } as EventInit<T>, ctx.receivedAt) as MappedEvent;
+}
+
+/**
+ * What a frame the mapper cannot interpret becomes: one `chatbridge.provider.event` with the frame whole and
+ * `upstream.error` saying why, in its conversation when the frame named one. Never dropped, never thrown.
+ */
+export function malformed(up: Upstream, ctx: MapContext, reason: string, conversationId?: string): MappedEvent[] {
+  return [make({ type: 'chatbridge.provider.event', conversationId, data: { ...base(ctx), ...conversationData(conversationId), upstream: { ...up, error: reason } } }, ctx)];
+}
 
 /** Narrowing helpers for untrusted payloads. */
 export function isRecord(v: unknown): v is Record<string, unknown> {

@@ -1,7 +1,6 @@
-import { createEvent, type EventInit } from '../../envelope/envelope';
-import type { Attachment, EventType, MessageInfo, Participant } from '../../envelope/event-types';
+import type { Attachment, MessageInfo, Participant } from '../../envelope/event-types';
 import type { UpstreamFrame } from '../connector.interface';
-import { isRecord, num, str, type MapContext, type MappedEvent } from '../mapper';
+import { base, conversationData, isRecord, make, malformed, num, str, type MapContext, type MappedEvent, type Upstream } from '../mapper';
 import { conversationOf, messageKey, TRANSCRIPT_MESSAGE, unwrapEvent, type CaptivateEvent } from './captivate.frames';
 import { roleOf } from './captivate.transcript';
 
@@ -14,7 +13,7 @@ export function mapCaptivate(frame: UpstreamFrame, ctx: MapContext): MappedEvent
   const up = { event: name, payload: frame.payload };
   if (name === TRANSCRIPT_MESSAGE) return transcriptMessage(frame.payload, up, ctx);
   const ev = unwrapEvent(frame.payload);
-  if (!ev) return [malformed(up, ctx, 'not a Captivate event frame ({event_type, event_payload} or {action, event})')];
+  if (!ev) return malformed(up, ctx, 'not a Captivate event frame ({event_type, event_payload} or {action, event})');
   up.event = ev.type;
   switch (ev.type) {
     case 'socket_connected':
@@ -34,39 +33,21 @@ export function mapCaptivate(frame: UpstreamFrame, ctx: MapContext): MappedEvent
   }
 }
 
-type Up = { event: string; payload: unknown };
-
-function base(ctx: MapContext) {
-  return { channel: { id: ctx.channelId, provider: ctx.provider } };
-}
-
-function make<T extends EventType>(init: Omit<EventInit<T>, 'channelId' | 'provider'>, ctx: MapContext): MappedEvent {
-  return createEvent({ ...init, channelId: ctx.channelId, provider: ctx.provider } as EventInit<T>, ctx.receivedAt) as MappedEvent;
-}
-
-function conv(id: string | undefined) {
-  return id ? { conversation: { id } } : {};
-}
-
-function malformed(up: Up, ctx: MapContext, reason: string): MappedEvent {
-  return make({ type: 'chatbridge.provider.event', data: { ...base(ctx), upstream: { ...up, error: reason } } }, ctx);
-}
-
-function provider(ev: CaptivateEvent, up: Up, ctx: MapContext): MappedEvent {
+function provider(ev: CaptivateEvent, up: Upstream, ctx: MapContext): MappedEvent {
   const conversationId = conversationOf(ev.payload);
   return make(
     {
       type: 'chatbridge.provider.event',
       upstreamKey: ev.eventId ? `evt:${ev.eventId}` : undefined,
       conversationId,
-      data: { ...base(ctx), ...conv(conversationId), upstream: up },
+      data: { ...base(ctx), ...conversationData(conversationId), upstream: up },
     },
     ctx,
   );
 }
 
-function message(ev: CaptivateEvent, role: 'bot' | 'agent', up: Up, ctx: MapContext): MappedEvent[] {
-  if (ev.payload.content === undefined || ev.payload.content === null) return [malformed(up, ctx, `${ev.type}: event_payload.content missing`)];
+function message(ev: CaptivateEvent, role: 'bot' | 'agent', up: Upstream, ctx: MapContext): MappedEvent[] {
+  if (ev.payload.content === undefined || ev.payload.content === null) return malformed(up, ctx, `${ev.type}: event_payload.content missing`);
   const { text, attachments } = content(contentItems(ev.payload.content), ev.payload.files);
   const key = messageKey(ev.payload, ev.eventId);
   return [messageEvent({ role, text, attachments, key, conversationId: conversationOf(ev.payload) }, up, ctx)];
@@ -81,7 +62,7 @@ interface MessageParts {
   time?: Date;
 }
 
-function messageEvent(p: MessageParts, up: Up, ctx: MapContext): MappedEvent {
+function messageEvent(p: MessageParts, up: Upstream, ctx: MapContext): MappedEvent {
   const sender: Participant = { role: p.role };
   const msg: MessageInfo = { direction: 'outbound', sender };
   // Only an upstream id is a message id; an event_id identifies the delivery, not the message.
@@ -94,19 +75,19 @@ function messageEvent(p: MessageParts, up: Up, ctx: MapContext): MappedEvent {
       upstreamKey: p.key,
       conversationId: p.conversationId,
       time: p.time,
-      data: { ...base(ctx), ...conv(p.conversationId), message: msg, upstream: up },
+      data: { ...base(ctx), ...conversationData(p.conversationId), message: msg, upstream: up },
     },
     ctx,
   );
 }
 
-function started(ev: CaptivateEvent, up: Up, ctx: MapContext): MappedEvent[] {
+function started(ev: CaptivateEvent, up: Upstream, ctx: MapContext): MappedEvent[] {
   const id = conversationOf(ev.payload);
-  if (!id) return [malformed(up, ctx, 'conversation_start_success: conversation_id missing')];
+  if (!id) return malformed(up, ctx, 'conversation_start_success: conversation_id missing');
   return [make({ type: 'chatbridge.conversation.started', upstreamKey: `start:${id}`, conversationId: id, data: { ...base(ctx), conversation: { id }, upstream: up } }, ctx)];
 }
 
-function updated(ev: CaptivateEvent, up: Up, ctx: MapContext): MappedEvent[] {
+function updated(ev: CaptivateEvent, up: Upstream, ctx: MapContext): MappedEvent[] {
   const id = conversationOf(ev.payload);
   const kind = str(ev.payload.type) ?? 'unknown';
   const change: { kind: string; agent?: Participant; detail?: unknown } = { kind };
@@ -127,7 +108,7 @@ function updated(ev: CaptivateEvent, up: Up, ctx: MapContext): MappedEvent[] {
         type: 'chatbridge.conversation.updated',
         upstreamKey: ev.eventId ? `evt:${ev.eventId}` : undefined,
         conversationId: id,
-        data: { ...base(ctx), ...conv(id), change, upstream: up },
+        data: { ...base(ctx), ...conversationData(id), change, upstream: up },
       },
       ctx,
     ),
@@ -135,10 +116,10 @@ function updated(ev: CaptivateEvent, up: Up, ctx: MapContext): MappedEvent[] {
 }
 
 /** A bot/agent reply recovered from a transcript by the connector: `{conversation_id, index, event_id?, entry}`. */
-function transcriptMessage(payload: unknown, up: Up, ctx: MapContext): MappedEvent[] {
+function transcriptMessage(payload: unknown, up: Upstream, ctx: MapContext): MappedEvent[] {
   const entry = isRecord(payload) && isRecord(payload.entry) ? payload.entry : undefined;
   const role = entry ? roleOf(entry) : undefined;
-  if (!isRecord(payload) || !entry || (role !== 'bot' && role !== 'agent')) return [malformed(up, ctx, 'transcript_message: no bot or agent entry')];
+  if (!isRecord(payload) || !entry || (role !== 'bot' && role !== 'agent')) return malformed(up, ctx, 'transcript_message: no bot or agent entry');
   const key = messageKey(entry, str(entry.event_id) ?? str(payload.event_id));
   const raw = entry.content ?? entry.messages ?? entry.text;
   const { text, attachments } = content(contentItems(raw), entry.files);

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createEvent, type EventInit } from '../../envelope/envelope';
-import type { EventType, MessageInfo } from '../../envelope/event-types';
+import type { MessageInfo } from '../../envelope/event-types';
 import type { UpstreamFrame } from '../connector.interface';
-import { isRecord, str, type MapContext, type MappedEvent } from '../mapper';
+import { base, isRecord, make, str, type MapContext, type MappedEvent, type Upstream } from '../mapper';
 
 /**
  * Zyeta-style WebSocket service frame `{type, data, timestamp}` → canonical events (docs/providers.md#jwt-websocket). Pure.
@@ -40,9 +39,7 @@ export function mapJwtWebSocket(frame: UpstreamFrame, ctx: MapContext): MappedEv
   }
 }
 
-type Up = { event: string; payload: unknown };
-
-function chatMessage(data: unknown, up: Up, ctx: MapContext, key: string | undefined, time: Date | undefined): MappedEvent[] {
+function chatMessage(data: unknown, up: Upstream, ctx: MapContext, key: string | undefined, time: Date | undefined): MappedEvent[] {
   const conversationId = isRecord(data) ? str(data.conversation_id) : undefined;
   if (!isRecord(data) || !conversationId) return [providerEvent(up, ctx, undefined, 'chat_message: data.conversation_id missing')];
   const message: MessageInfo = { direction: 'inbound' };
@@ -58,15 +55,7 @@ function chatMessage(data: unknown, up: Up, ctx: MapContext, key: string | undef
   ];
 }
 
-function base(ctx: MapContext) {
-  return { channel: { id: ctx.channelId, provider: ctx.provider } };
-}
-
-function make<T extends EventType>(init: Omit<EventInit<T>, 'channelId' | 'provider'>, ctx: MapContext): MappedEvent {
-  return createEvent({ ...init, channelId: ctx.channelId, provider: ctx.provider } as EventInit<T>, ctx.receivedAt) as MappedEvent;
-}
-
-function providerEvent(up: Up, ctx: MapContext, upstreamKey?: string, error?: string, time?: Date): MappedEvent {
+function providerEvent(up: Upstream, ctx: MapContext, upstreamKey?: string, error?: string, time?: Date): MappedEvent {
   const upstream = error ? { ...up, error } : up;
   return make({ type: 'chatbridge.provider.event', upstreamKey, time, data: { ...base(ctx), upstream } }, ctx);
 }

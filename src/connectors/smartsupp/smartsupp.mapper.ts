@@ -1,7 +1,7 @@
-import { createEvent, type EventInit } from '../../envelope/envelope';
+import type { EventInit } from '../../envelope/envelope';
 import type { Attachment, EventType, MessageInfo, Participant } from '../../envelope/event-types';
 import type { UpstreamFrame } from '../connector.interface';
-import { isRecord, num, str, type MapContext, type MappedEvent } from '../mapper';
+import { base, isRecord, make, malformed, num, str, type MapContext, type MappedEvent, type Upstream } from '../mapper';
 
 /**
  * Smartsupp visitor socket event → canonical events. Pure: fixtures in __fixtures__/ drive its spec.
@@ -43,14 +43,12 @@ const LIVE_KINDS: Record<string, string> = {
   'chat.closed': 'closed',
 };
 
-type Up = { event: string; payload: unknown };
-
 export function mapSmartsupp(frame: UpstreamFrame, ctx: MapContext): MappedEvent[] {
   const wrapped = frame.payload;
-  if (!isRecord(wrapped) || !str(wrapped.visitorId)) return [malformedFrame(frame, ctx)];
+  if (!isRecord(wrapped) || !str(wrapped.visitorId)) return malformed({ event: frame.event, payload: frame.payload }, ctx, 'frame without a visitor id');
   const visitorId = str(wrapped.visitorId) as string;
   const data = wrapped.data;
-  const up: Up = { event: frame.event, payload: data };
+  const up: Upstream = { event: frame.event, payload: data };
   const m = new Builder(ctx, visitorId, up);
   switch (frame.event) {
     case ACK_EVENTS.initialized:
@@ -95,21 +93,21 @@ class Builder {
   constructor(
     private readonly ctx: MapContext,
     readonly visitorId: string,
-    readonly up: Up,
+    readonly up: Upstream,
   ) {}
 
   base() {
-    return { channel: { id: this.ctx.channelId, provider: this.ctx.provider } };
+    return base(this.ctx);
   }
 
   conv() {
     return { ...this.base(), conversation: { id: this.visitorId } };
   }
 
+  /** An event of this visitor's conversation, or (`conversation: false`) of the channel only. */
   make<T extends EventType>(init: Omit<EventInit<T>, 'channelId' | 'provider' | 'conversationId'> & { conversation?: boolean }): MappedEvent {
     const { conversation = true, ...rest } = init;
-    const full = { ...rest, channelId: this.ctx.channelId, provider: this.ctx.provider, conversationId: conversation ? this.visitorId : undefined } as EventInit<T>;
-    return createEvent(full, this.ctx.receivedAt) as MappedEvent;
+    return make({ ...rest, conversationId: conversation ? this.visitorId : undefined } as Omit<EventInit<T>, 'channelId' | 'provider'>, this.ctx);
   }
 
   provider(withConversation = false): MappedEvent {
@@ -118,13 +116,8 @@ class Builder {
   }
 
   malformed(reason: string): MappedEvent[] {
-    return [this.make({ type: 'chatbridge.provider.event', conversation: false, data: { ...this.base(), upstream: { ...this.up, error: reason } } })];
+    return malformed(this.up, this.ctx, reason);
   }
-}
-
-function malformedFrame(frame: UpstreamFrame, ctx: MapContext): MappedEvent {
-  const upstream = { event: frame.event, payload: frame.payload, error: 'frame without a visitor id' };
-  return createEvent({ type: 'chatbridge.provider.event', channelId: ctx.channelId, provider: ctx.provider, data: { channel: { id: ctx.channelId, provider: ctx.provider }, upstream } }, ctx.receivedAt) as MappedEvent;
 }
 
 /** ConnectedData: the gap-fill. Its chat's messages are published (by id, so those already seen dedupe). */

@@ -1,7 +1,6 @@
-import { createEvent, type EventInit } from '../../envelope/envelope';
-import type { EventType, MessageInfo, Participant } from '../../envelope/event-types';
+import type { MessageInfo, Participant } from '../../envelope/event-types';
 import type { UpstreamFrame } from '../connector.interface';
-import { isRecord, type MapContext, type MappedEvent } from '../mapper';
+import { base, isRecord, make, malformed, type MapContext, type MappedEvent } from '../mapper';
 
 /**
  * Watchers.io bot socket event → canonical events. Pure: fixtures in __fixtures__/ drive its spec.
@@ -43,23 +42,9 @@ export function mapWatchers(frame: UpstreamFrame, ctx: MapContext, botUserId?: s
   ];
 }
 
-type Up = { event: string; payload: unknown };
-
 /** An id as Watchers sends it: a non-empty string or a finite number (`message.id` is numeric). */
 function idOf(v: unknown): string | undefined {
   if (typeof v === 'string') return v.length > 0 ? v : undefined;
   return typeof v === 'number' && Number.isFinite(v) ? String(v) : undefined;
 }
 
-function base(ctx: MapContext) {
-  return { channel: { id: ctx.channelId, provider: ctx.provider } };
-}
-
-function make<T extends EventType>(init: Omit<EventInit<T>, 'channelId' | 'provider'>, ctx: MapContext): MappedEvent {
-  return createEvent({ ...init, channelId: ctx.channelId, provider: ctx.provider } as EventInit<T>, ctx.receivedAt) as MappedEvent;
-}
-
-function malformed(up: Up, ctx: MapContext, reason: string, roomId?: string): MappedEvent[] {
-  const conversation = roomId ? { conversation: { id: roomId } } : {};
-  return [make({ type: 'chatbridge.provider.event', conversationId: roomId, data: { ...base(ctx), ...conversation, upstream: { ...up, error: reason } } }, ctx)];
-}

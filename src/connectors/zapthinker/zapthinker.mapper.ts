@@ -1,7 +1,6 @@
-import { createEvent, type EventInit } from '../../envelope/envelope';
-import type { Attachment, EventType, MessageInfo, Participant } from '../../envelope/event-types';
+import type { Attachment, MessageInfo, Participant } from '../../envelope/event-types';
 import type { UpstreamFrame } from '../connector.interface';
-import { isRecord, num, str, type MapContext, type MappedEvent } from '../mapper';
+import { base, isRecord, make, malformed, num, str, type MapContext, type MappedEvent, type Upstream } from '../mapper';
 
 /**
  * Evolution API (ZapThinker) socket event → canonical events. Pure: fixtures in __fixtures__/ drive its spec.
@@ -47,26 +46,12 @@ export function mapZapThinker(frame: UpstreamFrame, ctx: MapContext): MappedEven
   }
 }
 
-type Up = { event: string; payload: unknown };
-
-function base(ctx: MapContext) {
-  return { channel: { id: ctx.channelId, provider: ctx.provider } };
-}
-
-function make<T extends EventType>(init: Omit<EventInit<T>, 'channelId' | 'provider'>, ctx: MapContext): MappedEvent {
-  return createEvent({ ...init, channelId: ctx.channelId, provider: ctx.provider } as EventInit<T>, ctx.receivedAt) as MappedEvent;
-}
-
 function providerEvent(frame: UpstreamFrame, ctx: MapContext, error?: string, payload: unknown = frame.payload): MappedEvent {
   const upstream = error ? { event: frame.event, payload, error } : { event: frame.event, payload };
   return make({ type: 'chatbridge.provider.event', data: { ...base(ctx), upstream } }, ctx);
 }
 
-function malformed(up: Up, ctx: MapContext, reason: string): MappedEvent[] {
-  return [make({ type: 'chatbridge.provider.event', data: { ...base(ctx), upstream: { ...up, error: reason } } }, ctx)];
-}
-
-function messageEvent(event: string, data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
+function messageEvent(event: string, data: unknown, up: Upstream, ctx: MapContext): MappedEvent[] {
   if (!isRecord(data) || !isRecord(data.key)) return malformed(up, ctx, `${event}: data.key missing`);
   const key = data.key;
   const remoteJid = str(key.remoteJid);
@@ -99,7 +84,7 @@ const STATUS: Record<string, string> = {
   ERROR: 'error', PENDING: 'pending', SERVER_ACK: 'sent', DELIVERY_ACK: 'delivered', READ: 'read', PLAYED: 'played',
 };
 
-function statusUpdate(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
+function statusUpdate(data: unknown, up: Upstream, ctx: MapContext): MappedEvent[] {
   if (!isRecord(data)) return malformed(up, ctx, `${up.event}: data missing`);
   const keyId = str(data.keyId) ?? str(data.messageId) ?? (isRecord(data.key) ? str(data.key.id) : undefined);
   const remoteJid = str(data.remoteJid) ?? (isRecord(data.key) ? str(data.key.remoteJid) : undefined);
@@ -120,7 +105,7 @@ function statusUpdate(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
   ];
 }
 
-function edited(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
+function edited(data: unknown, up: Upstream, ctx: MapContext): MappedEvent[] {
   if (!isRecord(data)) return malformed(up, ctx, 'messages.edited: data missing');
   const key = isRecord(data.key) ? data.key : {};
   const id = str(key.id);
@@ -157,7 +142,7 @@ function editedContent(data: Record<string, unknown>): unknown {
   return content;
 }
 
-function deleted(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
+function deleted(data: unknown, up: Upstream, ctx: MapContext): MappedEvent[] {
   // Evolution passes the Baileys key: {remoteJid, fromMe, id, participant?}.
   const key = isRecord(data) && isRecord(data.key) ? data.key : data;
   if (!isRecord(key) || !str(key.id)) return malformed(up, ctx, 'messages.delete: key.id missing');
@@ -181,7 +166,7 @@ function deleted(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
   ];
 }
 
-function presence(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
+function presence(data: unknown, up: Upstream, ctx: MapContext): MappedEvent[] {
   if (!isRecord(data) || !isRecord(data.presences)) return malformed(up, ctx, 'presence.update: data.presences missing');
   const chat = str(data.id);
   const out: MappedEvent[] = [];
@@ -204,11 +189,11 @@ function presence(data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
   return out.length ? out : [make({ type: 'chatbridge.provider.event', conversationId: chat, data: { ...base(ctx), upstream: up } }, ctx)];
 }
 
-function account(status: string, up: Up, ctx: MapContext): MappedEvent[] {
+function account(status: string, up: Upstream, ctx: MapContext): MappedEvent[] {
   return [make({ type: 'chatbridge.account.status', data: { ...base(ctx), account: { status }, upstream: up } }, ctx)];
 }
 
-function conversationUpdate(event: string, data: unknown, up: Up, ctx: MapContext): MappedEvent[] {
+function conversationUpdate(event: string, data: unknown, up: Upstream, ctx: MapContext): MappedEvent[] {
   const first = Array.isArray(data) ? data[0] : data;
   const conv = isRecord(first) ? str(first.id) ?? str(first.remoteJid) : undefined;
   const kind = event === 'chats.delete' ? 'deleted' : event === 'groups.update' ? 'group_updated' : str(isRecord(first) ? first.action : undefined) ?? 'participants_updated';
