@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { Histogram, Registry } from 'prom-client';
 import { Pool } from 'undici';
-import { startBridge } from '../src/bootstrap';
+import { startBridge } from '../src/boot/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
 import { histogramQuantiles, type Result } from './stats';

@@ -8,7 +8,7 @@ import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { Histogram, Registry } from 'prom-client';
 import { histogramQuantiles, type Result } from './stats';
 import { startChild, zapthinkerEvents } from './fixtures';
-import { startBridge } from '../src/bootstrap';
+import { startBridge } from '../src/boot/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
@@ -122,7 +122,7 @@ async function bridgeRun(brokers: string[]): Promise<Result[]> {
   const { metrics } = running.bridge;
   const delivered = async () => (await metrics.eventsOut.get()).values.filter((v) => v.labels.type === 'chatbridge.message.received').reduce((a, v) => a + v.value, 0);
   try {
-    while (running.bridge.channels.get('bench')?.state !== 'connected' || !running.bridge.ready()) await new Promise((r) => setTimeout(r, 20));
+    while (running.bridge.channels.get('bench')?.state !== 'connected' || !running.bridge.readiness.ready()) await new Promise((r) => setTimeout(r, 20));
     await sim.burst(BATCH, CONVERSATIONS); // warm-up
     while ((await delivered()) < BATCH) await new Promise((r) => setTimeout(r, 5));
     metrics.publishLatency.reset();

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { Histogram, Registry } from 'prom-client';
 import { Pool } from 'undici';
-import { startBridge } from '../src/bootstrap';
+import { startBridge } from '../src/boot/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
 import { toStructured, type AnyCanonicalEvent } from '../src/envelope/envelope';

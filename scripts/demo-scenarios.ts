@@ -3,7 +3,7 @@
  * provider. Every step waits for the events it caused before the next one, so the printed order is stable.
  */
 import { randomUUID } from 'node:crypto';
-import type { RunningBridge } from '../src/bootstrap';
+import type { RunningBridge } from '../src/boot/bootstrap';
 import type { CommandView } from '../src/commands/command.types';
 import { CaptivateSimulator } from '../test/simulators/captivate/captivate.simulator';
 import { JwtWebSocketSimulator } from '../test/simulators/jwt-websocket/jwt-websocket.simulator';

@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBridge } from '../src/bootstrap';
+import { startBridge } from '../src/boot/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
 import { startDemoReceiver, type Delivery } from './demo-receiver';

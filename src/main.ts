@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { startBridge, type RunningBridge } from './bootstrap';
+import { startBridge, type RunningBridge } from './boot/bootstrap';
 import { createRootLogger } from './common/logger';
 import { ConfigError, loadConfig } from './config/config.loader';
 

@@ -3,12 +3,12 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
 import { AppModule } from './app.module';
 import { Bridge, type BridgeOptions } from './bridge';
-import { authFailureGate } from './common/auth-failures';
-import { PinoNestLogger } from './common/logger';
-import type { AppConfig } from './config/config.loader';
-import { jsonBodyParser } from './common/json-body';
-import { BridgeIoAdapter } from './gateway/io.adapter';
-import { inboundGate } from './inbound/inbound.gate';
+import { authFailureGate } from '../common/auth-failures';
+import { PinoNestLogger } from '../common/logger';
+import type { AppConfig } from '../config/config.loader';
+import { jsonBodyParser } from '../common/json-body';
+import { BridgeIoAdapter } from '../gateway/io.adapter';
+import { inboundGate } from '../inbound/inbound.gate';
 
 /** A running bridge with its HTTP server. */
 export interface RunningBridge {

@@ -2,26 +2,29 @@ import {
   Body, ConflictException, Controller, Get, Inject, NotFoundException, Param, Put, Res, ServiceUnavailableException, UnprocessableEntityException, UseGuards,
 } from '@nestjs/common';
 import type { Response } from 'express';
-import { Bridge } from '../bridge';
 import { ApiAuthGuard } from '../common/api-auth.guard';
 import { ChannelRequestError, type ModeSwitchResult } from './channel-mode';
-import type { ChannelSnapshot } from './channel-runtime';
+import { ChannelRuntime, type ChannelSnapshot } from './channel-runtime';
+import { ModeController } from './mode-controller';
 import { parseModeSwitch } from './mode-switch.dto';
 
 /** `GET /v1/channels`, `GET /v1/channels/:id` (state, mode, reconnects, last event time) and `PUT /v1/channels/:id/mode`. */
 @Controller('v1/channels')
 @UseGuards(ApiAuthGuard)
 export class ChannelsController {
-  constructor(@Inject(Bridge) private readonly bridge: Bridge) {}
+  constructor(
+    @Inject(ChannelRuntime) private readonly channels: ChannelRuntime,
+    @Inject(ModeController) private readonly modes: ModeController,
+  ) {}
 
   @Get()
   list(): { channels: ChannelSnapshot[] } {
-    return { channels: this.bridge.channels.list() };
+    return { channels: this.channels.list() };
   }
 
   @Get(':id')
   get(@Param('id') id: string): ChannelSnapshot {
-    const channel = this.bridge.channels.get(id);
+    const channel = this.channels.get(id);
     if (!channel) throw new NotFoundException(`no channel with id "${id}"`);
     return channel;
   }
@@ -34,7 +37,7 @@ export class ChannelsController {
   async setMode(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response): Promise<ModeSwitchResult> {
     const mode = parseModeSwitch(body);
     try {
-      const result = await this.bridge.modes.setMode(id, mode);
+      const result = await this.modes.setMode(id, mode);
       res.status(result.socket === 'another_replica' || (result.changed && result.socket === 'connecting') ? 202 : 200);
       return result;
     } catch (err) {

@@ -4,12 +4,19 @@ import {
 } from '@nestjs/websockets';
 import type { Logger } from 'pino';
 import type { Namespace, Socket } from 'socket.io';
-import { Bridge } from '../bridge';
+import { ChannelRuntime } from '../channels/channel-runtime';
+import { CommandService } from '../commands/command.service';
 import { commandErrorBody, CommandRequestError, type SubmitResult } from '../commands/command.types';
+import { API_RATE_LIMITER, API_TOKENS } from '../common/api-auth.guard';
 import { apiError, NO_API_TOKENS, rateLimitError } from '../common/api-error';
 import { authFailuresHandshakeError } from '../common/auth-failures';
 import { describeError } from '../common/errors';
+import { APP_CONFIG, ROOT_LOGGER } from '../common/injection';
+import { AuthFailureLimiter, TokenRateLimiter } from '../common/rate-limit';
 import { TokenSet } from '../common/token-match';
+import type { AppConfig } from '../config/config.loader';
+import { Metrics } from '../health/metrics';
+import { EventStream } from './event-stream';
 import { type ErrorAck, HandshakeError } from './gateway-errors';
 import { parseSubscription, type Subscription, SubscriptionError } from './subscription';
 
@@ -32,25 +39,35 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
   private readonly tokens: TokenSet;
   private readonly log: Logger;
 
-  constructor(@Inject(Bridge) private readonly bridge: Bridge) {
-    this.tokens = new TokenSet(bridge.config.apiTokens);
-    this.log = bridge.log.child({ context: 'gateway' });
+  constructor(
+    @Inject(API_TOKENS) tokens: string[],
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(ROOT_LOGGER) log: Logger,
+    @Inject(AuthFailureLimiter) private readonly authFailures: AuthFailureLimiter,
+    @Inject(API_RATE_LIMITER) private readonly rateLimiter: TokenRateLimiter,
+    @Inject(Metrics) private readonly metrics: Metrics,
+    @Inject(CommandService) private readonly commands: CommandService,
+    @Inject(EventStream) private readonly stream: EventStream,
+    @Inject(ChannelRuntime) private readonly channels: ChannelRuntime,
+  ) {
+    this.tokens = new TokenSet(tokens);
+    this.log = log.child({ context: 'gateway' });
   }
 
   afterInit(namespace: Namespace): void {
     namespace.use((socket: ApiSocket, next) => {
       // Failed handshakes count against the address like HTTP 401s (api.authFailures).
       const { address } = socket.handshake;
-      const wait = this.bridge.authFailures.check(address);
+      const wait = this.authFailures.check(address);
       if (!wait.ok) {
-        this.bridge.metrics.refused.inc({ origin: 'socket.io', reason: 'auth_failures' });
+        this.metrics.refused.inc({ origin: 'socket.io', reason: 'auth_failures' });
         return next(authFailuresHandshakeError(wait.retryAfterMs));
       }
       try {
         socket.data.token = this.authenticate(socket.handshake.auth);
         next();
       } catch (err) {
-        if (err instanceof HandshakeError && err.data.statusCode === 401) this.bridge.authFailures.fail(address);
+        if (err instanceof HandshakeError && err.data.statusCode === 401) this.authFailures.fail(address);
         this.log.info({ address, reason: describeError(err) }, 'socket.io connection refused');
         next(err instanceof Error ? err : new Error(describeError(err)));
       }
@@ -58,18 +75,18 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
   }
 
   handleDisconnect(socket: ApiSocket): void {
-    this.bridge.stream.unsubscribe(socket.id);
+    this.stream.unsubscribe(socket.id);
   }
 
   /** `command` (docs/api.md body plus `channelId`) → ack the HTTP 202 body `{commandId, channelId, status, duplicate}` or `{error}`. */
   @SubscribeMessage('command')
   async command(@ConnectedSocket() socket: ApiSocket, @MessageBody() body: unknown): Promise<SubmitResult | ErrorAck> {
-    const rate = this.bridge.rateLimiter.take(socket.data.token ?? '');
+    const rate = this.rateLimiter.take(socket.data.token ?? '');
     if (!rate.ok) {
       return { error: rateLimitError(rate.retryAfterMs) };
     }
     try {
-      return await this.bridge.commands.submit(body, { door: 'socket.io' });
+      return await this.commands.submit(body, { door: 'socket.io' });
     } catch (err) {
       if (err instanceof CommandRequestError) return { error: commandErrorBody(err) };
       this.log.error({ err: describeError(err) }, 'socket.io command failed');
@@ -84,12 +101,12 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
   @SubscribeMessage('subscribe')
   subscribe(@ConnectedSocket() socket: ApiSocket, @MessageBody() body: unknown): SubscribeAck | ErrorAck {
     try {
-      const subscription = parseSubscription(body, (id) => this.bridge.channels.get(id) !== undefined, this.bridge.config.api.stream);
-      this.bridge.stream.subscribe(socket, subscription, socket.data.token ?? '');
+      const subscription = parseSubscription(body, (id) => this.channels.get(id) !== undefined, this.config.api.stream);
+      this.stream.subscribe(socket, subscription, socket.data.token ?? '');
       return { subscribed: subscription };
     } catch (err) {
       if (err instanceof SubscriptionError) {
-        this.bridge.metrics.refused.inc({ origin: 'stream', reason: err.reason });
+        this.metrics.refused.inc({ origin: 'stream', reason: err.reason });
         return { error: apiError(err.statusCode, err.message, err.details ? { details: err.details } : {}) };
       }
       this.log.error({ err: describeError(err) }, 'socket.io subscribe failed');
@@ -100,7 +117,7 @@ export class EventsGateway implements OnGatewayInit<Namespace>, OnGatewayDisconn
   /** `unsubscribe` → no more `event` messages; ack `{subscribed: null}`. */
   @SubscribeMessage('unsubscribe')
   unsubscribe(@ConnectedSocket() socket: ApiSocket): SubscribeAck {
-    this.bridge.stream.unsubscribe(socket.id);
+    this.stream.unsubscribe(socket.id);
     return { subscribed: null };
   }
 

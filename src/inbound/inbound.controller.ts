@@ -1,9 +1,10 @@
 import { BadRequestException, ConflictException, Controller, HttpCode, Inject, NotFoundException, Param, Post, Req, Res, ServiceUnavailableException, UnauthorizedException } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { Bridge } from '../bridge';
 import { ChannelRequestError } from '../channels/channel-mode';
 import { DurableReceipt } from '../pipeline/durable';
+import { Metrics } from '../health/metrics';
 import { admittedBody } from './inbound.gate';
+import { InboundReceiver } from './inbound.receiver';
 
 /** `Retry-After` of a 503 for a post whose events Kafka did not take in time (seconds). */
 const NOT_DURABLE_RETRY_AFTER_S = 5;
@@ -19,7 +20,10 @@ const NOT_DURABLE_RETRY_AFTER_S = 5;
  */
 @Controller('v1/inbound')
 export class InboundController {
-  constructor(@Inject(Bridge) private readonly bridge: Bridge) {}
+  constructor(
+    @Inject(InboundReceiver) private readonly inbound: InboundReceiver,
+    @Inject(Metrics) private readonly metrics: Metrics,
+  ) {}
 
   /** One upstream post. */
   @Post(':channelId')
@@ -36,7 +40,7 @@ export class InboundController {
   }
 
   private async receive(channelId: string, req: Request, res: Response, suffix?: string): Promise<{ accepted: number }> {
-    const { inbound, metrics } = this.bridge;
+    const { inbound, metrics } = this;
     const raw = admittedBody(req);
     // Only the gate admits posts; a request that did not pass it is never read as the channel's.
     if (!raw) throw new UnauthorizedException('inbound post not authenticated');

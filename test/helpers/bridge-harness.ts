@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { LevelWithSilent } from 'pino';
 import { createRootLogger } from '../../src/common/logger';
-import { startBridge, type RunningBridge } from '../../src/bootstrap';
+import { startBridge, type RunningBridge } from '../../src/boot/bootstrap';
 import { loadConfig } from '../../src/config/config.loader';
 
 /** A bridge started in-process for a test, with what the test needs to look at. */

@@ -1,44 +1,35 @@
 import {
-  BadRequestException, Body, ConflictException, Controller, Get, HttpCode, HttpException, Inject, InternalServerErrorException, NotFoundException, Param, Post,
+  BadRequestException, Body, ConflictException, Controller, Get, HttpCode, HttpException, Inject, InternalServerErrorException, NotFoundException, Optional, Param, Post,
   ServiceUnavailableException, UseGuards,
 } from '@nestjs/common';
-import { Bridge } from '../../bridge';
 import { ApiAuthGuard } from '../../common/api-auth.guard';
 import { BridgeError } from '../../common/errors';
-import { createKafka } from '../../kafka/client';
 import type { EndpointSnapshot } from './webhook.endpoint';
 import { parseReplayRequest, ReplayRequestError } from './webhook.replay.dto';
 import { WebhookReplayer, type ReplayResult } from './webhook.replay';
+import { WebhookSink } from './webhook.sink';
 
 /** `GET /v1/webhooks`, `POST /v1/webhooks/:id/enable` and `POST /v1/webhooks/:id/replay` (docs/api.md). */
 @Controller('v1/webhooks')
 @UseGuards(ApiAuthGuard)
 export class WebhooksController {
-  private readonly replayer: WebhookReplayer;
-
-  constructor(@Inject(Bridge) private readonly bridge: Bridge) {
-    const kafka = bridge.config.kafka;
-    this.replayer = new WebhookReplayer({
-      endpoints: bridge.webhooks,
-      deadLetterFile: bridge.config.deadLetter.file,
-      deadLetters: bridge.deadLetters,
-      kafka: kafka && { topic: kafka.topics.deadLetter, client: () => createKafka(kafka, bridge.log.child({ context: 'webhook-replay' })) },
-      metrics: bridge.metrics,
-      log: bridge.log.child({ context: 'webhook-replay' }),
-    });
-  }
+  constructor(
+    @Inject(WebhookReplayer) private readonly replayer: WebhookReplayer,
+    /** Absent when no webhooks are configured: every endpoint id is then unknown. */
+    @Optional() @Inject(WebhookSink) private readonly webhooks?: WebhookSink,
+  ) {}
 
   /** Every configured endpoint with `state` (active, retrying, circuit_open, disabled) and `pending`. */
   @Get()
   list(): { webhooks: EndpointSnapshot[] } {
-    return { webhooks: this.bridge.webhooks?.list() ?? [] };
+    return { webhooks: this.webhooks?.list() ?? [] };
   }
 
   /** Re-enables an endpoint disabled by 410 and closes an open circuit breaker; answers its new state. */
   @Post(':id/enable')
   @HttpCode(200)
   enable(@Param('id') id: string): EndpointSnapshot {
-    const snapshot = this.bridge.webhooks?.enable(id);
+    const snapshot = this.webhooks?.enable(id);
     if (!snapshot) throw notFound(id);
     return snapshot;
   }
@@ -47,7 +38,7 @@ export class WebhooksController {
   @Post(':id/replay')
   @HttpCode(200)
   async replay(@Param('id') id: string, @Body() body: unknown): Promise<ReplayResult> {
-    if (!this.bridge.webhooks?.endpoint(id)) throw notFound(id);
+    if (!this.webhooks?.endpoint(id)) throw notFound(id);
     try {
       return await this.replayer.replay(id, parseReplayRequest(body));
     } catch (err) {
