@@ -16,7 +16,7 @@ export const silent = pino({ level: 'silent' });
 
 export const networkError = () => new ConnectorError('network', 'cannot connect: ECONNREFUSED', { retriable: true });
 export const authError = () => new ConnectorError('auth_rejected', 'API key rejected', { retriable: true, authFailure: true });
-export const lostError = () => new ConnectorError('disconnected', 'socket disconnected: transport close', { retriable: true });
+const lostError = () => new ConnectorError('disconnected', 'socket disconnected: transport close', { retriable: true });
 
 /** A promise the test settles by hand. */
 export function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
