@@ -1,5 +1,8 @@
 import { ConnectorError } from '../common/errors';
-import { classifyConnectError, HandshakeRefusal, type ConnectErrorRules } from './connect-error';
+import { CAPTIVATE_REFUSALS } from './captivate/captivate.connector';
+import { classifyConnectError, HandshakeRefusal, networkError, refusalError, type ConnectErrorRules } from './connect-error';
+import { JWT_WEBSOCKET_REFUSALS } from './jwt-websocket/jwt-websocket.connector';
+import { SMARTSUPP_REFUSALS } from './smartsupp/smartsupp.visitor';
 import { WATCHERS_REFUSALS } from './watchers/watchers.connector';
 import { ZAPTHINKER_REFUSALS } from './zapthinker/zapthinker.connector';
 
@@ -50,5 +53,39 @@ describe('classifyConnectError', () => {
   it('never puts a credential into the message', () => {
     expect(classifyConnectError(packetError('bad token Bearer abc.def.ghi'), WATCHERS_REFUSALS).message).not.toContain('abc.def.ghi');
     expect(classifyConnectError(refused(401, 'token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln refused'), rules).message).not.toContain('eyJzdWIiOiJ4In0');
+  });
+
+  it('socket.io v4 polling: a numeric description is the refused request’s HTTP status', () => {
+    expect(classifyConnectError(transportError(401), rules)).toMatchObject({ code: 'auth_rejected', authFailure: true });
+    expect(classifyConnectError(transportError(503), rules)).toMatchObject({ code: 'upstream_not_ready', authFailure: false });
+  });
+
+  it('socket.io v2 (Smartsupp): the string timeout and a refusal without a status fall back to retriable non-auth failures', () => {
+    expect(classifyConnectError('timeout', SMARTSUPP_REFUSALS)).toMatchObject({ code: 'connect_timeout', retriable: true, authFailure: false });
+    const upgrade = classifyConnectError(transportError(new Error('Unexpected server response: 403')), SMARTSUPP_REFUSALS);
+    expect(upgrade).toMatchObject({ code: 'network', retriable: true, authFailure: false });
+    expect(upgrade.message).toBe('cannot connect: Unexpected server response: 403');
+  });
+});
+
+describe('refusalError (raw WebSocket connectors: the same rule by HTTP status)', () => {
+  const upgrade = (status: number) => new HandshakeRefusal(status, '');
+
+  it('Captivate: 401/403 refuse the API key; a 502 is an upstream not ready, retried on the normal schedule', () => {
+    expect(refusalError(upgrade(403), CAPTIVATE_REFUSALS)).toMatchObject({ code: 'auth_rejected', authFailure: true });
+    expect(refusalError(upgrade(401), CAPTIVATE_REFUSALS)).toMatchObject({ code: 'auth_rejected', authFailure: true });
+    expect(refusalError(upgrade(502), CAPTIVATE_REFUSALS)).toMatchObject({ code: 'upstream_not_ready', authFailure: false, retriable: true });
+  });
+
+  it('jwt-websocket: 401/403 refuse the token; 404 (wrong URL) waits the slowest delay; another status is retried', () => {
+    expect(refusalError(upgrade(401), JWT_WEBSOCKET_REFUSALS)).toMatchObject({ code: 'auth_rejected', authFailure: true, retriable: true });
+    expect(refusalError(upgrade(404), JWT_WEBSOCKET_REFUSALS)).toMatchObject({ code: 'handshake_refused', authFailure: false, retriable: false });
+    expect(refusalError(upgrade(400), JWT_WEBSOCKET_REFUSALS)).toMatchObject({ code: 'handshake_refused', authFailure: false, retriable: true });
+  });
+
+  it('a socket error before the upgrade is a retriable network failure naming the error, or its errno code', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
+    expect(networkError(refused)).toMatchObject({ code: 'network', retriable: true, authFailure: false, message: 'cannot connect: connect ECONNREFUSED 127.0.0.1:9' });
+    expect(networkError({ error: { code: 'ECONNRESET' } }).message).toBe('cannot connect: ECONNRESET');
   });
 });

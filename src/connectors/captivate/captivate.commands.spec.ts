@@ -1,6 +1,6 @@
 import { CommandError } from '../../common/errors';
 import { buildCommandEvent, httpBody, socketFrame } from './captivate.commands';
-import { socketUrl, upgradeRefused } from './captivate.connector';
+import { socketUrl } from './captivate.connector';
 import { fetchError, statusError } from './captivate.http';
 import { transcriptEntries } from './captivate.transcript';
 
@@ -54,10 +54,7 @@ describe('captivate commands: exact wire format', () => {
 });
 
 describe('captivate failure classes', () => {
-  it('classifies refused upgrades and HTTP answers', () => {
-    expect(upgradeRefused(403)).toMatchObject({ code: 'auth_rejected', authFailure: true });
-    expect(upgradeRefused(401)).toMatchObject({ code: 'auth_rejected', authFailure: true });
-    expect(upgradeRefused(502)).toMatchObject({ code: 'upgrade_refused', authFailure: false, retriable: true });
+  it('classifies HTTP answers', () => {
     expect(statusError(503, 'x')).toMatchObject({ code: 'upstream_unavailable', retriable: true, sent: false });
     expect(statusError(429, 'x')).toMatchObject({ retriable: true, sent: false });
     expect(statusError(410, 'x')).toMatchObject({ code: 'socket_gone', retriable: true, sent: false });

@@ -4,6 +4,7 @@ import WebSocket, { type RawData } from 'ws';
 import { CommandError, ConnectorError, describeError } from '../../common/errors';
 import { redactText } from '../../common/redact';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
+import { HandshakeRefusal, networkError, refusalError, type ConnectErrorRules } from '../connect-error';
 import { isRecord, str } from '../mapper';
 import { buildCommandEvent, keepaliveEvent, socketFrame, transcriptRequestEvent, type CaptivateWireEvent } from './captivate.commands';
 import { conversationOf, messageKey, UNPARSEABLE, unwrapEvent, type CaptivateEvent } from './captivate.frames';
@@ -60,7 +61,7 @@ export class CaptivateConnector implements Connector {
     this.ws = ws;
     ws.on('unexpected-response', (_req, res: IncomingMessage) => {
       res.resume();
-      this.failAttempt(ws, upgradeRefused(res.statusCode ?? 0));
+      this.failAttempt(ws, refusalError(new HandshakeRefusal(res.statusCode ?? 0, ''), CAPTIVATE_REFUSALS));
     });
     ws.on('error', (err: Error) => this.onError(ws, err));
     ws.on('message', this.hooks.guard('message', (data: RawData, isBinary: boolean) => this.onMessage(ws, data, isBinary)));
@@ -240,10 +241,8 @@ export class CaptivateConnector implements Connector {
   }
 
   private onError(ws: WebSocket, err: Error & { code?: string }): void {
-    if (this.pending?.ws === ws) {
-      const detail = err.code ?? redactText(err.message);
-      this.failAttempt(ws, new ConnectorError('network', `cannot connect: ${detail}`, { retriable: true, cause: err }));
-    } else this.log.debug({ err: redactText(describeError(err)) }, 'captivate socket error');
+    if (this.pending?.ws === ws) this.failAttempt(ws, networkError(err));
+    else this.log.debug({ err: redactText(describeError(err)) }, 'captivate socket error');
   }
 
   private onClose(ws: WebSocket, code: number, reason: string): void {
@@ -366,13 +365,11 @@ export function socketUrl(o: Pick<CaptivateOptions, 'url' | 'apiKey' | 'apiKeyPa
   return u.toString();
 }
 
-/** A refused upgrade. API Gateway answers 401/403 when its authorizer rejects the key. */
-export function upgradeRefused(status: number): ConnectorError {
-  if (status === 401 || status === 403) {
-    return new ConnectorError('auth_rejected', `upstream refused the upgrade (HTTP ${status}): API key rejected`, { retriable: true, authFailure: true });
-  }
-  return new ConnectorError('upgrade_refused', `upstream refused the upgrade (HTTP ${status})`, { retriable: true });
-}
+/** How a refused upgrade reads: API Gateway answers 401/403 when its authorizer rejects the key. */
+export const CAPTIVATE_REFUSALS: ConnectErrorRules = {
+  credential: 'API key',
+  authStatuses: [401, 403],
+};
 
 function errorText(ev: CaptivateEvent): string {
   const code = str(ev.payload.error_code);

@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { CommandError, ConnectorError, describeError } from '../../common/errors';
 import { redactText } from '../../common/redact';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
+import { HandshakeRefusal, networkError, refusalError, type ConnectErrorRules } from '../connect-error';
 import { commandChannel, pingFrame, readErrorFrame, type ClientFrame } from './jwt-websocket.commands';
 import type { JwtWebSocketOptions } from './jwt-websocket.options';
 import { Subscriptions } from './jwt-websocket.subscriptions';
@@ -97,15 +98,15 @@ export class JwtWebSocketConnector implements Connector {
     // An upgrade answer other than 101: its status says whether the token was refused.
     socket.on('unexpected-response', (_req, res: IncomingMessage) => {
       res.resume();
-      if (current()) this.fail(upgradeError(res.statusCode ?? 0));
+      if (current()) this.fail(refusalError(new HandshakeRefusal(res.statusCode ?? 0, ''), JWT_WEBSOCKET_REFUSALS));
     });
     // The service only talks after the upgrade; a ping it answers (with anything but `unauthorized`) confirms the session.
     socket.on('open', () => current() && this.sendRaw(socket, pingFrame()));
     socket.on('message', this.hooks.guard('message', (data: RawData) => current() && this.onMessage(socket, rawText(data))));
     socket.on('ping', () => current() && this.alive());
     socket.on('pong', () => current() && this.alive());
-    socket.on('error', (err: Error & { code?: string }) => {
-      if (current() && this.pending) this.fail(new ConnectorError('network', `cannot connect: ${err.code ?? redactText(err.message)}`, { retriable: true, cause: err }));
+    socket.on('error', (err: Error) => {
+      if (current() && this.pending) this.fail(networkError(err));
     });
     socket.on('close', (code: number, reason: Buffer) => current() && this.onClose(code, reason.toString('utf8')));
   }
@@ -252,14 +253,12 @@ function rawText(data: RawData): string {
   return Buffer.from(data as ArrayBuffer).toString('utf8');
 }
 
-/** A refused upgrade, by HTTP status. */
-export function upgradeError(status: number): ConnectorError {
-  if (status === 401 || status === 403) {
-    return new ConnectorError('auth_rejected', `upstream refused the token (HTTP ${status})`, { retriable: true, authFailure: true });
-  }
-  // 404: wrong URL; retried at the slowest pace rather than hammered.
-  return new ConnectorError('upgrade_rejected', `upstream refused the WebSocket upgrade (HTTP ${status})`, { retriable: status !== 404 });
-}
+/** How a refused upgrade reads: 401/403 refuse the token; 404 is a wrong URL, retried at the slowest pace rather than hammered. */
+export const JWT_WEBSOCKET_REFUSALS: ConnectErrorRules = {
+  credential: 'token',
+  authStatuses: [401, 403],
+  wrongUrlStatuses: [404],
+};
 
 /**
  * A close. During the handshake phase a policy close (1008, or the 4401/4403 custom codes some JWT servers use)

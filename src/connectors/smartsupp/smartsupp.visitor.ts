@@ -1,10 +1,18 @@
 import io from 'socket.io-client-v2';
 import { CommandError, ConnectorError, describeError } from '../../common/errors';
 import { redactText } from '../../common/redact';
+import { classifyConnectError, type ConnectErrorRules } from '../connect-error';
 import type { Connector, ConnectorHooks } from '../connector.interface';
 import { isRecord } from '../mapper';
 import { isAuthError, readAckError, visitorConnectData, type Emit, type VisitorIdentity } from './smartsupp.commands';
 import type { SmartsuppOptions } from './smartsupp.options';
+
+/**
+ * How a visitor socket's connect errors read: the handshake carries no key (the account key goes in `visitor.connect`,
+ * whose ack refuses it), so no handshake status refuses a credential; socket.io v2 gives no status anyway (see
+ * classifyConnectError).
+ */
+export const SMARTSUPP_REFUSALS: ConnectErrorRules = { credential: 'account key', authStatuses: [] };
 
 /** What a visitor socket reports to the channel connector that owns it. */
 export interface VisitorObserver {
@@ -137,7 +145,7 @@ export class SmartsuppVisitor implements Connector {
       timeout: options.connectTimeoutMs,
     });
     socket.on('connect', () => this.onConnect(socket));
-    socket.on('connect_error', (err) => this.fail(new ConnectorError('network', `cannot connect: ${redactText(describeError(err))}`, { retriable: true, cause: err })));
+    socket.on('connect_error', (err) => this.fail(classifyConnectError(err, SMARTSUPP_REFUSALS)));
     socket.on('error', (err) => this.fail(new ConnectorError('socket_error', `socket error: ${redactText(describeError(err))}`, { retriable: true, cause: err })));
     socket.on('disconnect', (reason) => this.onDisconnect(reason));
     // socket.io 2.x has no onAny: every server event is taken from the packet dispatcher instead.
