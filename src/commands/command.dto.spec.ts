@@ -92,8 +92,9 @@ describe('the provider half of validation (checkProviderCommand)', () => {
     expect(refusal(check('smartsupp', { type: 'read', conversationId: 'v', typing: true }))).toMatchObject({ code: 'invalid_command', status: 400, details: ['typing: unknown key'] });
   });
 
-  it('checks the canonical fields first, whatever the provider', () => {
+  it('checks the canonical fields first, whatever the provider; with those invalid, a field no provider takes is listed too', () => {
     expect(refusal(() => parseCommand({ commandId: 'c-1', type: 'message.send', text: 7, roomId: 'r' }, limits)).details).toEqual(['text: must be a string']);
+    expect(refusal(() => parseCommand({ commandId: 'c-1', text: 'x', roomId: 'r', colour: 'red' }, limits)).details).toEqual(['type: required', 'colour: unknown key']);
   });
 });
 

@@ -4,7 +4,8 @@ import { describeError } from '../common/errors';
 import { measureJson } from '../common/json-limits';
 import { formatErrors } from '../config/config.loader';
 import type { ProviderDefinition, UpstreamCommand } from '../connectors/connector.interface';
-import { commandFields, commandTypesOf } from '../connectors/provider-commands';
+import { commandFields, commandTypesOf, type CommandFieldsClass } from '../connectors/provider-commands';
+import { providerDefinition, supportedProviders } from '../connectors/registry';
 import { CommandRequestError } from './command.types';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
@@ -25,8 +26,21 @@ export class CommandDto {
   @IsOptional() @IsString() @MaxLength(65_536) text?: string;
 }
 
+/** The fields a class-validator class declares. */
+function fieldsOf(cls: CommandFieldsClass): string[] {
+  return getMetadataStorage().getTargetValidationMetadatas(cls, '', true, false).map((m) => m.propertyName);
+}
+
 /** The names of the canonical fields; every other field of a command is held to the provider's class. */
-const CANONICAL_FIELDS: ReadonlySet<string> = new Set(getMetadataStorage().getTargetValidationMetadatas(CommandDto, '', true, false).map((m) => m.propertyName));
+const CANONICAL_FIELDS: ReadonlySet<string> = new Set(fieldsOf(CommandDto));
+
+let anyProviderFields: ReadonlySet<string> | undefined;
+
+/** The fields some command type of some provider in the registry takes (read once, on the first invalid command). */
+function fieldsOfAnyProvider(): ReadonlySet<string> {
+  anyProviderFields ??= new Set(supportedProviders().flatMap((name) => Object.values(providerDefinition(name)?.commands ?? {}).flatMap(fieldsOf)));
+  return anyProviderFields;
+}
 
 /** A command body whose canonical fields passed CommandDto; the result keeps only the fields given. */
 export interface ParsedCommand {
@@ -71,8 +85,13 @@ export function parseCommand(body: unknown, limits: CommandLimits): ParsedComman
     throw new CommandRequestError('invalid_command', 'a command must be a JSON object such as {"commandId": "…", "type": "message.send", "conversationId": "…", "text": "Hi"}', ['(body): must be a JSON object']);
   }
   checkCommandLimits(body, limits);
-  // Fields beyond the canonical ones are the provider's, checked once the channel is known.
-  refuseInvalid(CommandDto, body, {});
+  // Fields beyond the canonical ones are the provider's, checked once the channel is known. When the canonical ones
+  // are invalid that check cannot come, so the fields no provider takes at all are listed with them.
+  const details = problemsOf(CommandDto, body, {});
+  if (details.length) {
+    const unknown = Object.keys(body).filter((field) => !CANONICAL_FIELDS.has(field) && !fieldsOfAnyProvider().has(field));
+    throw new CommandRequestError('invalid_command', 'invalid command', [...details, ...unknown.map((field) => `${field}: unknown key`)]);
+  }
   const { channelId, ...command } = body as Record<string, unknown>;
   return { channelId: channelId as string | undefined, command: command as UpstreamCommand };
 }
@@ -92,17 +111,16 @@ export function checkProviderCommand(provider: Pick<ProviderDefinition, 'name' |
   }
   const own = Object.fromEntries(Object.entries(command).filter(([field]) => !CANONICAL_FIELDS.has(field)));
   // An empty class has no metadata, which class-validator would refuse as an unknown value: its fields are just none.
-  refuseInvalid(fields, own, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: false });
+  const details = problemsOf(fields, own, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: false });
+  if (details.length) throw new CommandRequestError('invalid_command', 'invalid command', details);
 }
 
-/** Validates `value` as a `cls`; any problem is a 400 `invalid_command` listing them all. */
-function refuseInvalid(cls: new () => object, value: object, options: ValidatorOptions): void {
-  let details: string[];
+/** Every problem of `value` as a `cls`; a validator that throws (past any sane limit) is a 400 of its own. */
+function problemsOf(cls: CommandFieldsClass, value: object, options: ValidatorOptions): string[] {
   try {
-    details = formatErrors(validateSync(plainToInstance(cls, value), options));
+    return formatErrors(validateSync(plainToInstance(cls, value), options));
   } catch (err) {
     // Not expected within the limits; still the body's fault, so a 400 rather than a 500 or a retried Kafka record.
     throw new CommandRequestError('invalid_command', 'invalid command', [`(body): cannot be validated: ${describeError(err)}`]);
   }
-  if (details.length) throw new CommandRequestError('invalid_command', 'invalid command', details);
 }
