@@ -1,3 +1,4 @@
+import type { ChannelConfig } from '../config/config.loader';
 import type { ChannelMode, ProviderDefinition } from '../connectors/connector.interface';
 
 /** Key of the channel's mode in its durable state (`<stateDir>/<channelId>.json`). */
@@ -40,6 +41,14 @@ export interface ModeSwitchResult {
 /** True when the provider's upstream can post events to the bridge (and the bridge can read them). */
 export function takesWebhooks(def: ProviderDefinition): boolean {
   return def.supportsWebhookMode && typeof def.inbound === 'function';
+}
+
+/**
+ * True when the channel can take webhooks: its provider has a webhook API and the channel an `inbound` auth block
+ * (the inbound receiver then takes its posts; the API shows it as `acceptsInbound`).
+ */
+export function takesInboundPosts(entry: { channel: ChannelConfig; definition: ProviderDefinition }): boolean {
+  return takesWebhooks(entry.definition) && Boolean(entry.channel.inbound);
 }
 
 /**

@@ -8,11 +8,6 @@ import type { InboundAuthConfig } from '../config/config.schema';
 import type { InboundContext, InboundParse, ProviderDefinition } from '../connectors/connector.interface';
 import type { DurableReceipt } from '../pipeline/durable';
 
-/** True when the channel can take webhooks: its provider has a webhook API and the channel an `inbound` auth block. */
-export function takesInboundPosts(entry: Pick<ChannelEntry, 'channel' | 'definition'>): boolean {
-  return takesWebhooks(entry.definition) && Boolean(entry.channel.inbound);
-}
-
 /**
  * The channels' side of `POST /v1/inbound/<id>` (docs/webhooks.md): which channels take posts and how they
  * authenticate, and the posts themselves once the inbound gate has admitted them: JSON → the provider's frames → the
