@@ -45,7 +45,9 @@ export interface CaptivateWireEvent {
  * Throws CommandError `invalid_command` (never sent, not retriable) when a required field is missing.
  */
 export function buildCommandEvent(cmd: UpstreamCommand): CaptivateWireEvent {
-  switch (cmd.type) {
+  // Typed by CAPTIVATE_COMMANDS, so a type added there without a case here does not compile.
+  const type = cmd.type as keyof typeof CAPTIVATE_COMMANDS;
+  switch (type) {
     case 'conversation.start': {
       const payload: Record<string, unknown> = {};
       // userId is optional upstream ("anon" when absent); userBasicInfo and userData are passed through.
@@ -83,7 +85,8 @@ export function buildCommandEvent(cmd: UpstreamCommand): CaptivateWireEvent {
     case 'transcript':
       return transcriptRequestEvent(need(cmd));
     default:
-      throw new CommandError('unsupported_command', `provider captivate does not support command type "${cmd.type}"`, { retriable: false, sent: false });
+      // Only a caller past the channel runtime's type check gets here.
+      throw new CommandError('unsupported_command', `provider captivate does not support command type "${type satisfies never}"`, { retriable: false, sent: false });
   }
 }
 

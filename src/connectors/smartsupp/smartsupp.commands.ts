@@ -95,7 +95,9 @@ export function identityOf(command: UpstreamCommand): VisitorIdentity | undefine
 
 /** The emit for a visitor command (everything but `conversation.start`, which opens a socket). */
 export function commandEmit(command: UpstreamCommand): Emit {
-  switch (command.type) {
+  // Typed by SMARTSUPP_COMMANDS, so a type added there without a case here (or in the connector) does not compile.
+  const type = command.type as Exclude<keyof typeof SMARTSUPP_COMMANDS, 'conversation.start'>;
+  switch (type) {
     case 'message.send': {
       const text = str(command.text);
       if (text === undefined) throw invalid('message.send needs "text"');
@@ -123,7 +125,8 @@ export function commandEmit(command: UpstreamCommand): Emit {
       return { event: 'chat.upload_finish', data: { uploadToken }, ack: true };
     }
     default:
-      throw new CommandError('unsupported_command', `provider smartsupp does not support command type "${command.type}"`, { retriable: false, sent: false });
+      // Only a caller past the channel runtime's type check gets here.
+      throw new CommandError('unsupported_command', `provider smartsupp does not support command type "${type satisfies never}"`, { retriable: false, sent: false });
   }
 }
 
