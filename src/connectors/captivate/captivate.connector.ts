@@ -5,14 +5,15 @@ import { CommandError, ConnectorError, describeError } from '../../common/errors
 import { redactText } from '../../common/redact';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
 import { HandshakeRefusal, networkError, refusalError, type ConnectErrorRules } from '../connect-error';
-import { isRecord, str } from '../mapper';
-import { buildCommandEvent, keepaliveEvent, socketFrame, transcriptRequestEvent, type CaptivateWireEvent } from './captivate.commands';
+import { str } from '../mapper';
+import { keepaliveEvent, socketFrame, type CaptivateWireEvent } from './captivate.commands';
 import { conversationOf, messageKey, UNPARSEABLE, unwrapEvent, type CaptivateEvent } from './captivate.frames';
 import { TranscriptGapFill } from './captivate.gap-fill';
 import { CaptivateHttp } from './captivate.http';
 import type { CaptivateOptions } from './captivate.options';
 import { RecentConversations } from './captivate.recent';
 import { PendingReplies } from './captivate.replies';
+import { HubRequests } from './captivate.requests';
 
 /** Cluster: longest wait at a connect for the shared list of recent conversations. */
 const REGISTRY_WAIT_MS = 15_000;
@@ -22,15 +23,17 @@ const REGISTRY_WAIT_MS = 15_000;
  * `socket_connected` is the real "connected" signal; idle sockets close after 10 min (hence the keepalive) and
  * every socket closes at 2 h (hence the planned reconnect, opened before the old socket is closed).
  * A new `ws` socket per attempt is unavoidable; each gets its listeners once, at creation, never in a handler.
+ * This class is the socket's life (connect, keepalive, planned reconnect, what arrives); what is asked of the hub,
+ * commands and the gap-fill's transcripts, is HubRequests' (captivate.requests.ts).
  */
 export class CaptivateConnector implements Connector {
   private readonly opts: CaptivateOptions;
   private readonly hooks: ConnectorHooks;
   private readonly log: Logger;
-  private readonly http?: CaptivateHttp;
   private readonly recent: RecentConversations;
   private readonly replies = new PendingReplies();
   private readonly gapFill: TranscriptGapFill;
+  private readonly requests: HubRequests;
   /** The socket of the latest attempt. */
   private ws?: WebSocket;
   /** The confirmed socket commands use (during a planned reconnect, the old one until the new one is confirmed). */
@@ -43,15 +46,16 @@ export class CaptivateConnector implements Connector {
   private keepaliveTimer?: NodeJS.Timeout;
   private ageTimer?: NodeJS.Timeout;
   private lastSentAt = 0;
-  private starts: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly ctx: ConnectorContext<CaptivateOptions>) {
     this.opts = ctx.options;
     this.hooks = ctx.hooks;
     this.log = ctx.logger;
-    if (this.opts.httpUrl) this.http = new CaptivateHttp(this.opts.httpUrl, this.opts.apiKey, this.opts.commandTimeoutMs);
+    const http = this.opts.httpUrl ? new CaptivateHttp(this.opts.httpUrl, this.opts.apiKey, this.opts.commandTimeoutMs) : undefined;
     this.recent = new RecentConversations(ctx.store, this.opts.recentConversations, undefined, ctx.registry);
     this.gapFill = new TranscriptGapFill(this.recent, (frame) => this.hooks.frame(frame), this.log);
+    const link = { current: () => this.live, socketId: () => this.socketId, send: (ws: WebSocket, ev: CaptivateWireEvent) => this.sendFrame(ws, ev) };
+    this.requests = new HubRequests(link, this.opts, http, this.replies, this.recent, this.gapFill, () => ctx.mode());
   }
 
   connect(): Promise<void> {
@@ -87,7 +91,7 @@ export class CaptivateConnector implements Connector {
     void this.recent.sync(REGISTRY_WAIT_MS).then(async (read) => {
       if (!read) this.log.warn({ waitedMs: REGISTRY_WAIT_MS }, 'the shared list of recent conversations (state topic) was not read to its end in time; gap-filling the ones known so far');
       // Unless this connection ended meanwhile (the next one runs its own).
-      if (ws && ws === this.live && !this.closing && this.recent.size) await this.gapFill.run((id) => this.fetchTranscript(ws, id));
+      if (ws && ws === this.live && !this.closing && this.recent.size) await this.gapFill.run((id) => this.requests.fetchTranscript(ws, id));
     });
   }
 
@@ -106,102 +110,8 @@ export class CaptivateConnector implements Connector {
     this.recent.flush();
   }
 
-  async execute(cmd: UpstreamCommand): Promise<CommandOutcome> {
-    const ev = buildCommandEvent(cmd);
-    const conversationId = str(ev.event_payload.conversation_id);
-    if (conversationId) this.recent.touch(conversationId);
-    const viaHttp = this.ctx.mode() === 'webhook' || this.opts.sendVia === 'http';
-    if (cmd.type === 'conversation.start') return this.serialised(() => this.startConversation(ev, viaHttp));
-    if (cmd.type === 'transcript' && conversationId) return this.transcript(conversationId, ev, viaHttp);
-    const result = viaHttp ? await this.httpClient().postEvent(ev, this.socketId) : await this.sendFrame(this.requireLive(), ev);
-    return { ...(conversationId ? { conversationId } : {}), ...(result !== undefined ? { result } : {}) };
-  }
-
-  private async startConversation(ev: CaptivateWireEvent, viaHttp: boolean): Promise<CommandOutcome> {
-    if (viaHttp && !this.isLive()) {
-      // Webhook mode: no socket carries conversation_start_success; the HTTP answer is all there is.
-      const body = await this.httpClient().postEvent(ev, undefined);
-      const reply = unwrapEvent(body);
-      const id = reply ? conversationOf(reply.payload) : isRecord(body) ? conversationOf(body) : undefined;
-      return { ...(id ? { conversationId: id } : {}), result: body };
-    }
-    const ws = this.requireLive();
-    const wait = this.replies.expect(ws, {
-      what: 'conversation_start',
-      accepts: (e) => e.type === 'conversation_start_success',
-      // An error that names no conversation while a start is pending is the start's error.
-      fails: (e) => (e.type === 'general_error' && !conversationOf(e.payload) ? errorText(e) : undefined),
-      timeoutMs: this.opts.commandTimeoutMs,
-    });
-    try {
-      if (viaHttp) await this.httpClient().postEvent(ev, this.socketId);
-      else await this.sendFrame(ws, ev);
-    } catch (err) {
-      wait.cancel();
-      throw err;
-    }
-    const reply = await wait.reply;
-    const id = conversationOf(reply.payload);
-    if (!id) throw new CommandError('upstream_error', 'conversation_start_success without conversation_id', { retriable: false, sent: true });
-    this.recent.touch(id);
-    return { conversationId: id, result: reply.payload };
-  }
-
-  private async transcript(conversationId: string, ev: CaptivateWireEvent, viaHttp: boolean): Promise<CommandOutcome> {
-    if (viaHttp) {
-      const body = await this.httpClient().getTranscript(conversationId);
-      this.gapFill.replay(conversationId, body, 'GET /api/transcript');
-      return { conversationId, result: body };
-    }
-    const ws = this.requireLive();
-    const wait = this.replies.expect(ws, {
-      what: 'conversation_transcript_request',
-      accepts: (e) => e.type === 'conversation_transcript' && conversationOf(e.payload) === conversationId,
-      fails: (e) => (e.type === 'general_error' && conversationOf(e.payload) === conversationId ? errorText(e) : undefined),
-      timeoutMs: this.opts.commandTimeoutMs,
-      idempotent: true,
-    });
-    await this.sendFrame(ws, ev).catch((err: unknown) => {
-      wait.cancel();
-      throw err;
-    });
-    return { conversationId, result: (await wait.reply).payload };
-  }
-
-  /**
-   * A transcript for the gap-fill of the connection `ws`: asked over that socket (the answer is replayed, not
-   * published); when the socket does not answer in time, over HTTP. Once `ws` is gone nothing is fetched: the next
-   * connection runs its own gap-fill.
-   */
-  private async fetchTranscript(ws: WebSocket, conversationId: string): Promise<{ body: unknown; source: string }> {
-    try {
-      if (ws !== this.live || ws.readyState !== WebSocket.OPEN) throw new CommandError('not_connected', 'the socket of this gap-fill is gone', { retriable: true, sent: false });
-      const wait = this.replies.expect(ws, {
-        what: 'transcript gap-fill',
-        accepts: (e) => e.type === 'conversation_transcript' && conversationOf(e.payload) === conversationId,
-        fails: (e) => (e.type === 'general_error' && conversationOf(e.payload) === conversationId ? errorText(e) : undefined),
-        swallow: true,
-        timeoutMs: this.opts.commandTimeoutMs,
-        idempotent: true,
-      });
-      await this.sendFrame(ws, transcriptRequestEvent(conversationId)).catch((err: unknown) => {
-        wait.cancel();
-        throw err;
-      });
-      return { body: (await wait.reply).payload, source: 'conversation_transcript' };
-    } catch (err) {
-      // Only a request the live socket left unanswered goes to HTTP: an error answer (e.g. an unknown conversation)
-      // would be the same there, and a lost socket means a new connection and a new gap-fill.
-      if (!this.http || !(err instanceof CommandError && err.code === 'timeout')) throw err;
-      return { body: await this.http.getTranscript(conversationId), source: 'GET /api/transcript' };
-    }
-  }
-
-  /** Runs conversation starts one at a time: replies carry no request id, so order is what pairs them. */
-  private serialised<T>(run: () => Promise<T>): Promise<T> {
-    const next = this.starts.then(run, run);
-    this.starts = next.catch(() => undefined);
-    return next;
+  execute(cmd: UpstreamCommand): Promise<CommandOutcome> {
+    return this.requests.execute(cmd);
   }
 
   private onMessage(ws: WebSocket, data: RawData, isBinary: boolean): void {
@@ -327,21 +237,6 @@ export class CaptivateConnector implements Connector {
     this.recent.touch(id, isMessage ? messageKey(ev.payload, ev.eventId) : undefined);
   }
 
-  private isLive(): boolean {
-    return this.live?.readyState === WebSocket.OPEN;
-  }
-
-  private requireLive(): WebSocket {
-    const ws = this.live;
-    if (!ws || ws.readyState !== WebSocket.OPEN) throw new CommandError('not_connected', 'the Captivate socket is not connected', { retriable: true, sent: false });
-    return ws;
-  }
-
-  private httpClient(): CaptivateHttp {
-    if (!this.http) throw new CommandError('http_unavailable', 'this channel has no httpUrl; webhook mode and sendVia: http need one', { retriable: false, sent: false });
-    return this.http;
-  }
-
   private sendFrame(ws: WebSocket, ev: CaptivateWireEvent): Promise<undefined> {
     return new Promise((resolve, reject) => {
       ws.send(socketFrame(ev), (err) => {
@@ -370,9 +265,3 @@ export const CAPTIVATE_REFUSALS: ConnectErrorRules = {
   credential: 'API key',
   authStatuses: [401, 403],
 };
-
-function errorText(ev: CaptivateEvent): string {
-  const code = str(ev.payload.error_code);
-  const desc = str(ev.payload.error_desc) ?? 'general_error';
-  return code ? `${code} ${desc}` : desc;
-}
