@@ -1,6 +1,6 @@
 # chatbridge container image: `docker build -t chatbridge .`
 # Build stage: every dependency, then `npm run build` (tsc) into dist/.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -9,7 +9,7 @@ COPY src ./src
 RUN npm run build
 
 # Runtime stage: production dependencies and the compiled code only; no compiler, no test tools.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 # Config: mount a file and set CHATBRIDGE_CONFIG (the Helm chart does); without one the bridge starts with no channels.
 ENV NODE_ENV=production
 WORKDIR /app

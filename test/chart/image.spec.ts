@@ -26,9 +26,21 @@ describe('container image (Dockerfile)', () => {
     for (const path of ['node_modules', '.git', '.data', 'dist', 'chatbridge.yaml', '.env']) expect(isIgnored(path)).toBe(true);
   });
 
+  it('builds and runs on Node 24 LTS, the runtime CI tests (.ci/run, scripts/node24.sh) and engines allows', () => {
+    // Both stages on one base: what `npm run build` compiled with is what runs it.
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(bases).toEqual(['node:24-bookworm-slim', 'node:24-bookworm-slim']);
+    // The image's Node is one package.json admits, and the one CI fetches and runs the tests and the fault suite on.
+    const engines = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    const oldest = /^>=(\d+)$/.exec(engines);
+    expect(oldest).not.toBeNull();
+    expect(24).toBeGreaterThanOrEqual(Number(oldest![1]));
+    expect(readFileSync(join(ROOT, 'scripts', 'node24.sh'), 'utf8')).toMatch(/"\$pkg@24"/);
+    expect(readFileSync(join(ROOT, '.ci', 'run'), 'utf8')).toMatch(/scripts\/node24\.sh/);
+  });
+
   it('runs production dependencies only, as the non-root uid the chart expects, with the command and port the chart uses', () => {
     const values = parseYaml(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { securityContext: { runAsUser: number }; podSecurityContext: { runAsUser: number } };
-    expect(runtimeStage).toMatch(/^FROM node:20-bookworm-slim$/m);
     expect(runtimeStage).toMatch(/^RUN npm ci --omit=dev\b/m);
     expect(runtimeStage).toMatch(/^ENV NODE_ENV=production$/m);
     expect(runtimeStage).toMatch(/^EXPOSE 8080$/m);

@@ -12,6 +12,9 @@ declare global {
 
 export default async function globalSetup(): Promise<void> {
   if (globalThis.__CHATBRIDGE_TEST_BROKER__) return; // watch mode re-runs
+  // Which Node runs the tests: the workers and the bridge processes the tests start use this same binary
+  // (process.execPath), so a run meant for Node 24 (.ci/run) shows it here.
+  console.log(`\ntests on Node ${process.version} (${process.execPath})`);
   const broker = await startTestBroker({ brokers: 3 });
   globalThis.__CHATBRIDGE_TEST_BROKER__ = broker;
   process.env.CHATBRIDGE_TEST_KAFKA = broker.bootstrap.join(',');
