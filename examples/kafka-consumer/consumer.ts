@@ -20,7 +20,7 @@
  * instead of the newest.
  */
 import { Kafka as CloudEventsKafka, type CloudEventV1, type KafkaMessage as CloudEventsMessage } from 'cloudevents';
-import { Kafka, logLevel, type IHeaders, type KafkaMessage } from 'kafkajs';
+import { Kafka, logLevel, type ConsumerConfig, type IHeaders, type KafkaMessage } from 'kafkajs';
 import { SeenIds } from '../seen-ids';
 
 /** One chatbridge event as the SDK reads it back; `data` is the JSON of the record's value. */
@@ -34,8 +34,11 @@ export interface ConsumerOptions {
   fromBeginning?: boolean;
   /** How many recent event ids are remembered to skip repeats. */
   dedupeSize?: number;
+  /** More kafkajs consumer settings (session timeout, fetch sizes, `maxWaitTimeInMs`, …). */
+  consumer?: Omit<ConsumerConfig, 'groupId'>;
   /** Processes one event. The record is committed when it resolves; when it throws, the record is read again. */
   handle: (event: ChatbridgeEvent) => Promise<void> | void;
+  /** Where skipped records, duplicates and kafkajs's warnings go (default: stderr). */
   log?: (line: string) => void;
 }
 
@@ -76,8 +79,14 @@ export async function runConsumer(opts: ConsumerOptions): Promise<RunningConsume
   const log = opts.log ?? ((line: string) => console.error(line));
   const topic = opts.topic ?? 'chatbridge.events';
   const seen = new SeenIds(opts.dedupeSize ?? 10_000);
-  const kafka = new Kafka({ clientId: 'chatbridge-example-consumer', brokers: opts.brokers ?? ['localhost:9092'], logLevel: logLevel.WARN });
-  const consumer = kafka.consumer({ groupId: opts.groupId ?? 'chatbridge-example-consumer' });
+  const kafka = new Kafka({
+    clientId: 'chatbridge-example-consumer',
+    brokers: opts.brokers ?? ['localhost:9092'],
+    // kafkajs's warnings and errors (a failed `handle` among them) go to the same place as this consumer's lines.
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ namespace, log: entry }) => log(`kafkajs ${namespace}: ${entry.message}${entry.error ? ` (${String(entry.error)})` : ''}`),
+  });
+  const consumer = kafka.consumer({ ...opts.consumer, groupId: opts.groupId ?? 'chatbridge-example-consumer' });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: opts.fromBeginning ?? false });
   await consumer.run({

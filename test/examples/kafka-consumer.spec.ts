@@ -21,7 +21,7 @@ describe('example: Kafka consumer (e2e)', () => {
     consumer = bridge = reader = undefined;
   });
 
-  it('receives a conversation in order per key, skips a record delivered twice, and commits what it processed', async () => {
+  it('receives a conversation in order per key, retries a record whose processing failed, skips a record delivered twice, and commits what it processed', async () => {
     const started = await startZapThinker();
     sim = started.sim;
     const topic = uniqueTopic('example-events');
@@ -34,7 +34,14 @@ describe('example: Kafka consumer (e2e)', () => {
 
     const got: ChatbridgeEvent[] = [];
     const logged: string[] = [];
-    consumer = await runConsumer({ brokers: sharedBrokers(), topic, groupId, fromBeginning: true, handle: (e) => void got.push(e), log: (l) => logged.push(l) });
+    // The first try of p2 fails (say, the database is down): it is not committed and comes again.
+    let failed = 0;
+    const handle = (e: ChatbridgeEvent) => {
+      if (textOf(e.data) === 'p2' && failed++ === 0) throw new Error('database down');
+      got.push(e);
+    };
+    // A short fetch wait, as the tests' own reader uses: the test broker answers a fetch late, not when records arrive.
+    consumer = await runConsumer({ brokers: sharedBrokers(), topic, groupId, fromBeginning: true, consumer: { maxWaitTimeInMs: 100 }, handle, log: (l) => logged.push(l) });
     const messages = () => got.filter((e) => e.type.startsWith('chatbridge.message.'));
     const textsOf = (jid: string) => messages().filter((e) => e.subject === jid).map((e) => textOf(e.data));
 
@@ -45,6 +52,7 @@ describe('example: Kafka consumer (e2e)', () => {
     await waitFor('10 messages consumed', () => messages().length === 10, 20_000);
     expect(textsOf(GIOVANNA)).toEqual(['g1', 'g2', 'g3', 'g4', 'g5']);
     expect(textsOf(PEDRO)).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
+    expect(failed).toBe(2);
     expect(messages().find((e) => e.subject === GIOVANNA)).toMatchObject({ specversion: '1.0', source: '/chatbridge/zapthinker/wa-sales', partitionkey: `wa-sales:${GIOVANNA}`, channelid: 'wa-sales', provider: 'zapthinker' });
 
     // The producer's at-least-once resend: the very same record (same ce_id) written again to its partition,
