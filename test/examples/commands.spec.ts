@@ -7,7 +7,7 @@ import { startZapThinker } from './zapthinker-channel';
 
 const SCRIPT = join(__dirname, '..', '..', 'examples', 'commands', 'commands.sh');
 
-/** examples/commands/commands.sh (curl and jq) against a bridge with a ZapThinker channel. */
+/** examples/commands/commands.sh (bash and curl) against a bridge with a ZapThinker channel. */
 describe('example: the curl walkthrough of commands (e2e)', () => {
   let sim: ZapThinkerSimulator | undefined;
   let bridge: TestBridge | undefined;
