@@ -1,4 +1,4 @@
-import { PartitionAssigners, type Cluster } from 'kafkajs';
+import { PartitionAssigners, type Cluster, type Logger } from 'kafkajs';
 import pino from 'pino';
 import { ClusterConfig, KafkaConsumerConfig } from '../config/config.schema';
 import { ClusterMembership } from './membership';
@@ -55,7 +55,7 @@ describe('ClusterMembership', () => {
     const [sticky, fallback] = out.partitionAssigners ?? [];
     expect(fallback).toBe(PartitionAssigners.roundRobin);
     ownership.held = [1, 3];
-    const assigner = sticky({ cluster: {} as Cluster });
+    const assigner = sticky({ cluster: {} as Cluster, groupId: 'chatbridge.commands', logger: {} as Logger });
     expect(assigner.name).toBe(STICKY_ASSIGNER);
     expect(decodeHeld(assigner.protocol({ topics: ['chatbridge.commands'] }).metadata)).toEqual([1, 3]);
   });
