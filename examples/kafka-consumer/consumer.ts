@@ -9,7 +9,8 @@
  * - **Dedupe by id.** Delivery is at least once: a record may be written twice with the same `ce_id`
  *   (docs/delivery.md). The ids of recent events are kept in a bounded LRU and a repeat is skipped.
  * - **Commit after processing.** Auto-commit is off; a record's offset is committed once `handle` resolved, so a
- *   crash re-reads what was not finished (and the LRU, or your own store, recognises what was).
+ *   crash re-reads only what was not finished (or whose commit had not reached Kafka). The LRU starts empty after a
+ *   restart, so where a second processing matters, keep processed ids with your results (one transaction) instead.
  *
  * Run it against a bridge whose Kafka is reachable (from the repository root):
  *
@@ -110,7 +111,8 @@ export async function runConsumer(opts: ConsumerOptions): Promise<RunningConsume
       try {
         await opts.handle(event);
       } catch (err) {
-        // Not committed: kafkajs restarts the consumer and this record comes again, and must not count as seen.
+        // Not committed: kafkajs offers this record again (its retry, or a restart from the last commit), and then
+        // it must not count as seen.
         seen.forget(key);
         throw err;
       }
