@@ -15,9 +15,6 @@ export interface UpstreamFrame {
 /** A channel's mode (docs/modes.md): the bridge holds the upstream socket, or the upstream posts to `/v1/inbound/<id>`. */
 export type ChannelMode = 'socket' | 'webhook';
 
-/** Where a channel's commands go: over its socket, or over the upstream's HTTP API. */
-export type CommandPath = 'socket' | 'http';
-
 /** What an inbound parser made of one webhook body: the frames, or why it could not. */
 export type InboundParse = { ok: true; frames: UpstreamFrame[] } | { ok: false; error: string };
 
@@ -161,8 +158,6 @@ export interface ProviderDefinition<O extends object = object> {
   supportsWebhookMode: boolean;
   /** Webhook body → the same frames the socket delivers, so the mapper yields the same events and ids (pure). */
   inbound?(body: unknown, ctx: InboundContext): InboundParse;
-  /** Where commands go in a mode; default: socket mode → socket, webhook mode → http. */
-  commandPath?(options: O, mode: ChannelMode): CommandPath;
   /**
    * The command types `execute` accepts, each with the class of its own fields (`<provider>.commands.ts`); the door
    * refuses any other type naming the provider, and validates the fields against the type's class.

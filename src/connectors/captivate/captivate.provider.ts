@@ -13,8 +13,6 @@ export const captivateProvider: ProviderDefinition<CaptivateOptions> = {
   map: mapCaptivate,
   supportsWebhookMode: true,
   inbound: parseCaptivateInbound,
-  // `sendVia: http` sends over HTTP in socket mode too (the connector reads the same two settings).
-  commandPath: (options, mode) => (mode === 'webhook' || options.sendVia === 'http' ? 'http' : 'socket'),
   commands: CAPTIVATE_COMMANDS,
   // No isEcho: Captivate sends no echo of the user's own `user_message`, so an ambiguous send ends `ambiguous_no_echo`.
 };

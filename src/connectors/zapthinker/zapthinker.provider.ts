@@ -14,8 +14,6 @@ export const zapthinkerProvider: ProviderDefinition<ZapThinkerOptions> = {
   map: mapZapThinker,
   supportsWebhookMode: true,
   inbound: parseZapThinkerInbound,
-  // Evolution's socket only pushes events; every send is a REST call, in either mode.
-  commandPath: () => 'http',
   commands: ZAPTHINKER_COMMANDS,
   isEcho: isZapThinkerEcho,
 };
