@@ -33,6 +33,11 @@ interface PendingWrite {
 
 /** Most records in one produce request; writes that arrive while one is in flight go together in the next. */
 const MAX_BATCH = 500;
+/**
+ * Most records waiting for a produce request; past it a write is refused at once (`ledger_unavailable`, as when
+ * Kafka refuses it), so a Kafka that slows down bounds memory instead of queueing every command.
+ */
+const MAX_QUEUED_WRITES = 20 * MAX_BATCH;
 /** Malformed records logged one by one at load; the rest are only counted. */
 const LOGGED_SKIPS = 5;
 
@@ -41,13 +46,17 @@ const LOGGED_SKIPS = 5;
  * latest state of every command survives restarts and is shared by replicas. Read once: a follower reads the topic
  * from its beginning (`load` resolves once it has what existed at the start) and goes on with other replicas' writes.
  * Written with its own producer (`acks: -1`): a write resolves only once Kafka acknowledged it and rejects
- * (`ledger_unavailable`) when it was not within `writeTimeoutMs`. A record that does not decode is skipped and
- * counted, never fatal.
+ * (`ledger_unavailable`) when it was not within `writeTimeoutMs`. Writes are group-committed: the records of every
+ * write made in one turn of the event loop go in one produce request, with one request in flight; what arrives
+ * meanwhile waits and goes in the next one (at most MAX_QUEUED_WRITES wait). Each caller waits for its own batch's
+ * acknowledgement, and a failed batch fails every write in it. Records of one command keep their order (one queue,
+ * one request at a time, one partition per key). A record that does not decode is skipped and counted, never fatal.
  */
 export class KafkaLedgerStore implements LedgerStore {
   readonly name: string;
   private readonly writer: KafkaWriter;
   private readonly queue: PendingWrite[] = [];
+  /** A flush is scheduled or running: a write only queues its record. */
   private flushing = false;
   private follower?: TopicFollower;
   /** Where the follower hands records (the caller of the latest `load`). */
@@ -101,6 +110,9 @@ export class KafkaLedgerStore implements LedgerStore {
 
   write(record: CommandRecord): Promise<void> {
     if (this.stopped) return Promise.reject(this.unavailable('the ledger is stopped'));
+    if (this.queue.length >= MAX_QUEUED_WRITES) {
+      return Promise.reject(this.unavailable(`${this.queue.length} records are already waiting for Kafka (the ledger is behind)`));
+    }
     return new Promise<void>((resolve, reject) => {
       let done = false;
       const timer = setTimeout(() => {
@@ -121,7 +133,11 @@ export class KafkaLedgerStore implements LedgerStore {
         },
       };
       this.queue.push(pending);
-      void this.flush();
+      if (!this.flushing) {
+        // After the writes of this turn of the event loop (the other requests and commands it serves), so they share a request.
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
     });
   }
 
@@ -131,9 +147,8 @@ export class KafkaLedgerStore implements LedgerStore {
     await Promise.allSettled([this.follower?.stop(), this.writer.stop()]);
   }
 
+  /** Sends the queue in batches, one produce request at a time, until it is empty; `flushing` is set by the caller. */
   private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
     try {
       while (this.queue.length && !this.stopped) {
         const batch = this.queue.splice(0, MAX_BATCH);
