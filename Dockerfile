@@ -16,6 +16,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# `node bin/chatbridge.js check-config <file>` (docs/configuration.md#checking-a-file) runs dist/.
+COPY bin ./bin
 # Writable state (stateDir, dead-letter file): ./.data by default; the chart points both at /data (an emptyDir).
 RUN mkdir -p /data /app/.data && chown 1000:1000 /data /app/.data
 # uid 1000 is the image's `node` user; numeric so Kubernetes can verify runAsNonRoot.
