@@ -20,10 +20,13 @@ class FakeConsumer extends EventEmitter {
   readonly position = new Map<number, number>();
   readonly committed: Array<{ partition: number; offset: string }> = [];
   disconnected = false;
+  /** True once `run` began; it resolves (the group joined) when `joined` does. */
+  joining = false;
 
   constructor(
     readonly groupId: string,
     private readonly failConnect: boolean,
+    private readonly joined?: Promise<void>,
   ) {
     super();
   }
@@ -33,6 +36,8 @@ class FakeConsumer extends EventEmitter {
   }
   async subscribe(): Promise<void> {}
   async run(cfg: { eachBatch: (payload: unknown) => Promise<void> }): Promise<void> {
+    this.joining = true;
+    await this.joined;
     this.eachBatch = cfg.eachBatch;
   }
   async disconnect(): Promise<void> {
@@ -85,11 +90,12 @@ async function until(what: string, check: () => boolean, timeoutMs = 8000): Prom
 describe('ConsumerRunner', () => {
   let consumers: FakeConsumer[];
   let failConnects: number;
+  let groupJoined: Promise<void> | undefined;
   let letters: DeadLetter[];
   let metrics: Metrics;
   let runner: ConsumerRunner | undefined;
   const kafka = { consumer: (cfg: { groupId: string }) => {
-    const c = new FakeConsumer(cfg.groupId, failConnects-- > 0);
+    const c = new FakeConsumer(cfg.groupId, failConnects-- > 0, groupJoined);
     consumers.push(c);
     return c;
   }, admin: () => { throw new Error('no admin in unit tests'); } } as unknown as Kafka;
@@ -119,6 +125,7 @@ describe('ConsumerRunner', () => {
   beforeEach(() => {
     consumers = [];
     failConnects = 0;
+    groupJoined = undefined;
     letters = [];
     metrics = new Metrics({ defaultMetrics: false });
   });
@@ -245,6 +252,27 @@ describe('ConsumerRunner', () => {
     const seen = consumers.length;
     await new Promise((r) => setTimeout(r, 700));
     expect(consumers).toHaveLength(seen);
+  });
+
+  it('stop during the group join leaves the consumer to the start, which disconnects it once joined (stop waits, bounded)', async () => {
+    let join!: () => void;
+    groupJoined = new Promise<void>((resolve) => (join = resolve));
+    make(() => undefined).start();
+    await until('joining', () => consumers[0]?.joining);
+    // Past its deadline, stop returns with the join still under way, and the consumer still connected under it.
+    await runner?.stop(50);
+    expect(consumers[0].disconnected).toBe(false);
+    join();
+    await until('disconnected once joined', () => consumers[0].disconnected);
+    expect(runner?.running).toBe(false);
+
+    groupJoined = new Promise<void>((resolve) => (join = resolve));
+    make(() => undefined).start();
+    await until('joining', () => consumers[1]?.joining);
+    setTimeout(join, 50);
+    // Within its deadline, stop returns once the consumer is disconnected.
+    await runner?.stop(5000);
+    expect(consumers[1].disconnected).toBe(true);
   });
 
   it('passes the group events on (assignment of its topic, heartbeats, rebalances)', async () => {

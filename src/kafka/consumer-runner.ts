@@ -82,6 +82,8 @@ export class ConsumerRunner {
   private started = false;
   private readonly pause = new Pause();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The start under way (connect, subscribe, group join), if any. */
+  private starting?: Promise<void>;
   /** Per partition: the record that failed last and how often in a row. */
   private readonly failures = new Map<number, { offset: string; tries: number }>();
 
@@ -99,7 +101,7 @@ export class ConsumerRunner {
 
   /** Starts in the background; Kafka may be down, it keeps trying with backoff until stopped. */
   start(): void {
-    void this.runUntilStarted(0);
+    this.startInBackground(0);
   }
 
   /** Stops fetching, cancels backoffs and retry timers, leaves the group (at most `deadlineMs`). */
@@ -108,6 +110,9 @@ export class ConsumerRunner {
     this.pause.cancel();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    // A start under way disconnects its consumer itself once it sees `stopping`. Disconnected from here during its
+    // group join, a kafkajs consumer would still finish the join and then fetch on, a group member nobody stops.
+    if (this.starting) return withinMs(this.starting, deadlineMs);
     const consumer = this.consumer;
     if (consumer) await withinMs(consumer.disconnect().catch((err: unknown) => this.deps.log.warn({ err: describeError(err) }, `${this.opts.name} disconnect failed`)), deadlineMs);
   }
@@ -141,6 +146,13 @@ export class ConsumerRunner {
     await this.consumer.commitOffsets(offsets.map((o) => ({ topic: this.opts.topic, ...o })));
   }
 
+  private startInBackground(firstAttempt: number): void {
+    const starting = this.runUntilStarted(firstAttempt).finally(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
+    this.starting = starting;
+  }
+
   private async runUntilStarted(firstAttempt: number): Promise<void> {
     const { name, topic } = this.opts;
     for (let attempt = firstAttempt; !this.stopping; attempt++) {
@@ -152,8 +164,13 @@ export class ConsumerRunner {
         await this.opts.beforeStart?.();
         // A group that joins before the topic has partitions is assigned none until a metadata refresh (minutes).
         if (this.opts.ensureTopic !== false) await ensureTopicReady(this.kafka as Kafka, topic);
+        if (this.stopping) return;
         await consumer.connect();
         await consumer.subscribe({ topic, fromBeginning: this.opts.fromBeginning() });
+        if (this.stopping) {
+          await consumer.disconnect().catch(() => undefined);
+          return;
+        }
         await consumer.run({
           autoCommit: false,
           eachBatchAutoResolve: false,
@@ -185,7 +202,7 @@ export class ConsumerRunner {
       this.deps.log.error({ topic: this.opts.topic, err: describeError(payload.error), restart: payload.restart }, `${this.opts.name} crashed`);
       this.opts.onUnreachable?.();
       // kafkajs restarts by itself after retriable errors only; after any other it has disconnected for good.
-      if (!payload.restart) void this.runUntilStarted(1);
+      if (!payload.restart) this.startInBackground(1);
     });
     const { onGroupJoin, onHeartbeat, onRebalancing, topic } = this.opts;
     if (onGroupJoin) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => onGroupJoin(payload.memberAssignment[topic] ?? [], payload.groupProtocol));
