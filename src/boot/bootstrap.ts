@@ -9,6 +9,7 @@ import type { AppConfig } from '../config/config.loader';
 import { jsonBodyParser } from '../common/json-body';
 import { BridgeIoAdapter } from '../gateway/io.adapter';
 import { inboundGate } from '../inbound/inbound.gate';
+import { serveOpenApi } from '../openapi/openapi';
 
 /** A running bridge with its HTTP server. */
 export interface RunningBridge {
@@ -38,6 +39,8 @@ export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOp
   // read, then read raw within each channel's limits.
   app.use('/v1/inbound', inboundGate(bridge));
   app.use(jsonBodyParser(config.api.maxBodyBytes));
+  // GET /openapi.json and /docs (docs/api.md#openapi): outside /v1, without auth like the probes.
+  serveOpenApi(app);
   await app.listen(config.port, opts.host ?? '0.0.0.0');
   const addr = app.getHttpServer().address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;

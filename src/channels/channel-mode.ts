@@ -9,9 +9,9 @@ export class ChannelRequestError extends Error {
   constructor(
     /**
      * `unknown_channel` (404), `no_webhook_api` (422 for a switch, 409 for a post), `no_inbound_auth` (409),
-     * `mode_not_persisted` (503).
+     * `mode_not_persisted` (503), `socket_not_held` (409 for a reconnect).
      */
-    readonly code: 'unknown_channel' | 'no_webhook_api' | 'no_inbound_auth' | 'mode_not_persisted',
+    readonly code: 'unknown_channel' | 'no_webhook_api' | 'no_inbound_auth' | 'mode_not_persisted' | 'socket_not_held',
     message: string,
   ) {
     super(message);

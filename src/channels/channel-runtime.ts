@@ -9,7 +9,7 @@ import { CHANNEL_STATES, type ChannelState, type ChannelStatusData } from '../en
 import type { Metrics } from '../health/metrics';
 import type { EventPipeline } from '../pipeline/pipeline';
 import type { ChannelEntry } from './channel-entry';
-import { takesInboundPosts } from './channel-mode';
+import { ChannelRequestError, takesInboundPosts } from './channel-mode';
 import { publishChannelStatus } from './channel-status';
 import type { FrameIntake } from './frame-intake';
 import type { ModeSwitcher } from './mode-switcher';
@@ -184,6 +184,21 @@ export class ChannelRuntime {
     this.stopping = true;
     for (const timer of this.releaseTimers.values()) clearTimeout(timer);
     await Promise.all([...this.entries.values()].map((e) => this.sockets.stop(e)));
+  }
+
+  /**
+   * Makes the channel's supervisor drop its upstream connection and connect again now; answers the channel's
+   * snapshot. Throws ChannelRequestError `unknown_channel`, or `socket_not_held` when this replica holds no socket
+   * for it (webhook mode, another replica holds it, or the bridge is stopping).
+   */
+  async reconnect(channelId: string): Promise<ChannelSnapshot> {
+    const entry = this.entries.get(channelId);
+    if (!entry) throw new ChannelRequestError('unknown_channel', `no channel with id "${channelId}"`);
+    const why = entry.mode !== 'socket' ? `it is in ${entry.mode} mode` : !entry.socket.held ? 'this replica does not hold its socket (another replica does, or it is being released)' : undefined;
+    if (why || !this.running || !(await entry.link.supervisor?.reconnectNow())) {
+      throw new ChannelRequestError('socket_not_held', `channel ${channelId} has no upstream socket to reconnect here: ${why ?? 'the bridge is stopping'}`);
+    }
+    return this.snapshot(entry);
   }
 
   /** Snapshots for the API and readiness. */

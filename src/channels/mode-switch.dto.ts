@@ -1,10 +1,12 @@
 import { BadRequestException } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { IsDefined, IsIn, validateSync } from 'class-validator';
+import { JSONSchema } from 'class-validator-jsonschema';
 import { formatErrors } from '../config/config.loader';
 import type { ChannelMode } from '../connectors/connector.interface';
 
 /** Body of `PUT /v1/channels/:id/mode`. */
+@JSONSchema({ additionalProperties: false, description: 'Unknown keys are refused (400)' })
 export class ModeSwitchDto {
   @IsDefined() @IsIn(['socket', 'webhook']) mode!: ChannelMode;
 }

@@ -141,6 +141,32 @@ export class ConnectionSupervisor {
     this.transition('disconnected', 'stopped');
   }
 
+  /**
+   * Drops the connection (or the wait before the next retry) and connects again at once, with the backoff reset
+   * (`POST /v1/channels/:id/reconnect`). Counts as a reconnect, reason `reconnect_requested`. False when stopped.
+   */
+  async reconnectNow(): Promise<boolean> {
+    if (!this.running) return false;
+    // Late callbacks of the dropped connection or attempt are ignored, and a `lost` from the close below finds the
+    // state no longer `connected`, so it schedules no retry of its own.
+    const gen = ++this.generation;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.attempt = this.slowAttempt = 0;
+    this.reconnects++;
+    this.log.info('reconnect requested through the API');
+    this.transition('reconnecting', 'reconnect_requested', 0);
+    try {
+      await this.connector.close();
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'error while closing connector');
+    }
+    // Stopped meanwhile, or another request already reconnects.
+    if (!this.running || gen !== this.generation) return this.running;
+    void this.tryConnect();
+    return true;
+  }
+
   private async tryConnect(): Promise<void> {
     const gen = ++this.generation;
     try {

@@ -1,4 +1,5 @@
 import { Controller, Get, Header, HttpStatus, Inject, Res } from '@nestjs/common';
+import { ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ChannelRuntime } from '../channels/channel-runtime';
 import { Metrics } from './metrics';
@@ -6,6 +7,7 @@ import { Readiness } from './readiness';
 
 /** Liveness, readiness and Prometheus metrics (docs/api.md). No auth: probes and scrapers call these. */
 @Controller()
+@ApiTags('probes')
 export class HealthController {
   constructor(
     @Inject(Readiness) private readonly readiness: Readiness,
@@ -15,12 +17,17 @@ export class HealthController {
 
   /** 200 while the process works. */
   @Get('healthz')
+  @ApiOperation({ summary: 'Liveness: 200 while the process works' })
+  @ApiResponse({ status: 200, description: '`{status: "ok"}`' })
   healthz(): { status: 'ok' } {
     return { status: 'ok' };
   }
 
   /** 200 when config is loaded and every sink (Kafka, if configured) can deliver; 503 otherwise. */
   @Get('readyz')
+  @ApiOperation({ summary: 'Readiness: every sink can deliver (Kafka reachable)' })
+  @ApiResponse({ status: 200, description: '`{status: "ready", sinks, channels}`' })
+  @ApiResponse({ status: 503, description: '`{status: "not_ready", sinks, channels}`: a sink cannot deliver, or the bridge is stopping' })
   readyz(@Res() res: Response): void {
     const ready = this.readiness.ready();
     res.status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE).json({
@@ -31,6 +38,9 @@ export class HealthController {
   }
 
   @Get('metrics')
+  @ApiOperation({ summary: 'Prometheus metrics (docs/operations.md)' })
+  @ApiProduces('text/plain')
+  @ApiResponse({ status: 200, description: 'The Prometheus text format' })
   @Header('Cache-Control', 'no-store')
   async metrics(@Res() res: Response): Promise<void> {
     const registry = this.metricsRegistry.registry;

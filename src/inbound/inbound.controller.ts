@@ -1,10 +1,16 @@
 import { BadRequestException, ConflictException, Controller, HttpCode, Inject, NotFoundException, Param, Post, Req, Res, ServiceUnavailableException, UnauthorizedException } from '@nestjs/common';
+import { ApiBody, ApiOperation, ApiParam, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ChannelRequestError } from '../channels/channel-mode';
 import { DurableReceipt } from '../pipeline/durable';
 import { Metrics } from '../health/metrics';
+import { ApiErrors } from '../openapi/api-docs';
+import { INBOUND_HMAC, INBOUND_TOKEN } from '../openapi/openapi';
 import { admittedBody } from './inbound.gate';
 import { InboundReceiver } from './inbound.receiver';
+
+/** The body of an inbound post: the provider's, read raw by the gate (no DTO: each provider parses its own). */
+const INBOUND_BODY = ApiBody({ description: "The upstream's own event JSON, as its provider posts it (docs/modes.md#inbound-webhook-mode)", schema: { type: 'object' } });
 
 /** `Retry-After` of a 503 for a post whose events Kafka did not take in time (seconds). */
 const NOT_DURABLE_RETRY_AFTER_S = 5;
@@ -19,6 +25,20 @@ const NOT_DURABLE_RETRY_AFTER_S = 5;
  * did reach Kafka meanwhile is a duplicate removed by id.
  */
 @Controller('v1/inbound')
+@ApiTags('inbound')
+@ApiSecurity(INBOUND_TOKEN)
+@ApiSecurity(INBOUND_HMAC)
+@ApiParam({ name: 'channelId', description: 'A channel with an `inbound` block', example: 'wa-sales' })
+@ApiResponse({ status: 200, description: "`{accepted: n}`: the post's events are durable" })
+@ApiErrors([400, 401, 404, 409, 413, 415, 429, 503], {
+  400: 'not JSON, or not an event of the provider (dead-lettered with reason inbound_malformed)',
+  401: 'no or wrong channel token or signature',
+  404: 'unknown channel',
+  409: 'the channel takes no posts (no inbound auth, or a provider without a webhook API)',
+  413: "larger than the channel's inbound.maxBodyBytes",
+  429: "the channel's inbound.maxInFlight posts are being read, or failed authentications from the address",
+  503: 'Kafka did not take the events in time (inbound.ackTimeoutMs) or the bridge is stopping; send the post again (`Retry-After`)',
+})
 export class InboundController {
   constructor(
     @Inject(InboundReceiver) private readonly inbound: InboundReceiver,
@@ -28,6 +48,8 @@ export class InboundController {
   /** One upstream post. */
   @Post(':channelId')
   @HttpCode(200)
+  @ApiOperation({ summary: 'An upstream in webhook mode posts its events (its own auth per channel)' })
+  @INBOUND_BODY
   post(@Param('channelId') channelId: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<{ accepted: number }> {
     return this.receive(channelId, req, res);
   }
@@ -35,6 +57,9 @@ export class InboundController {
   /** One upstream post to a suffixed URL (Evolution's `byEvents`: `/v1/inbound/<id>/messages-upsert`). */
   @Post(':channelId/:suffix')
   @HttpCode(200)
+  @ApiOperation({ summary: "The same, at a suffixed URL (Evolution's byEvents: /v1/inbound/{channelId}/messages-upsert); the body decides the event" })
+  @ApiParam({ name: 'suffix', example: 'messages-upsert' })
+  @INBOUND_BODY
   postWithSuffix(@Param('channelId') channelId: string, @Param('suffix') suffix: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<{ accepted: number }> {
     return this.receive(channelId, req, res, suffix);
   }

@@ -12,6 +12,8 @@ export interface DlqRecord {
   /** Record timestamp (epoch ms). */
   timestamp: number;
   value: string | null;
+  /** The record's headers (`dlq_reason`, `dlq_attempts`, `dlq_status`, `dlq_error`, …). */
+  headers?: Record<string, string>;
 }
 
 /** Streams the dead-letter file line by line (it may be large). A missing file is an empty one. */
@@ -36,7 +38,7 @@ export async function readDeadLetterFile(path: string, onLine: (line: string) =>
  */
 export async function scanDeadLetterTopic(kafka: Kafka, topic: string, onRecord: (r: DlqRecord) => void, timeoutMs: number, log: Logger): Promise<void> {
   try {
-    await scanTopic(kafka, topic, (r) => onRecord({ origin: r.headers.dlq_origin, timestamp: r.timestamp, value: r.value }), timeoutMs, 'chatbridge-replay-', { log });
+    await scanTopic(kafka, topic, (r) => onRecord({ origin: r.headers.dlq_origin, timestamp: r.timestamp, value: r.value, headers: r.headers }), timeoutMs, 'chatbridge-replay-', { log });
   } catch (err) {
     const message = describeError(err).replace(`topic "${topic}"`, `the dead-letter topic "${topic}"`);
     throw new BridgeError('dlq_unreadable', message, { retriable: true, cause: err });

@@ -57,7 +57,9 @@ describe('parseReplayRequest', () => {
 describe('parseDeadLetterLine', () => {
   it('reads the JSON line the dead-letter file holds', () => {
     const e = event(1);
-    expect(parseDeadLetterLine(JSON.stringify({ at: '2025-06-05T14:00:00.000Z', reason: 'webhook_rejected', origin: 'crm', channelId: 'wa', event: e, attempts: 1, status: 400 }))).toEqual({ origin: 'crm', at: T0, event: e });
+    expect(parseDeadLetterLine(JSON.stringify({ at: '2025-06-05T14:00:00.000Z', reason: 'webhook_rejected', origin: 'crm', channelId: 'wa', event: e, attempts: 1, status: 400 }))).toEqual({ origin: 'crm', at: T0, event: e, reason: 'webhook_rejected', attempts: 1, status: 400 });
+    // A fact of the wrong type is left out, not guessed.
+    expect(parseDeadLetterLine(JSON.stringify({ at: '2025-06-05T14:00:00.000Z', origin: 'crm', event: e, attempts: '1', status: null }))).toEqual({ origin: 'crm', at: T0, event: e });
   });
 
   it('calls unreadable lines malformed and blank lines nothing', () => {

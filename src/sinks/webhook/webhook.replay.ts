@@ -4,7 +4,8 @@ import { BridgeError } from '../../common/errors';
 import type { AnyCanonicalEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
-import type { ReplayQuery } from './webhook.replay.dto';
+import { DeadLetterPageSelection, type DeadLetterPage } from './webhook.dead-letters';
+import type { DeadLetterPageQuery, ReplayQuery } from './webhook.replay.dto';
 import { readDeadLetterFile, scanDeadLetterTopic, type DlqRecord } from './webhook.replay.sources';
 import type { WebhookEndpoint } from './webhook.endpoint';
 
@@ -26,6 +27,10 @@ export interface ReplayResult {
   truncated?: true;
   /** With `truncated`: when the first event not replayed was dead-lettered; use it as the next request's `from`. */
   resumeFrom?: string;
+  /** A dry run (`dryRun: true`): nothing was sent, `replayed` is 0 and `wouldReplay` says what a replay would send now. */
+  dryRun?: true;
+  /** With `dryRun`: the events a replay would re-submit now, oldest dead letter first. */
+  wouldReplay?: { id: string; type: string }[];
 }
 
 /** One dead letter as read from the file or the topic. */
@@ -34,6 +39,32 @@ export interface DeadLetterEntry {
   /** When it was dead-lettered (epoch ms). */
   at: number;
   event: unknown;
+  /** Why (`webhook_rejected`, `webhook_retries_exhausted`, …), when written. */
+  reason?: string;
+  /** Delivery attempts made, when written. */
+  attempts?: number;
+  /** The last HTTP status, when the endpoint answered one. */
+  status?: number;
+  error?: string;
+}
+
+/** What takes the dead letters read from the file and the topic: a replay's selection, or a page of the listing. */
+export interface DeadLetterCollector {
+  /** True when a dead letter of `origin` concerns it (its event is read only then). */
+  isFor(origin: string): boolean;
+  /** Counts a line or record that could not be read. */
+  malformed(): void;
+  offer(source: ReplaySource, entry: DeadLetterEntry): void;
+}
+
+/** The optional facts of a dead letter, each kept only with its type. */
+function factsOf(o: { reason?: unknown; attempts?: unknown; status?: unknown; error?: unknown }): Pick<DeadLetterEntry, 'reason' | 'attempts' | 'status' | 'error'> {
+  const facts: Pick<DeadLetterEntry, 'reason' | 'attempts' | 'status' | 'error'> = {};
+  if (typeof o.reason === 'string') facts.reason = o.reason;
+  if (typeof o.attempts === 'number' && Number.isInteger(o.attempts)) facts.attempts = o.attempts;
+  if (typeof o.status === 'number' && Number.isInteger(o.status)) facts.status = o.status;
+  if (typeof o.error === 'string') facts.error = o.error;
+  return facts;
 }
 
 /**
@@ -60,7 +91,7 @@ export function parseDeadLetterLine(line: string): DeadLetterEntry | 'malformed'
   const { at, origin, event } = o as Record<string, unknown>;
   const when = typeof at === 'string' ? Date.parse(at) : NaN;
   if (typeof origin !== 'string' || Number.isNaN(when)) return 'malformed';
-  return { origin, at: when, event };
+  return { origin, at: when, event, ...factsOf(o) };
 }
 
 interface Kept {
@@ -74,7 +105,7 @@ interface Kept {
  * (its earliest dead-lettering), and at most `limit` of them, the oldest first. Memory stays bounded by
  * `limit` events (plus the ids seen, to count `matched`), whatever the size of the sources.
  */
-export class ReplaySelection {
+export class ReplaySelection implements DeadLetterCollector {
   private readonly seen = new Set<string>();
   private readonly kept = new Map<string, Kept>();
   private seq = 0;
@@ -136,7 +167,7 @@ export class ReplaySelection {
 }
 
 /** Offers one record of the dead-letter topic; its value is parsed only when it is this endpoint's. */
-export function offerDlqRecord(selection: ReplaySelection, record: DlqRecord): void {
+export function offerDlqRecord(selection: DeadLetterCollector, record: DlqRecord): void {
   if (record.origin === undefined || !selection.isFor(record.origin)) return;
   let event: unknown;
   try {
@@ -144,7 +175,10 @@ export function offerDlqRecord(selection: ReplaySelection, record: DlqRecord): v
   } catch {
     return selection.malformed();
   }
-  selection.offer('kafka', { origin: record.origin, at: record.timestamp, event });
+  const h = record.headers ?? {};
+  // The `dlq_` headers kafka.record.ts writes; numbers are strings there.
+  const facts = factsOf({ reason: h.dlq_reason, error: h.dlq_error, attempts: h.dlq_attempts && Number(h.dlq_attempts), status: h.dlq_status && Number(h.dlq_status) });
+  selection.offer('kafka', { origin: record.origin, at: record.timestamp, event, ...facts });
 }
 
 /** Budget for reading the dead-letter topic (ms). */
@@ -177,7 +211,8 @@ export class WebhookReplayer {
   async replay(endpointId: string, query: ReplayQuery): Promise<ReplayResult> {
     const endpoint = this.deps.endpoints?.endpoint(endpointId);
     if (!endpoint) throw new BridgeError('webhook_not_found', `no webhook endpoint with id "${endpointId}"`, { retriable: false });
-    assertEnabled(endpoint);
+    // A dry run sends nothing, so it may look at a disabled endpoint's dead letters before it is enabled again.
+    if (!query.dryRun) assertEnabled(endpoint);
     if (this.running.has(endpointId)) {
       this.deps.metrics.refused.inc({ origin: 'replay', reason: 'replay_running' });
       throw new BridgeError('replay_running', `a replay of webhook endpoint "${endpointId}" is already running: wait for its answer, then send this one again`, { retriable: true });
@@ -190,19 +225,41 @@ export class WebhookReplayer {
     }
   }
 
-  private async run(endpoint: WebhookEndpoint, endpointId: string, query: ReplayQuery): Promise<ReplayResult> {
-    const selection = new ReplaySelection(endpointId, query);
+  /**
+   * `GET /v1/webhooks/:id/dead-letters`: one page of the endpoint's dead letters (file and topic), oldest first.
+   * Read-only, so not one at a time like a replay; each page reads the sources again (they are append-only).
+   */
+  async deadLetters(endpointId: string, query: DeadLetterPageQuery): Promise<DeadLetterPage> {
+    if (!this.deps.endpoints?.endpoint(endpointId)) throw new BridgeError('webhook_not_found', `no webhook endpoint with id "${endpointId}"`, { retriable: false });
+    const page = new DeadLetterPageSelection(endpointId, query);
+    await this.collect(page);
+    return page.page();
+  }
+
+  /** Reads every dead letter of the file and (with Kafka) the topic into `collector`. */
+  private async collect(collector: DeadLetterCollector): Promise<void> {
     await readDeadLetterFile(this.deps.deadLetterFile, (line) => {
       const entry = parseDeadLetterLine(line);
-      if (entry === 'malformed') selection.malformed();
-      else if (entry) selection.offer('file', entry);
+      if (entry === 'malformed') collector.malformed();
+      else if (entry) collector.offer('file', entry);
     });
     const kafka = this.deps.kafka;
-    if (kafka) await scanDeadLetterTopic(kafka.client(), kafka.topic, (r) => offerDlqRecord(selection, r), REPLAY_KAFKA_TIMEOUT_MS, this.deps.log);
+    if (kafka) await scanDeadLetterTopic(kafka.client(), kafka.topic, (r) => offerDlqRecord(collector, r), REPLAY_KAFKA_TIMEOUT_MS, this.deps.log);
+  }
+
+  private async run(endpoint: WebhookEndpoint, endpointId: string, query: ReplayQuery): Promise<ReplayResult> {
+    const selection = new ReplaySelection(endpointId, query);
+    await this.collect(selection);
     // The scan takes time: the endpoint may have answered 410 meanwhile.
-    assertEnabled(endpoint);
+    if (!query.dryRun) assertEnabled(endpoint);
     const room = Math.max(0, endpoint.cfg.maxPending - endpoint.pending);
     const { events, restFrom } = selection.pick(room);
+    const result: ReplayResult = { endpoint: endpointId, matched: selection.matched, replayed: 0, skippedMalformed: selection.skippedMalformed, sources: selection.sources };
+    if (events.length < selection.matched) {
+      result.truncated = true;
+      if (restFrom !== undefined) result.resumeFrom = new Date(restFrom).toISOString();
+    }
+    if (query.dryRun) return { ...result, dryRun: true, wouldReplay: events.map((e) => ({ id: e.id, type: e.type })) };
     for (const event of events) {
       // A replayed event has no durable source to offer it again: one released at shutdown is dead-lettered again.
       endpoint.submit({ event, stableId: true, receivedAt: performance.now() }, (outcome) => {
@@ -210,11 +267,7 @@ export class WebhookReplayer {
       });
     }
     if (events.length) this.deps.metrics.webhookReplayed.inc({ endpoint: endpointId }, events.length);
-    const result: ReplayResult = { endpoint: endpointId, matched: selection.matched, replayed: events.length, skippedMalformed: selection.skippedMalformed, sources: selection.sources };
-    if (events.length < selection.matched) {
-      result.truncated = true;
-      if (restFrom !== undefined) result.resumeFrom = new Date(restFrom).toISOString();
-    }
+    result.replayed = events.length;
     this.deps.log.info(result, 'webhook dead letters replayed');
     return result;
   }
