@@ -1,3 +1,6 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { CommandError } from './errors';
 import { redactText } from './redact';
 
@@ -10,13 +13,15 @@ import { redactText } from './redact';
  * | HTTP 401, 403                             | auth_rejected        | no        | false | the key is wrong
  * | HTTP 429, 500, 502, 503, 504              | upstream_unavailable | yes       | false | refused or failed before acting
  * | any other non-2xx                         | upstream_rejected    | no        | false | the request itself is wrong
+ * | refused here before sending (LOCAL_CODES) | invalid_command      | no        | false | e.g. a body over the bound
  * | network error in NOT_SENT_ERRNOS          | network              | yes       | false | never reached the server
  * | timeout / abort while waiting             | timeout              | no        | true  | ambiguous: resolve through the echo
- * | any other failure after the request left  | no_answer            | no        | true  | ambiguous (reset mid-request)
+ * | any other failure after the request left  | no_answer            | no        | true  | ambiguous (reset mid-request,
+ * |                                           |                      |           |       | an answer over UPSTREAM_MAX_BYTES)
  *
  * Providers put their own rows in front where the upstream gives a status a special meaning
- * (Captivate: 410 = stale socket_id). Webhook delivery to our subscribers has its own policy
- * (src/sinks/webhook/webhook.policy.ts): there every failure is retried, as the receiver dedupes.
+ * (Captivate: 410 = stale socket_id), through `UpstreamCall.status`. Webhook delivery to our subscribers has its own
+ * policy (src/sinks/webhook/webhook.policy.ts): there every failure is retried, as the receiver dedupes.
  */
 export const RETRYABLE_UPSTREAM_STATUS: ReadonlySet<number> = new Set([
   429, // rate limited
@@ -33,16 +38,112 @@ export const NOT_SENT_ERRNOS: ReadonlySet<string> = new Set([
   'EAI_AGAIN', // DNS: temporary failure
   'EHOSTUNREACH', // no route to host
   'ENETUNREACH', // no route to network
-  'UND_ERR_CONNECT_TIMEOUT', // undici: TCP connect timed out
+]);
+
+/** Codes of a request that ran out of time or was aborted: it may have left, so the upstream may have acted. */
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'ECONNABORTED', // axios: its `timeout` elapsed
+  'ETIMEDOUT', // axios with clarifyTimeoutError, or the TCP stack
+  'ERR_CANCELED', // the deadline signal fired (withDeadline)
+]);
+
+/** axios codes for a request refused here before anything was sent. */
+const LOCAL_CODES: ReadonlySet<string> = new Set([
+  'ERR_BAD_REQUEST', // without an answer: the body is over maxBodyLength, or the URL's protocol is not http(s)
+  'ERR_INVALID_URL', // the URL does not parse
 ]);
 
 /**
- * `fetch` for every upstream REST call: redirects are never followed, since each request carries the upstream's
- * credentials (api key headers, tokens in the URL) and a redirect would hand them to wherever `Location` points.
- * A 3xx comes back as the answer, and the callers' non-2xx path turns it into an error (`describeStatus`).
+ * The largest answer (and request body) an upstream call takes: 8 MiB. Answers are small (a send's acknowledgement, a
+ * token) except a Captivate transcript, which holds a whole conversation; the bound keeps a broken or hostile upstream
+ * from filling the memory, with the gap-fill reading several transcripts at once.
  */
-export function upstreamFetch(url: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(url, { ...init, redirect: 'manual' });
+export const UPSTREAM_MAX_BYTES = 8 * 1024 * 1024;
+
+const IDLE_SOCKET_MS = 4_000;
+
+/** A REST POST a provider builds (pure, so its wire format is tested), then sends with `upstreamHttp`. */
+export interface RestPost {
+  url: string;
+  method: 'POST';
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** What an upstream call says about itself, read by the error mapping. */
+export interface UpstreamCall {
+  /** Names the call in its errors, e.g. `ZapThinker sendText`. */
+  what: string;
+  /** The provider's own rows, read before the shared table: the error for a non-2xx status, or undefined. */
+  status?: (status: number) => Error | undefined;
+}
+
+declare module 'axios' {
+  interface AxiosRequestConfig {
+    /** How the call is named in its errors and the provider's own status rows (src/common/upstream-http.ts). */
+    upstream?: UpstreamCall;
+  }
+}
+
+/**
+ * The one HTTP client of every upstream REST call (commands, transcripts, tokens; the webhook hot path keeps undici's
+ * Pool: docs/operations.md, "HTTP clients"). Each caller passes `timeout` (its configured one) and `upstream`.
+ * - redirects are never followed: each request carries the upstream's credentials (api key headers, tokens in the
+ *   URL) and a redirect would hand them to wherever `Location` points; a 3xx is an error (`describeStatus`).
+ * - no proxy: axios would read HTTP(S)_PROXY from the environment and send the credentials through it; the bridge
+ *   talks to the upstreams directly, as its other connections (sockets, Kafka) do.
+ * - keep-alive agents: an idle socket is closed after 4 s (as fetch's undici did), or a second before the server's
+ *   own `Keep-Alive: timeout` hint when that is sooner (Node reads it), so a request rarely meets a socket the server
+ *   is closing.
+ * - bodies are strings both ways: callers send the JSON they built and read the answer as text.
+ * - every non-2xx answer and every failure becomes the CommandError of the table above (`upstreamFailure`).
+ */
+export const upstreamHttp = axios.create({
+  adapter: 'http',
+  maxRedirects: 0,
+  proxy: false,
+  httpAgent: new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  httpsAgent: new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  maxContentLength: UPSTREAM_MAX_BYTES,
+  maxBodyLength: UPSTREAM_MAX_BYTES,
+  responseType: 'text',
+  transformRequest: [(data: unknown) => data],
+  transformResponse: [(data: unknown) => data],
+  validateStatus: () => true,
+});
+upstreamHttp.interceptors.request.use(withDeadline);
+upstreamHttp.interceptors.response.use(upstreamAnswer, upstreamFailure);
+
+/**
+ * Makes `timeout` a deadline for the whole exchange: axios' own timer stops at the answer's headers, and a body
+ * trickling in would then hold the call for as long as it keeps coming.
+ */
+function withDeadline(config: InternalAxiosRequestConfig): InternalAxiosRequestConfig {
+  if (config.timeout && !config.signal) config.signal = AbortSignal.timeout(config.timeout);
+  return config;
+}
+
+/** A 2xx answer passes; any other status is the provider's row, else the shared table's. */
+export function upstreamAnswer(res: AxiosResponse<string>): AxiosResponse<string> {
+  if (res.status >= 200 && res.status < 300) return res;
+  throw statusFailure(res.status, typeof res.data === 'string' ? res.data : '', res.config.upstream);
+}
+
+/**
+ * The error interceptor: a failed request becomes its row of the table. When the status line had arrived and only the
+ * body was cut, the status decides: a 2xx still means the upstream accepted, and the answer's `data` is undefined.
+ */
+export function upstreamFailure(err: unknown): AxiosResponse<undefined> {
+  const { response, config } = (typeof err === 'object' && err !== null ? err : {}) as { response?: AxiosResponse<unknown>; config?: InternalAxiosRequestConfig };
+  if (response && typeof response.status === 'number') {
+    if (response.status >= 200 && response.status < 300) return { ...response, data: undefined };
+    throw statusFailure(response.status, '', config?.upstream);
+  }
+  throw upstreamRequestError(err, config?.upstream?.what ?? 'upstream request');
+}
+
+function statusFailure(status: number, body: string, call: UpstreamCall | undefined): Error {
+  return call?.status?.(status) ?? upstreamStatusError(status, call?.what ?? 'upstream request', body);
 }
 
 /** `HTTP <status>`, saying for a 3xx that the redirect was not followed. */
@@ -61,23 +162,25 @@ export function upstreamStatusError(status: number, what: string, body = ''): Co
   return new CommandError('upstream_rejected', message, { retriable: false, sent: false });
 }
 
-/** The CommandError for a request that threw (fetch or undici). */
+/**
+ * The CommandError for a request that got no answer, read from the axios error's `code` (the errno of a socket error,
+ * or axios' own). The cause kept is the socket's error, never the axios error: that one holds the request's config,
+ * credentials included.
+ */
 export function upstreamRequestError(err: unknown, what: string): CommandError {
-  // Read structurally: fetch's DOMException may come from another realm, where `instanceof Error` is false.
-  const name = typeof err === 'object' && err !== null ? (err as { name?: unknown }).name : undefined;
-  if (name === 'TimeoutError' || name === 'AbortError') {
-    return new CommandError('timeout', `${what}: no answer in time (the upstream may have acted)`, { retriable: false, sent: true, cause: err });
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown; cause?: unknown };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const cause = e.cause;
+  if (code && TIMEOUT_CODES.has(code)) {
+    return new CommandError('timeout', `${what}: no answer in time (the upstream may have acted)`, { retriable: false, sent: true, cause });
   }
-  const errno = errnoOf(err);
-  if (errno && NOT_SENT_ERRNOS.has(errno)) return new CommandError('network', `${what}: unreachable (${errno})`, { retriable: true, sent: false, cause: err });
-  return new CommandError('no_answer', `${what}: connection failed after sending${errno ? ` (${errno})` : ''}; the upstream may have acted`, { retriable: false, sent: true, cause: err });
-}
-
-/** The first `code` along an error's `cause` chain (fetch wraps undici's errors once or twice). */
-export function errnoOf(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
+  if (code && NOT_SENT_ERRNOS.has(code)) return new CommandError('network', `${what}: unreachable (${code})`, { retriable: true, sent: false, cause });
+  if (code && LOCAL_CODES.has(code)) {
+    const why = typeof e.message === 'string' ? redactText(e.message).slice(0, 200) : code;
+    return new CommandError('invalid_command', `${what}: not sent: ${why}`, { retriable: false, sent: false, cause });
   }
-  return undefined;
+  if (code === 'ERR_BAD_RESPONSE') {
+    return new CommandError('no_answer', `${what}: answer larger than ${UPSTREAM_MAX_BYTES} bytes, not read; the upstream may have acted`, { retriable: false, sent: true, cause });
+  }
+  return new CommandError('no_answer', `${what}: connection failed after sending${code ? ` (${code})` : ''}; the upstream may have acted`, { retriable: false, sent: true, cause });
 }

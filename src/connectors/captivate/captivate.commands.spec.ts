@@ -1,7 +1,7 @@
 import { CommandError } from '../../common/errors';
 import { buildCommandEvent, httpBody, socketFrame } from './captivate.commands';
 import { socketUrl } from './captivate.connector';
-import { fetchError, statusError } from './captivate.http';
+import { statusError } from './captivate.http';
 import { transcriptEntries } from './captivate.transcript';
 
 const CONV = 'd1816568-2b18-4e8b-a09e-ec6f86eeccfd';
@@ -60,15 +60,6 @@ describe('captivate failure classes', () => {
     expect(statusError(410, 'x')).toMatchObject({ code: 'socket_gone', retriable: true, sent: false });
     expect(statusError(403, 'x')).toMatchObject({ code: 'auth_rejected', retriable: false, sent: false });
     expect(statusError(400, 'x')).toMatchObject({ code: 'upstream_rejected', retriable: false, sent: false });
-  });
-
-  it('tells network errors before sending from ambiguous ones', () => {
-    const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
-    const reset = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } });
-    const timeout = Object.assign(new Error('aborted'), { name: 'TimeoutError' });
-    expect(fetchError(refused, 'x')).toMatchObject({ retriable: true, sent: false });
-    expect(fetchError(reset, 'x')).toMatchObject({ retriable: false, sent: true });
-    expect(fetchError(timeout, 'x')).toMatchObject({ code: 'timeout', sent: true });
   });
 });
 

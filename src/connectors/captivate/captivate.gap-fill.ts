@@ -9,7 +9,7 @@ import { transcriptEntries } from './captivate.transcript';
 const CONCURRENCY = 4;
 
 /** Reads one conversation's transcript: its body and where it came from (e.g. `conversation_transcript`). */
-export type TranscriptFetch = (conversationId: string) => Promise<{ body: unknown; source: string }>;
+export type TranscriptRead = (conversationId: string) => Promise<{ body: unknown; source: string }>;
 
 /**
  * Recovers bot/agent replies the socket missed (replies routed to a dead socket are lost; the transcript has
@@ -54,7 +54,7 @@ export class TranscriptGapFill {
    * after the watermark as it was when its request left: replies that arrive live meanwhile are in the transcript too,
    * and must not move the start past the ones that went to a dead socket (those come out once, by key).
    */
-  async run(fetch: TranscriptFetch): Promise<void> {
+  async run(read: TranscriptRead): Promise<void> {
     const gen = ++this.generation;
     const ids = this.recent.ids();
     let next = 0;
@@ -64,11 +64,11 @@ export class TranscriptGapFill {
         const id = ids[next++];
         const from = this.recent.lastKey(id);
         try {
-          const { body, source } = await fetch(id);
+          const { body, source } = await read(id);
           if (gen === this.generation) this.replay(id, body, source, from);
         } catch (err) {
           failed++;
-          this.log.debug({ conversationId: id, err: describeError(err) }, 'transcript fetch failed');
+          this.log.debug({ conversationId: id, err: describeError(err) }, 'transcript read failed');
         }
       }
     };

@@ -1,5 +1,5 @@
 import { CommandError } from '../../common/errors';
-import { upstreamFetch, upstreamRequestError, upstreamStatusError } from '../../common/upstream-http';
+import { upstreamHttp, upstreamStatusError } from '../../common/upstream-http';
 import { httpBody, type CaptivateWireEvent } from './captivate.commands';
 
 /**
@@ -11,9 +11,6 @@ export function statusError(status: number, what: string): CommandError {
   if (status === 410) return new CommandError('socket_gone', `${what}: HTTP 410 (socket_id no longer connected)`, { retriable: true, sent: false });
   return upstreamStatusError(status, what);
 }
-
-/** A fetch that threw: refused/unresolvable = not sent; a timeout or a reset after the request left = ambiguous. */
-export const fetchError = upstreamRequestError;
 
 /** Captivate's HTTP endpoints: `POST /api/custom-channel/sockets/message` and `GET /api/transcript`. */
 export class CaptivateHttp {
@@ -36,22 +33,12 @@ export class CaptivateHttp {
   private async request(method: 'GET' | 'POST', path: string, what: string, body?: string): Promise<unknown> {
     const headers: Record<string, string> = { 'x-api-key': this.apiKey, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await upstreamFetch(`${this.base}${path}`, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
-    } catch (err) {
-      throw fetchError(err, what);
-    }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (err) {
-      // The status line arrived; only the body was cut. A 2xx still means the upstream accepted it.
-      if (res.ok) return undefined;
-      throw fetchError(err, what);
-    }
-    if (!res.ok) throw statusError(res.status, what);
-    if (!(res.headers.get('content-type') ?? '').includes('json')) return text;
+    // A failure is the shared table's; a 2xx whose body was cut still means the upstream accepted (`data` undefined).
+    const res = await upstreamHttp.request<string | undefined>({
+      url: `${this.base}${path}`, method, headers, data: body, timeout: this.timeoutMs, upstream: { what, status: (status) => statusError(status, what) },
+    });
+    const text = res.data;
+    if (text === undefined || !String(res.headers['content-type'] ?? '').includes('json')) return text;
     try {
       return JSON.parse(text) as unknown;
     } catch {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ConnectorError, describeError } from '../../common/errors';
-import { describeStatus, upstreamFetch } from '../../common/upstream-http';
+import { describeStatus, upstreamHttp } from '../../common/upstream-http';
 import { isRecord } from '../mapper';
 import type { JwtWebSocketOptions } from './jwt-websocket.options';
 
@@ -30,17 +30,16 @@ async function readTokenFile(path: string): Promise<string> {
   return nonEmpty(text.trim(), 'tokenFile is empty');
 }
 
+/** GETs tokenUrl; every failure, a non-2xx answer included, is a retriable `token_unavailable`. */
 async function fetchToken(url: string, timeoutMs: number): Promise<string> {
-  let res: Response;
-  let body: string;
+  let body: string | undefined;
   try {
-    res = await upstreamFetch(url, { headers: { accept: 'application/json, text/plain' }, signal: AbortSignal.timeout(timeoutMs) });
-    body = await res.text();
+    const status = (code: number): ConnectorError => unavailable(`tokenUrl answered ${describeStatus(code)}`);
+    ({ data: body } = await upstreamHttp.request<string | undefined>({ url, headers: { accept: 'application/json, text/plain' }, timeout: timeoutMs, upstream: { what: 'tokenUrl request', status } }));
   } catch (err) {
-    throw unavailable(`tokenUrl request failed: ${describeError(err)}`, err);
+    throw err instanceof ConnectorError ? err : unavailable(describeError(err), err);
   }
-  if (!res.ok) throw unavailable(`tokenUrl answered ${describeStatus(res.status)}`);
-  return nonEmpty(tokenFromBody(body), 'tokenUrl returned no token');
+  return nonEmpty(tokenFromBody(body ?? ''), 'tokenUrl returned no token');
 }
 
 /** The token in a tokenUrl answer: `{"token": "…"}` JSON or the body as plain text. */

@@ -1,5 +1,5 @@
 import {
-  commandRoom, httpNetworkError, httpStatusError, listenAckError, restMessageId, restSendRequest, sendAckError, sendFields, sendFrame,
+  commandRoom, listenAckError, restMessageId, restSendRequest, sendAckError, sendFields, sendFrame,
 } from './watchers.commands';
 
 const creds = { apiKey: 'key', bearer: 'jwt', userId: 'bot-1' };
@@ -41,23 +41,7 @@ describe('watchers commands: reading acks', () => {
   });
 });
 
-describe('watchers commands: HTTP and network failures', () => {
-  it.each([
-    [429, 'upstream_unavailable', true], [503, 'upstream_unavailable', true], [500, 'upstream_unavailable', true],
-    [400, 'upstream_rejected', false], [404, 'upstream_rejected', false], [401, 'auth_rejected', false], [403, 'auth_rejected', false],
-  ])('HTTP %i → %s (retriable %s, never sent)', (status, code, retriable) => {
-    expect(httpStatusError(status, '{"message":"x"}')).toMatchObject({ code, retriable, sent: false });
-  });
-
-  it('a refused connection was surely not sent; a timeout or reset may have been', () => {
-    const refused = new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
-    expect(httpNetworkError(refused)).toMatchObject({ code: 'network', retriable: true, sent: false });
-    const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
-    expect(httpNetworkError(timeout)).toMatchObject({ code: 'timeout', retriable: false, sent: true });
-    const reset = new TypeError('fetch failed', { cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) });
-    expect(httpNetworkError(reset)).toMatchObject({ code: 'no_answer', retriable: false, sent: true });
-  });
-
+describe('watchers commands: REST answers', () => {
   it('finds the message id of a REST answer where one is recognisable', () => {
     expect(restMessageId({ id: 101, text: 'x' })).toBe('101');
     expect(restMessageId({ ok: true, result: { message_id: 7 } })).toBe('7');

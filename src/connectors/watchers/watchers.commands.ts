@@ -1,7 +1,7 @@
 import { IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
 import { CommandError, describeError } from '../../common/errors';
-import { upstreamRequestError, upstreamStatusError } from '../../common/upstream-http';
 import { redactText } from '../../common/redact';
+import type { RestPost } from '../../common/upstream-http';
 import type { UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
 import type { ProviderCommands } from '../provider-commands';
@@ -28,14 +28,6 @@ export interface SendFrame {
   apiKey: string;
   userId: string;
   text: string;
-}
-
-/** One HTTP request, ready for fetch. */
-export interface RestRequest {
-  url: string;
-  method: 'POST';
-  headers: Record<string, string>;
-  body: string;
 }
 
 /** Credentials the frames and requests carry. */
@@ -73,7 +65,7 @@ export function sendFrame(fields: { roomId: string; text: string }, creds: Watch
  * `/external/message/send` because it authenticates as the bot with the same three credentials the
  * socket uses (bearer, API key, bot id), so one channel config serves both paths.
  */
-export function restSendRequest(restUrl: string, fields: { roomId: string; text: string }, creds: WatchersCredentials): RestRequest {
+export function restSendRequest(restUrl: string, fields: { roomId: string; text: string }, creds: WatchersCredentials): RestPost {
   return {
     url: `${restUrl.replace(/\/+$/, '')}/api/bot/sendMessage`,
     method: 'POST',
@@ -125,16 +117,6 @@ function describeAck(v: unknown): string {
 
 function invalid(message: string): CommandError {
   return new CommandError('invalid_command', message, { retriable: false, sent: false });
-}
-
-/** The CommandError for a non-2xx REST answer (the shared command table, src/common/upstream-http.ts). */
-export function httpStatusError(status: number, body: string): CommandError {
-  return upstreamStatusError(status, 'Watchers REST', body);
-}
-
-/** The CommandError for a REST request that got no answer. */
-export function httpNetworkError(err: unknown): CommandError {
-  return upstreamRequestError(err, 'Watchers REST');
 }
 
 /** The upstream message id in a REST answer, where one is recognisable. */

@@ -2,12 +2,12 @@ import type { Logger } from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { backoffDelay } from '../../common/backoff';
 import { CommandError, ConnectorError } from '../../common/errors';
-import { upstreamFetch } from '../../common/upstream-http';
+import { upstreamHttp } from '../../common/upstream-http';
 import { classifyConnectError, RefusalAwareWebSocket, type ConnectErrorRules } from '../connect-error';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
 import type { SupervisorPolicy } from '../supervisor';
 import {
-  commandRoom, httpNetworkError, httpStatusError, listenAckError, listenFrame, restMessageId, restSendRequest,
+  commandRoom, listenAckError, listenFrame, restMessageId, restSendRequest,
   sendAckError, sendFields, sendFrame, type WatchersCredentials,
 } from './watchers.commands';
 import type { WatchersOptions } from './watchers.options';
@@ -198,15 +198,11 @@ export class WatchersConnector implements Connector {
 
   private async sendOverRest(fields: { roomId: string; text: string }, restUrl: string): Promise<CommandOutcome> {
     const req = restSendRequest(restUrl, fields, this.creds);
-    let res: Response;
-    try {
-      res = await upstreamFetch(req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(this.options.ackTimeoutMs) });
-    } catch (err) {
-      throw httpNetworkError(err);
-    }
-    const text = await res.text().catch(() => '');
-    if (!res.ok) throw httpStatusError(res.status, text);
-    const body = parseJson(text);
+    // A non-2xx answer or a failure is the shared command table's (src/common/upstream-http.ts).
+    const res = await upstreamHttp.request<string | undefined>({
+      url: req.url, method: req.method, headers: req.headers, data: req.body, timeout: this.options.ackTimeoutMs, upstream: { what: 'Watchers REST' },
+    });
+    const body = parseJson(res.data ?? '');
     const outcome: CommandOutcome = { conversationId: fields.roomId, result: body ?? null };
     const id = restMessageId(body);
     if (id) outcome.upstreamMessageId = id;

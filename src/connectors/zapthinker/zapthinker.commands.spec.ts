@@ -1,6 +1,6 @@
 import { CommandError } from '../../common/errors';
 import type { UpstreamCommand } from '../connector.interface';
-import { restBase, sendTextBody, sendTextOutcome, sendTextRequest, sendTextRequestError, sendTextStatusError } from './zapthinker.commands';
+import { restBase, sendTextBody, sendTextOutcome, sendTextRequest } from './zapthinker.commands';
 
 const cmd = (fields: Record<string, unknown>): UpstreamCommand => ({ commandId: 'c1', type: 'message.send', ...fields });
 const thrown = (fn: () => unknown): CommandError => {
@@ -65,22 +65,5 @@ describe('zapthinker commands: reading answers', () => {
     expect(sendTextOutcome(undefined)).toEqual({ result: null });
     expect(sendTextOutcome('<html>ok</html>')).toEqual({ result: '<html>ok</html>' });
     expect(sendTextOutcome({ key: { id: 'K1' } })).toEqual({ upstreamMessageId: 'K1', result: { key: { id: 'K1' } } });
-  });
-
-  it.each([
-    [503, 'upstream_unavailable', true], [429, 'upstream_unavailable', true], [500, 'upstream_unavailable', true],
-    [401, 'auth_rejected', false], [403, 'auth_rejected', false], [400, 'upstream_rejected', false], [404, 'upstream_rejected', false],
-  ])('HTTP %i → %s (retriable %s), never sent', (status, code, retriable) => {
-    const err = sendTextStatusError(status, '{"status":400,"error":"Bad Request","response":{"message":[{"exists":false}]}}');
-    expect(err).toMatchObject({ code, retriable, sent: false });
-    expect(err.message).toContain(`ZapThinker sendText: HTTP ${status}`);
-  });
-
-  it('a timeout is ambiguous (sent, never retried); a refused connection surely did not send', () => {
-    expect(sendTextRequestError(new DOMException('The operation was aborted due to timeout', 'TimeoutError'))).toMatchObject({ code: 'timeout', sent: true, retriable: false });
-    const refused = new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
-    expect(sendTextRequestError(refused)).toMatchObject({ code: 'network', sent: false, retriable: true });
-    const reset = new TypeError('fetch failed', { cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) });
-    expect(sendTextRequestError(reset)).toMatchObject({ code: 'no_answer', sent: true, retriable: false });
   });
 });

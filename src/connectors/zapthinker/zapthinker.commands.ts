@@ -1,6 +1,6 @@
 import { IsBoolean, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { CommandError } from '../../common/errors';
-import { upstreamRequestError, upstreamStatusError } from '../../common/upstream-http';
+import type { RestPost } from '../../common/upstream-http';
 import type { CommandOutcome, UpstreamCommand } from '../connector.interface';
 import { isRecord, str } from '../mapper';
 import type { ProviderCommands } from '../provider-commands';
@@ -27,14 +27,6 @@ export interface SendTextBody {
   linkPreview?: boolean;
 }
 
-/** One HTTP request, ready for fetch. */
-export interface RestRequest {
-  url: string;
-  method: 'POST';
-  headers: Record<string, string>;
-  body: string;
-}
-
 /** The REST base of a channel's `url`, which may be the socket's ws(s):// base: ws → http, wss → https. */
 export function restBase(url: string): string {
   return url.replace(/^ws(s?):\/\//i, (_m, secure: string) => (secure ? 'https://' : 'http://')).replace(/\/+$/, '');
@@ -58,7 +50,7 @@ export function sendTextBody(command: UpstreamCommand): SendTextBody {
 }
 
 /** The sendText request: `POST <base>/message/sendText/<instance>` with the `apikey` header. */
-export function sendTextRequest(base: string, instance: string, apiKey: string, body: SendTextBody): RestRequest {
+export function sendTextRequest(base: string, instance: string, apiKey: string, body: SendTextBody): RestPost {
   return {
     url: `${base}/message/sendText/${encodeURIComponent(instance)}`,
     method: 'POST',
@@ -76,16 +68,6 @@ export function sendTextOutcome(body: unknown): CommandOutcome {
   if (id) outcome.upstreamMessageId = id;
   if (jid) outcome.conversationId = jid;
   return outcome;
-}
-
-/** The CommandError for a non-2xx sendText answer (the shared table; 400 includes "not on WhatsApp"). */
-export function sendTextStatusError(status: number, body: string): CommandError {
-  return upstreamStatusError(status, 'ZapThinker sendText', body);
-}
-
-/** The CommandError for a sendText request that got no answer (a timeout is ambiguous: the echo decides). */
-export function sendTextRequestError(err: unknown): CommandError {
-  return upstreamRequestError(err, 'ZapThinker sendText');
 }
 
 function invalid(message: string): CommandError {

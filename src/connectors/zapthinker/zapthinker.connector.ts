@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { ConnectorError } from '../../common/errors';
-import { upstreamFetch } from '../../common/upstream-http';
+import { upstreamHttp } from '../../common/upstream-http';
 import { classifyConnectError, RefusalAwareWebSocket, type ConnectErrorRules } from '../connect-error';
 import type { CommandOutcome, Connector, ConnectorContext, ConnectorHooks, UpstreamCommand } from '../connector.interface';
-import { restBase, sendTextBody, sendTextOutcome, sendTextRequest, sendTextRequestError, sendTextStatusError } from './zapthinker.commands';
+import { restBase, sendTextBody, sendTextOutcome, sendTextRequest } from './zapthinker.commands';
 import type { ZapThinkerOptions } from './zapthinker.options';
 
 /**
@@ -68,22 +68,18 @@ export class ZapThinkerConnector implements Connector {
 
   /**
    * `message.send` (its only command type: the channel runtime refuses others) → `POST /message/sendText/<instance>`;
-   * resolves with the WAMessage key of the 2xx answer.
+   * resolves with the WAMessage key of the 2xx answer. Any other answer or failure is the shared table's
+   * (src/common/upstream-http.ts; a 400 quotes the body, which says e.g. `"exists":false`).
    */
   async execute(command: UpstreamCommand): Promise<CommandOutcome> {
     const body = sendTextBody(command);
     const req = sendTextRequest(this.restBase, this.options.instance, this.options.apiKey, body);
     // Evolution answers only after `delay` (it shows "composing" first): that wait is not an upstream stall.
     const timeoutMs = this.options.commandTimeoutMs + (body.delay ?? 0);
-    let res: Response;
-    try {
-      res = await upstreamFetch(req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(timeoutMs) });
-    } catch (err) {
-      throw sendTextRequestError(err);
-    }
-    const text = await res.text().catch(() => '');
-    if (!res.ok) throw sendTextStatusError(res.status, text);
-    return sendTextOutcome(parseJson(text));
+    const res = await upstreamHttp.request<string | undefined>({
+      url: req.url, method: req.method, headers: req.headers, data: req.body, timeout: timeoutMs, upstream: { what: 'ZapThinker sendText' },
+    });
+    return sendTextOutcome(parseJson(res.data ?? ''));
   }
 
   private settle(error?: ConnectorError): void {

@@ -1,0 +1,232 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { AxiosError, CanceledError, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+import { CommandError } from './errors';
+import { UPSTREAM_MAX_BYTES, upstreamFailure, upstreamHttp, upstreamRequestError, upstreamStatusError } from './upstream-http';
+
+const config = { headers: { apikey: 'k-123' }, upstream: { what: 'x' } } as unknown as InternalAxiosRequestConfig;
+/** An axios error as its http adapter raises it for a socket error: the errno's code, the socket error as cause. */
+const socketError = (code: string, message: string): AxiosError => AxiosError.from(Object.assign(new Error(message), { code }), undefined, config);
+const thrown = (fn: () => unknown): CommandError => {
+  try {
+    fn();
+  } catch (err) {
+    return err as CommandError;
+  }
+  throw new Error('did not throw');
+};
+
+describe('upstream-http: the failure table (pure)', () => {
+  it.each([
+    [503, 'upstream_unavailable', true], [429, 'upstream_unavailable', true], [500, 'upstream_unavailable', true],
+    [401, 'auth_rejected', false], [403, 'auth_rejected', false], [400, 'upstream_rejected', false], [404, 'upstream_rejected', false],
+  ])('HTTP %i → %s (retriable %s), never sent', (status, code, retriable) => {
+    const err = upstreamStatusError(status, 'ZapThinker sendText', '{"status":400,"error":"Bad Request","response":{"message":[{"exists":false}]}}');
+    expect(err).toMatchObject({ code, retriable, sent: false });
+    expect(err.message).toContain(`ZapThinker sendText: HTTP ${status}`);
+  });
+
+  it('a 3xx is refused, saying the redirect was not followed; a quoted body is redacted and shortened', () => {
+    const err = upstreamStatusError(302, 'x', `{"access_token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig","pad":"${'a'.repeat(400)}"}`);
+    expect(err).toMatchObject({ code: 'upstream_rejected', retriable: false, sent: false });
+    expect(err.message).toMatch(/^x: HTTP 302 \(a redirect, not followed/);
+    expect(err.message).not.toContain('eyJ');
+    expect(err.message.length).toBeLessThan(400);
+  });
+
+  it('a timeout is ambiguous (sent, never retried); a refused connection surely did not send; a reset may have', () => {
+    for (const timeout of [new AxiosError('timeout of 100ms exceeded', 'ECONNABORTED', config), new AxiosError('timeout', 'ETIMEDOUT', config), new CanceledError(undefined, config)]) {
+      expect(upstreamRequestError(timeout, 'x')).toMatchObject({ code: 'timeout', sent: true, retriable: false });
+    }
+    for (const errno of ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']) {
+      expect(upstreamRequestError(socketError(errno, `connect ${errno}`), 'x')).toMatchObject({ code: 'network', sent: false, retriable: true, message: `x: unreachable (${errno})` });
+    }
+    expect(upstreamRequestError(socketError('ECONNRESET', 'socket hang up'), 'x')).toMatchObject({ code: 'no_answer', sent: true, retriable: false });
+    expect(upstreamRequestError(socketError('EPIPE', 'write EPIPE'), 'x')).toMatchObject({ code: 'no_answer', sent: true });
+    expect(upstreamRequestError(new Error('no code'), 'x')).toMatchObject({ code: 'no_answer', sent: true, message: 'x: connection failed after sending; the upstream may have acted' });
+  });
+
+  it('a request refused here was not sent; an answer over the bound may have followed an action', () => {
+    expect(upstreamRequestError(new AxiosError('Request body larger than maxBodyLength limit', 'ERR_BAD_REQUEST', config), 'x'))
+      .toMatchObject({ code: 'invalid_command', sent: false, retriable: false, message: 'x: not sent: Request body larger than maxBodyLength limit' });
+    expect(upstreamRequestError(new AxiosError(`maxContentLength size of ${UPSTREAM_MAX_BYTES} exceeded`, 'ERR_BAD_RESPONSE', config), 'x'))
+      .toMatchObject({ code: 'no_answer', sent: true, retriable: false });
+  });
+
+  it('keeps the socket error as the cause, never the axios error with the request and its credentials', () => {
+    const err = upstreamRequestError(socketError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'), 'x');
+    expect(err.cause).toMatchObject({ code: 'ECONNREFUSED' });
+    expect(err.cause).not.toBeInstanceOf(AxiosError);
+  });
+
+  it('the error interceptor: a status that arrived decides, the provider row first; a 2xx with a cut body stands', () => {
+    const response = (status: number, upstream = config.upstream): AxiosResponse => ({ status, statusText: '', headers: {}, config: { ...config, upstream }, data: undefined });
+    const cut = (res: AxiosResponse): AxiosError => new AxiosError('stream has been aborted', 'ERR_BAD_RESPONSE', res.config, undefined, res);
+    expect(upstreamFailure(cut(response(200)))).toMatchObject({ status: 200, data: undefined });
+    expect(thrown(() => upstreamFailure(cut(response(503))))).toMatchObject({ code: 'upstream_unavailable', sent: false, message: 'x: HTTP 503' });
+    const gone = new CommandError('socket_gone', 'gone', { retriable: true, sent: false });
+    const status = (s: number): Error | undefined => (s === 410 ? gone : undefined);
+    expect(thrown(() => upstreamFailure(cut(response(410, { what: 'x', status }))))).toBe(gone);
+    expect(thrown(() => upstreamFailure(cut(response(404, { what: 'x', status }))))).toMatchObject({ code: 'upstream_rejected' });
+    expect(thrown(() => upstreamFailure(Object.assign(socketError('ECONNREFUSED', 'refused'), { config: { ...config, upstream: { what: 'Watchers REST' } } }))))
+      .toMatchObject({ code: 'network', message: 'Watchers REST: unreachable (ECONNREFUSED)' });
+  });
+});
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A loopback HTTP server whose answer each test sets; counts the requests and the TCP connections it got. */
+async function loopback(): Promise<{ url: string; handle(h: Handler): void; requests: string[]; connections: number; close(): Promise<void> }> {
+  let handler: Handler = (_req, res) => res.end();
+  const sockets = new Set<Socket>();
+  const state = { url: '', requests: [] as string[], connections: 0, handle: (h: Handler) => (handler = h), close: () => Promise.resolve() };
+  const server: Server = createServer((req, res) => {
+    state.requests.push(`${req.method} ${req.url}`);
+    handler(req, res);
+  });
+  server.on('connection', (s) => {
+    state.connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.close = () => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  };
+  return state;
+}
+
+describe('upstream-http: every row over real HTTP (loopback)', () => {
+  let srv: Awaited<ReturnType<typeof loopback>>;
+  const call = (path: string, extra: Record<string, unknown> = {}) =>
+    upstreamHttp.request<string | undefined>({ url: `${srv.url}${path}`, method: 'POST', headers: { 'content-type': 'application/json', apikey: 'k-123' }, data: '{"a":1}', timeout: 1000, upstream: { what: 'test call' }, ...extra });
+  const failure = (p: Promise<unknown>): Promise<CommandError> => p.then(() => { throw new Error('resolved'); }, (err: CommandError) => err);
+
+  beforeEach(async () => {
+    srv = await loopback();
+  });
+  afterEach(() => srv.close());
+
+  it('a 2xx gives the body as text, the JSON sent as it was built; keep-alive reuses the connection', async () => {
+    const bodies: string[] = [];
+    srv.handle((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString())).on('end', () => {
+        bodies.push(body);
+        res.writeHead(201, { 'content-type': 'application/json' }).end('{"key":{"id":"K1"}}');
+      });
+    });
+    const res = await call('/send');
+    expect(res).toMatchObject({ status: 201, data: '{"key":{"id":"K1"}}' });
+    await call('/send');
+    expect(bodies).toEqual(['{"a":1}', '{"a":1}']);
+    expect(srv.connections).toBe(1);
+  });
+
+  it.each([301, 302, 307, 308])('HTTP %i: the redirect is not followed, the Location never called', async (status) => {
+    const elsewhere = await loopback();
+    try {
+      srv.handle((_req, res) => res.writeHead(status, { location: `${elsewhere.url}/stolen` }).end('moved'));
+      const err = await failure(call('/send'));
+      expect(err).toMatchObject({ code: 'upstream_rejected', retriable: false, sent: false });
+      expect(err.message).toContain(`test call: HTTP ${status} (a redirect, not followed`);
+      expect(srv.requests).toEqual(['POST /send']);
+      expect(elsewhere.requests).toEqual([]);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  it.each([
+    [401, 'auth_rejected', false], [403, 'auth_rejected', false], [429, 'upstream_unavailable', true], [500, 'upstream_unavailable', true],
+    [502, 'upstream_unavailable', true], [503, 'upstream_unavailable', true], [504, 'upstream_unavailable', true], [400, 'upstream_rejected', false],
+    [404, 'upstream_rejected', false], [422, 'upstream_rejected', false],
+  ])('HTTP %i → %s (retriable %s), not sent, the body quoted redacted', async (status, code, retriable) => {
+    srv.handle((_req, res) => res.writeHead(status).end('{"message":"nope","token":"Bearer abc.def"}'));
+    const err = await failure(call('/send'));
+    expect(err).toMatchObject({ code, retriable, sent: false });
+    expect(err.message).toMatch(new RegExp(`^test call: HTTP ${status}: .*nope`));
+    expect(err.message).not.toContain('abc.def');
+  });
+
+  it("a provider's own row comes before the table", async () => {
+    srv.handle((_req, res) => res.writeHead(410).end());
+    const gone = new CommandError('socket_gone', 'gone', { retriable: true, sent: false });
+    await expect(call('/send', { upstream: { what: 'x', status: (s: number) => (s === 410 ? gone : undefined) } })).rejects.toBe(gone);
+  });
+
+  it('connection refused: network, retriable, surely not sent', async () => {
+    const url = srv.url;
+    await srv.close();
+    await expect(upstreamHttp.request({ url, method: 'POST', data: 'x', timeout: 1000, upstream: { what: 'test call' } }))
+      .rejects.toMatchObject({ code: 'network', retriable: true, sent: false, message: 'test call: unreachable (ECONNREFUSED)' });
+  });
+
+  it('no answer in time after the request left: timeout, ambiguous', async () => {
+    srv.handle(() => undefined);
+    const started = Date.now();
+    expect(await failure(call('/hang', { timeout: 200 }))).toMatchObject({ code: 'timeout', retriable: false, sent: true });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(srv.requests).toEqual(['POST /hang']);
+  });
+
+  it('the timeout bounds the whole exchange: a body still trickling in at the deadline is a timeout', async () => {
+    srv.handle((_req, res) => {
+      res.writeHead(200);
+      const drip = setInterval(() => (res.destroyed ? clearInterval(drip) : res.write('.')), 50);
+      res.on('close', () => clearInterval(drip));
+    });
+    expect(await failure(call('/drip', { timeout: 300 }))).toMatchObject({ code: 'timeout', sent: true });
+  });
+
+  it('reset mid-request: no_answer, ambiguous', async () => {
+    srv.handle((req) => req.socket.destroy());
+    expect(await failure(call('/reset'))).toMatchObject({ code: 'no_answer', retriable: false, sent: true });
+  });
+
+  it('a 2xx whose body is cut still stands (data undefined); a cut 503 is the 503', async () => {
+    srv.handle((req, res) => {
+      res.writeHead(req.url === '/ok' ? 200 : 503, { 'content-length': '100' });
+      res.write('{"par');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    expect(await call('/ok')).toMatchObject({ status: 200, data: undefined });
+    expect(await failure(call('/busy'))).toMatchObject({ code: 'upstream_unavailable', sent: false });
+  });
+
+  it(`an answer over ${UPSTREAM_MAX_BYTES} bytes is not read: no_answer`, async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 'a');
+    srv.handle((_req, res) => {
+      res.writeHead(200);
+      for (let i = 0; i < 9; i++) res.write(chunk);
+      res.end();
+    });
+    expect(await failure(call('/big'))).toMatchObject({ code: 'no_answer', sent: true });
+  });
+
+  it('a body over the bound is refused before anything is sent', async () => {
+    expect(await failure(call('/send', { data: 'x'.repeat(UPSTREAM_MAX_BYTES + 1) }))).toMatchObject({ code: 'invalid_command', sent: false, retriable: false });
+    expect(srv.requests).toEqual([]);
+  });
+
+  it('HTTP_PROXY in the environment is not used', async () => {
+    const proxy = await loopback();
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, http_proxy: process.env.http_proxy, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
+    process.env.HTTP_PROXY = process.env.http_proxy = proxy.url;
+    delete process.env.NO_PROXY;
+    delete process.env.no_proxy;
+    try {
+      srv.handle((_req, res) => res.end('direct'));
+      expect((await call('/send')).data).toBe('direct');
+      expect(proxy.requests).toEqual([]);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      await proxy.close();
+    }
+  });
+});
