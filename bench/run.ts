@@ -14,8 +14,9 @@ import { loadConfig } from '../src/config/config.loader';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 import { startTestBroker } from '../test/kafka/test-broker';
 import { benchBareV2Clients, benchVisitorConnections } from './connections';
-import { benchWebhooks } from './webhooks';
+import { benchWebhooks, type WebhookBench } from './webhooks';
 import { benchCommands, type CommandBench } from './commands';
+import { rawPipe } from './raw-pipe';
 import { createEvent } from '../src/envelope/envelope';
 import { Metrics } from '../src/health/metrics';
 import { EventPipeline } from '../src/pipeline/pipeline';
@@ -42,7 +43,7 @@ async function startSimProcess() {
 
 /** The same records the bridge produces, built in memory from real-shaped frames. */
 function sameRecords(n: number) {
-  return zapthinkerEvents(n, CONVERSATIONS).map(toKafkaMessage);
+  return zapthinkerEvents(n, CONVERSATIONS).map((event) => toKafkaMessage(event));
 }
 
 async function rawBaseline(brokers: string[]): Promise<Result> {
@@ -108,11 +109,22 @@ async function rawPaced(brokers: string[]): Promise<Result> {
   return { label: `raw kafkajs pipe at ${PACED_RATE}/s`, eventsPerSec: records.length / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / records.length };
 }
 
-async function bridgeRun(brokers: string[]): Promise<Result[]> {
+/** The raw pipe (bench/raw-pipe.ts) against its own simulator process, the same burst as the bridge's. */
+async function rawPipeRun(brokers: string[]): Promise<Result> {
+  const sim = await startSimProcess();
+  try {
+    return await rawPipe(sim.url, brokers, N, BATCH, BUCKETS, (n) => sim.burst(n, CONVERSATIONS));
+  } finally {
+    sim.stop();
+  }
+}
+
+/** The bridge's burst, then (with `withSteady`) its steady run, writing CloudEvents in `mode` (kafka.producer.cloudEventsMode). */
+async function bridgeRun(brokers: string[], mode: 'binary' | 'structured' = 'binary', withSteady = true): Promise<Result[]> {
   const sim = await startSimProcess();
   const { config } = loadConfig({
     raw: {
-      kafka: { brokers, topics: { events: 'bench-bridge' }, producer: { batchSize: BATCH, maxQueue: N * 2 } },
+      kafka: { brokers, topics: { events: 'bench-bridge' }, producer: { batchSize: BATCH, maxQueue: N * 2, cloudEventsMode: mode } },
       deadLetter: { file: './.data/bench-dead-letter.jsonl' },
       channels: [{ id: 'bench', provider: 'zapthinker', zapthinker: { url: sim.url, instance: 'bench', apiKey: 'bench-key' } }],
     },
@@ -134,7 +146,8 @@ async function bridgeRun(brokers: string[]): Promise<Result[]> {
     const cpu = process.cpuUsage(cpu0);
     await done;
     const q = await histogramQuantiles(metrics.publishLatency, { sink: 'kafka' });
-    const burst: Result = { label: 'bridge burst: socket -> event -> Kafka ack', eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+    const burst: Result = { label: `bridge burst (${mode}): socket -> Kafka ack`, eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+    if (!withSteady) return [burst];
 
     metrics.publishLatency.reset();
     const before = await delivered();
@@ -208,9 +221,48 @@ function printCommands(c: CommandBench): void {
   console.log(`bridge: ${c.failed} failed; latency = acceptance -> sent (chatbridge_command_time_to_sent_seconds), raw = request -> 201; 202 = request -> answer, paced from when each was due`);
 }
 
+function printWebhooks(wh: WebhookBench): void {
+  console.log(`-- webhooks: ${N} events over ${CONVERSATIONS} keys to a local receiver (own process, verifies every signature) --`);
+  for (const r of wh.rows) {
+    console.log(row(r.raw));
+    console.log(row(r.bridge));
+    console.log(`ratio bridge/raw at ${r.concurrency}: ${ratio(r.bridge, r.raw)}`);
+  }
+  console.log(`receiver: ${wh.requests} requests (warm-ups included), ${wh.signatureFailures} signature failures`);
+}
+
+interface SaturatedBench { raw: Result; pipe: Result; binary: Result; structured: Result; steady: Result[] }
+
+/** Raw kafkajs, the raw pipe, the bridge in binary then structured mode; with `steady`, the paced runs too. */
+async function saturatedPhase(brokers: string[], steady: boolean): Promise<SaturatedBench> {
+  const raw = await rawBaseline(brokers);
+  const rawSteady = steady ? [await rawPaced(brokers)] : [];
+  const pipe = await rawPipeRun(brokers);
+  const [binary, bridgeSteady] = await bridgeRun(brokers, 'binary', steady);
+  const [structured] = await bridgeRun(brokers, 'structured', false);
+  return { raw, pipe, binary, structured, steady: steady ? [rawSteady[0], bridgeSteady] : [] };
+}
+
+function printSaturated({ raw, pipe, binary, structured }: Omit<SaturatedBench, 'steady'>): void {
+  console.log('-- saturated: as fast as possible --');
+  console.log(row(raw));
+  console.log(row(pipe));
+  console.log(row(binary));
+  console.log(row(structured));
+  console.log(`ratio bridge/raw kafkajs: ${ratio(binary, raw)}`);
+  for (const b of [binary, structured]) {
+    const mode = b === binary ? 'binary' : 'structured';
+    console.log(`ratio bridge ${mode}/raw pipe: throughput ${(b.eventsPerSec / pipe.eventsPerSec).toFixed(2)}x (goal ≥ 0.85x), CPU/event ${(b.cpuUsPerEvent / pipe.cpuUsPerEvent).toFixed(2)}x (goal ≤ 1.20x)`);
+  }
+}
+
 async function main(): Promise<void> {
   if (process.env.BENCH_PHASE === 'commands') {
     printCommands(await commandPhase());
+    return;
+  }
+  if (process.env.BENCH_PHASE === 'webhooks') {
+    printWebhooks(await benchWebhooks(N, CONVERSATIONS, WEBHOOK_CONCURRENCY));
     return;
   }
   const deadline = setTimeout(() => {
@@ -220,25 +272,18 @@ async function main(): Promise<void> {
   const broker = await startTestBroker({ brokers: 1, topics: [{ name: 'bench-bridge', partitions: 8 }, { name: 'bench-raw', partitions: 8 }] });
   try {
     console.log(`chatbridge bench: ${N} events over ${CONVERSATIONS} conversations, librdkafka mock broker on loopback, ${process.version}`);
-    const raw = await rawBaseline(broker.bootstrap);
-    const rawSteady = await rawPaced(broker.bootstrap);
-    const [bridge, bridgeSteady] = await bridgeRun(broker.bootstrap);
-    console.log('-- saturated: as fast as possible --');
-    console.log(row(raw));
-    console.log(row(bridge));
-    console.log(`ratio bridge/raw: ${ratio(bridge, raw)}`);
+    if (process.env.BENCH_PHASE === 'saturated') {
+      printSaturated(await saturatedPhase(broker.bootstrap, false));
+      return;
+    }
+    const { steady, ...saturated } = await saturatedPhase(broker.bootstrap, true);
+    const [rawSteady, bridgeSteady] = steady;
+    printSaturated(saturated);
     console.log(`-- steady: ${PACED_EVENTS} events at ${PACED_RATE}/s --`);
     console.log(row(rawSteady));
     console.log(row(bridgeSteady));
     console.log(`ratio bridge/raw: ${ratio(bridgeSteady, rawSteady)}`);
-    const wh = await benchWebhooks(N, CONVERSATIONS, WEBHOOK_CONCURRENCY);
-    console.log(`-- webhooks: ${N} events over ${CONVERSATIONS} keys to a local receiver (own process, verifies every signature) --`);
-    for (const r of wh.rows) {
-      console.log(row(r.raw));
-      console.log(row(r.bridge));
-      console.log(`ratio bridge/raw at ${r.concurrency}: ${ratio(r.bridge, r.raw)}`);
-    }
-    console.log(`receiver: ${wh.requests} requests (warm-ups included), ${wh.signatureFailures} signature failures`);
+    printWebhooks(await benchWebhooks(N, CONVERSATIONS, WEBHOOK_CONCURRENCY));
     const d = await dedupeMemory();
     console.log(`-- dedupe window: 100000 ids (maxEntries default) --`);
     console.log(`heap per remembered id ${d.bytesPerEntry.toFixed(0)} B (${((d.bytesPerEntry * 100_000) / 1048576).toFixed(1)} MiB full); plain Set of the same ids ${d.setBytesPerEntry.toFixed(0)} B; ratio ${(d.bytesPerEntry / d.setBytesPerEntry).toFixed(2)}x${d.gc ? '' : ' (no --expose-gc: approximate)'}`);

@@ -45,7 +45,8 @@ export type OnSettled = (outcome: SettleOutcome) => void;
 interface Delivery {
   item: PipelineEvent;
   onSettled?: OnSettled;
-  body: string;
+  /** The structured JSON, built at the first attempt (a queued event holds no second copy of itself) and signed again on every retry. */
+  body?: string;
   attempts: number;
   retryAt?: number;
   timer?: NodeJS.Timeout;
@@ -95,7 +96,10 @@ export class WebhookEndpoint {
   private disabledAt?: Date;
   private pumpTimer?: NodeJS.Timeout;
   private pumpAt = 0;
-  private last: Pick<EndpointSnapshot, 'lastStatus' | 'lastError' | 'lastAttemptAt' | 'lastDeliveredAt'> = {};
+  private last: Pick<EndpointSnapshot, 'lastStatus' | 'lastError'> = {};
+  /** Epoch ms, turned into ISO strings only when the API asks (`snapshot`), not on every attempt. */
+  private lastAttemptMs?: number;
+  private lastDeliveredMs?: number;
   private capacityWaiters: Array<() => void> = [];
 
   constructor(
@@ -119,7 +123,9 @@ export class WebhookEndpoint {
 
   /** Events held (queued, in flight, waiting to retry). */
   get pending(): number {
-    return this.lanes.size + [...this.inFlight].filter((d) => d.detached).length;
+    let held = this.lanes.size;
+    for (const d of this.inFlight) if (d.detached) held++;
+    return held;
   }
 
   /**
@@ -128,11 +134,10 @@ export class WebhookEndpoint {
    * `whenCapacity` before submitting, and what it submits while stopping is released (it will offer it again).
    */
   submit(item: PipelineEvent, onSettled?: OnSettled): void {
-    const d: Delivery = { item, onSettled, body: '', attempts: 0 };
+    const d: Delivery = { item, onSettled, attempts: 0 };
     if (!this.accepting) return this.opts.durable ? this.release(d) : this.deadLetter(d, 'shutdown', 'endpoint stopping', true);
     if (this.disabledAt) return this.deadLetter(d, 'endpoint_disabled', 'endpoint disabled (it answered 410)');
     if (!this.hasCapacity()) return this.deadLetter(d, 'webhook_queue_full', `webhook queue full (${this.cfg.maxPending} events)`);
-    d.body = toStructured(item.event);
     this.lanes.push(item.event.partitionkey, d);
     this.gauge();
     this.pump();
@@ -168,7 +173,10 @@ export class WebhookEndpoint {
     if (this.disabledAt) state = 'disabled';
     else if (this.breaker.state !== 'closed') state = 'circuit_open';
     else if (this.waiting.size) state = 'retrying';
-    return { id: this.cfg.id, url: `${u.origin}${u.pathname}`, state, pending: this.pending, inFlight: this.inFlight.size, ...this.last, disabledAt: this.disabledAt?.toISOString() };
+    return {
+      id: this.cfg.id, url: `${u.origin}${u.pathname}`, state, pending: this.pending, inFlight: this.inFlight.size, ...this.last,
+      lastAttemptAt: isoOf(this.lastAttemptMs), lastDeliveredAt: isoOf(this.lastDeliveredMs), disabledAt: this.disabledAt?.toISOString(),
+    };
   }
 
   /**
@@ -238,11 +246,13 @@ export class WebhookEndpoint {
   private async send(d: Delivery): Promise<number> {
     d.attempts++;
     this.metrics.webhookAttempts.inc(this.labels);
-    this.last.lastAttemptAt = new Date().toISOString();
-    const headers = { 'content-type': 'application/cloudevents+json', 'user-agent': USER_AGENT, ...this.signer.sign(d.item.event.id, d.body) };
+    const now = new Date();
+    this.lastAttemptMs = now.getTime();
+    const body = (d.body ??= toStructured(d.item.event));
+    const headers = { 'content-type': 'application/cloudevents+json', 'user-agent': USER_AGENT, ...this.signer.sign(d.item.event.id, body, now) };
     let res;
     try {
-      res = await this.transport.post({ body: d.body, headers, timeoutMs: this.cfg.timeoutMs, signal: this.aborter.signal });
+      res = await this.transport.post({ body, headers, timeoutMs: this.cfg.timeoutMs, signal: this.aborter.signal });
     } catch (err) {
       if (this.aborter.signal.aborted) throw new BridgeError('shutdown', 'attempt aborted at shutdown', { retriable: false, cause: err });
       throw classifyError(err);
@@ -255,7 +265,7 @@ export class WebhookEndpoint {
   private settle(key: string, d: Delivery, status: number | undefined, failure: WebhookAttemptError | undefined): void {
     if (!failure) {
       this.last.lastStatus = status;
-      this.last.lastDeliveredAt = new Date().toISOString();
+      this.lastDeliveredMs = Date.now();
       this.metrics.webhookDelivered.inc(this.labels);
       this.metrics.webhookLatency.observe(this.labels, (performance.now() - d.item.receivedAt) / 1000);
       if (!d.detached) this.lanes.done(key);
@@ -371,6 +381,10 @@ export class WebhookEndpoint {
     this.metrics.webhookPending.set(this.labels, this.pending);
     if (this.capacityWaiters.length && this.hasCapacity()) this.wakeCapacityWaiters();
   }
+}
+
+function isoOf(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
 }
 
 function sleep(ms: number): Promise<void> {

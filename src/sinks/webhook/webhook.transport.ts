@@ -1,7 +1,8 @@
-import { Pool } from 'undici';
-import type { Readable } from 'node:stream';
+import { Pool, errors, type Dispatcher } from 'undici';
 import { BridgeError } from '../../common/errors';
 import type { ResponseFacts } from './webhook.policy';
+
+const { RequestAbortedError } = errors;
 
 /** Bytes of a non-2xx response body read for the error excerpt; the rest is discarded. */
 const EXCERPT_BYTES = 2048;
@@ -27,11 +28,18 @@ export interface WebhookTransport {
 /**
  * HTTP/1.1 keep-alive connection pool to one endpoint's origin (undici `Pool`), one connection per parallel
  * key. Redirects are never followed (`maxRedirections: 0`): a 3xx is the policy's to judge.
+ *
+ * Each attempt goes through `Pool.dispatch` with its own small handler (`Exchange`) rather than `Pool.request`:
+ * a 2xx body is discarded as it arrives instead of through a response stream, and the attempt's timeout and the
+ * shutdown signal abort the request directly instead of through an AbortController per attempt. That is most of
+ * what an attempt costs besides the HTTP exchange itself (docs/operations.md, the benchmark).
  */
 export class UndiciTransport implements WebhookTransport {
   private readonly pool: Pool;
   private readonly path: string;
   private readonly authorization?: string;
+  /** Attempts in flight per outer signal: one abort listener per signal (the endpoint's shutdown), not one per attempt. */
+  private readonly watched = new WeakMap<AbortSignal, Set<Exchange>>();
 
   constructor(url: string, connections: number, connectTimeoutMs: number) {
     const u = new URL(url);
@@ -41,59 +49,148 @@ export class UndiciTransport implements WebhookTransport {
     this.pool = new Pool(u.origin, { connections, pipelining: 1, maxRedirections: 0, keepAliveTimeout: 10_000, connect: { timeout: connectTimeoutMs } });
   }
 
-  async post(req: WebhookRequest): Promise<ResponseFacts> {
-    const own = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      own.abort();
-    }, req.timeoutMs);
-    // Forwarded by hand rather than AbortSignal.any: the outer signal lives as long as the endpoint.
-    const forward = () => own.abort();
-    if (req.signal?.aborted) own.abort();
-    req.signal?.addEventListener('abort', forward, { once: true });
-    const signal = own.signal;
-    try {
-      const headers = this.authorization ? { ...req.headers, authorization: this.authorization } : req.headers;
-      const res = await this.pool.request({
-        path: this.path, method: 'POST', headers, body: req.body, signal, maxRedirections: 0,
-        headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs,
-      });
-      const facts: ResponseFacts = { status: res.statusCode, retryAfter: header(res.headers['retry-after']), location: header(res.headers.location) };
-      if (res.statusCode >= 200 && res.statusCode < 300) {
-        // Read (and discard) the body so the connection goes back to the pool.
-        await res.body.dump().catch(() => undefined);
-      } else {
-        facts.excerpt = await readExcerpt(res.body, EXCERPT_BYTES).catch(() => undefined);
+  post(req: WebhookRequest): Promise<ResponseFacts> {
+    return new Promise<ResponseFacts>((resolve, reject) => {
+      const exchange = new Exchange(req.timeoutMs, resolve, reject);
+      const { signal } = req;
+      if (signal) {
+        if (signal.aborted) return exchange.onError(new RequestAbortedError());
+        const inFlight = this.inFlightOn(signal);
+        inFlight.add(exchange);
+        exchange.onSettled = () => inFlight.delete(exchange);
       }
-      return facts;
-    } catch (err) {
-      if (timedOut) throw new BridgeError('attempt_timeout', `no response within ${req.timeoutMs} ms`, { retriable: true, cause: err });
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      req.signal?.removeEventListener('abort', forward);
-    }
+      const headers = this.authorization ? { ...req.headers, authorization: this.authorization } : req.headers;
+      this.pool.dispatch({ path: this.path, method: 'POST', headers, body: req.body, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs }, exchange);
+    });
   }
 
   async close(): Promise<void> {
     await this.pool.destroy().catch(() => undefined);
   }
-}
 
-/** The first `limit` bytes as text; a longer body is cut off (which closes that connection). */
-async function readExcerpt(body: Readable, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    chunks.push(buf);
-    size += buf.length;
-    if (size >= limit) break;
+  private inFlightOn(signal: AbortSignal): Set<Exchange> {
+    let inFlight = this.watched.get(signal);
+    if (!inFlight) {
+      const set = new Set<Exchange>();
+      this.watched.set(signal, set);
+      signal.addEventListener('abort', () => {
+        for (const exchange of [...set]) exchange.cancel(new RequestAbortedError());
+      }, { once: true });
+      inFlight = set;
+    }
+    return inFlight;
   }
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
 
-function header(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
+/**
+ * One attempt's undici handler. Settles once: with the response facts when the response has ended (a 2xx body
+ * read and discarded so the connection goes back to the pool; of another status the first EXCERPT_BYTES kept as
+ * the excerpt, a longer body cut off, which closes that connection), or with the error when there was no
+ * response. Once the status is in, a body cut short (by the timeout, shutdown or the network) still settles
+ * with the status, without an excerpt.
+ */
+class Exchange implements Dispatcher.DispatchHandlers {
+  /** Told once when the attempt has settled. */
+  onSettled?: () => void;
+  private abort?: (err: Error) => void;
+  /** Why the attempt is given up before undici handed over `abort` (it is aborted as soon as undici does). */
+  private reason?: Error;
+  private readonly timer: NodeJS.Timeout;
+  private timedOut = false;
+  private settled = false;
+  private facts?: ResponseFacts;
+  /** The body read so far, for a non-2xx status only. */
+  private chunks?: Buffer[];
+  private size = 0;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly resolve: (facts: ResponseFacts) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    this.timer = setTimeout(onTimeout, timeoutMs, this);
+  }
+
+  /** Gives the attempt up: at once when it is on a connection, else as soon as undici connects it. */
+  cancel(err: Error): void {
+    if (this.settled) return;
+    if (this.facts) return this.finish(false, true);
+    if (this.abort) this.abort(err);
+    else this.reason = err;
+  }
+
+  timeout(): void {
+    this.timedOut = true;
+    this.cancel(new RequestAbortedError());
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.reason) return abort(this.reason);
+    this.abort = abort;
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[]): boolean {
+    if (status < 200) return true; // informational: the final status follows
+    this.facts = { status };
+    if (status >= 300) {
+      this.chunks = [];
+      this.facts.retryAfter = header(rawHeaders, 'retry-after');
+      this.facts.location = header(rawHeaders, 'location');
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    if (!this.chunks) {
+      // A 2xx body is read only so that the connection can be reused; a huge one is not worth reading.
+      if (this.size >= DISCARD_BYTES) this.finish(true, true);
+    } else {
+      this.chunks.push(chunk);
+      if (this.size >= EXCERPT_BYTES) this.finish(true, true);
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    this.finish(true, false);
+  }
+
+  onError(err: Error): void {
+    if (this.settled) return;
+    if (this.facts) return this.finish(false, false);
+    this.close();
+    this.reject(this.timedOut ? new BridgeError('attempt_timeout', `no response within ${this.timeoutMs} ms`, { retriable: true, cause: err }) : err);
+  }
+
+  /** Settles with the facts: `whole`, the body read (as much as is kept); `cut`, the rest is not read (the connection closes). */
+  private finish(whole: boolean, cut: boolean): void {
+    if (this.settled) return;
+    const facts = this.facts as ResponseFacts;
+    if (this.chunks && whole) facts.excerpt = Buffer.concat(this.chunks).subarray(0, EXCERPT_BYTES).toString('utf8');
+    this.close();
+    if (cut) this.abort?.(new RequestAbortedError());
+    this.resolve(facts);
+  }
+
+  private close(): void {
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.onSettled?.();
+  }
+}
+
+function onTimeout(exchange: Exchange): void {
+  exchange.timeout();
+}
+
+/** Bytes of a 2xx response body read and discarded before the connection is closed instead (undici's `dump` default). */
+const DISCARD_BYTES = 128 * 1024;
+
+/** The first value of a response header (names in `raw` alternate with values), as undici's parsed headers give it. */
+function header(raw: Buffer[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === name.length && raw[i].toString('latin1').toLowerCase() === name) return raw[i + 1].toString('utf8');
+  }
+  return undefined;
 }
