@@ -36,7 +36,7 @@ describe('POST /v1/channels/:id/reconnect (e2e)', () => {
   it('drops the upstream socket and connects again at once; 404 for an unknown channel, 409 in webhook mode, 401 without a token', async () => {
     bridge = await startTestBridge({ channels: [zap('sales'), zap('support', { inbound: { token: 'inbound-token-0123456789' } })] });
     await zsim.waitForClients('sales', 1);
-    await waitFor('connected', async () => (await bridge!.get('/v1/channels/wa-sales')).body.state === 'connected');
+    await waitFor('connected', async () => ((await bridge!.get('/v1/channels/wa-sales')).body as { state: string }).state === 'connected');
     const handshakes = () => zsim.handshakes.filter((h) => h.apikey === 'tok-sales' && h.accepted).length;
     const before = handshakes();
 
