@@ -148,3 +148,47 @@ describe('ConnectionSupervisor: fault boundary', () => {
     await supervisor.stop();
   });
 });
+
+describe('ConnectionSupervisor: reconnectNow()', () => {
+  it('closes the live connection and connects again at once, counting one reconnect; a lost() from the close schedules nothing', async () => {
+    const { supervisor, connector, statuses, states } = setup();
+    supervisor.start();
+    await tick();
+    // The close makes the transport report the drop, as a real socket does.
+    connector.close = async () => {
+      connector.calls.push('close');
+      connector.lose();
+    };
+    expect(await supervisor.reconnectNow()).toBe(true);
+    expect(statuses[2]).toEqual({ state: 'reconnecting', previous: 'connected', attempt: 0, reason: 'reconnect_requested', nextRetryInMs: 0 });
+    await tick();
+    expect(states()).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
+    expect(connector.calls).toEqual(['connect', 'subscribe', 'close', 'connect', 'subscribe']);
+    expect(supervisor.reconnects).toBe(1);
+    // No retry timer was left behind by the lost() during the close.
+    await tick(60_000);
+    expect(connector.count('connect')).toBe(2);
+  });
+
+  it('cuts the wait before a retry short, with the backoff reset', async () => {
+    const { supervisor, connector } = setup();
+    connector.connectPlan.push(networkError(), networkError(), networkError());
+    supervisor.start();
+    await tick(1500);
+    expect(connector.count('connect')).toBe(3);
+    await supervisor.reconnectNow();
+    await tick();
+    expect(connector.count('connect')).toBe(4);
+    expect(supervisor.current).toBe('connected');
+  });
+
+  it('answers false once stopped, and does nothing', async () => {
+    const { supervisor, connector } = setup();
+    supervisor.start();
+    await tick();
+    await supervisor.stop();
+    expect(await supervisor.reconnectNow()).toBe(false);
+    await tick(1000);
+    expect(connector.count('connect')).toBe(1);
+  });
+});
