@@ -4,11 +4,12 @@ import {
 import { ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiAuthGuard } from '../common/api-auth.guard';
+import type { ChannelMode } from '../connectors/connector.interface';
 import { ApiBearer, ApiErrors, ApiJsonBody } from '../openapi/api-docs';
 import { ChannelRequestError, type ModeSwitchResult } from './channel-mode';
 import { ChannelRuntime, type ChannelSnapshot } from './channel-runtime';
 import { ModeController } from './mode-controller';
-import { ModeSwitchDto, parseModeSwitch } from './mode-switch.dto';
+import { ModeSwitchDto, ModeSwitchPipe } from './mode-switch.dto';
 
 const CHANNEL_ID = { name: 'id', description: 'Channel id', example: 'wa-sales' };
 
@@ -60,8 +61,7 @@ export class ChannelsController {
     422: "the channel's provider has no webhook API",
     503: 'the new mode could not be persisted; the channel stays as it was',
   })
-  async setMode(@Param('id') id: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response): Promise<ModeSwitchResult> {
-    const mode = parseModeSwitch(body);
+  async setMode(@Param('id') id: string, @Body(ModeSwitchPipe) mode: ChannelMode, @Res({ passthrough: true }) res: Response): Promise<ModeSwitchResult> {
     try {
       const result = await this.modes.setMode(id, mode);
       res.status(result.socket === 'another_replica' || (result.changed && result.socket === 'connecting') ? 202 : 200);

@@ -1,4 +1,4 @@
-import { BadRequestException } from '@nestjs/common';
+import { BadRequestException, Injectable, type PipeTransform } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { IsDefined, IsIn, validateSync } from 'class-validator';
 import { JSONSchema } from 'class-validator-jsonschema';
@@ -20,4 +20,12 @@ export function parseModeSwitch(body: unknown): ChannelMode {
     throw new BadRequestException({ statusCode: 400, error: 'Bad Request', message: 'expected {"mode": "socket" | "webhook"}', details });
   }
   return (body as ModeSwitchDto).mode;
+}
+
+/** `@Body(ModeSwitchPipe)`: the route takes the validated mode; an invalid body is the 400 of parseModeSwitch. */
+@Injectable()
+export class ModeSwitchPipe implements PipeTransform<unknown, ChannelMode> {
+  transform(body: unknown): ChannelMode {
+    return parseModeSwitch(body);
+  }
 }

@@ -8,7 +8,7 @@ import { BridgeError } from '../../common/errors';
 import { ApiBearer, ApiErrors, ApiJsonBody } from '../../openapi/api-docs';
 import type { DeadLetterPage } from './webhook.dead-letters';
 import type { EndpointSnapshot } from './webhook.endpoint';
-import { MAX_DEAD_LETTER_PAGE, parseDeadLetterPage, parseReplayRequest, ReplayRequestDto, ReplayRequestError } from './webhook.replay.dto';
+import { DEFAULT_DEAD_LETTER_PAGE, MAX_DEAD_LETTER_PAGE, parseDeadLetterPage, parseReplayRequest, ReplayRequestDto, ReplayRequestError } from './webhook.replay.dto';
 import { WebhookReplayer, type ReplayResult } from './webhook.replay';
 
 const ENDPOINT_ID = { name: 'id', description: 'Webhook endpoint id (`webhooks[].id`)', example: 'crm' };
@@ -54,7 +54,7 @@ export class WebhooksController {
   @Get(':id/dead-letters')
   @ApiOperation({ summary: "List the endpoint's dead letters, oldest first, a page at a time" })
   @ApiParam(ENDPOINT_ID)
-  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: MAX_DEAD_LETTER_PAGE, default: 100 } })
+  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: MAX_DEAD_LETTER_PAGE, default: DEFAULT_DEAD_LETTER_PAGE } })
   @ApiQuery({ name: 'cursor', required: false, schema: { type: 'string' }, description: "The previous page's `nextCursor`" })
   @ApiResponse({ status: 200, description: '`{endpoint, deadLetters: [{id, type, at, reason?, attempts?, lastStatus?, error?, source}], nextCursor?, skippedMalformed}`' })
   @ApiErrors([400, 404, 503], { 404: 'unknown webhook endpoint', 503: 'the dead-letter topic could not be read' })

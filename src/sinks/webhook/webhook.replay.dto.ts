@@ -66,13 +66,14 @@ export function parseReplayRequest(body: unknown): ReplayQuery {
   return { from, to, ids: dto.ids ? new Set(dto.ids) : undefined, limit: dto.limit ?? MAX_REPLAY_LIMIT, ...(dto.dryRun ? { dryRun: true as const } : {}) };
 }
 
-/** Most dead letters one page lists (also the default `limit` is 100). */
+/** Most dead letters one page lists, and how many without a `limit`. */
 export const MAX_DEAD_LETTER_PAGE = 1000;
+export const DEFAULT_DEAD_LETTER_PAGE = 100;
 
 /** The query of `GET /v1/webhooks/:id/dead-letters`, as sent (strings: numbers are converted). */
 @JSONSchema({ additionalProperties: false })
 export class DeadLetterPageDto {
-  /** Most dead letters in the page (default 100). */
+  /** Most dead letters in the page (default DEFAULT_DEAD_LETTER_PAGE). */
   @IsOptional() @IsInt() @Min(1) @Max(MAX_DEAD_LETTER_PAGE) limit?: number;
   /** The previous page's `nextCursor`. */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_-]{1,2048}$/, { message: "must be a page's nextCursor" }) cursor?: string;
@@ -92,5 +93,5 @@ export function parseDeadLetterPage(query: unknown): DeadLetterPageQuery {
   const cursor = dto.cursor === undefined || details.length ? undefined : decodeCursor(dto.cursor);
   if (dto.cursor !== undefined && !details.length && !cursor) details.push("cursor: must be a page's nextCursor");
   if (details.length) throw new ReplayRequestError(details);
-  return { limit: dto.limit ?? 100, ...(cursor ? { cursor } : {}) };
+  return { limit: dto.limit ?? DEFAULT_DEAD_LETTER_PAGE, ...(cursor ? { cursor } : {}) };
 }
