@@ -16,6 +16,7 @@ import { startTestBroker } from '../test/kafka/test-broker';
 import { benchBareV2Clients, benchVisitorConnections } from './connections';
 import { benchWebhooks, type WebhookBench } from './webhooks';
 import { benchCommands, type CommandBench } from './commands';
+import { rawPipe } from './raw-pipe';
 import { createEvent } from '../src/envelope/envelope';
 import { Metrics } from '../src/health/metrics';
 import { EventPipeline } from '../src/pipeline/pipeline';
@@ -42,7 +43,7 @@ async function startSimProcess() {
 
 /** The same records the bridge produces, built in memory from real-shaped frames. */
 function sameRecords(n: number) {
-  return zapthinkerEvents(n, CONVERSATIONS).map(toKafkaMessage);
+  return zapthinkerEvents(n, CONVERSATIONS).map((event) => toKafkaMessage(event));
 }
 
 async function rawBaseline(brokers: string[]): Promise<Result> {
@@ -108,11 +109,22 @@ async function rawPaced(brokers: string[]): Promise<Result> {
   return { label: `raw kafkajs pipe at ${PACED_RATE}/s`, eventsPerSec: records.length / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / records.length };
 }
 
-async function bridgeRun(brokers: string[]): Promise<Result[]> {
+/** The raw pipe (bench/raw-pipe.ts) against its own simulator process, the same burst as the bridge's. */
+async function rawPipeRun(brokers: string[]): Promise<Result> {
+  const sim = await startSimProcess();
+  try {
+    return await rawPipe(sim.url, brokers, N, BATCH, BUCKETS, (n) => sim.burst(n, CONVERSATIONS));
+  } finally {
+    sim.stop();
+  }
+}
+
+/** The bridge's burst, then (with `withSteady`) its steady run, writing CloudEvents in `mode` (kafka.producer.cloudEventsMode). */
+async function bridgeRun(brokers: string[], mode: 'binary' | 'structured' = 'binary', withSteady = true): Promise<Result[]> {
   const sim = await startSimProcess();
   const { config } = loadConfig({
     raw: {
-      kafka: { brokers, topics: { events: 'bench-bridge' }, producer: { batchSize: BATCH, maxQueue: N * 2 } },
+      kafka: { brokers, topics: { events: 'bench-bridge' }, producer: { batchSize: BATCH, maxQueue: N * 2, cloudEventsMode: mode } },
       deadLetter: { file: './.data/bench-dead-letter.jsonl' },
       channels: [{ id: 'bench', provider: 'zapthinker', zapthinker: { url: sim.url, instance: 'bench', apiKey: 'bench-key' } }],
     },
@@ -134,7 +146,8 @@ async function bridgeRun(brokers: string[]): Promise<Result[]> {
     const cpu = process.cpuUsage(cpu0);
     await done;
     const q = await histogramQuantiles(metrics.publishLatency, { sink: 'kafka' });
-    const burst: Result = { label: 'bridge burst: socket -> event -> Kafka ack', eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+    const burst: Result = { label: `bridge burst (${mode}): socket -> Kafka ack`, eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+    if (!withSteady) return [burst];
 
     metrics.publishLatency.reset();
     const before = await delivered();
@@ -218,6 +231,31 @@ function printWebhooks(wh: WebhookBench): void {
   console.log(`receiver: ${wh.requests} requests (warm-ups included), ${wh.signatureFailures} signature failures`);
 }
 
+interface SaturatedBench { raw: Result; pipe: Result; binary: Result; structured: Result; steady: Result[] }
+
+/** Raw kafkajs, the raw pipe, the bridge in binary then structured mode; with `steady`, the paced runs too. */
+async function saturatedPhase(brokers: string[], steady: boolean): Promise<SaturatedBench> {
+  const raw = await rawBaseline(brokers);
+  const rawSteady = steady ? [await rawPaced(brokers)] : [];
+  const pipe = await rawPipeRun(brokers);
+  const [binary, bridgeSteady] = await bridgeRun(brokers, 'binary', steady);
+  const [structured] = await bridgeRun(brokers, 'structured', false);
+  return { raw, pipe, binary, structured, steady: steady ? [rawSteady[0], bridgeSteady] : [] };
+}
+
+function printSaturated({ raw, pipe, binary, structured }: Omit<SaturatedBench, 'steady'>): void {
+  console.log('-- saturated: as fast as possible --');
+  console.log(row(raw));
+  console.log(row(pipe));
+  console.log(row(binary));
+  console.log(row(structured));
+  console.log(`ratio bridge/raw kafkajs: ${ratio(binary, raw)}`);
+  for (const b of [binary, structured]) {
+    const mode = b === binary ? 'binary' : 'structured';
+    console.log(`ratio bridge ${mode}/raw pipe: throughput ${(b.eventsPerSec / pipe.eventsPerSec).toFixed(2)}x (goal ≥ 0.85x), CPU/event ${(b.cpuUsPerEvent / pipe.cpuUsPerEvent).toFixed(2)}x (goal ≤ 1.20x)`);
+  }
+}
+
 async function main(): Promise<void> {
   if (process.env.BENCH_PHASE === 'commands') {
     printCommands(await commandPhase());
@@ -234,13 +272,13 @@ async function main(): Promise<void> {
   const broker = await startTestBroker({ brokers: 1, topics: [{ name: 'bench-bridge', partitions: 8 }, { name: 'bench-raw', partitions: 8 }] });
   try {
     console.log(`chatbridge bench: ${N} events over ${CONVERSATIONS} conversations, librdkafka mock broker on loopback, ${process.version}`);
-    const raw = await rawBaseline(broker.bootstrap);
-    const rawSteady = await rawPaced(broker.bootstrap);
-    const [bridge, bridgeSteady] = await bridgeRun(broker.bootstrap);
-    console.log('-- saturated: as fast as possible --');
-    console.log(row(raw));
-    console.log(row(bridge));
-    console.log(`ratio bridge/raw: ${ratio(bridge, raw)}`);
+    if (process.env.BENCH_PHASE === 'saturated') {
+      printSaturated(await saturatedPhase(broker.bootstrap, false));
+      return;
+    }
+    const { steady, ...saturated } = await saturatedPhase(broker.bootstrap, true);
+    const [rawSteady, bridgeSteady] = steady;
+    printSaturated(saturated);
     console.log(`-- steady: ${PACED_EVENTS} events at ${PACED_RATE}/s --`);
     console.log(row(rawSteady));
     console.log(row(bridgeSteady));

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { describeError } from '../common/errors';
-import { measureJson, type JsonMeasure } from '../common/json-limits';
+import { measureJson, type JsonMeasure, type MeasuredPart } from '../common/json-limits';
 import type { LimitsConfig } from '../config/config.schema';
 import type { InboundContext, UpstreamFrame } from '../connectors/connector.interface';
 import type { MappedEvent } from '../connectors/mapper';
@@ -58,7 +58,9 @@ export class FrameIntake {
         this.refuse(entry, frame.event, 'unmappable', `mapper failed: ${describeError(err)}`, { frame: { event: frame.event, payload: frame.payload } }, { receipt });
         return;
       }
-      for (const m of mapped) this.publish(entry, frame.event, m, t0, receipt);
+      // Events carry their frame (`data.upstream.payload`): measured above, so not walked again for each event.
+      const known = typeof frame.payload === 'object' && frame.payload !== null ? { value: frame.payload, measure: size } : undefined;
+      for (const m of mapped) this.publish(entry, frame.event, m, t0, receipt, known);
     } catch (err) {
       this.fault(entry, frame.event, err, [frame.payload]);
     }
@@ -92,9 +94,9 @@ export class FrameIntake {
     this.deadLetters.write({ reason: 'inbound_malformed', origin: 'inbound', channelId, frame: { event: ctx.suffix ?? 'inbound', payload: raw.toString('utf8') }, error });
   }
 
-  private publish(entry: ChannelEntry, upstreamEvent: string, m: MappedEvent, t0: number, receipt?: DurableReceipt): void {
+  private publish(entry: ChannelEntry, upstreamEvent: string, m: MappedEvent, t0: number, receipt?: DurableReceipt, frame?: MeasuredPart): void {
     const { channel } = entry;
-    const size = measureJson(m.event, { maxDepth: this.eventDepth, maxBytes: this.limits.maxEventBytes });
+    const size = measureJson(m.event, { maxDepth: this.eventDepth, maxBytes: this.limits.maxEventBytes }, frame);
     if (size.exceeded) {
       const what = `${m.event.type} ${m.event.id}`;
       this.refuse(entry, upstreamEvent, 'event_too_large', `${what}: ${describeLimit(size, this.limits, 'event')}`, { event: m.event }, { refused: m.event, receipt });

@@ -18,37 +18,59 @@ export interface JsonMeasure {
   exceeded?: 'depth' | 'bytes';
 }
 
+/** A part of a value measured before (an upstream frame inside the event mapped from it): counted, not walked again. */
+export interface MeasuredPart {
+  value: object;
+  /** Its measure, which passed the limits (a complete one, not the lower bounds of an exceeded walk). */
+  measure: JsonMeasure;
+}
+
 /**
  * Measures `value` iteratively: nesting depth and an estimate of its JSON size (strings and keys by their UTF-8
  * length, quotes and separators included; numbers by their printed length). Buffers count their length.
  * Stops as soon as a limit is passed (a cycle therefore ends at the depth limit). An object shared by two parents counts twice, as
- * JSON.stringify would write it twice.
+ * JSON.stringify would write it twice. Where `known.value` is met, its measure is added instead of walking it again:
+ * the figures are the same (the walk is deterministic), at the cost of the rest of `value` only.
  */
-export function measureJson(value: unknown, limits: JsonLimits): JsonMeasure {
-  const stack: Array<{ v: unknown; d: number }> = [{ v: value, d: 0 }];
+export function measureJson(value: unknown, limits: JsonLimits, known?: MeasuredPart): JsonMeasure {
+  // Values and their depths on two parallel stacks: no object allocated per node (this runs on every frame and event).
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
   let bytes = 0;
   let depth = 0;
-  while (stack.length) {
-    const { v, d } = stack.pop() as { v: unknown; d: number };
+  while (values.length) {
+    const v = values.pop();
+    const d = depths.pop() as number;
     if (typeof v === 'string') bytes += Buffer.byteLength(v, 'utf8') + 2;
     else if (typeof v === 'number') bytes += String(v).length;
     else if (typeof v === 'boolean') bytes += v ? 4 : 5;
     else if (v === null) bytes += 4;
-    else if (Buffer.isBuffer(v)) bytes += v.length;
     else if (typeof v === 'object') {
-      const nd = d + 1;
-      if (nd > depth) depth = nd;
-      if (depth > limits.maxDepth) return { depth, bytes, exceeded: 'depth' };
-      bytes += 2;
-      if (Array.isArray(v)) {
-        bytes += v.length;
-        for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], d: nd });
-      } else {
-        for (const k of Object.keys(v)) {
-          const child = (v as Record<string, unknown>)[k];
-          if (child === undefined || typeof child === 'function') continue;
-          bytes += Buffer.byteLength(k, 'utf8') + 4;
-          stack.push({ v: child, d: nd });
+      if (known !== undefined && v === known.value) {
+        const nd = d + known.measure.depth;
+        if (nd > depth) depth = nd;
+        if (depth > limits.maxDepth) return { depth, bytes, exceeded: 'depth' };
+        bytes += known.measure.bytes;
+      } else if (Buffer.isBuffer(v)) bytes += v.length;
+      else {
+        const nd = d + 1;
+        if (nd > depth) depth = nd;
+        if (depth > limits.maxDepth) return { depth, bytes, exceeded: 'depth' };
+        bytes += 2;
+        if (Array.isArray(v)) {
+          bytes += v.length;
+          for (let i = v.length - 1; i >= 0; i--) {
+            values.push(v[i]);
+            depths.push(nd);
+          }
+        } else {
+          for (const k of Object.keys(v)) {
+            const child = (v as Record<string, unknown>)[k];
+            if (child === undefined || typeof child === 'function') continue;
+            bytes += Buffer.byteLength(k, 'utf8') + 4;
+            values.push(child);
+            depths.push(nd);
+          }
         }
       }
     }

@@ -47,6 +47,11 @@ export class KafkaProducerConfig {
   /** Queue depth at which a warning is logged and readiness reports backpressure. */
   @IsOptional() @IsInt() @Min(1) warnQueue: number = 10_000;
   @IsOptional() @IsIn(['none', 'gzip']) compression: 'none' | 'gzip' = 'gzip';
+  /**
+   * CloudEvents Kafka binding mode of `topics.events` records (docs/kafka.md): `binary` puts the attributes in `ce_`
+   * headers and `data` in the value; `structured` puts the whole event in the value (`application/cloudevents+json`).
+   */
+  @IsOptional() @IsIn(['binary', 'structured']) cloudEventsMode: 'binary' | 'structured' = 'binary';
   /** Time for one produce request (ms). */
   @IsOptional() @IsInt() @Min(100) requestTimeoutMs: number = 30_000;
   /** Longest wait between two attempts while Kafka is unavailable (ms). */

@@ -13,8 +13,14 @@ import type { DurableCallback, DurableOutcome } from './durable';
  * sinks queue on their own, so one slow sink never holds back another.
  */
 export class EventPipeline {
-  /** Stable ids seen within the window: true once durable (or with no durable sink), false while on their way to it. */
-  private readonly seen?: LRUCache<string, boolean>;
+  /** Stable ids seen within the window. */
+  private readonly seen?: LRUCache<string, true>;
+  /**
+   * Stable ids on their way to the durable sink, not yet settled: its duplicates' inputs wait for it. A plain set beside
+   * the window, so settling an event costs a set deletion, not two window operations; it holds no more ids than the
+   * durable sink's bounded queue, as every event handed to that sink is settled once.
+   */
+  private readonly inFlight = new Set<string>();
   private readonly sinks: Sink[] = [];
   private readonly observers: Array<(item: PipelineEvent) => void> = [];
   /** Inputs waiting for a stable-id event on its way to the durable sink (its first copy's and its duplicates'). */
@@ -28,7 +34,7 @@ export class EventPipeline {
     /** Where an event goes for a sink that threw on it. */
     private readonly deadLetters?: DeadLetters,
   ) {
-    if (dedupe.maxEntries > 0) this.seen = new LRUCache<string, boolean>({ max: dedupe.maxEntries, ttl: dedupe.ttlMs, ttlAutopurge: false });
+    if (dedupe.maxEntries > 0) this.seen = new LRUCache<string, true>({ max: dedupe.maxEntries, ttl: dedupe.ttlMs, ttlAutopurge: false });
   }
 
   /** Adds a sink; events published afterwards reach it. */
@@ -59,12 +65,13 @@ export class EventPipeline {
         this.log.debug({ channel: event.channelid, id: event.id, type: event.type }, 'duplicate event suppressed');
         // The copy published first may still be on its way to Kafka: a durable duplicate settles with it.
         if (item.durable) {
-          if (this.seen.peek(event.id) === false) this.wait(event.id, item.durable);
+          if (this.inFlight.has(event.id)) this.wait(event.id, item.durable);
           else item.durable('delivered');
         }
         return false;
       }
-      this.seen.set(event.id, !this.durableSink);
+      this.seen.set(event.id, true);
+      if (this.durableSink) this.inFlight.add(event.id);
       this.metrics.dedupeEntries.set(this.seen.size);
     }
     if (item.durable) item = this.trackDurable(item);
@@ -124,8 +131,8 @@ export class EventPipeline {
       this.durableWaiters.delete(id);
       for (const w of waiting) w(outcome);
     }
+    this.inFlight.delete(id);
     if (outcome === 'dead_lettered') this.seen?.delete(id);
-    else if (this.seen?.peek(id) === false) this.seen.set(id, true, { noUpdateTTL: true });
   }
 
   /** A sink threw on publish (a bug: sinks queue and never throw): the event is dead-lettered for it, counted and logged. */

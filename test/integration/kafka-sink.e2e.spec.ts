@@ -189,6 +189,20 @@ describe('Kafka sink (real test broker)', () => {
     expect(all[0].event).toEqual(JSON.parse(JSON.stringify(items[5].event)));
   });
 
+  it('in structured mode, what is still queued at shutdown reaches the file as the same events', async () => {
+    blackhole = createServer((s) => s.destroy());
+    await new Promise<void>((r) => blackhole!.listen(0, '127.0.0.1', r));
+    const port = (blackhole.address() as { port: number }).port;
+    const { cfg, kafka } = wrappedKafka([`127.0.0.1:${port}`], { cloudEventsMode: 'structured' });
+    sink = new KafkaSink(kafka, cfg, deadLetters, metrics, log);
+    await sink.start();
+    const items = Array.from({ length: 3 }, (_, i) => messageEvent('wa', 'c6', `q${i}`));
+    for (const item of items) sink.publish(item);
+    await sink.stop(0);
+    sink = undefined;
+    expect(deadLines().map((d) => [d.reason, d.event])).toEqual(items.map((i) => ['shutdown', JSON.parse(JSON.stringify(i.event))]));
+  });
+
   it('on stop, does not wait for a send the broker never answers: the batch in flight and the rest go to the file', async () => {
     broker = await startTestBroker({ brokers: 1 });
     const { cfg, kafka, calls } = wrappedKafka(broker.bootstrap, {});

@@ -165,6 +165,25 @@ describe('durable webhook delivery from the events topic (e2e, test broker)', ()
     expect(texts(backfill.delivered().filter((q) => q.event.partitionkey === 'wa:new'))).toEqual(['new1', 'new2']);
   }, 60_000);
 
+  it('a bridge writing structured mode (kafka.producer.cloudEventsMode) delivers its records and the binary ones written before, the same events', async () => {
+    const events = uniqueTopic('durable-structured');
+    const before = [1, 2].map((n) => messageEvent('wa', 'm', `bin${n}`));
+    await producer.send({ topic: events, acks: -1, messages: before.map((s) => toKafkaMessage(s.event)) });
+    const r = await receiver();
+    reader = new KafkaReader(sharedBrokers(), [events]);
+    await reader.start();
+    bridge = await startTestBridge({ kafka: kafka(events, { producer: { cloudEventsMode: 'structured' } }), webhooks: [{ id: 'crm', url: r.url, secret: newSecret(), startFrom: 'earliest' }] });
+    const after = [1, 2].map((n) => messageEvent('wa', 'm', `str${n}`));
+    for (const s of after) bridge.bridge.pipeline.publish(s);
+
+    await waitFor('all four delivered', () => [...before, ...after].every((s) => deliveredIds(r).has(s.event.id)), 20_000);
+    expect(texts(r.delivered())).toEqual(['bin1', 'bin2', 'str1', 'str2']);
+    expect(r.delivered().map((q) => q.event)).toEqual([...before, ...after].map((s) => JSON.parse(JSON.stringify(s.event))));
+    const written = await reader.waitFor('the structured records', (recs) => recs.length >= 4);
+    expect(written.slice(2).map((x) => x.headers)).toEqual([{ 'content-type': 'application/cloudevents+json' }, { 'content-type': 'application/cloudevents+json' }]);
+    expect(JSON.parse(written[2].value ?? 'null')).toEqual(JSON.parse(JSON.stringify(after[0].event)));
+  }, 60_000);
+
   it('a new endpoint on an events topic that does not exist yet delivers what is published right after start (before its group has joined)', async () => {
     const events = uniqueTopic('durable-fresh');
     const r = await receiver();

@@ -159,6 +159,52 @@ describe('fromKafkaMessage (the webhook consumer reads events back)', () => {
   });
 });
 
+describe('toKafkaMessage in structured mode (kafka.producer.cloudEventsMode: structured)', () => {
+  it('puts the whole event in the value, keyed by partitionkey, with content-type as the only header', () => {
+    const event = messageEvent();
+    const m = toKafkaMessage(event, 'structured');
+    expect(m.key).toBe(`wa-sales:${JID}`);
+    expect(m.headers).toStrictEqual({ 'content-type': 'application/cloudevents+json' });
+    // The same JSON a webhook carries.
+    expect(m.value).toBe(toStructured(event));
+  });
+
+  it.each([
+    ['a message with a subject', messageEvent],
+    ['an event without a subject', accountEvent],
+  ])('is read back by the cloudevents SDK into the same event as binary mode is: %s', (_label, make) => {
+    const event = make();
+    const structured = Kafka.toEvent(toSdkMessage(asConsumed(toKafkaMessage(event, 'structured')))) as CloudEvent<unknown>;
+    const binary = Kafka.toEvent(toSdkMessage(asConsumed(toKafkaMessage(event, 'binary')))) as CloudEvent<unknown>;
+    expect(Array.isArray(structured)).toBe(false);
+    expect(structured.validate()).toBe(true);
+    expect(structured).toMatchObject({ id: event.id, type: event.type, source: event.source, subject: event.subject, time: event.time, partitionkey: event.partitionkey, channelid: 'wa-sales', provider: 'zapthinker' });
+    expect(structured.data).toEqual(event.data);
+    expect(structured.toJSON()).toEqual(binary.toJSON());
+  });
+
+  it('is read back by fromKafkaMessage, byte-identical in structured form, as the SDK\'s own structured serialisation is', () => {
+    for (const event of [messageEvent(), accountEvent()]) {
+      const back = fromKafkaMessage(asConsumed(toKafkaMessage(event, 'structured')));
+      expect(back).toEqual(event);
+      expect(toStructured(back)).toBe(toStructured(event));
+    }
+    const event = messageEvent();
+    const sdk = Kafka.structured(new CloudEvent<unknown>({ ...event }));
+    expect(fromKafkaMessage({ key: sdk.key, value: sdk.value as string, headers: sdk.headers as IHeaders })).toEqual(event);
+  });
+
+  it('refuses structured records that are not chatbridge events, saying what is wrong', () => {
+    const headers = { 'content-type': Buffer.from('application/cloudevents+json') };
+    expect(() => fromKafkaMessage({ value: Buffer.from('{"specversion":"1.0","id":"x"}'), headers })).toThrow('missing attribute(s) source, type, time, partitionkey');
+    expect(() => fromKafkaMessage({ value: Buffer.from('[1]'), headers })).toThrow('structured value is not an object');
+    expect(() => fromKafkaMessage({ value: Buffer.from('not json'), headers })).toThrow('record value is not JSON');
+    expect(() => fromKafkaMessage({ value: null, headers })).toThrow('record has no value');
+    const old = { ...JSON.parse(toStructured(messageEvent())), specversion: '0.3' };
+    expect(() => fromKafkaMessage({ value: JSON.stringify(old), headers })).toThrow('unsupported specversion "0.3"');
+  });
+});
+
 describe('toDeadLetterMessage (records of topics.deadLetter)', () => {
   it('keeps a poison record\'s original key, headers and value bytes, and says where it was read', () => {
     const value = Buffer.from([0xff, 0x00, 0x7b]);

@@ -1,13 +1,21 @@
 import type { IHeaders, Message } from 'kafkajs';
 import { headerStrings } from '../../kafka/record-headers';
-import type { AnyCanonicalEvent } from '../../envelope/envelope';
+import { toStructured, type AnyCanonicalEvent } from '../../envelope/envelope';
 import type { DeadLetter } from '../../pipeline/dead-letters';
 
+/** How events are written to `topics.events` (`kafka.producer.cloudEventsMode`, docs/kafka.md). */
+export type CloudEventsMode = 'binary' | 'structured';
+
+/** `content-type` of a structured-mode record: the CloudEvents JSON event format (JSON text is UTF-8). */
+export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents+json';
+
 /**
- * CloudEvents Kafka protocol binding, binary mode (docs/kafka.md): key = `partitionkey`, value = `data` as JSON,
- * every other attribute in a `ce_` header, and `content-type` = `datacontenttype`. Pure.
+ * CloudEvents Kafka protocol binding (docs/kafka.md). Key = `partitionkey` in both modes. Binary mode: value = `data`
+ * as JSON, every other attribute in a `ce_` header, and `content-type` = `datacontenttype`. Structured mode: value =
+ * the whole event as JSON (its structured form, as webhooks carry it), and `content-type` is the only header. Pure.
  */
-export function toKafkaMessage(event: AnyCanonicalEvent): Message {
+export function toKafkaMessage(event: AnyCanonicalEvent, mode: CloudEventsMode = 'binary'): Message {
+  if (mode === 'structured') return { key: event.partitionkey, value: toStructured(event), headers: { 'content-type': STRUCTURED_CONTENT_TYPE } };
   const headers: IHeaders = {
     ce_specversion: event.specversion,
     ce_id: event.id,
@@ -32,23 +40,20 @@ export interface ConsumedRecord {
 }
 
 const REQUIRED_HEADERS = ['ce_specversion', 'ce_id', 'ce_source', 'ce_type', 'ce_time', 'ce_partitionkey'] as const;
+const REQUIRED_ATTRIBUTES = ['specversion', 'id', 'source', 'type', 'time', 'partitionkey'] as const;
 
 /**
- * The inverse of `toKafkaMessage`: a record of `topics.events` back into the canonical event. Pure; throws
- * an Error naming what is missing for a record that is not a chatbridge event (another producer's record).
+ * The inverse of `toKafkaMessage`, in either mode (a `content-type` of `application/cloudevents+json` says structured):
+ * a record of `topics.events` back into the canonical event, so readers follow a bridge whose mode changed. Pure;
+ * throws an Error naming what is missing for a record that is not a chatbridge event (another producer's record).
  */
 export function fromKafkaMessage(record: ConsumedRecord): AnyCanonicalEvent {
   const h = headerStrings(record.headers);
+  if (h['content-type']?.startsWith(STRUCTURED_CONTENT_TYPE)) return fromStructured(record);
   const missing = REQUIRED_HEADERS.filter((name) => !h[name]);
   if (missing.length) throw new Error(`not a chatbridge event record: missing header(s) ${missing.join(', ')}`);
   if (h.ce_specversion !== '1.0') throw new Error(`unsupported ce_specversion "${h.ce_specversion.slice(0, 20)}"`);
-  if (record.value === null) throw new Error('record has no value');
-  let data: unknown;
-  try {
-    data = JSON.parse(Buffer.isBuffer(record.value) ? record.value.toString('utf8') : record.value);
-  } catch {
-    throw new Error('record value is not JSON');
-  }
+  const data = valueJson(record);
   const event: Record<string, unknown> = {
     specversion: '1.0',
     id: h.ce_id,
@@ -64,6 +69,27 @@ export function fromKafkaMessage(record: ConsumedRecord): AnyCanonicalEvent {
   // Attributes in createEvent's order, so the structured body is byte-identical to the in-process one.
   if (h.ce_subject !== undefined) event.subject = h.ce_subject;
   return event as unknown as AnyCanonicalEvent;
+}
+
+/** A structured-mode record: the value is the event, written by `toStructured`, so it parses back to the same object. */
+function fromStructured(record: ConsumedRecord): AnyCanonicalEvent {
+  const event = valueJson(record);
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) throw new Error('not a chatbridge event record: structured value is not an object');
+  const o = event as Record<string, unknown>;
+  const missing = REQUIRED_ATTRIBUTES.filter((name) => typeof o[name] !== 'string' || !o[name]);
+  if (missing.length) throw new Error(`not a chatbridge event record: missing attribute(s) ${missing.join(', ')}`);
+  if (o.specversion !== '1.0') throw new Error(`unsupported specversion "${String(o.specversion).slice(0, 20)}"`);
+  if (!('data' in o)) throw new Error('not a chatbridge event record: no data');
+  return event as AnyCanonicalEvent;
+}
+
+function valueJson(record: ConsumedRecord): unknown {
+  if (record.value === null) throw new Error('record has no value');
+  try {
+    return JSON.parse(Buffer.isBuffer(record.value) ? record.value.toString('utf8') : record.value);
+  } catch {
+    throw new Error('record value is not JSON');
+  }
 }
 
 /** Longest `dlq_error` header (characters). */

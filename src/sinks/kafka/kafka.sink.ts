@@ -48,6 +48,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   private warnedDepth = false;
   /** The backoff between failed attempts; `stop` cancels it. */
   private readonly backoff = new Pause();
+  private readonly latencyLabels = { sink: this.name };
 
   constructor(
     kafka: Kafka,
@@ -70,7 +71,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
       this.settle({ durable: item.durable, stableId: item.stableId ? event.id : undefined }, 'dead_lettered');
       return;
     }
-    const message = toKafkaMessage(event);
+    const message = toKafkaMessage(event, this.cfg.producer.cloudEventsMode);
     // UTF-8 once, here: the queue's byte budget is then exact, and the bytes live outside the JS heap.
     message.value = Buffer.from(message.value as string);
     const record: QueuedRecord = { message, bytes: recordBytes(message), channelId: event.channelid, type: event.type, receivedAt: item.receivedAt, durable: item.durable, stableId: item.stableId ? event.id : undefined };
@@ -220,11 +221,18 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     if (this.spilled) return;
     this.queue.take(batch.length);
     const now = performance.now();
+    // Counted once per channel and type of the batch, not once per event: a labelled inc costs a label hash.
+    const counts = new Map<string, { channel: string; type: string; n: number }>();
     for (const b of batch) {
-      this.metrics.eventsOut.inc({ sink: this.name, channel: b.channelId ?? '', type: b.type });
-      this.metrics.publishLatency.observe({ sink: this.name }, (now - b.receivedAt) / 1000);
+      const channel = b.channelId ?? '';
+      const group = `${channel}\0${b.type}`;
+      const count = counts.get(group);
+      if (count) count.n++;
+      else counts.set(group, { channel, type: b.type, n: 1 });
+      this.metrics.publishLatency.observe(this.latencyLabels, (now - b.receivedAt) / 1000);
       this.settle(b, 'delivered');
     }
+    for (const { channel, type, n } of counts.values()) this.metrics.eventsOut.inc({ sink: this.name, channel, type }, n);
     this.metrics.queueDepth.set({ sink: this.name }, this.queue.length);
     if (this.queue.length < this.cfg.producer.warnQueue / 2) this.warnedDepth = false;
   }
