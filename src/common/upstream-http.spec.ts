@@ -2,21 +2,26 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { AxiosError, CanceledError, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { CommandError } from './errors';
-import { UPSTREAM_MAX_BYTES, upstreamFailure, upstreamHttp, upstreamRequestError, upstreamStatusError } from './upstream-http';
+import { UPSTREAM_MAX_BYTES, upstreamHttp, upstreamStatusError, type UpstreamCall } from './upstream-http';
 
-const config = { headers: { apikey: 'k-123' }, upstream: { what: 'x' } } as unknown as InternalAxiosRequestConfig;
-/** An axios error as its http adapter raises it for a socket error: the errno's code, the socket error as cause. */
-const socketError = (code: string, message: string): AxiosError => AxiosError.from(Object.assign(new Error(message), { code }), undefined, config);
-const thrown = (fn: () => unknown): CommandError => {
-  try {
-    fn();
-  } catch (err) {
-    return err as CommandError;
-  }
-  throw new Error('did not throw');
+/** An answer or a failure as axios' http adapter gives it, fed through upstreamHttp and its interceptor without a network. */
+type Adapted = (config: InternalAxiosRequestConfig) => AxiosResponse | AxiosError;
+const via = (adapted: Adapted, upstream: UpstreamCall = { what: 'x' }) => {
+  const adapter = (config: InternalAxiosRequestConfig) => {
+    const out = adapted(config);
+    return out instanceof Error ? Promise.reject(out) : Promise.resolve(out);
+  };
+  return upstreamHttp.request<string | undefined>({ url: 'http://upstream.invalid/send', method: 'POST', headers: { apikey: 'k-123' }, adapter, upstream });
 };
+const failure = (p: Promise<unknown>): Promise<CommandError> => p.then(() => { throw new Error('resolved'); }, (err: CommandError) => err);
+/** A socket error: the errno's code, the socket's error as the cause. */
+const socketError = (code: string, message: string): Adapted => (config) => AxiosError.from(Object.assign(new Error(message), { code }), undefined, config);
+const axiosError = (code: string, message: string): Adapted => (config) => new AxiosError(message, code, config);
+const answer = (status: number, data?: string): Adapted => (config) => ({ status, statusText: '', headers: {}, config, data });
+/** The status line arrived, then the body was cut. */
+const cut = (status: number): Adapted => (config) => new AxiosError('stream has been aborted', 'ERR_BAD_RESPONSE', config, undefined, answer(status)(config) as AxiosResponse);
 
-describe('upstream-http: the failure table (pure)', () => {
+describe('upstream-http: the failure table (axios-shaped errors, no network)', () => {
   it.each([
     [503, 'upstream_unavailable', true], [429, 'upstream_unavailable', true], [500, 'upstream_unavailable', true],
     [401, 'auth_rejected', false], [403, 'auth_rejected', false], [400, 'upstream_rejected', false], [404, 'upstream_rejected', false],
@@ -26,50 +31,47 @@ describe('upstream-http: the failure table (pure)', () => {
     expect(err.message).toContain(`ZapThinker sendText: HTTP ${status}`);
   });
 
-  it('a 3xx is refused, saying the redirect was not followed; a quoted body is redacted and shortened', () => {
-    const err = upstreamStatusError(302, 'x', `{"access_token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig","pad":"${'a'.repeat(400)}"}`);
+  it('a 3xx is refused, saying the redirect was not followed; a quoted body is redacted and shortened', async () => {
+    const err = await failure(via(answer(302, `{"access_token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig","pad":"${'a'.repeat(400)}"}`)));
     expect(err).toMatchObject({ code: 'upstream_rejected', retriable: false, sent: false });
     expect(err.message).toMatch(/^x: HTTP 302 \(a redirect, not followed/);
     expect(err.message).not.toContain('eyJ');
     expect(err.message.length).toBeLessThan(400);
   });
 
-  it('a timeout is ambiguous (sent, never retried); a refused connection surely did not send; a reset may have', () => {
-    for (const timeout of [new AxiosError('timeout of 100ms exceeded', 'ECONNABORTED', config), new AxiosError('timeout', 'ETIMEDOUT', config), new CanceledError(undefined, config)]) {
-      expect(upstreamRequestError(timeout, 'x')).toMatchObject({ code: 'timeout', sent: true, retriable: false });
+  it('a timeout is ambiguous (sent, never retried); a refused connection surely did not send; a reset may have', async () => {
+    for (const timeout of [axiosError('ECONNABORTED', 'timeout of 100ms exceeded'), axiosError('ETIMEDOUT', 'timeout'), (config: InternalAxiosRequestConfig) => new CanceledError(undefined, config)]) {
+      expect(await failure(via(timeout))).toMatchObject({ code: 'timeout', sent: true, retriable: false });
     }
     for (const errno of ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']) {
-      expect(upstreamRequestError(socketError(errno, `connect ${errno}`), 'x')).toMatchObject({ code: 'network', sent: false, retriable: true, message: `x: unreachable (${errno})` });
+      expect(await failure(via(socketError(errno, `connect ${errno}`), { what: 'Watchers REST' }))).toMatchObject({ code: 'network', sent: false, retriable: true, message: `Watchers REST: unreachable (${errno})` });
     }
-    expect(upstreamRequestError(socketError('ECONNRESET', 'socket hang up'), 'x')).toMatchObject({ code: 'no_answer', sent: true, retriable: false });
-    expect(upstreamRequestError(socketError('EPIPE', 'write EPIPE'), 'x')).toMatchObject({ code: 'no_answer', sent: true });
-    expect(upstreamRequestError(new Error('no code'), 'x')).toMatchObject({ code: 'no_answer', sent: true, message: 'x: connection failed after sending; the upstream may have acted' });
+    expect(await failure(via(socketError('ECONNRESET', 'socket hang up')))).toMatchObject({ code: 'no_answer', sent: true, retriable: false });
+    expect(await failure(via(socketError('EPIPE', 'write EPIPE')))).toMatchObject({ code: 'no_answer', sent: true });
+    expect(await failure(via((config) => new AxiosError('no code', undefined, config)))).toMatchObject({ code: 'no_answer', sent: true, message: 'x: connection failed after sending; the upstream may have acted' });
   });
 
-  it('a request refused here was not sent; an answer over the bound may have followed an action', () => {
-    expect(upstreamRequestError(new AxiosError('Request body larger than maxBodyLength limit', 'ERR_BAD_REQUEST', config), 'x'))
+  it('a request refused here was not sent; an answer over the bound may have followed an action', async () => {
+    expect(await failure(via(axiosError('ERR_BAD_REQUEST', 'Request body larger than maxBodyLength limit'))))
       .toMatchObject({ code: 'invalid_command', sent: false, retriable: false, message: 'x: not sent: Request body larger than maxBodyLength limit' });
-    expect(upstreamRequestError(new AxiosError(`maxContentLength size of ${UPSTREAM_MAX_BYTES} exceeded`, 'ERR_BAD_RESPONSE', config), 'x'))
+    expect(await failure(via(axiosError('ERR_BAD_RESPONSE', `maxContentLength size of ${UPSTREAM_MAX_BYTES} exceeded`))))
       .toMatchObject({ code: 'no_answer', sent: true, retriable: false });
   });
 
-  it('keeps the socket error as the cause, never the axios error with the request and its credentials', () => {
-    const err = upstreamRequestError(socketError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'), 'x');
+  it('keeps the socket error as the cause, never the axios error with the request and its credentials', async () => {
+    const err = await failure(via(socketError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1')));
     expect(err.cause).toMatchObject({ code: 'ECONNREFUSED' });
     expect(err.cause).not.toBeInstanceOf(AxiosError);
   });
 
-  it('the error interceptor: a status that arrived decides, the provider row first; a 2xx with a cut body stands', () => {
-    const response = (status: number, upstream = config.upstream): AxiosResponse => ({ status, statusText: '', headers: {}, config: { ...config, upstream }, data: undefined });
-    const cut = (res: AxiosResponse): AxiosError => new AxiosError('stream has been aborted', 'ERR_BAD_RESPONSE', res.config, undefined, res);
-    expect(upstreamFailure(cut(response(200)))).toMatchObject({ status: 200, data: undefined });
-    expect(thrown(() => upstreamFailure(cut(response(503))))).toMatchObject({ code: 'upstream_unavailable', sent: false, message: 'x: HTTP 503' });
+  it('a status that arrived decides, the provider row first; a 2xx with a cut body stands', async () => {
+    await expect(via(cut(200))).resolves.toMatchObject({ status: 200, data: undefined });
+    expect(await failure(via(cut(503)))).toMatchObject({ code: 'upstream_unavailable', sent: false, message: 'x: HTTP 503' });
     const gone = new CommandError('socket_gone', 'gone', { retriable: true, sent: false });
     const status = (s: number): Error | undefined => (s === 410 ? gone : undefined);
-    expect(thrown(() => upstreamFailure(cut(response(410, { what: 'x', status }))))).toBe(gone);
-    expect(thrown(() => upstreamFailure(cut(response(404, { what: 'x', status }))))).toMatchObject({ code: 'upstream_rejected' });
-    expect(thrown(() => upstreamFailure(Object.assign(socketError('ECONNREFUSED', 'refused'), { config: { ...config, upstream: { what: 'Watchers REST' } } }))))
-      .toMatchObject({ code: 'network', message: 'Watchers REST: unreachable (ECONNREFUSED)' });
+    await expect(via(cut(410), { what: 'x', status })).rejects.toBe(gone);
+    await expect(via(answer(410), { what: 'x', status })).rejects.toBe(gone);
+    expect(await failure(via(answer(404), { what: 'x', status }))).toMatchObject({ code: 'upstream_rejected' });
   });
 });
 
@@ -102,7 +104,6 @@ describe('upstream-http: every row over real HTTP (loopback)', () => {
   let srv: Awaited<ReturnType<typeof loopback>>;
   const call = (path: string, extra: Record<string, unknown> = {}) =>
     upstreamHttp.request<string | undefined>({ url: `${srv.url}${path}`, method: 'POST', headers: { 'content-type': 'application/json', apikey: 'k-123' }, data: '{"a":1}', timeout: 1000, upstream: { what: 'test call' }, ...extra });
-  const failure = (p: Promise<unknown>): Promise<CommandError> => p.then(() => { throw new Error('resolved'); }, (err: CommandError) => err);
 
   beforeEach(async () => {
     srv = await loopback();

@@ -23,7 +23,7 @@ import { redactText } from './redact';
  * (Captivate: 410 = stale socket_id), through `UpstreamCall.status`. Webhook delivery to our subscribers has its own
  * policy (src/sinks/webhook/webhook.policy.ts): there every failure is retried, as the receiver dedupes.
  */
-export const RETRYABLE_UPSTREAM_STATUS: ReadonlySet<number> = new Set([
+const RETRYABLE_UPSTREAM_STATUS: ReadonlySet<number> = new Set([
   429, // rate limited
   500, // internal error
   502, // bad gateway (the proxy could not reach the backend)
@@ -32,7 +32,7 @@ export const RETRYABLE_UPSTREAM_STATUS: ReadonlySet<number> = new Set([
 ]);
 
 /** Errnos raised before a request could leave: the upstream surely did not act. */
-export const NOT_SENT_ERRNOS: ReadonlySet<string> = new Set([
+const NOT_SENT_ERRNOS: ReadonlySet<string> = new Set([
   'ECONNREFUSED', // nothing listens
   'ENOTFOUND', // DNS: no such host
   'EAI_AGAIN', // DNS: temporary failure
@@ -115,8 +115,8 @@ upstreamHttp.interceptors.request.use(withDeadline);
 upstreamHttp.interceptors.response.use(upstreamAnswer, upstreamFailure);
 
 /**
- * Makes `timeout` a deadline for the whole exchange: axios' own timer stops at the answer's headers, and a body
- * trickling in would then hold the call for as long as it keeps coming.
+ * Makes `timeout` a deadline for the whole exchange: once connected, axios' own `timeout` only bounds the silence on
+ * the socket, so an answer trickling in would hold the call for as long as it keeps coming.
  */
 function withDeadline(config: InternalAxiosRequestConfig): InternalAxiosRequestConfig {
   if (config.timeout && !config.signal) config.signal = AbortSignal.timeout(config.timeout);
@@ -124,7 +124,7 @@ function withDeadline(config: InternalAxiosRequestConfig): InternalAxiosRequestC
 }
 
 /** A 2xx answer passes; any other status is the provider's row, else the shared table's. */
-export function upstreamAnswer(res: AxiosResponse<string>): AxiosResponse<string> {
+function upstreamAnswer(res: AxiosResponse<string>): AxiosResponse<string> {
   if (res.status >= 200 && res.status < 300) return res;
   throw statusFailure(res.status, typeof res.data === 'string' ? res.data : '', res.config.upstream);
 }
@@ -133,7 +133,7 @@ export function upstreamAnswer(res: AxiosResponse<string>): AxiosResponse<string
  * The error interceptor: a failed request becomes its row of the table. When the status line had arrived and only the
  * body was cut, the status decides: a 2xx still means the upstream accepted, and the answer's `data` is undefined.
  */
-export function upstreamFailure(err: unknown): AxiosResponse<undefined> {
+function upstreamFailure(err: unknown): AxiosResponse<undefined> {
   const { response, config } = (typeof err === 'object' && err !== null ? err : {}) as { response?: AxiosResponse<unknown>; config?: InternalAxiosRequestConfig };
   if (response && typeof response.status === 'number') {
     if (response.status >= 200 && response.status < 300) return { ...response, data: undefined };
@@ -167,7 +167,7 @@ export function upstreamStatusError(status: number, what: string, body = ''): Co
  * or axios' own). The cause kept is the socket's error, never the axios error: that one holds the request's config,
  * credentials included.
  */
-export function upstreamRequestError(err: unknown, what: string): CommandError {
+function upstreamRequestError(err: unknown, what: string): CommandError {
   const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown; cause?: unknown };
   const code = typeof e.code === 'string' ? e.code : undefined;
   const cause = e.cause;
