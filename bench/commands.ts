@@ -6,7 +6,7 @@
  *            test broker (auth, rate limit, validation, the durable `accepted`/`sending`/`sent` records, per-conversation
  *            lanes, the connector's REST call, the echo events to Kafka), until every command is `sent`;
  *   paced  - the bridge again, commands arriving at a steady half of the rate it just reached: the 202 latency then.
- * Latency: raw = request → 201; bridge = acceptance → `sent` (chatbridge_command_time_to_sent_seconds), read as
+ * Latency: raw = request → 201; bridge = acceptance → `sent` (chatbridge_command_sent_duration_seconds), read as
  * histogram_quantile; the 202 answers client side (paced: from the moment each command was due, so a late start counts).
  */
 import { randomUUID } from 'node:crypto';
@@ -146,7 +146,7 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
     await paced(count, rate, (i, due) => submit(i, pacedLatency, due));
     await allFinished(WARM_UP + n + count);
     const pq = await histogramQuantiles(pacedLatency);
-    const failed = (await metrics.commandsFinished.get()).values.filter((v) => v.labels.status === 'failed').reduce((s, v) => s + v.value, 0);
+    const failed = (await metrics.commandsFinished.get()).values.filter((v) => v.labels.outcome === 'failed').reduce((s, v) => s + v.value, 0);
     return { raw, bridge, acceptP99ms: aq.p99, paced: { rate, acceptP50ms: pq.p50, acceptP99ms: pq.p99 }, failed };
   } finally {
     await api.close();

@@ -3,6 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
 import { AppModule } from './app.module';
 import { Bridge, type BridgeOptions } from './bridge';
+import { accessLog } from '../common/access-log';
 import { authFailureGate } from '../common/auth-failures';
 import { PinoNestLogger } from '../common/logger';
 import type { AppConfig } from '../config/config.loader';
@@ -33,6 +34,8 @@ export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOp
   });
   app.disable('x-powered-by');
   app.useWebSocketAdapter(new BridgeIoAdapter(app, config.api.maxBodyBytes));
+  // First of all: every answer, refusals included, carries its request id and gets its access log line.
+  app.use(accessLog(log));
   // First on /v1: an address past its failed authentications is refused before any body is read or token compared.
   app.use('/v1', authFailureGate(bridge.authFailures, (origin) => bridge.metrics.refused.inc({ origin, reason: 'auth_failures' })));
   // Before the JSON parser, which then skips these bodies: inbound posts are authenticated before their body is

@@ -8,6 +8,7 @@ import type { FileChannelStore } from './state-store';
 export interface ChannelLink {
   /** Built at start. */
   supervisor?: ConnectionSupervisor;
+  /** The connection's state as the supervisor reported it (never `inbound`: see channelState). */
   state: ChannelState;
   since: Date;
   /** Woken at the next `connected` (see untilConnected). */
@@ -48,6 +49,14 @@ export interface ChannelEntry {
   readonly link: ChannelLink;
   readonly traffic: ChannelTraffic;
   readonly socket: SocketHold;
+}
+
+/**
+ * The channel's state as the API, the metrics and the status events show it: the connection's, except that a channel
+ * in webhook mode with no socket open is `inbound` (it receives through its inbound route, nothing is down).
+ */
+export function channelState(entry: Pick<ChannelEntry, 'mode' | 'link'>): ChannelState {
+  return entry.mode === 'webhook' && entry.link.state === 'disconnected' ? 'inbound' : entry.link.state;
 }
 
 /** Resolves true at the channel's next `connected` (at once when connected), false after `timeoutMs`. */

@@ -5,10 +5,10 @@ import { ConnectionSupervisor, type StatusChange, type SupervisorPolicy } from '
 import { maxPayloadFor, type ChannelMode } from '../connectors/connector.interface';
 import { conversationKey, type ChannelOwnership, type OwnershipChange } from '../cluster/ownership';
 import type { SharedState } from '../cluster/shared-state';
-import { CHANNEL_STATES, type ChannelState, type ChannelStatusData } from '../envelope/event-types';
+import type { ChannelState, ChannelStatusData } from '../envelope/event-types';
 import type { Metrics } from '../health/metrics';
 import type { EventPipeline } from '../pipeline/pipeline';
-import type { ChannelEntry } from './channel-entry';
+import { channelState, type ChannelEntry } from './channel-entry';
 import { ChannelRequestError, takesInboundPosts } from './channel-mode';
 import { publishChannelStatus } from './channel-status';
 import type { FrameIntake } from './frame-intake';
@@ -23,6 +23,7 @@ export interface ChannelSnapshot {
   mode: ChannelMode;
   /** True when `POST /v1/inbound/<id>` accepts posts for this channel (inbound auth configured). */
   acceptsInbound: boolean;
+  /** The connection's state; `inbound` in webhook mode once the socket is closed (docs/events.md). */
   state: ChannelState;
   /** True when this replica holds the channel (always, unless `cluster.enabled` gives it to another replica). */
   held: boolean;
@@ -74,6 +75,7 @@ export class ChannelRuntime {
         socket: { held: false },
       });
     }
+    metrics.readChannelStatesFrom(() => [...this.entries.values()].map((e) => ({ channel: e.channel.id, state: channelState(e) })));
   }
 
   /** The channel, or undefined for an unknown id. */
@@ -124,6 +126,7 @@ export class ChannelRuntime {
             this.metrics.subscriptionFailures.inc({ channel: channel.id, code: err.code });
             log.warn({ subscription, code: err.code, retryInMs }, `subscription ${subscription} failed: ${err.message}`);
           },
+          reconnecting: (reason) => this.metrics.reconnects.inc({ channel: channel.id, reason }),
         },
         log,
       );
@@ -219,7 +222,7 @@ export class ChannelRuntime {
       provider: e.channel.provider,
       mode: e.mode,
       acceptsInbound: takesInboundPosts(e),
-      state: link.state,
+      state: channelState(e),
       held: this.ownership.owns(e.channel.id),
       since: link.since.toISOString(),
       reconnects: link.supervisor?.reconnects ?? 0,
@@ -234,12 +237,12 @@ export class ChannelRuntime {
   }
 
   private onStatus(entry: ChannelEntry, change: StatusChange): void {
-    const { channel, link } = entry;
+    const { link } = entry;
+    const previous = channelState(entry);
     if (change.state !== link.state) link.since = new Date();
     link.state = change.state;
-    for (const s of CHANNEL_STATES) this.metrics.channelState.set({ channel: channel.id, state: s }, s === change.state ? 1 : 0);
-    if (change.state === 'reconnecting' || change.state === 'auth_failed') this.metrics.reconnects.inc({ channel: channel.id, reason: change.reason ?? 'unknown' });
-    const status: ChannelStatusData['status'] = { state: change.state, previous: change.previous, attempt: change.attempt, mode: entry.mode };
+    // A socket closed in webhook mode (after a switch's overlap) leaves the channel `inbound`, not `disconnected`.
+    const status: ChannelStatusData['status'] = { state: channelState(entry), previous, attempt: change.attempt, mode: entry.mode };
     if (change.reason) status.reason = change.reason;
     if (change.nextRetryInMs !== undefined) status.nextRetryInMs = change.nextRetryInMs;
     publishChannelStatus(this.pipeline, entry, status);

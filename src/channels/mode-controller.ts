@@ -3,6 +3,7 @@ import { describeError } from '../common/errors';
 import type { ChannelMode } from '../connectors/connector.interface';
 import type { ChannelOwnership } from '../cluster/ownership';
 import type { SharedState } from '../cluster/shared-state';
+import { channelState } from './channel-entry';
 import { ChannelRequestError, startMode, takesInboundPosts, takesWebhooks, type ModeSwitchResult } from './channel-mode';
 import type { ChannelRuntime } from './channel-runtime';
 import { ModePersistence, type DurableModes } from './mode-persistence';
@@ -75,7 +76,7 @@ export class ModeController {
         await this.persistence.persist(channelId, target);
         entry.mode = target;
         this.log.info({ channel: channelId, mode: target, previousMode: before }, 'channel mode switch persisted; the replica holding the channel applies it');
-        const result: ModeSwitchResult = { id: channelId, mode: target, previousMode: before, changed: before !== target, socket: 'another_replica', state: entry.link.state };
+        const result: ModeSwitchResult = { id: channelId, mode: target, previousMode: before, changed: before !== target, socket: 'another_replica', state: channelState(entry) };
         return { switching: Promise.resolve(result) };
       }
       if (target !== entry.mode) await this.persistence.persist(channelId, target);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ModeSwitchConfig } from '../config/config.schema';
 import type { ChannelMode } from '../connectors/connector.interface';
 import type { EventPipeline } from '../pipeline/pipeline';
-import { untilConnected, type ChannelEntry } from './channel-entry';
+import { channelState, untilConnected, type ChannelEntry } from './channel-entry';
 import type { ModeSwitchResult } from './channel-mode';
 import { publishChannelStatus } from './channel-status';
 
@@ -27,11 +27,12 @@ export class ModeSwitcher {
   /** Switches an already validated (and persisted) channel to `target` and records it as a status event. */
   async switch(entry: ChannelEntry, target: ChannelMode): Promise<ModeSwitchResult> {
     const previousMode = entry.mode;
-    const result = (changed: boolean): ModeSwitchResult => ({ id: entry.channel.id, mode: entry.mode, previousMode, changed, socket: this.socketStatus(entry), state: entry.link.state });
+    const result = (changed: boolean): ModeSwitchResult => ({ id: entry.channel.id, mode: entry.mode, previousMode, changed, socket: this.socketStatus(entry), state: channelState(entry) });
     if (target === previousMode) return result(false);
+    const previous = channelState(entry);
     entry.mode = target;
     this.log.info({ channel: entry.channel.id, mode: target, previousMode }, 'channel mode switched');
-    publishChannelStatus(this.pipeline, entry, { state: entry.link.state, previous: entry.link.state, attempt: 0, reason: 'mode_changed', mode: target, previousMode });
+    publishChannelStatus(this.pipeline, entry, { state: channelState(entry), previous, attempt: 0, reason: 'mode_changed', mode: target, previousMode });
     if (target === 'webhook') {
       if (entry.socket.held) this.awaitFirstInbound(entry);
       return { ...result(true), overlapMs: this.settings.overlapMs };

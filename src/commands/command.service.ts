@@ -305,7 +305,8 @@ export class CommandService implements CommandDoorApi {
       this.log.warn({ commandId: rec.commandId, channel: rec.channelId, status, error: error?.message }, `command ${status}, but the ledger did not record it: it stays ${rec.status} and the end is recorded again`);
       return false;
     }
-    this.metrics.commandsFinished.inc({ provider, type: rec.type, status });
+    this.metrics.commandsFinished.inc({ channel: rec.channelId, type: rec.type, outcome: status, code: error?.code ?? 'none' });
+    this.metrics.commandsEnded.inc({ provider, type: rec.type, status });
     if (status === 'sent') this.metrics.commandTimeToSent.observe({ provider, type: rec.type }, (Date.parse(rec.updatedAt) - Date.parse(rec.acceptedAt)) / 1000);
     const level = status === 'sent' ? 'info' : 'warn';
     this.log[level]({ commandId: rec.commandId, channel: rec.channelId, type: rec.type, status, attempts: rec.attempts, error: error?.message }, `command ${status}`);

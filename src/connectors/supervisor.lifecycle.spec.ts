@@ -151,7 +151,7 @@ describe('ConnectionSupervisor: fault boundary', () => {
 
 describe('ConnectionSupervisor: reconnectNow()', () => {
   it('closes the live connection and connects again at once, counting one reconnect; a lost() from the close schedules nothing', async () => {
-    const { supervisor, connector, statuses, states } = setup();
+    const { supervisor, connector, statuses, states, reconnects } = setup();
     supervisor.start();
     await tick();
     // The close makes the transport report the drop, as a real socket does.
@@ -165,6 +165,7 @@ describe('ConnectionSupervisor: reconnectNow()', () => {
     expect(states()).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
     expect(connector.calls).toEqual(['connect', 'subscribe', 'close', 'connect', 'subscribe']);
     expect(supervisor.reconnects).toBe(1);
+    expect(reconnects).toEqual(['reconnect_requested']);
     // No retry timer was left behind by the lost() during the close.
     await tick(60_000);
     expect(connector.count('connect')).toBe(2);

@@ -67,7 +67,7 @@ describe('ConnectionSupervisor: failing connects', () => {
   });
 
   it('does not repeat an unchanged status, but keeps backing off and counting', async () => {
-    const { supervisor, connector, statuses, states } = setup();
+    const { supervisor, connector, statuses, states, reconnects } = setup();
     connector.connectPlan.push(networkError(), networkError(), networkError(), 'ok');
     supervisor.start();
     await tick();
@@ -76,6 +76,8 @@ describe('ConnectionSupervisor: failing connects', () => {
     expect(connector.count('connect')).toBe(3);
     expect(states()).toEqual(['connecting', 'reconnecting']);
     expect(supervisor.reconnects).toBe(3);
+    // Each attempt is reported for the metric, also those the status stream leaves out.
+    expect(reconnects).toEqual(['network', 'network', 'network']);
     expect(supervisor.lastError).toBe('cannot connect: ECONNREFUSED');
     // The third failure is attempt 3: its delay is half of the 4000 ceiling.
     await tick(1999);

@@ -45,6 +45,12 @@ export interface SupervisorListener {
   fault(where: string, err: unknown, input: unknown[]): void;
   /** One subscription was refused or not confirmed; the connection stays up and it is retried alone. */
   subscriptionFailed?(subscription: string, error: ConnectorError, retryInMs: number | undefined): void;
+  /**
+   * A reconnect attempt was scheduled: every one, also those the status stream does not report again (the same state
+   * for the same reason). `reason`: the code of the failure that ended the last attempt or connection, or
+   * `reconnect_requested`.
+   */
+  reconnecting?(reason: string): void;
 }
 
 /**
@@ -153,7 +159,7 @@ export class ConnectionSupervisor {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.attempt = this.slowAttempt = 0;
-    this.reconnects++;
+    this.countReconnect('reconnect_requested');
     this.log.info('reconnect requested through the API');
     this.transition('reconnecting', 'reconnect_requested', 0);
     try {
@@ -202,7 +208,7 @@ export class ConnectionSupervisor {
 
   private scheduleRetry(err: ConnectorError): void {
     this.generation++;
-    this.reconnects++;
+    this.countReconnect(err.code);
     this.lastError = err.message;
     const slow = err.authFailure && !err.planned && !this.graceFor(Date.now());
     const policy = slow ? this.policy.authBackoff : this.policy.backoff;
@@ -221,6 +227,11 @@ export class ConnectionSupervisor {
       if (this.running) void this.tryConnect();
     }, delay);
     this.timer.unref?.();
+  }
+
+  private countReconnect(reason: string): void {
+    this.reconnects++;
+    this.listener.reconnecting?.(reason);
   }
 
   /** Counts one refusal of the credentials; true while it is still within the grace of a recently accepted credential. */

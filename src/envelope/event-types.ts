@@ -8,8 +8,11 @@ import type { PROVIDER_REGISTRY } from '../connectors/registry';
 /** Upstream providers chatbridge speaks to: the keys of the provider registry, the one list of them. */
 export type ProviderName = keyof typeof PROVIDER_REGISTRY;
 
-/** States a channel reports (docs/events.md `chatbridge.channel.status`). */
-export const CHANNEL_STATES = ['connecting', 'connected', 'reconnecting', 'disconnected', 'auth_failed'] as const;
+/**
+ * States a channel reports (docs/events.md `chatbridge.channel.status`). The supervisor reports all but `inbound`:
+ * a channel in webhook mode whose socket is closed, its events coming through `POST /v1/inbound/<id>`.
+ */
+export const CHANNEL_STATES = ['connecting', 'connected', 'reconnecting', 'disconnected', 'auth_failed', 'inbound'] as const;
 export type ChannelState = (typeof CHANNEL_STATES)[number];
 
 export interface ChannelRef {

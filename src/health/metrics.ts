@@ -1,23 +1,35 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CHANNEL_STATES, type ChannelState } from '../envelope/event-types';
+
+/** Each channel's state as `GET /v1/channels` shows it, read at every scrape. */
+export type ChannelStates = () => Iterable<{ channel: string; state: ChannelState }>;
 
 /** Every Prometheus metric of the bridge, on one registry (exposed at `/metrics`). */
 export class Metrics {
   readonly registry = new Registry();
+  private channelStates?: ChannelStates;
   readonly eventsIn = new Counter({ name: 'chatbridge_events_in_total', help: 'Canonical events produced from upstream frames, by channel and type', labelNames: ['channel', 'type'], registers: [this.registry] });
-  readonly eventsOut = new Counter({ name: 'chatbridge_events_out_total', help: 'Events acknowledged by a sink, by sink, channel and type', labelNames: ['sink', 'channel', 'type'], registers: [this.registry] });
+  readonly eventsOut = new Counter({ name: 'chatbridge_events_out_total', help: 'Events acknowledged by a sink, by sink (kafka, stdout, webhooks: one per endpoint that answered 2xx), channel and type', labelNames: ['sink', 'channel', 'type'], registers: [this.registry] });
   readonly duplicates = new Counter({ name: 'chatbridge_events_deduplicated_total', help: 'Events not republished because their id was seen recently', labelNames: ['channel'], registers: [this.registry] });
   readonly dedupeEntries = new Gauge({ name: 'chatbridge_dedupe_entries', help: 'Event ids held in the dedupe window', registers: [this.registry] });
   readonly malformed = new Counter({ name: 'chatbridge_frames_malformed_total', help: 'Upstream frames that could not be interpreted (published as provider events or dead-lettered)', labelNames: ['channel'], registers: [this.registry] });
   readonly frames = new Counter({ name: 'chatbridge_frames_total', help: 'Upstream frames received', labelNames: ['channel'], registers: [this.registry] });
-  readonly reconnects = new Counter({ name: 'chatbridge_reconnects_total', help: 'Reconnect attempts scheduled, by channel and reason', labelNames: ['channel', 'reason'], registers: [this.registry] });
+  readonly reconnects = new Counter({ name: 'chatbridge_reconnects_total', help: 'Reconnect attempts of a channel\'s upstream connection, each one (a retry after a failed attempt or a lost connection, or POST /v1/channels/:id/reconnect), by channel and reason (the error code, or reconnect_requested)', labelNames: ['channel', 'reason'], registers: [this.registry] });
   readonly subscriptionFailures = new Counter({ name: 'chatbridge_subscription_failures_total', help: 'Subscriptions of a connected channel (a Watchers room, a jwt-websocket channel) the upstream refused or did not confirm, each retried alone while the connection stays up, by channel and code', labelNames: ['channel', 'code'], registers: [this.registry] });
-  readonly channelState = new Gauge({ name: 'chatbridge_channel_state', help: '1 for the current state of each channel', labelNames: ['channel', 'state'], registers: [this.registry] });
+  readonly channelState = new Gauge({
+    name: 'chatbridge_channel_state',
+    help: '1 for the current state of each channel (connecting, connected, reconnecting, auth_failed; inbound: webhook mode, events come through POST /v1/inbound; disconnected: no socket here and not in webhook mode, e.g. another replica holds it)',
+    labelNames: ['channel', 'state'],
+    registers: [this.registry],
+    // Read at each scrape: a state follows both the connection and the channel's mode, which change in different places.
+    collect: () => this.collectChannelStates(),
+  });
   readonly channelsHeld = new Gauge({ name: 'chatbridge_channels_held', help: 'Channels this replica holds (with cluster.enabled, the ones of its assigned partitions)', registers: [this.registry] });
   readonly ownershipChanges = new Counter({ name: 'chatbridge_channel_ownership_changes_total', help: 'Channels this replica took over or released, by direction (gained, lost) and reason (assigned: a rebalance; unassigned: held with no assignment while Kafka is unreachable at start)', labelNames: ['direction', 'reason'], registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'chatbridge_sink_queue_depth', help: 'Events waiting in a sink queue', labelNames: ['sink'], registers: [this.registry] });
   readonly sinkUp = new Gauge({ name: 'chatbridge_sink_up', help: '1 when the sink can deliver', labelNames: ['sink'], registers: [this.registry] });
   readonly publishLatency = new Histogram({
-    name: 'chatbridge_publish_latency_seconds',
+    name: 'chatbridge_publish_duration_seconds',
     help: 'Time from frame receipt to sink acknowledgement',
     labelNames: ['sink'],
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30],
@@ -29,7 +41,7 @@ export class Metrics {
   readonly webhookFailures = new Counter({ name: 'chatbridge_webhook_failures_total', help: 'Failed webhook attempts by endpoint and class (3xx, 4xx, 5xx, timeout, network)', labelNames: ['endpoint', 'class'], registers: [this.registry] });
   readonly webhookPending = new Gauge({ name: 'chatbridge_webhook_pending', help: 'Events held for a webhook endpoint: queued, in flight or waiting to retry', labelNames: ['endpoint'], registers: [this.registry] });
   readonly webhookLatency = new Histogram({
-    name: 'chatbridge_webhook_delivery_latency_seconds',
+    name: 'chatbridge_webhook_delivery_duration_seconds',
     help: 'Time from frame receipt to the endpoint\'s 2xx, retries included',
     labelNames: ['endpoint'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36_000, 129_600],
@@ -51,12 +63,14 @@ export class Metrics {
   readonly commandsAccepted = new Counter({ name: 'chatbridge_commands_accepted_total', help: 'New commands accepted, by door, provider and type', labelNames: ['door', 'provider', 'type'], registers: [this.registry] });
   readonly commandsRefused = new Counter({ name: 'chatbridge_commands_refused_total', help: 'Commands refused at a door (invalid, unknown channel, conflict, unsupported, busy, rate limited …), by door and code', labelNames: ['door', 'code'], registers: [this.registry] });
   readonly commandsDuplicate = new Counter({ name: 'chatbridge_commands_duplicate_total', help: 'Repeats of a known commandId answered from the ledger (not sent again), by door', labelNames: ['door'], registers: [this.registry] });
-  readonly commandsFinished = new Counter({ name: 'chatbridge_commands_total', help: 'Commands that reached an end state, by provider, type and status (sent, failed)', labelNames: ['provider', 'type', 'status'], registers: [this.registry] });
+  readonly commandsFinished = new Counter({ name: 'chatbridge_commands_finished_total', help: 'Commands that reached an end state, by channel, type, outcome (sent, failed) and code (the failure\'s error code; none when sent)', labelNames: ['channel', 'type', 'outcome', 'code'], registers: [this.registry] });
+  /** Deprecated: chatbridge_commands_finished_total replaces it; removed in the release after next. */
+  readonly commandsEnded = new Counter({ name: 'chatbridge_commands_total', help: 'Deprecated, removed in the next release: use chatbridge_commands_finished_total. Commands that reached an end state, by provider, type and status (sent, failed)', labelNames: ['provider', 'type', 'status'], registers: [this.registry] });
   readonly commandAttempts = new Counter({ name: 'chatbridge_command_attempts_total', help: 'Upstream attempts of commands (retries included), by provider and type', labelNames: ['provider', 'type'], registers: [this.registry] });
   readonly commandLedgerUnwritten = new Counter({ name: 'chatbridge_command_ledger_unwritten_total', help: 'Command state changes the durable ledger (Kafka) did not take, by the state: sending (nothing sent, tried again), sent/failed (not reported yet, recorded again), accepted', labelNames: ['status'], registers: [this.registry] });
   readonly commandsPending = new Gauge({ name: 'chatbridge_commands_pending', help: 'Unfinished commands (queued, held while reconnecting, retrying, awaiting an echo), by channel', labelNames: ['channel'], registers: [this.registry] });
   readonly commandTimeToSent = new Histogram({
-    name: 'chatbridge_command_time_to_sent_seconds',
+    name: 'chatbridge_command_sent_duration_seconds',
     help: 'From acceptance to the upstream confirming a command, by provider and type',
     labelNames: ['provider', 'type'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
@@ -65,5 +79,33 @@ export class Metrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Where `chatbridge_channel_state` reads the channels' states (the ChannelRuntime's snapshots). */
+  readChannelStatesFrom(states: ChannelStates): void {
+    this.channelStates = states;
+  }
+
+  /**
+   * Counts the events one sink acknowledged: `count(channel, type)` returns the labelled `chatbridge_events_out_total`
+   * child, cached per channel and type, so that counting an event builds no label object or key.
+   */
+  eventsOutOf(sink: string): (channel: string, type: string) => Counter.Internal {
+    const children = new Map<string, Map<string, Counter.Internal>>();
+    return (channel, type) => {
+      let byType = children.get(channel);
+      if (!byType) children.set(channel, (byType = new Map()));
+      let child = byType.get(type);
+      if (!child) byType.set(type, (child = this.eventsOut.labels({ sink, channel, type })));
+      return child;
+    };
+  }
+
+  private collectChannelStates(): void {
+    if (!this.channelStates) return;
+    this.channelState.reset();
+    for (const { channel, state } of this.channelStates()) {
+      for (const s of CHANNEL_STATES) this.channelState.set({ channel, state: s }, s === state ? 1 : 0);
+    }
   }
 }

@@ -137,8 +137,11 @@ describe('Helm chart: ingress, alerts and dashboard', () => {
     const byName = new Map(alerts.map((a) => [a.alert, a]));
     expect(byName.get('ChatbridgeChannelAuthFailed')).toMatchObject({ for: '10m', labels: { severity: 'critical' } });
     expect(byName.get('ChatbridgeChannelAuthFailed')!.expr).toContain('state="auth_failed"');
-    // `disconnected` is the state of a channel a replica does not run (another replica holds it): never alerted on.
+    // `disconnected` is the state of a channel a replica does not run (another replica holds it), `inbound` the one of
+    // a channel in webhook mode: neither is alerted on.
     expect(byName.get('ChatbridgeChannelDown')!.expr).toContain('state=~"connecting|reconnecting"');
+    // Alerts read the current name, not the deprecated chatbridge_commands_total.
+    for (const a of alerts) expect(metricNames(a.expr)).not.toContain('chatbridge_commands_total');
     expect(byName.get('ChatbridgeWebhookConsumerLag')!.expr).toMatch(/ > 1000$/);
   });
 
@@ -181,10 +184,12 @@ describe('Helm chart: ingress, alerts and dashboard', () => {
     // What operators look at first: events in and out per channel, publish latency, webhook deliveries and failures,
     // queue depth, reconnects, commands.
     for (const name of [
-      'chatbridge_events_in_total', 'chatbridge_events_out_total', 'chatbridge_publish_latency_seconds_bucket', 'chatbridge_webhook_delivered_total',
-      'chatbridge_webhook_failures_total', 'chatbridge_sink_queue_depth', 'chatbridge_reconnects_total', 'chatbridge_commands_total',
+      'chatbridge_events_in_total', 'chatbridge_events_out_total', 'chatbridge_publish_duration_seconds_bucket', 'chatbridge_webhook_delivered_total',
+      'chatbridge_webhook_failures_total', 'chatbridge_sink_queue_depth', 'chatbridge_reconnects_total', 'chatbridge_commands_finished_total',
     ]) expect(used).toContain(name);
     for (const q of queries) expect(q).not.toMatch(/\$\{/);
+    expect(used).not.toContain('chatbridge_commands_total');
+    for (const name of used) if (name.endsWith('_bucket')) expect(name).toMatch(/_duration_seconds_bucket$/);
     expect(dashboard.panels.filter((p) => p.type !== 'row' && !p.targets?.length).map((p) => p.title)).toEqual([]);
 
     // The sidecar's label and the namespace are the cluster's choice (null drops a default label).

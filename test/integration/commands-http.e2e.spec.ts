@@ -66,6 +66,7 @@ describe('commands over HTTP (e2e)', () => {
     expect(result).toMatchObject({ specversion: '1.0', channelid: 'bot-eu', provider: 'watchers', subject: ROOM, partitionkey: `bot-eu:${ROOM}` });
     expect(result.data.command).toEqual({ commandId: cmd.commandId, type: 'message.send', status: 'sent', attempts: 1 });
     expect(await metric('chatbridge_commands_total', { provider: 'watchers', type: 'message.send', status: 'sent' })).toBe(1);
+    expect(await metric('chatbridge_commands_finished_total', { channel: 'bot-eu', type: 'message.send', outcome: 'sent', code: 'none' })).toBe(1);
     expect(await metric('chatbridge_command_attempts_total', { provider: 'watchers', type: 'message.send' })).toBe(1);
   });
 
@@ -147,6 +148,7 @@ describe('commands over HTTP (e2e)', () => {
     expect(await state(cmd.commandId)).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'upstream_rejected', message: 'external/send refused: Room is closed', mayHaveActed: false } });
     await waitFor('the command.result event', () => results().length === 1);
     expect(results()[0].data.command).toMatchObject({ status: 'failed', errorCode: 'upstream_rejected' });
+    expect(await metric('chatbridge_commands_finished_total', { channel: 'bot-eu', type: 'message.send', outcome: 'failed', code: 'upstream_rejected' })).toBe(1);
   });
 
   it('retries what the upstream surely did not act on (REST 503) and ends sent', async () => {

@@ -1,5 +1,5 @@
 import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
-import { metricValue, startTestBridge, waitFor, type TestBridge } from '../helpers/bridge-harness';
+import { metricValue, startTestBridge, waitFor, TEST_TOKEN, type TestBridge } from '../helpers/bridge-harness';
 
 /** No Kafka configured: events go to stdout as JSON lines; the HTTP surface works the same. */
 describe('embedded mode and the HTTP surface (e2e)', () => {
@@ -40,7 +40,7 @@ describe('embedded mode and the HTTP surface (e2e)', () => {
     const metrics = (await bridge.get('/metrics')).text;
     expect(metricValue(metrics, 'chatbridge_events_in_total', { channel: 'wa-sales', type: 'chatbridge.message.received' })).toBe(1);
     expect(metricValue(metrics, 'chatbridge_events_out_total', { sink: 'stdout', type: 'chatbridge.message.received' })).toBe(1);
-    expect(metrics).toContain('chatbridge_publish_latency_seconds_bucket');
+    expect(metrics).toContain('chatbridge_publish_duration_seconds_bucket');
   });
 
   it('serves health, readiness with channel states, and protects /v1 with bearer tokens', async () => {
@@ -68,6 +68,54 @@ describe('embedded mode and the HTTP surface (e2e)', () => {
     const res = await bridge.get('/v1/channels', 'anything');
     expect(res.status).toBe(401);
     expect((res.body as { message: string }).message).toContain('set CHATBRIDGE_API_TOKENS');
+  });
+
+  it('writes one access log line per request with its request id (taken when valid, else generated), probes at debug, no query secrets', async () => {
+    const lines: string[] = [];
+    const INBOUND_TOKEN = 'inbound-token-abcdef0123456789';
+    bridge = await startTestBridge({ channels: [{ ...channels()[0], inbound: { token: INBOUND_TOKEN } }] }, {}, { level: 'debug', lines });
+    const call = (path: string, init: RequestInit = {}) => fetch(`${bridge!.url}${path}`, init);
+    const auth = { authorization: `Bearer ${TEST_TOKEN}` };
+
+    const taken = await call('/v1/channels', { headers: { ...auth, 'x-request-id': 'req-1234.abc:7' } });
+    expect(taken.status).toBe(200);
+    expect(taken.headers.get('x-request-id')).toBe('req-1234.abc:7');
+    // Too long, or characters outside the allowed set: replaced by a generated id.
+    const tooLong = await call('/v1/channels', { headers: { ...auth, 'x-request-id': 'x'.repeat(129) } });
+    const spaced = await call('/v1/channels/nope?token=query-secret-1&sig=query-secret-2&cursor=5', { headers: { ...auth, 'x-request-id': 'two words' } });
+    expect(spaced.status).toBe(404);
+    const generated = [tooLong.headers.get('x-request-id'), spaced.headers.get('x-request-id')];
+    for (const id of generated) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // An inbound post with a wrong token and its secrets in the query string; a probe and a scrape.
+    const post = await call(`/v1/inbound/wa-sales?token=${INBOUND_TOKEN}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-chatbridge-token': 'wrong-token-000000000000' }, body: '{}' });
+    expect(post.status).toBe(401);
+    expect((await call('/healthz')).headers.get('x-request-id')).toBeTruthy();
+    await call('/metrics');
+
+    const access = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => typeof l.requestId === 'string' && typeof l.status === 'number');
+    await waitFor('access lines', () => access().length >= 6);
+    const byId = (id: string | null) => access().find((l) => l.requestId === id);
+    expect(byId('req-1234.abc:7')).toMatchObject({ level: 'info', method: 'GET', path: '/v1/channels', status: 200, remoteAddress: expect.stringContaining('127.0.0.1'), msg: 'GET /v1/channels 200' });
+    expect(byId('req-1234.abc:7')!.durationMs).toEqual(expect.any(Number));
+    expect(byId('req-1234.abc:7')!.bytes).toBeGreaterThan(100);
+    expect(byId(generated[1])).toMatchObject({ level: 'info', path: '/v1/channels/nope', status: 404 });
+    expect(access().find((l) => l.path === '/v1/inbound/wa-sales')).toMatchObject({ level: 'info', method: 'POST', status: 401 });
+    expect(access().filter((l) => l.path === '/healthz' || l.path === '/metrics').map((l) => l.level)).toEqual(['debug', 'debug']);
+    const all = lines.join('\n');
+    for (const secret of ['query-secret-1', 'query-secret-2', INBOUND_TOKEN, 'wrong-token-000000000000', TEST_TOKEN, 'x'.repeat(129)]) expect(all).not.toContain(secret);
+  });
+
+  it('counts every reconnect attempt in chatbridge_reconnects_total, also a failure repeated in the same state', async () => {
+    sim.rejectAuth(true);
+    bridge = await startTestBridge({ channels: channels() });
+    const attempts = async () => ((await bridge!.get('/v1/channels/wa-sales')).body as { reconnects: number }).reconnects;
+    await waitFor('three attempts', async () => (await attempts()) >= 3, 10_000);
+    const counted = metricValue((await bridge.get('/metrics')).text, 'chatbridge_reconnects_total', { channel: 'wa-sales' });
+    expect(counted).toBeGreaterThanOrEqual(3);
+    expect(counted).toBeLessThanOrEqual(await attempts());
+    // The status stream reported auth_failed once: repeats of the same state for the same reason are not republished.
+    expect(bridge.stdoutEvents().filter((e) => e.type === 'chatbridge.channel.status' && (e.data as { status: { state: string } }).status.state === 'auth_failed')).toHaveLength(1);
+    sim.rejectAuth(false);
   });
 
   it('never writes the upstream API key to the logs, even in URLs of failed connections', async () => {

@@ -79,7 +79,9 @@ describe('channel mode API (e2e)', () => {
     await zsim.waitForClients('support', 1);
     expect(salesHandshakes()).toBe(before);
     expect(zsim.connectedClients('sales')).toBe(0);
-    expect((await bridge.get('/v1/channels/wa-sales')).body).toMatchObject({ mode: 'webhook', state: 'disconnected' });
+    // Started in webhook mode: `inbound` from the start, no socket ever opened.
+    expect((await bridge.get('/v1/channels/wa-sales')).body).toMatchObject({ mode: 'webhook', state: 'inbound' });
+    expect(metricValue((await bridge.get('/metrics')).text, 'chatbridge_channel_state', { channel: 'wa-sales', state: 'inbound' })).toBe(1);
     expect(logs.lines.some((l) => l.includes('mode webhook restored from stateDir') && l.includes('"channel":"wa-sales"'))).toBe(true);
     expect(await inbound('wa-sales', upsert('AFTER00000000001'))).toBe(200);
     expect(bridge.stdoutEvents().filter((e) => e.type === 'chatbridge.message.received')).toHaveLength(1);

@@ -69,12 +69,18 @@ describe('switching a channel\'s mode under a steady stream (e2e, Kafka)', () =>
     const toWebhook = await put('webhook');
     expect(toWebhook).toEqual({ status: 200, body: { id: 'wa-sales', mode: 'webhook', previousMode: 'socket', changed: true, socket: 'closing_after_first_inbound', state: 'connected', overlapMs: 20_000 } });
     await waitFor('the socket to close after the first inbound post', () => sim.connectedClients('sales') === 0);
-    expect((await bridge.get('/v1/channels/wa-sales')).body).toMatchObject({ mode: 'webhook', state: 'disconnected' });
+    // Receiving through its inbound route: `inbound`, not `disconnected` (nothing is down).
+    await waitFor('the channel inbound', async () => ((await bridge.get('/v1/channels/wa-sales')).body as { state: string }).state === 'inbound');
+    expect((await bridge.get('/v1/channels/wa-sales')).body).toMatchObject({ mode: 'webhook', state: 'inbound' });
+    const inWebhookMode = (await bridge.get('/metrics')).text;
+    expect(metricValue(inWebhookMode, 'chatbridge_channel_state', { channel: 'wa-sales', state: 'inbound' })).toBe(1);
+    expect(metricValue(inWebhookMode, 'chatbridge_channel_state', { channel: 'wa-sales', state: 'disconnected' })).toBe(0);
     await sentAtLeast(sent.length + 10);
 
     // webhook → socket: answered once connected; the upstream keeps posting for a while, then is turned off.
     const toSocket = await put('socket');
     expect(toSocket).toEqual({ status: 200, body: { id: 'wa-sales', mode: 'socket', previousMode: 'webhook', changed: true, socket: 'connected', state: 'connected' } });
+    expect(metricValue((await bridge.get('/metrics')).text, 'chatbridge_channel_state', { channel: 'wa-sales', state: 'inbound' })).toBe(0);
     expect(sim.connectedClients('sales')).toBe(1);
     await sentAtLeast(sent.length + 5);
     await setUpstreamWebhook(false);
@@ -102,7 +108,16 @@ describe('switching a channel\'s mode under a steady stream (e2e, Kafka)', () =>
       expect.objectContaining({ reason: 'mode_changed', mode: 'webhook', previousMode: 'socket' }),
       expect.objectContaining({ reason: 'mode_changed', mode: 'socket', previousMode: 'webhook' }),
     ]);
+    // The channel's states in order: the socket overlapped, closed into `inbound`, and the way back starts from there.
+    await reader.waitFor('the reconnect after the switch back', () => statuses().filter((s) => s.state === 'connected').length >= 3);
+    expect(statuses().map((s) => `${s.previous}>${s.state}${s.reason ? `:${s.reason}` : ''}`)).toEqual([
+      'disconnected>connecting', 'connecting>connected',
+      'connected>connected:mode_changed', 'connected>inbound:stopped',
+      'inbound>disconnected:mode_changed', 'disconnected>connecting', 'connecting>connected',
+    ]);
   });
+
+  const statuses = () => reader.ofType('chatbridge.channel.status').map((r) => (JSON.parse(r.value ?? '{}') as { status: { state: string; previous?: string; reason?: string } }).status);
 
   const modeChanges = () => reader.ofType('chatbridge.channel.status')
     .map((r) => (JSON.parse(r.value ?? '{}') as { status: Record<string, unknown> }).status)

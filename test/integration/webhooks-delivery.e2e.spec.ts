@@ -64,7 +64,9 @@ describe('outbound webhooks: signing and the status policy (e2e)', () => {
     const metrics = (await bridge.get('/metrics')).text;
     expect(metricValue(metrics, 'chatbridge_webhook_attempts_total', { endpoint: 'plain' })).toBe(3);
     expect(metricValue(metrics, 'chatbridge_webhook_delivered_total', { endpoint: 'plain' })).toBe(3);
-    expect(metricValue(metrics, 'chatbridge_webhook_delivery_latency_seconds_count', { endpoint: 'plain' })).toBe(3);
+    expect(metricValue(metrics, 'chatbridge_webhook_delivery_duration_seconds_count', { endpoint: 'plain' })).toBe(3);
+    // Like the Kafka and stdout sinks: events acknowledged, one per endpoint that answered 2xx (3 events, 2 endpoints).
+    expect(metricValue(metrics, 'chatbridge_events_out_total', { sink: 'webhooks', channel: 'wa', type: 'chatbridge.message.received' })).toBe(6);
     expect(metricValue(metrics, 'chatbridge_webhook_pending', { endpoint: 'plain' })).toBe(0);
     expect(metricValue(metrics, 'chatbridge_webhook_endpoint_disabled', { endpoint: 'plain' })).toBe(0);
   });

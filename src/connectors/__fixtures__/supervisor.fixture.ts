@@ -88,14 +88,17 @@ export function setup(random: () => number = () => 0.5, supervised: SupervisorPo
   const frames: Array<{ frame: UpstreamFrame; receivedAt: Date }> = [];
   const faults: Array<{ where: string; err: unknown }> = [];
   const subscriptions: Array<{ subscription: string; code: string; retryInMs?: number }> = [];
+  /** The reason of each reconnect attempt the supervisor reported (what `chatbridge_reconnects_total` counts). */
+  const reconnects: string[] = [];
   const supervisor = new ConnectionSupervisor((hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: silent, mode: () => 'socket', store: { get: () => undefined, set: () => undefined }, policy: supervised }), supervised, {
     status: (s) => statuses.push(s),
     frame: (frame, receivedAt) => frames.push({ frame, receivedAt }),
     fault: (where, err) => faults.push({ where, err }),
     subscriptionFailed: (subscription, err, retryInMs) => subscriptions.push({ subscription, code: err.code, retryInMs }),
+    reconnecting: (reason) => reconnects.push(reason),
   }, silent, random);
   expect(created).toHaveLength(1);
-  return { supervisor, connector: created[0], statuses, frames, faults, subscriptions, states: () => statuses.map((s) => s.state) };
+  return { supervisor, connector: created[0], statuses, frames, faults, subscriptions, reconnects, states: () => statuses.map((s) => s.state) };
 }
 
 /** Lets pending promise callbacks run and advances the fake clock by `ms`. */

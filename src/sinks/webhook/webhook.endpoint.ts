@@ -91,6 +91,8 @@ export class WebhookEndpoint {
   private readonly rate?: RateLimiter;
   private readonly aborter = new AbortController();
   private readonly labels: { endpoint: string };
+  /** `chatbridge_events_out_total{sink="webhooks"}` children by channel and type (per endpoint: its own series are the `webhook_*` ones). */
+  private readonly eventsOut: ReturnType<Metrics['eventsOutOf']>;
   private accepting = true;
   private stopped = false;
   private disabledAt?: Date;
@@ -111,6 +113,7 @@ export class WebhookEndpoint {
     private readonly opts: EndpointOptions = {},
   ) {
     this.labels = { endpoint: cfg.id };
+    this.eventsOut = metrics.eventsOutOf('webhooks');
     // Every attempt in flight listens for shutdown: up to `concurrency` listeners, legitimately.
     setMaxListeners(0, this.aborter.signal);
     this.signer = new WebhookSigner(cfg.secret, cfg.previousSecret);
@@ -267,6 +270,7 @@ export class WebhookEndpoint {
       this.last.lastStatus = status;
       this.lastDeliveredMs = Date.now();
       this.metrics.webhookDelivered.inc(this.labels);
+      this.eventsOut(d.item.event.channelid ?? '', d.item.event.type).inc();
       this.metrics.webhookLatency.observe(this.labels, (performance.now() - d.item.receivedAt) / 1000);
       if (!d.detached) this.lanes.done(key);
       d.onSettled?.('delivered');
