@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,10 +7,11 @@ import type { LevelWithSilent } from 'pino';
 import { createRootLogger } from '../../src/common/logger';
 import { startBridge, type RunningBridge } from '../../src/boot/bootstrap';
 import { loadConfig } from '../../src/config/config.loader';
+import { eventSchemaProblem, throwSchemaProblems } from './event-schemas';
 
 /** A bridge started in-process for a test, with what the test needs to look at. */
 export interface TestBridge extends RunningBridge {
-  /** Embedded-mode event lines written so far (parsed). */
+  /** Embedded-mode event lines written so far (parsed); throws once one did not match its schema (docs/schemas). */
   stdoutEvents(): Array<Record<string, unknown>>;
   deadLetterFile: string;
   /** GET with the test token. */
@@ -26,7 +28,7 @@ export async function startTestBridge(raw: Record<string, unknown>, env: NodeJS.
   const dir = mkdtempSync(join(tmpdir(), 'chatbridge-test-'));
   const deadLetterFile = join(dir, 'dead-letter.jsonl');
   const { config } = loadConfig({
-    raw: { reconnect: FAST_RECONNECT, deadLetter: { file: deadLetterFile }, stateDir: join(dir, 'state'), shutdownGraceMs: 3000, ...raw },
+    raw: { reconnect: FAST_RECONNECT, deadLetter: { file: deadLetterFile }, stateDir: join(dir, 'state'), shutdownGraceMs: 3000, ...withOwnCommandGroup(raw) },
     env: { PORT: '0', CHATBRIDGE_API_TOKENS: TEST_TOKEN, ...env },
   });
   // The production logger (redaction included), writing into the test's array or silent.
@@ -35,12 +37,16 @@ export async function startTestBridge(raw: Record<string, unknown>, env: NodeJS.
     : createRootLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as LevelWithSilent, 2);
   const out = new PassThrough();
   const lines: Array<Record<string, unknown>> = [];
+  const schemaProblems: string[] = [];
   let partial = '';
   out.on('data', (chunk: Buffer) => {
     partial += chunk.toString('utf8');
     let i: number;
     while ((i = partial.indexOf('\n')) >= 0) {
-      lines.push(JSON.parse(partial.slice(0, i)) as Record<string, unknown>);
+      const line = JSON.parse(partial.slice(0, i)) as Record<string, unknown>;
+      const problem = eventSchemaProblem(line);
+      if (problem) schemaProblems.push(problem);
+      lines.push(line);
       partial = partial.slice(i + 1);
     }
   });
@@ -48,7 +54,7 @@ export async function startTestBridge(raw: Record<string, unknown>, env: NodeJS.
   return {
     ...running,
     deadLetterFile,
-    stdoutEvents: () => lines,
+    stdoutEvents: () => (throwSchemaProblems('stdout', schemaProblems), lines),
     async get(path: string, token: string | null = TEST_TOKEN) {
       const res = await fetch(`${running.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
       const text = await res.text();
@@ -61,6 +67,18 @@ export async function startTestBridge(raw: Record<string, unknown>, env: NodeJS.
       return { status: res.status, body, text };
     },
   };
+}
+
+/**
+ * A bridge whose Kafka config names neither a `clientId` nor a `consumer.commandGroup` gets a command group of its
+ * own instead of the default `chatbridge.commands`, which every such bridge of every test and worker would share.
+ * On the test broker a member that left its group still holds up the next join until its session times out (30 s
+ * by default): with one shared group, joins took that long and tests closed their bridges in the middle of one.
+ */
+function withOwnCommandGroup(raw: Record<string, unknown>): Record<string, unknown> {
+  const kafka = raw.kafka as { clientId?: unknown; consumer?: Record<string, unknown> } | undefined;
+  if (!kafka || kafka.clientId !== undefined || kafka.consumer?.commandGroup !== undefined) return raw;
+  return { ...raw, kafka: { ...kafka, consumer: { ...kafka.consumer, commandGroup: `test-commands-${randomUUID().slice(0, 8)}` } } };
 }
 
 /** Polls `check` until it returns a truthy value or the timeout passes (then throws with `what`). */
