@@ -1,53 +1,186 @@
 /**
- * Smartsupp visitor sockets at scale: opens N visitor sockets (one per conversation, as the upstream
- * requires) through the real SmartsuppConnector against the simulator running in a CHILD process, then
- * measures heap and RSS per connection and this process's CPU while idle. `ts-node bench/connections.ts [N]`.
+ * Smartsupp visitor sockets at scale (the `visitors` phase of `npm run bench`): N visitor sockets (one per
+ * conversation, as the upstream requires) in ONE bridge process, the simulator in another, and the baseline (N bare
+ * socket.io v2 clients with the same handshake) in a third, so each heap reading is one process's whole heap.
+ *
+ * The bridge process runs the real bridge (startBridge, no Kafka, events to a discarding stdout) with one Smartsupp
+ * channel. It first opens the N visitors by `conversation.start` through the channel's connector (as the command
+ * delivery calls it), and is closed (the state file keeps the N visitors); a second bridge process then resumes them
+ * the way a restart does, `smartsupp.startConcurrency` handshakes at a time. Each process is measured live: heapUsed
+ * after GC (`--expose-gc`), RSS, CPU while idle. The holding processes run this file and the bridge transpiled to
+ * JavaScript first (as ts-node would, transpile only), so like a built bridge they hold no TypeScript compiler.
+ * `ts-node bench/connections.ts [N]` runs the phase alone.
  */
-import { startChild } from './fixtures';
-import ioV2 from 'socket.io-client-v2';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import pino from 'pino';
-import { DEFAULT_BACKOFF } from '../src/common/backoff';
-import type { ChannelStore } from '../src/connectors/connector.interface';
-import { SmartsuppConnector } from '../src/connectors/smartsupp/smartsupp.connector';
-import { SmartsuppOptions } from '../src/connectors/smartsupp/smartsupp.options';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { Writable } from 'node:stream';
+import type { ChildProcessLink } from './fixtures';
 
-/** What `benchVisitorConnections` reports. */
-export interface VisitorConnectionsResult {
-  connections: number;
-  heapPerConnectionKB: number;
-  rssPerConnectionKB: number;
-  idleCpuPercent: number;
+/** One process holding the visitor sockets, as measured. */
+export interface HolderReading {
+  /** Whole-process heapUsed after GC, bytes. */
+  heap: number;
+  /** The same process before any socket (the bridge started, or the client library loaded), bytes. */
+  idleHeap: number;
+  rss: number;
+  idleRss: number;
+  /** Process CPU over one ping interval while every socket is open and nothing is sent, percent of one core. */
+  idleCpuPercent?: number;
+  /** All N sockets live upstream (the simulator's count), seconds from the first open. */
   connectSeconds: number;
+  /** The simulator process's RSS then, bytes (it holds the other ends). */
+  simulatorRss: number;
 }
 
-/** How garbage collection was forced before each memory reading (set by the last run). */
-export let gcMode: 'exposed' | 'v8-flag' | 'none' = 'none';
+/** What the phase reports. */
+export interface VisitorScale {
+  visitors: number;
+  /** `conversation.start` callers in flight while the visitors are opened. */
+  startsInFlight: number;
+  /** The connector's `smartsupp.startConcurrency` (handshakes at a time when persisted visitors resume). */
+  startConcurrency: number;
+  /** Budget per round of `startConcurrency` handshakes that makes the resume bound. */
+  roundBudgetMs: number;
+  started: HolderReading;
+  resumed: HolderReading;
+  bare: HolderReading;
+}
 
-const IDLE_MS = 5_000;
-const CONCURRENCY = 200;
+/** The goals printed beside the figures. */
+export const VISITOR_GOALS = { heapMB: 200 };
+
+const STARTS_IN_FLIGHT = 200;
+/** Default `smartsupp.startConcurrency` (SmartsuppOptions). */
+const START_CONCURRENCY = 100;
+/**
+ * A round of `startConcurrency` loopback handshakes (TCP, WebSocket upgrade, Engine.IO and socket.io open,
+ * `visitor.connect` and its ack) takes well under 200 ms on a quiet machine; 600 ms leaves room for a busy one.
+ */
+const ROUND_BUDGET_MS = 600;
+/** One Engine.IO ping interval of the simulator (socket.io 2.x default): every socket pings once in it. */
+const IDLE_MS = 25_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MB = 1024 * 1024;
 
-/** `global.gc` when run with `--expose-gc`, else the flag set at runtime, else a no-op (best effort). */
-function collector(): () => void {
-  const exposed = (globalThis as { gc?: () => void }).gc;
-  if (exposed) {
-    gcMode = 'exposed';
-    return exposed;
-  }
+// ---------------------------------------------------------------------------------------------------------------
+// The measuring side (bench/run.ts, or this file run alone).
+
+/** Runs the phase: the simulator, the two bridge processes and the baseline process, one after another. */
+export async function benchVisitorScale(count: number): Promise<VisitorScale> {
+  // Loaded here, not at the top: the holding processes run this file too and load only what they measure.
+  const { startChild } = await import('./fixtures');
+  const script = transpiled();
+  const stateDir = mkdtempSync(join(tmpdir(), 'chatbridge-bench-visitors-'));
+  const sim = await startChild('smartsupp-sim-process.ts');
   try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    gcMode = 'v8-flag';
-    return gc;
-  } catch {
-    gcMode = 'none';
-    return () => undefined;
+    const env = { BENCH_VISITOR_STATE: stateDir, BENCH_VISITOR_SIM: sim.url, BENCH_VISITORS: String(count) };
+    const started = await holder(startChild, script, sim, 'bridge', env, count, { open: true, idleCpu: false });
+    // A resuming bridge opens its visitors while it starts: its idle heap is the first bridge's.
+    const resuming = await holder(startChild, script, sim, 'bridge', env, count, { open: false, idleCpu: true });
+    const resumed = { ...resuming, idleHeap: started.idleHeap, idleRss: started.idleRss };
+    const bare = await holder(startChild, script, sim, 'bare', env, count, { open: true, idleCpu: true });
+    return { visitors: count, startsInFlight: STARTS_IN_FLIGHT, startConcurrency: START_CONCURRENCY, roundBudgetMs: ROUND_BUDGET_MS, started, resumed, bare };
+  } finally {
+    sim.kill();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 }
 
-async function settledMemory(gc: () => void): Promise<{ heap: number; rss: number }> {
+/**
+ * One holding process: `open` opens `count` new sockets (conversation.start, or bare clients); otherwise the
+ * process resumes the visitors its state file names. Timed until the simulator counts them all live.
+ */
+async function holder(
+  startChild: typeof import('./fixtures').startChild,
+  script: string,
+  sim: ChildProcessLink,
+  role: 'bridge' | 'bare',
+  env: NodeJS.ProcessEnv,
+  count: number,
+  { open, idleCpu }: { open: boolean; idleCpu: boolean },
+): Promise<HolderReading> {
+  const child = await startChild(script, { ...env, BENCH_VISITOR_ROLE: role }, ['--expose-gc']);
+  try {
+    const idle = JSON.parse(await child.ask('idle')) as { heap: number; rss: number; at: number };
+    const t0 = open ? Date.now() : idle.at;
+    const opened = open ? child.ask('open') : undefined;
+    let live = 0;
+    while ((live = await simLive(sim)) < count) {
+      if (Date.now() - t0 > 300_000) throw new Error(`${role}: ${live} of ${count} sockets live after 300 s`);
+      await sleep(50);
+    }
+    const connectSeconds = (Date.now() - t0) / 1000;
+    const simulatorRss = Number((await sim.ask('memory')).replace(/^MEMORY /, ''));
+    if (opened) {
+      const answer = await opened;
+      if (answer !== 'OPENED') throw new Error(`${role}: ${answer}`);
+    }
+    const held = JSON.parse(await child.ask('memory')) as { heap: number; rss: number };
+    const idleCpuPercent = idleCpu ? Number(await child.ask('cpu')) : undefined;
+    await child.ask('close');
+    return { heap: held.heap, idleHeap: idle.heap, rss: held.rss, idleRss: idle.rss, idleCpuPercent, connectSeconds, simulatorRss };
+  } finally {
+    child.kill();
+    // The simulator sees the sockets go before the next process opens its own.
+    const deadline = Date.now() + 30_000;
+    while ((await simLive(sim)) > 0 && Date.now() < deadline) await sleep(50);
+  }
+}
+
+/**
+ * `src/` (without specs) and this file transpiled into `.data/bench-build/`, as ts-node transpiles them in memory;
+ * returns this file's JavaScript. Its packages resolve from the repository's node_modules, as for `dist/`.
+ */
+function transpiled(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ts = require('typescript') as typeof import('typescript');
+  const root = join(__dirname, '..');
+  const out = join(root, '.data', 'bench-build');
+  const { config } = ts.readConfigFile(join(root, 'tsconfig.json'), ts.sys.readFile);
+  const compilerOptions = { ...ts.convertCompilerOptionsFromJson(config.compilerOptions, root).options, sourceMap: false };
+  const sources = ts.sys.readDirectory(join(root, 'src'), ['.ts'], ['**/*.spec.ts', '**/*.d.ts', '**/__fixtures__/**']);
+  for (const file of [...sources, __filename]) {
+    const js = ts.transpileModule(ts.sys.readFile(file) ?? '', { compilerOptions, fileName: file }).outputText;
+    const target = join(out, relative(root, file)).replace(/\.ts$/, '.js');
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, js);
+  }
+  return join(out, 'bench', 'connections.js');
+}
+
+async function simLive(sim: ChildProcessLink): Promise<number> {
+  return Number((await sim.ask('live')).replace(/^LIVE /, ''));
+}
+
+/** The phase's lines for the bench output. */
+export function visitorLines(v: VisitorScale): string[] {
+  const mb = (b: number) => `${(b / MB).toFixed(1)} MB`;
+  const per = (r: HolderReading) => (r.heap - r.idleHeap) / 1024 / v.visitors;
+  const cpu = (r: HolderReading) => (r.idleCpuPercent === undefined ? '' : `; idle CPU ${r.idleCpuPercent.toFixed(2)} % over ${IDLE_MS / 1000} s`);
+  const held = (r: HolderReading, idle: string, unit: string) =>
+    `heap ${mb(r.heap)} after GC (${idle} ${mb(r.idleHeap)} + ${per(r).toFixed(1)} KB per ${unit}), RSS ${mb(r.rss)}${cpu(r)}`;
+  const rounds = Math.ceil(v.visitors / v.startConcurrency);
+  const bound = (rounds * v.roundBudgetMs) / 1000;
+  const worst = v.started.heap > v.resumed.heap ? v.started : v.resumed;
+  const bare = per(v.bare);
+  const cpuRatio = v.resumed.idleCpuPercent !== undefined && v.bare.idleCpuPercent ? `; idle CPU ${(v.resumed.idleCpuPercent / v.bare.idleCpuPercent).toFixed(2)}x` : '';
+  return [
+    `-- visitors: ${v.visitors} Smartsupp visitor sockets (socket.io v2) in one bridge process (transpiled, no compiler loaded), simulator in its own process --`,
+    `opened by ${v.visitors} conversation.start   ${held(v.started, 'idle bridge', 'visitor')}; all live in ${v.started.connectSeconds.toFixed(1)} s (${v.startsInFlight} starts in flight)`,
+    `resumed after a restart        ${held(v.resumed, 'idle bridge', 'visitor')}; all live in ${v.resumed.connectSeconds.toFixed(1)} s`,
+    `bare socket.io v2 clients      ${held(v.bare, 'idle', 'socket')} (same handshake; the library's floor)`,
+    `goal heap with ${v.visitors} visitors ${mb(worst.heap)} (goal ≤ ${VISITOR_GOALS.heapMB} MB); resume ${v.resumed.connectSeconds.toFixed(1)} s (goal ≤ ${bound.toFixed(0)} s: ${rounds} rounds of startConcurrency ${v.startConcurrency}, ≤ ${v.roundBudgetMs} ms each)`,
+    `ratio bridge/bare per socket: heap ${(per(worst) / bare).toFixed(2)}x (library ${bare.toFixed(1)} KB, the bridge's own ${(per(worst) - bare).toFixed(1)} KB per visitor)${cpuRatio}; simulator RSS ${mb(worst.simulatorRss)} holding the other ends`,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The holding side: this file in its own process (BENCH_VISITOR_ROLE), driven over stdin.
+
+async function settledMemory(): Promise<{ heap: number; rss: number }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('the visitors phase needs node --expose-gc');
   for (let i = 0; i < 3; i++) {
     gc();
     await sleep(50);
@@ -56,111 +189,103 @@ async function settledMemory(gc: () => void): Promise<{ heap: number; rss: numbe
   return { heap: m.heapUsed, rss: m.rss };
 }
 
-async function startSimChild() {
-  const sim = await startChild('smartsupp-sim-process.ts');
+/** When the bridge was asked to start (a resuming bridge opens its visitors from then on). */
+let startedAt = 0;
+
+interface Holding {
+  open(count: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The real bridge with one Smartsupp channel; its visitors are opened through the channel's connector. */
+async function bridgeHolding(simUrl: string, stateDir: string, count: number): Promise<Holding> {
+  const { startBridge } = await import('../src/boot/bootstrap');
+  const { createRootLogger } = await import('../src/common/logger');
+  const { loadConfig } = await import('../src/config/config.loader');
+  const { config } = loadConfig({
+    raw: { stateDir, channels: [{ id: 'bench', provider: 'smartsupp', smartsupp: { url: simUrl, key: 'bench-key', maxVisitors: count } }] },
+    env: { PORT: '0' },
+  });
+  const discard = new Writable({ write: (_chunk, _enc, done) => done() });
+  startedAt = Date.now();
+  const running = await startBridge(config, createRootLogger('error', 2), { host: '127.0.0.1', defaultMetrics: false, stdout: discard });
   return {
-    url: sim.url,
-    live: async (): Promise<number> => Number((await sim.ask('live')).replace(/^LIVE /, '')),
-    stop: () => sim.kill(),
+    open: async (n) => {
+      const connector = running.bridge.channels.entry('bench')?.link.supervisor?.connection;
+      if (!connector?.execute) throw new Error('the bench channel has no connector');
+      let started = 0;
+      const caller = async () => {
+        while (started < n) await connector.execute?.({ commandId: `start-${++started}`, type: 'conversation.start' });
+      };
+      await Promise.all(Array.from({ length: Math.min(STARTS_IN_FLIGHT, n) }, caller));
+    },
+    close: () => running.close(),
   };
 }
 
-/** A ChannelStore in memory (the benchmark does not measure the state file). */
-function memoryStore(): ChannelStore {
-  const data = new Map<string, unknown>();
-  return { get: <T>(k: string) => data.get(k) as T | undefined, set: (k, v) => void data.set(k, v) };
-}
-
-/** Opens `count` visitor sockets through the connector and measures them. */
-export async function benchVisitorConnections(count: number): Promise<VisitorConnectionsResult> {
-  const gc = collector();
-  const sim = await startSimChild();
-  const options = Object.assign(new SmartsuppOptions(), { url: sim.url, key: 'bench-key' });
-  let frames = 0;
-  const connector = new SmartsuppConnector({
-    channelId: 'bench',
-    options,
-    hooks: { frame: () => void frames++, lost: () => undefined, guard: (_where, fn) => fn, fault: (where, err) => { throw err; } },
-    logger: pino({ level: 'error' }),
-    mode: () => 'socket',
-    store: memoryStore(),
-    policy: { backoff: DEFAULT_BACKOFF, authBackoff: { initialDelayMs: 30_000, maxDelayMs: 300_000, multiplier: 2 }, stableAfterMs: 30_000 },
-  });
-  try {
-    await connector.connect();
-    const before = await settledMemory(gc);
-    const t0 = performance.now();
-    let started = 0;
-    const worker = async () => {
-      while (started < count) {
-        started++;
-        await connector.execute({ commandId: `start-${started}`, type: 'conversation.start' });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
-    const connectSeconds = (performance.now() - t0) / 1000;
-    const upstreamLive = await sim.live();
-    // Every start resolved at its visitor's handshake: the bridge holds them all live.
-    if (connector.heldConversations() !== count || upstreamLive !== count) throw new Error(`expected ${count} live visitors, bridge holds ${connector.heldConversations()}, simulator ${upstreamLive}`);
-    await sleep(1000);
-    const after = await settledMemory(gc);
-    const cpu0 = process.cpuUsage();
-    await sleep(IDLE_MS);
-    const cpu = process.cpuUsage(cpu0);
-    return {
-      connections: count,
-      heapPerConnectionKB: round((after.heap - before.heap) / 1024 / count),
-      rssPerConnectionKB: round((after.rss - before.rss) / 1024 / count),
-      idleCpuPercent: round(((cpu.user + cpu.system) / 1000 / IDLE_MS) * 100),
-      connectSeconds: round(connectSeconds),
-    };
-  } finally {
-    await connector.close();
-    sim.stop();
-  }
-}
-
-/**
- * Baseline in the same run: `count` bare socket.io v2 clients to the same simulator, each sending the same
- * `visitor.connect` and waiting for its ack, with no bridge around them.
- */
-export async function benchBareV2Clients(count: number): Promise<{ heapPerConnectionKB: number }> {
-  const gc = collector();
-  const sim = await startSimChild();
+/** The baseline: bare socket.io v2 clients, each sending the same `visitor.connect` and waiting for its ack. */
+async function bareHolding(simUrl: string): Promise<Holding> {
+  const { default: ioV2 } = await import('socket.io-client-v2');
   const sockets: Array<ReturnType<typeof ioV2>> = [];
-  try {
-    const before = await settledMemory(gc);
-    for (let i = 0; i < count; i += CONCURRENCY) {
-      await Promise.all(
-        Array.from({ length: Math.min(CONCURRENCY, count - i) }, () => new Promise<void>((resolve, reject) => {
-          const socket = ioV2(sim.url, { path: '/socket', transports: ['websocket'], forceNew: true, reconnection: false });
-          sockets.push(socket);
-          socket.on('connect_error', reject);
-          socket.on('connect', () => socket.emit('visitor.connect', { id: null, key: 'bench-key', bundleVersion: 'bench' }, () => resolve()));
-        })),
-      );
-    }
-    await sleep(1000);
-    const after = await settledMemory(gc);
-    return { heapPerConnectionKB: round((after.heap - before.heap) / 1024 / count) };
-  } finally {
-    for (const s of sockets) s.close();
-    sim.stop();
-  }
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const socket = ioV2(simUrl, { path: '/socket', transports: ['websocket'], forceNew: true, reconnection: false });
+      sockets.push(socket);
+      socket.on('connect_error', reject);
+      socket.on('connect', () => socket.emit('visitor.connect', { id: null, key: 'bench-key', bundleVersion: 'bench' }, () => resolve()));
+    });
+  return {
+    open: async (n) => {
+      for (let i = 0; i < n; i += STARTS_IN_FLIGHT) await Promise.all(Array.from({ length: Math.min(STARTS_IN_FLIGHT, n - i) }, one));
+    },
+    close: async () => {
+      for (const s of sockets) s.close();
+    },
+  };
 }
 
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
+async function hold(role: string): Promise<void> {
+  const { createInterface } = await import('node:readline');
+  const env = process.env;
+  const count = Number(env.BENCH_VISITORS);
+  const holding = role === 'bridge' ? await bridgeHolding(String(env.BENCH_VISITOR_SIM), String(env.BENCH_VISITOR_STATE), count) : await bareHolding(String(env.BENCH_VISITOR_SIM));
+  process.stdout.write('URL -\n');
+  const answers: Record<string, () => Promise<string>> = {
+    // Read once the phase's code is loaded: for a resuming bridge the visitors are already opening (they are a few MB).
+    idle: async () => JSON.stringify({ ...(await settledMemory()), at: startedAt }),
+    open: async () => {
+      await holding.open(count);
+      return 'OPENED';
+    },
+    memory: async () => {
+      await sleep(1000);
+      return JSON.stringify(await settledMemory());
+    },
+    cpu: async () => {
+      const cpu0 = process.cpuUsage();
+      await sleep(IDLE_MS);
+      const cpu = process.cpuUsage(cpu0);
+      return String(((cpu.user + cpu.system) / 1000 / IDLE_MS) * 100);
+    },
+    close: async () => {
+      await holding.close();
+      return 'CLOSED';
+    },
+  };
+  for await (const line of createInterface({ input: process.stdin })) {
+    const answer = answers[line.trim()];
+    process.stdout.write(`${answer ? await answer().catch((err: unknown) => `ERROR ${String(err)}`) : `ERROR unknown ${line}`}\n`);
+  }
 }
 
 async function main(): Promise<void> {
-  const count = Number(process.argv[2] ?? process.env.BENCH_VISITORS ?? 2000);
-  const result = await benchVisitorConnections(count);
-  console.log(JSON.stringify({ ...result, gc: gcMode }, null, 2));
+  const count = Number(process.argv[2] ?? process.env.BENCH_VISITORS ?? 10_000);
+  for (const line of visitorLines(await benchVisitorScale(count))) console.log(line);
 }
 
 if (require.main === module) {
-  main().then(
+  const role = process.env.BENCH_VISITOR_ROLE;
+  (role ? hold(role) : main()).then(
     () => process.exit(0),
     (err: unknown) => {
       console.error(err);

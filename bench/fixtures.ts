@@ -18,14 +18,24 @@ export interface ChildProcessLink {
   end(): void;
 }
 
-/** Starts `bench/<script>` in its own process, so a phase measures the bridge's event loop alone. */
-export async function startChild(script: string, env: NodeJS.ProcessEnv = {}): Promise<ChildProcessLink> {
-  const child = spawn(process.execPath, [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/${script}`], {
+/**
+ * Starts `bench/<script>` (via ts-node), or a built `.js` file as it is, in its own process, so a phase measures the
+ * bridge's event loop alone; `nodeFlags` such as `--expose-gc`.
+ */
+export async function startChild(script: string, env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []): Promise<ChildProcessLink> {
+  const entry = script.endsWith('.js') ? [script] : [require.resolve('ts-node/dist/bin'), '--transpile-only', `${__dirname}/${script}`];
+  const child = spawn(process.execPath, [...nodeFlags, ...entry], {
     stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env },
   });
-  const waiters: Array<(l: string) => void> = [];
-  createInterface({ input: child.stdout }).on('line', (l) => waiters.shift()?.(l));
-  const next = () => new Promise<string>((r) => waiters.push(r));
+  const waiters: Array<{ resolve: (l: string) => void; reject: (e: Error) => void }> = [];
+  let ended: Error | undefined;
+  createInterface({ input: child.stdout }).on('line', (l) => waiters.shift()?.resolve(l));
+  // A child that dies (its error is on stderr) fails what waits for its answer instead of leaving the phase hanging.
+  child.once('close', (code, signal) => {
+    ended = new Error(`bench child ${script} ended (${signal ?? code})`);
+    for (const w of waiters.splice(0)) w.reject(ended);
+  });
+  const next = () => new Promise<string>((resolve, reject) => (ended ? reject(ended) : waiters.push({ resolve, reject })));
   const first = await next();
   return {
     url: first.replace(/^URL /, ''),

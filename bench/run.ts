@@ -13,7 +13,7 @@ import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 import { startTestBroker } from '../test/kafka/test-broker';
-import { benchBareV2Clients, benchVisitorConnections } from './connections';
+import { benchVisitorScale, visitorLines } from './connections';
 import { benchWebhooks, type WebhookBench } from './webhooks';
 import { benchCommands, type CommandBench } from './commands';
 import { rawPipe } from './raw-pipe';
@@ -265,10 +265,15 @@ async function main(): Promise<void> {
     printWebhooks(await benchWebhooks(N, CONVERSATIONS, WEBHOOK_CONCURRENCY));
     return;
   }
+  // Visitor sockets at scale (bench/connections.ts): BENCH_VISITORS (default 10000); BENCH_SKIP_SCALE=1 leaves it out of the full run.
+  const visitorPhase = async () => {
+    for (const line of visitorLines(await benchVisitorScale(Number(process.env.BENCH_VISITORS ?? 10_000)))) console.log(line);
+  };
+  if (process.env.BENCH_PHASE === 'visitors') return visitorPhase();
   const deadline = setTimeout(() => {
-    console.error('bench: exceeded 5 minutes; aborting');
+    console.error('bench: exceeded 9 minutes; aborting');
     process.exit(2);
-  }, 5 * 60_000);
+  }, 9 * 60_000);
   const broker = await startTestBroker({ brokers: 1, topics: [{ name: 'bench-bridge', partitions: 8 }, { name: 'bench-raw', partitions: 8 }] });
   try {
     console.log(`chatbridge bench: ${N} events over ${CONVERSATIONS} conversations, librdkafka mock broker on loopback, ${process.version}`);
@@ -287,12 +292,7 @@ async function main(): Promise<void> {
     const d = await dedupeMemory();
     console.log(`-- dedupe window: 100000 ids (maxEntries default) --`);
     console.log(`heap per remembered id ${d.bytesPerEntry.toFixed(0)} B (${((d.bytesPerEntry * 100_000) / 1048576).toFixed(1)} MiB full); plain Set of the same ids ${d.setBytesPerEntry.toFixed(0)} B; ratio ${(d.bytesPerEntry / d.setBytesPerEntry).toFixed(2)}x${d.gc ? '' : ' (no --expose-gc: approximate)'}`);
-    const visitors = Number(process.env.BENCH_VISITORS ?? 2000);
-    const v = await benchVisitorConnections(visitors);
-    const bare = await benchBareV2Clients(visitors);
-    console.log(`-- many connections: ${v.connections} Smartsupp visitor sockets (socket.io v2) through the connector --`);
-    console.log(`heap ${v.heapPerConnectionKB.toFixed(1)} KB and RSS ${v.rssPerConnectionKB.toFixed(1)} KB per connection; idle CPU ${v.idleCpuPercent.toFixed(2)} %; all connected in ${v.connectSeconds.toFixed(2)} s`);
-    console.log(`baseline: bare socket.io v2 clients with the same handshake ${bare.heapPerConnectionKB.toFixed(1)} KB heap each; ratio ${(v.heapPerConnectionKB / bare.heapPerConnectionKB).toFixed(2)}x`);
+    if (process.env.BENCH_SKIP_SCALE !== '1') await visitorPhase();
     printCommands(await commandPhase());
     console.log('latency: saturated raw = per produce request of 500 records ready in memory; steady raw = arrival -> ack;');
     console.log('         bridge = frame received on the socket -> Kafka ack (histogram buckets, interpolated as histogram_quantile)');
