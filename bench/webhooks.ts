@@ -6,7 +6,7 @@
  *   bridge - a whole bridge in embedded mode with one webhook endpoint of that concurrency, the same events
  *            published through the pipeline at once (dedupe, filter, per-key lanes, signing, undici transport).
  * Latency, for both: the burst is all there at t0, so it is t0 -> 2xx (time queued included), measured into
- * histograms with the buckets of chatbridge_webhook_delivery_latency_seconds.
+ * histograms with the buckets of chatbridge_webhook_delivery_duration_seconds.
  */
 import { randomBytes } from 'node:crypto';
 import { Histogram, Registry } from 'prom-client';
@@ -19,7 +19,7 @@ import { WebhookSigner } from '../src/sinks/webhook/webhook.signer';
 import { histogramQuantiles, type Result } from './stats';
 import { startChild, zapthinkerEvents } from './fixtures';
 
-/** The buckets of chatbridge_webhook_delivery_latency_seconds, so both sides are read the same way. */
+/** The buckets of chatbridge_webhook_delivery_duration_seconds, so both sides are read the same way. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const WARMUP = 500;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
