@@ -44,7 +44,14 @@ export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOp
   app.use(jsonBodyParser(config.api.maxBodyBytes));
   // GET /openapi.json and /docs (docs/api.md#openapi): outside /v1, without auth like the probes.
   serveOpenApi(app);
-  await app.listen(config.port, opts.host ?? '0.0.0.0');
+  try {
+    await app.listen(config.port, opts.host ?? '0.0.0.0');
+  } catch (err) {
+    // The bridge may be running already (the port is taken only after it started): it is stopped before the error
+    // goes up, so a caller that goes on (a test, the demo) is not left with channels and consumers behind it.
+    await app.close().catch(() => undefined);
+    throw err;
+  }
   const addr = app.getHttpServer().address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   return { app, bridge, url: `http://127.0.0.1:${port}`, close: () => app.close() };
