@@ -119,6 +119,7 @@ describe('createEvent', () => {
       subject: JID,
       time: '2024-06-05T13:18:47.000Z',
       datacontenttype: 'application/json',
+      dataschema: 'https://chatbridge.dev/schemas/chatbridge.provider.event.json#/properties/data',
       partitionkey: `wa-sales:${JID}`,
       channelid: 'wa-sales',
       provider: 'zapthinker',

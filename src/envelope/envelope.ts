@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { DurableCallback } from '../pipeline/durable';
-import type { BridgeEventType, EventDataMap, EventType, ProviderName } from './event-types';
+import { EVENT_TYPES, type BridgeEventType, type EventDataMap, type EventType, type ProviderName } from './event-types';
 
 /** A canonical CloudEvent 1.0 (docs/events.md). One shape for every sink. */
 export interface CanonicalEvent<T extends EventType = EventType> {
@@ -9,8 +9,11 @@ export interface CanonicalEvent<T extends EventType = EventType> {
   source: string;
   type: T;
   subject?: string;
+  /** @format date-time */
   time: string;
   datacontenttype: 'application/json';
+  /** The JSON Schema of `data`: `DATA_SCHEMAS[type]` (docs/events.md#schemas). */
+  dataschema: string;
   partitionkey: string;
   /** Absent only on the bridge's own events (`chatbridge.webhook.status`), which belong to no channel. */
   channelid?: string;
@@ -67,6 +70,15 @@ export interface EventInit<T extends EventType> {
   data: EventDataMap[T];
 }
 
+/** Where the per-type schemas (`docs/schemas/<type>.json`) say they live: their `$id` is this plus `<type>.json`. */
+export const SCHEMA_BASE_URI = 'https://chatbridge.dev/schemas/';
+
+/**
+ * `dataschema` of each type, built once: the `data` part (`#/properties/data`) of the type's event schema
+ * (docs/events.md#schemas). CloudEvents' `dataschema` describes `data`, which is what a binary-mode record carries.
+ */
+export const DATA_SCHEMAS = Object.fromEntries(EVENT_TYPES.map((t) => [t, `${SCHEMA_BASE_URI}${t}.json#/properties/data`])) as Readonly<Record<EventType, string>>;
+
 /** Builds a canonical event. The only place envelopes are assembled. */
 export function createEvent<T extends EventType>(init: EventInit<T>, receivedAt: Date = new Date()): { event: CanonicalEvent<T>; stableId: boolean } {
   const time = init.time && !Number.isNaN(init.time.getTime()) ? init.time : receivedAt;
@@ -77,6 +89,7 @@ export function createEvent<T extends EventType>(init: EventInit<T>, receivedAt:
     type: init.type,
     time: time.toISOString(),
     datacontenttype: 'application/json',
+    dataschema: DATA_SCHEMAS[init.type],
     partitionkey: partitionKey(init.channelId, init.conversationId),
     channelid: init.channelId,
     provider: init.provider,
@@ -98,6 +111,7 @@ export function createBridgeEvent<T extends BridgeEventType>(type: T, kind: stri
     type,
     time: at.toISOString(),
     datacontenttype: 'application/json',
+    dataschema: DATA_SCHEMAS[type],
     partitionkey: `${kind}:${id}`,
     data,
   };

@@ -131,3 +131,24 @@ export type BridgeEventType = 'chatbridge.webhook.status';
 
 export type EventType = keyof EventDataMap;
 
+// A record over EventType, so a type added to the map without a line here (or a line without a type) breaks the build.
+const TYPE_SET: Record<EventType, true> = {
+  'chatbridge.message.received': true,
+  'chatbridge.message.sent': true,
+  'chatbridge.message.updated': true,
+  'chatbridge.typing': true,
+  'chatbridge.read': true,
+  'chatbridge.conversation.started': true,
+  'chatbridge.conversation.updated': true,
+  'chatbridge.account.status': true,
+  'chatbridge.notification': true,
+  'chatbridge.entity.status': true,
+  'chatbridge.provider.event': true,
+  'chatbridge.channel.status': true,
+  'chatbridge.command.result': true,
+  'chatbridge.webhook.status': true,
+};
+
+/** Every canonical type, in the order of the map (docs/events.md#types). */
+export const EVENT_TYPES = Object.keys(TYPE_SET) as readonly EventType[];
+

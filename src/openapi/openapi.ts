@@ -50,8 +50,7 @@ function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .build();
   const document = SwaggerModule.createDocument(app, config);
   const schemas = (document.components ??= {}).schemas ??= {};
-  const dtos = validatorSchemas();
-  const available: Record<string, SchemaObject> = { ...dtos, ...commandSchemas(new Set(Object.keys(dtos))) };
+  const available = componentSchemas();
   // Only what the routes reference (and what that references in turn) joins the document.
   let missing = unresolved(document, schemas);
   while (missing.length) {
@@ -63,6 +62,15 @@ function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     missing = unresolved(document, schemas);
   }
   return document;
+}
+
+/**
+ * Every schema the document can take: the class-validator classes and the command bodies (`Command`). The AsyncAPI
+ * document's commands (scripts/asyncapi.ts) are the same schemas.
+ */
+export function componentSchemas(): Record<string, SchemaObject> {
+  const dtos = validatorSchemas();
+  return { ...dtos, ...commandSchemas(new Set(Object.keys(dtos))) };
 }
 
 /** JSON schemas of every class-validator class, from the same metadata the routes validate with. */

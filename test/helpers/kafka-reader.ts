@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type IHeaders, type KafkaMessage } from 'kafkajs';
+import { fromKafkaMessage, STRUCTURED_CONTENT_TYPE } from '../../src/sinks/kafka/kafka.record';
+import { dataSchemaProblem, eventSchemaProblem, throwSchemaProblems } from './event-schemas';
 
 /** One record as read back from the test broker. */
 export interface ReadRecord {
@@ -12,9 +14,14 @@ export interface ReadRecord {
   timestamp: string;
 }
 
-/** Collects every record of some topics from the beginning, with its own consumer group. */
+/**
+ * Collects every record of some topics from the beginning, with its own consumer group. Every chatbridge event among
+ * them (a record with a `ce_type` header or a structured one, not a dead letter) is checked against its schema
+ * (docs/schemas): `waitFor`, `ofType` and `stop` throw once one did not match.
+ */
 export class KafkaReader {
   readonly records: ReadRecord[] = [];
+  private readonly schemaProblems: string[] = [];
   private consumer?: Consumer;
 
   constructor(private readonly brokers: string[], private readonly topics: string[]) {}
@@ -27,7 +34,10 @@ export class KafkaReader {
     for (const topic of this.topics) await this.consumer.subscribe({ topic, fromBeginning: true });
     await this.consumer.run({
       eachMessage: async ({ topic, partition, message }) => {
-        this.records.push(toRecord(topic, partition, message));
+        const record = toRecord(topic, partition, message);
+        this.records.push(record);
+        const problem = schemaProblem(record);
+        if (problem) this.schemaProblems.push(`${topic}@${record.offset} ${problem}`);
       },
     });
   }
@@ -36,6 +46,7 @@ export class KafkaReader {
   async waitFor(what: string, predicate: (records: ReadRecord[]) => boolean, timeoutMs = 20_000): Promise<ReadRecord[]> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
+      throwSchemaProblems('KafkaReader', this.schemaProblems);
       if (predicate(this.records)) return this.records;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -44,11 +55,13 @@ export class KafkaReader {
 
   /** Records of one CloudEvents type. */
   ofType(type: string): ReadRecord[] {
+    throwSchemaProblems('KafkaReader', this.schemaProblems);
     return this.records.filter((r) => r.headers.ce_type === type);
   }
 
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
+    throwSchemaProblems('KafkaReader', this.schemaProblems);
   }
 }
 
@@ -88,6 +101,19 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): ReadRecord
     headers: headersToStrings(m.headers ?? {}),
     timestamp: m.timestamp,
   };
+}
+
+/** Why an event record does not match its schema (binary: the value by `ce_dataschema`, and the event it reads back as). */
+function schemaProblem(r: ReadRecord): string | undefined {
+  if (r.headers.dlq_reason !== undefined || r.value === null) return undefined;
+  const structured = r.headers['content-type']?.startsWith(STRUCTURED_CONTENT_TYPE);
+  if (!structured && !r.headers.ce_type?.startsWith('chatbridge.')) return undefined;
+  try {
+    const event = fromKafkaMessage(r);
+    return (structured ? undefined : dataSchemaProblem(r.headers.ce_dataschema, JSON.parse(r.value))) ?? eventSchemaProblem(event);
+  } catch (err) {
+    return `unreadable: ${(err as Error).message}`;
+  }
 }
 
 function headersToStrings(h: IHeaders): Record<string, string> {

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { createEvent, type PipelineEvent } from '../../src/envelope/envelope';
 import { waitFor } from './bridge-harness';
+import { eventSchemaProblem, throwSchemaProblems } from './event-schemas';
 
 /** One request the receiver got. */
 export interface ReceivedRequest {
@@ -30,9 +31,14 @@ export interface Reply {
   destroy?: boolean;
 }
 
-/** A real HTTP receiver on 127.0.0.1 that records every request and answers as the test says. */
+/**
+ * A real HTTP receiver on 127.0.0.1 that records every request and answers as the test says. The body of every
+ * delivery (a request with a `webhook-id`) is checked against its event type's schema (docs/schemas): the waits and
+ * `stop` throw once one did not match.
+ */
 export class WebhookReceiver {
   readonly requests: ReceivedRequest[] = [];
+  private readonly schemaProblems: string[] = [];
   private responder: (req: ReceivedRequest) => Reply | undefined = () => undefined;
   private server?: Server;
   private port: number;
@@ -67,6 +73,7 @@ export class WebhookReceiver {
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    throwSchemaProblems('WebhookReceiver', this.schemaProblems);
   }
 
   /** Requests answered 2xx, in arrival order. */
@@ -76,13 +83,13 @@ export class WebhookReceiver {
 
   /** Waits until `n` requests were answered 2xx. */
   async waitForDelivered(n: number, timeoutMs = 10_000): Promise<ReceivedRequest[]> {
-    await waitFor(`${n} deliveries (have ${this.delivered().length})`, () => this.delivered().length >= n, timeoutMs);
+    await waitFor(`${n} deliveries (have ${this.delivered().length})`, () => (throwSchemaProblems('WebhookReceiver', this.schemaProblems), this.delivered().length >= n), timeoutMs);
     return this.delivered();
   }
 
   /** Waits until `n` requests arrived (any answer). */
   async waitForRequests(n: number, timeoutMs = 10_000): Promise<ReceivedRequest[]> {
-    await waitFor(`${n} requests (have ${this.requests.length})`, () => this.requests.length >= n, timeoutMs);
+    await waitFor(`${n} requests (have ${this.requests.length})`, () => (throwSchemaProblems('WebhookReceiver', this.schemaProblems), this.requests.length >= n), timeoutMs);
     return this.requests;
   }
 
@@ -95,6 +102,8 @@ export class WebhookReceiver {
     let event: ReceivedRequest['event'];
     try {
       event = JSON.parse(body) as ReceivedRequest['event'];
+      const problem = headers['webhook-id'] ? eventSchemaProblem(event) : undefined;
+      if (problem) this.schemaProblems.push(problem);
     } catch {
       event = { id: '', type: '', partitionkey: '', channelid: '', data: {} };
     }

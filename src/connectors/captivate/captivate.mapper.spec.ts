@@ -126,6 +126,7 @@ describe('mapCaptivate: recorded frames', () => {
       type: c.type,
       time: c.time ?? RECEIVED,
       datacontenttype: 'application/json',
+      dataschema: `https://chatbridge.dev/schemas/${c.type}.json#/properties/data`,
       partitionkey: c.conversation ? `hub:${c.conversation}` : 'hub',
       channelid: 'hub',
       provider: 'captivate',

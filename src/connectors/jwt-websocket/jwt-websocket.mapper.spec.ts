@@ -92,6 +92,7 @@ describe('mapJwtWebSocket: recorded frames', () => {
       type: c.type,
       time: c.time,
       datacontenttype: 'application/json',
+      dataschema: `https://chatbridge.dev/schemas/${c.type}.json#/properties/data`,
       partitionkey: c.conversation ? `support:${c.conversation}` : 'support',
       channelid: 'support',
       provider: 'jwt-websocket',

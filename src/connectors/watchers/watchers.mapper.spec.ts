@@ -86,6 +86,7 @@ describe('mapWatchers: recorded frames', () => {
       type: c.type,
       time: RECEIVED,
       datacontenttype: 'application/json',
+      dataschema: `https://chatbridge.dev/schemas/${c.type}.json#/properties/data`,
       partitionkey: c.conversation ? `bot-eu:${c.conversation}` : 'bot-eu',
       channelid: 'bot-eu',
       provider: 'watchers',

@@ -190,6 +190,7 @@ describe('mapZapThinker: recorded frames', () => {
       type: c.type,
       time: c.time,
       datacontenttype: 'application/json',
+      dataschema: `https://chatbridge.dev/schemas/${c.type}.json#/properties/data`,
       partitionkey: c.conversation ? `wa-sales:${c.conversation}` : 'wa-sales',
       channelid: 'wa-sales',
       provider: 'zapthinker',

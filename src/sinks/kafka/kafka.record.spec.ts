@@ -76,6 +76,7 @@ describe('toKafkaMessage (CloudEvents Kafka binding, binary mode)', () => {
       ce_source: '/chatbridge/zapthinker/wa-sales',
       ce_type: 'chatbridge.message.received',
       ce_time: '2024-06-05T13:18:47.000Z',
+      ce_dataschema: 'https://chatbridge.dev/schemas/chatbridge.message.received.json#/properties/data',
       ce_subject: JID,
       ce_partitionkey: `wa-sales:${JID}`,
       ce_channelid: 'wa-sales',
@@ -113,7 +114,7 @@ describe('toKafkaMessage (CloudEvents Kafka binding, binary mode)', () => {
     expect(back.provider).toBe('zapthinker');
     expect(back.data).toEqual(event.data);
     // Nothing else appears: no stray extension from an unexpected header.
-    const known = ['specversion', 'id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'partitionkey', 'channelid', 'provider', 'data'];
+    const known = ['specversion', 'id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'dataschema', 'partitionkey', 'channelid', 'provider', 'data'];
     const present = Object.entries(back).filter(([, v]) => v !== undefined).map(([k]) => k);
     expect(present.every((k) => known.includes(k))).toBe(true);
   });

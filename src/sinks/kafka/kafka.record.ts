@@ -22,6 +22,7 @@ export function toKafkaMessage(event: AnyCanonicalEvent, mode: CloudEventsMode =
     ce_source: event.source,
     ce_type: event.type,
     ce_time: event.time,
+    ce_dataschema: event.dataschema,
     ce_partitionkey: event.partitionkey,
     'content-type': event.datacontenttype,
   };
@@ -61,6 +62,8 @@ export function fromKafkaMessage(record: ConsumedRecord): AnyCanonicalEvent {
     type: h.ce_type,
     time: h.ce_time,
     datacontenttype: 'application/json',
+    // Absent only in records written before events carried it.
+    dataschema: h.ce_dataschema,
     partitionkey: h.ce_partitionkey,
     channelid: h.ce_channelid,
     provider: h.ce_provider,
