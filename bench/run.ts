@@ -146,7 +146,7 @@ async function bridgeRun(brokers: string[], mode: 'binary' | 'structured' = 'bin
     const cpu = process.cpuUsage(cpu0);
     await done;
     const q = await histogramQuantiles(metrics.publishLatency, { sink: 'kafka' });
-    const burst: Result = { label: `bridge burst (${mode}): socket -> Kafka ack`, eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
+    const burst: Result = { label: `bridge (${mode}): socket -> Kafka ack`, eventsPerSec: N / seconds, p50ms: q.p50, p99ms: q.p99, cpuUsPerEvent: (cpu.user + cpu.system) / N };
     if (!withSteady) return [burst];
 
     metrics.publishLatency.reset();

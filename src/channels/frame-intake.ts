@@ -58,9 +58,7 @@ export class FrameIntake {
         this.refuse(entry, frame.event, 'unmappable', `mapper failed: ${describeError(err)}`, { frame: { event: frame.event, payload: frame.payload } }, { receipt });
         return;
       }
-      // Events carry their frame (`data.upstream.payload`): measured above, so not walked again for each event.
-      const known = typeof frame.payload === 'object' && frame.payload !== null ? { value: frame.payload, measure: size } : undefined;
-      for (const m of mapped) this.publish(entry, frame.event, m, t0, receipt, known);
+      for (const m of mapped) this.publish(entry, frame.event, m, t0, receipt, { payload: frame.payload, size });
     } catch (err) {
       this.fault(entry, frame.event, err, [frame.payload]);
     }
@@ -94,9 +92,9 @@ export class FrameIntake {
     this.deadLetters.write({ reason: 'inbound_malformed', origin: 'inbound', channelId, frame: { event: ctx.suffix ?? 'inbound', payload: raw.toString('utf8') }, error });
   }
 
-  private publish(entry: ChannelEntry, upstreamEvent: string, m: MappedEvent, t0: number, receipt?: DurableReceipt, frame?: MeasuredPart): void {
+  private publish(entry: ChannelEntry, upstreamEvent: string, m: MappedEvent, t0: number, receipt: DurableReceipt | undefined, frame: MeasuredFrame): void {
     const { channel } = entry;
-    const size = measureJson(m.event, { maxDepth: this.eventDepth, maxBytes: this.limits.maxEventBytes }, frame);
+    const size = measureJson(m.event, { maxDepth: this.eventDepth, maxBytes: this.limits.maxEventBytes }, framePart(frame, m.event));
     if (size.exceeded) {
       const what = `${m.event.type} ${m.event.id}`;
       this.refuse(entry, upstreamEvent, 'event_too_large', `${what}: ${describeLimit(size, this.limits, 'event')}`, { event: m.event }, { refused: m.event, receipt });
@@ -143,6 +141,35 @@ export class FrameIntake {
     // An inbound post is answered once its notice, too, is durable.
     this.pipeline.publish({ event: notice.event, stableId: notice.stableId, receivedAt: performance.now(), durable: receipt?.track() });
   }
+}
+
+/** A frame's payload and its measure, which passed the frame limits. */
+interface MeasuredFrame {
+  payload: unknown;
+  size: JsonMeasure;
+}
+
+/**
+ * The frame inside an event mapped from it (`data.upstream.payload`), measured from the frame's own measure so the
+ * frame is not walked again for each event: the payload itself, or a copy of it with keys left out (a mapper removing
+ * a credential), whose bytes are the frame's less the left-out keys and values. Its depth is the frame's, a bound
+ * that cannot pass the event's limit (the frame's limit plus the envelope). Undefined for anything else (then walked).
+ */
+function framePart({ payload, size }: MeasuredFrame, event: AnyCanonicalEvent): MeasuredPart | undefined {
+  const part = (event.data as { upstream?: { payload?: unknown } }).upstream?.payload;
+  if (typeof payload !== 'object' || payload === null || typeof part !== 'object' || part === null) return undefined;
+  if (part === payload) return { value: part, measure: size };
+  if (Array.isArray(payload) || Array.isArray(part)) return undefined;
+  const whole = payload as Record<string, unknown>;
+  const copy = part as Record<string, unknown>;
+  for (const k of Object.keys(copy)) if (!Object.hasOwn(whole, k) || copy[k] !== whole[k]) return undefined;
+  let bytes = size.bytes;
+  for (const k of Object.keys(whole)) {
+    const v = whole[k];
+    if (Object.hasOwn(copy, k) || v === undefined || typeof v === 'function') continue;
+    bytes -= Buffer.byteLength(k, 'utf8') + 4 + measureJson(v, { maxDepth: Infinity, maxBytes: Infinity }).bytes;
+  }
+  return { value: part, measure: { depth: size.depth, bytes } };
 }
 
 function describeLimit(size: JsonMeasure, limits: LimitsConfig, what: 'frame' | 'event' = 'frame'): string {

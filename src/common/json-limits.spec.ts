@@ -36,6 +36,16 @@ describe('measureJson', () => {
     expect(measureJson(a, { maxDepth: 64, maxBytes: 1e6 }).exceeded).toBe('depth');
   });
 
+  it('counts a part measured before as its measure: the same figures as walking it, and its depth against the limit', () => {
+    const frame = { event: 'x', data: { text: 'olá ✓', list: [1, true, null, { deep: nested(5) }] } };
+    const event = { id: 'e1', data: { upstream: { event: 'x', payload: frame } } };
+    const limits = { maxDepth: 64, maxBytes: 1_000_000 };
+    const known = { value: frame, measure: measureJson(frame, limits) };
+    expect(measureJson(event, limits, known)).toEqual(measureJson(event, limits));
+    expect(measureJson(event, { maxDepth: 10, maxBytes: 1_000_000 }, known).exceeded).toBe('depth');
+    expect(measureJson(event, { maxDepth: 64, maxBytes: known.measure.bytes }, known).exceeded).toBe('bytes');
+  });
+
   it('counts a Buffer by its length', () => {
     expect(measureJson({ b: Buffer.alloc(5000) }, { maxDepth: 4, maxBytes: 4000 }).exceeded).toBe('bytes');
   });

@@ -112,7 +112,7 @@ describe('EventPipeline', () => {
   });
 
   it('forgets ids after ttlMs', async () => {
-    // lru-cache reads its own clock (not jest's fake timers): a short real TTL.
+    // The window reads performance.now(): a short real TTL.
     const p = new EventPipeline({ maxEntries: 10, ttlMs: 60 }, new Metrics({ defaultMetrics: false }), silent);
     p.addSink(new MemorySink('s'));
     p.publish(message('a'));

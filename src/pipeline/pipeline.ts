@@ -1,10 +1,10 @@
-import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { PipelineEvent } from '../envelope/envelope';
 import type { Metrics } from '../health/metrics';
 import type { Sink } from '../sinks/sink.interface';
 import { describeError } from '../common/errors';
 import type { DeadLetters } from './dead-letters';
+import { DedupeWindow } from './dedupe-window';
 import type { DurableCallback, DurableOutcome } from './durable';
 
 /**
@@ -14,11 +14,11 @@ import type { DurableCallback, DurableOutcome } from './durable';
  */
 export class EventPipeline {
   /** Stable ids seen within the window. */
-  private readonly seen?: LRUCache<string, true>;
+  private readonly seen?: DedupeWindow;
   /**
-   * Stable ids on their way to the durable sink, not yet settled: its duplicates' inputs wait for it. A plain set beside
-   * the window, so settling an event costs a set deletion, not two window operations; it holds no more ids than the
-   * durable sink's bounded queue, as every event handed to that sink is settled once.
+   * Stable ids on their way to the durable sink, not yet settled: its duplicates' inputs wait for it. A set beside the
+   * window, so settling an event is one deletion; it holds no more ids than the durable sink's bounded queue, as every
+   * event handed to that sink is settled once.
    */
   private readonly inFlight = new Set<string>();
   private readonly sinks: Sink[] = [];
@@ -34,7 +34,7 @@ export class EventPipeline {
     /** Where an event goes for a sink that threw on it. */
     private readonly deadLetters?: DeadLetters,
   ) {
-    if (dedupe.maxEntries > 0) this.seen = new LRUCache<string, true>({ max: dedupe.maxEntries, ttl: dedupe.ttlMs, ttlAutopurge: false });
+    if (dedupe.maxEntries > 0) this.seen = new DedupeWindow(dedupe.maxEntries, dedupe.ttlMs);
   }
 
   /** Adds a sink; events published afterwards reach it. */
@@ -70,7 +70,7 @@ export class EventPipeline {
         }
         return false;
       }
-      this.seen.set(event.id, true);
+      this.seen.add(event.id);
       if (this.durableSink) this.inFlight.add(event.id);
       this.metrics.dedupeEntries.set(this.seen.size);
     }
