@@ -85,6 +85,8 @@ export interface EndpointStateChange {
 export class WebhookEndpoint {
   private readonly lanes = new KeyedLanes<Delivery>();
   private readonly inFlight = new Set<Delivery>();
+  /** In-flight attempts whose event left the lanes (disable, shutdown): still held until they settle. */
+  private detachedInFlight = 0;
   private readonly waiting = new Set<Delivery>();
   private readonly signer: WebhookSigner;
   private readonly breaker: EndpointBreaker;
@@ -126,9 +128,7 @@ export class WebhookEndpoint {
 
   /** Events held (queued, in flight, waiting to retry). */
   get pending(): number {
-    let held = this.lanes.size;
-    for (const d of this.inFlight) if (d.detached) held++;
-    return held;
+    return this.lanes.size + this.detachedInFlight;
   }
 
   /**
@@ -238,6 +238,7 @@ export class WebhookEndpoint {
       else failure = classifyError(err); // shutdown abort (or a bug): settled below by `detached`
     } finally {
       this.inFlight.delete(d);
+      if (d.detached) this.detachedInFlight--;
     }
     if (!sent) this.lanes.requeue(key);
     else this.settle(key, d, status, failure);
@@ -327,7 +328,10 @@ export class WebhookEndpoint {
       clearTimeout(d.timer);
       this.waiting.delete(d);
       d.detached = reason;
-      if (this.inFlight.has(d)) continue;
+      if (this.inFlight.has(d)) {
+        this.detachedInFlight++;
+        continue;
+      }
       count++;
       if (release) this.release(d);
       else this.deadLetter(d, reason, reason === 'shutdown' ? 'not delivered before shutdown' : 'endpoint disabled (it answered 410)', reason === 'shutdown');
