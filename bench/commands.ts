@@ -30,7 +30,7 @@ export interface CommandBench {
   bridge: Result;
   acceptP99ms: number;
   /** 202 latency with commands arriving at `paced.rate`/s (half the bridge's maximum). */
-  paced: { rate: number; acceptP50ms: number; acceptP99ms: number };
+  paced: { rate: number; acceptP50ms: number; acceptP99ms: number; cpuUsPerCommand: number };
   failed: number;
 }
 
@@ -143,11 +143,13 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
 
     const rate = Math.max(1, Math.round(bridge.eventsPerSec / 2));
     const count = rate * PACED_SECONDS;
+    cpu = process.cpuUsage();
     await paced(count, rate, (i, due) => submit(i, pacedLatency, due));
     await allFinished(WARM_UP + n + count);
+    used = process.cpuUsage(cpu);
     const pq = await histogramQuantiles(pacedLatency);
     const failed = (await metrics.commandsFinished.get()).values.filter((v) => v.labels.outcome === 'failed').reduce((s, v) => s + v.value, 0);
-    return { raw, bridge, acceptP99ms: aq.p99, paced: { rate, acceptP50ms: pq.p50, acceptP99ms: pq.p99 }, failed };
+    return { raw, bridge, acceptP99ms: aq.p99, paced: { rate, acceptP50ms: pq.p50, acceptP99ms: pq.p99, cpuUsPerCommand: (used.user + used.system) / count }, failed };
   } finally {
     await api.close();
     await running.close();
