@@ -99,7 +99,7 @@ describe('inbound webhook posts (e2e)', () => {
     expect(await post('/v1/inbound/wa-hmac', body3, { 'x-signature': `sha256=${sign(body).toString('hex')}` })).toMatchObject({ status: 401, body: { message: expect.stringContaining('does not match the body') } });
     expect(await post('/v1/inbound/wa-hmac', body3)).toMatchObject({ status: 401, body: { message: expect.stringContaining('missing x-signature header') } });
     expect(messageIds('wa-hmac')).toEqual(['HMAC000000000001', 'HMAC000000000002']);
-    expect((await bridge.get('/v1/channels/wa-hmac')).body).toMatchObject({ mode: 'webhook', acceptsInbound: true, state: 'disconnected' });
+    expect((await bridge.get('/v1/channels/wa-hmac')).body).toMatchObject({ mode: 'webhook', acceptsInbound: true, state: 'inbound' });
     expect(sim.handshakes.filter((h) => h.apikey === 'tok-ops')).toEqual([]);
   });
 

@@ -69,7 +69,7 @@ describe('channel mode persisted in the Kafka state topic (e2e)', () => {
     await sim.waitForClients('support', 1);
     expect(salesHandshakes()).toBe(before);
     expect(sim.connectedClients('sales')).toBe(0);
-    expect((await bridge.get('/v1/channels/wa-sales')).body).toMatchObject({ mode: 'webhook', state: 'disconnected' });
+    expect((await bridge.get('/v1/channels/wa-sales')).body).toMatchObject({ mode: 'webhook', state: 'inbound' });
     expect(logs.lines.some((l) => l.includes(`mode webhook restored from topic ${kafka.topics.state}`) && l.includes('"channel":"wa-sales"'))).toBe(true);
 
     expect(await put('socket')).toMatchObject({ status: 200, body: { mode: 'socket', socket: 'connected' } });
