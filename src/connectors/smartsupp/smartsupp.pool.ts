@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CommandError } from '../../common/errors';
-import { ConnectionSupervisor, type SupervisorPolicy } from '../supervisor';
+import { ConnectionSupervisor, type SupervisorListener, type SupervisorPolicy } from '../supervisor';
 import type { SmartsuppOptions } from './smartsupp.options';
 import type { SmartsuppVisitor } from './smartsupp.visitor';
 
@@ -53,6 +53,15 @@ export class VisitorPool {
   /** Cluster: visitors that went to another replica, closed when their timer fires. */
   private readonly releasing = new Map<string, NodeJS.Timeout>();
   private sweeper?: NodeJS.Timeout;
+  /**
+   * What every visitor's supervisor reports, one object for all of them (a visitor's status is summarised by the
+   * channel's, and its frames come through the connector, not the supervisor), so a visitor costs no closures here.
+   */
+  private readonly supervised: SupervisorListener = {
+    status: () => undefined,
+    frame: () => undefined,
+    fault: (where, err, input) => this.hooks.fault(where, err, input),
+  };
 
   constructor(
     private readonly options: SmartsuppOptions,
@@ -70,7 +79,7 @@ export class VisitorPool {
         return visitor;
       },
       this.policy,
-      { status: () => undefined, frame: () => undefined, fault: (where, err, input) => this.hooks.fault(where, err, input) },
+      this.supervised,
       this.visitorLog,
     );
     return { visitor, supervisor };
