@@ -219,7 +219,7 @@ export function asyncApiDocument(): Json {
   messages.command = {
     name: 'command',
     title: 'A command',
-    summary: 'A command (docs/commands.md): the canonical fields plus the fields its type takes at the channel\'s provider.',
+    summary: 'A command (docs/commands.md): the canonical fields plus the fields its type takes at the channel\'s provider, and `channelId` unless the key names the channel.',
     contentType: 'application/json',
     payload: component(COMMAND_SCHEMA),
     bindings: { kafka: { key: { type: 'string', description: 'The channel id (a Smartsupp visitor: `<channelId>/<visitorId>`).' }, bindingVersion: KAFKA_BINDING } },
@@ -251,7 +251,8 @@ export function asyncApiDocument(): Json {
   messages.socketSubscribe = socketMessage('subscribe', 'Sets what the socket receives from now on (omitted list = all).', component('Subscription'));
   messages.socketUnsubscribe = socketMessage('unsubscribe', 'Stops the events.', {});
   messages.socketSubscribeAck = socketMessage('subscribe ack', 'What the socket now receives, or the error JSON.', { oneOf: [component('SubscribeAck'), component('ErrorAck')] });
-  messages.socketCommand = socketMessage('command', 'A command plus `channelId`, as `POST /v1/channels/:id/commands` takes it.', component(COMMAND_SCHEMA));
+  // `required` evaluates no property, so the command's `unevaluatedProperties: false` still holds.
+  messages.socketCommand = socketMessage('command', 'A command plus `channelId`, as `POST /v1/channels/:id/commands` takes it.', { allOf: [component(COMMAND_SCHEMA), { required: ['channelId'] }] });
   messages.socketCommandAck = socketMessage('command ack', 'The 202 body, or the error JSON.', { oneOf: [component('SubmitResult'), component('ErrorAck')] });
   messages.socketStreamError = socketMessage('stream_error', 'Sent to a slow subscriber just before it is disconnected.', component('StreamError'));
 
