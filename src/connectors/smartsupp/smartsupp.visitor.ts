@@ -36,6 +36,9 @@ export interface VisitorShared {
   url: string;
 }
 
+/** The visitor of each socket, for the socket listeners every visitor shares (see `listen`). */
+const owners = new WeakMap<io.Socket, SmartsuppVisitor>();
+
 /**
  * One Smartsupp visitor: a socket.io 2.x socket whose connection is "up" once `visitor.connect` is acked,
  * exactly as the official SDK does on every connect. Library reconnection is off: a ConnectionSupervisor
@@ -144,18 +147,48 @@ export class SmartsuppVisitor implements Connector {
       autoConnect: false,
       timeout: options.connectTimeoutMs,
     });
-    socket.on('connect', () => this.onConnect(socket));
-    socket.on('connect_error', (err) => this.fail(classifyConnectError(err, SMARTSUPP_REFUSALS)));
-    socket.on('error', (err) => this.fail(new ConnectorError('socket_error', `socket error: ${redactText(describeError(err))}`, { retriable: true, cause: err })));
-    socket.on('disconnect', (reason) => this.onDisconnect(reason));
+    owners.set(socket, this);
+    socket.on('connect', SmartsuppVisitor.listen.connect);
+    socket.on('connect_error', SmartsuppVisitor.listen.connectError);
+    socket.on('error', SmartsuppVisitor.listen.error);
+    socket.on('disconnect', SmartsuppVisitor.listen.disconnect);
     // socket.io 2.x has no onAny: every server event is taken from the packet dispatcher instead.
-    const onevent: typeof socket.onevent = (packet) => {
-      const args = packet.data ?? [];
-      if (typeof args[0] === 'string') this.shared.observer.event(this, args[0], args.length > 2 ? args.slice(1) : args[1]);
-    };
-    socket.onevent = this.guarded('onevent', onevent);
+    socket.onevent = SmartsuppVisitor.listen.event;
     return socket;
   }
+
+  /**
+   * The socket's listeners, the same functions for every visitor (a channel holds thousands of sockets, so none
+   * costs closures of its own): the library calls them with the socket as `this`, and each finds its visitor by it.
+   */
+  private static readonly listen = {
+    connect(this: io.Socket): void {
+      owners.get(this)?.onConnect(this);
+    },
+    connectError(this: io.Socket, err: unknown): void {
+      owners.get(this)?.fail(classifyConnectError(err, SMARTSUPP_REFUSALS));
+    },
+    error(this: io.Socket, err: unknown): void {
+      owners.get(this)?.fail(new ConnectorError('socket_error', `socket error: ${redactText(describeError(err))}`, { retriable: true, cause: err }));
+    },
+    disconnect(this: io.Socket, reason: string): void {
+      owners.get(this)?.onDisconnect(reason);
+    },
+    event(this: io.Socket, packet: io.Packet): void {
+      const visitor = owners.get(this);
+      if (!visitor) return;
+      const args = packet.data ?? [];
+      if (typeof args[0] !== 'string') return;
+      const data = args.length > 2 ? args.slice(1) : args[1];
+      // The channel's fault boundary, as `guarded` gives every other listener, without a wrapper per socket.
+      if (!visitor.hooks) return visitor.shared.observer.event(visitor, args[0], data);
+      try {
+        visitor.shared.observer.event(visitor, args[0], data);
+      } catch (err) {
+        visitor.hooks.fault('onevent', err, [packet]);
+      }
+    },
+  };
 
   /**
    * A fault boundary like every connector's listener: what `fn` throws while handling upstream input (a frame, an
