@@ -2,6 +2,7 @@ import { io, type Socket as ClientSocket } from 'socket.io-client';
 import type { WebSocket } from 'ws';
 import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
 import { metricValue, startTestBridge, TEST_TOKEN, waitFor, type TestBridge } from '../helpers/bridge-harness';
+import { eventSchemaProblem } from '../helpers/event-schemas';
 import { newSecret, WebhookReceiver } from '../helpers/webhook-receiver';
 
 /** A structured CloudEvent as the `event` message carries it. */
@@ -12,6 +13,7 @@ interface StreamedEvent {
   type: string;
   time: string;
   datacontenttype: string;
+  dataschema: string;
   partitionkey: string;
   subject?: string;
   channelid?: string;
@@ -45,6 +47,8 @@ describe('socket.io gateway and live event stream (e2e)', () => {
   let bridge: TestBridge | undefined;
   let receiver: WebhookReceiver | undefined;
   const clients: ClientSocket[] = [];
+  // Every streamed event is checked against its type's schema (docs/events.md#schemas); afterEach asserts none failed.
+  const schemaProblems: string[] = [];
 
   const channel = (id: string, bot: string, room: string) => ({
     id, provider: 'watchers', watchers: { url: sim.url, bearer: sim.bearerFor(bot), apiKey: sim.apiKey, userId: bot, rooms: [room], connectTimeoutMs: 2000, ackTimeoutMs: 1000 },
@@ -65,7 +69,11 @@ describe('socket.io gateway and live event stream (e2e)', () => {
   async function connect(auth: Record<string, unknown> = { token: TEST_TOKEN }): Promise<Client> {
     const socket = open(auth);
     const events: StreamedEvent[] = [];
-    socket.on('event', (e: StreamedEvent) => events.push(e));
+    socket.on('event', (e: StreamedEvent) => {
+      const problem = eventSchemaProblem(e);
+      if (problem) schemaProblems.push(problem);
+      events.push(e);
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('connect_error', reject);
@@ -116,6 +124,7 @@ describe('socket.io gateway and live event stream (e2e)', () => {
     await receiver?.stop();
     receiver = undefined;
     await sim.stop();
+    expect(schemaProblems.splice(0)).toEqual([]);
   });
 
   it('refuses connections without a configured token, with a wrong one or with none', async () => {
@@ -156,7 +165,8 @@ describe('socket.io gateway and live event stream (e2e)', () => {
     expect(everything.texts()).toEqual(expect.arrayContaining(['a1', 'bot reply', 'b1', 'marker']));
     expect(byChannel.events[0]).toEqual({
       specversion: '1.0', id: expect.stringMatching(/^[0-9a-f]{32}$/), source: '/chatbridge/watchers/bot-a', type: 'chatbridge.message.received',
-      time: expect.any(String), datacontenttype: 'application/json', partitionkey: `bot-a:${ROOM_A}`, subject: ROOM_A, channelid: 'bot-a', provider: 'watchers',
+      time: expect.any(String), datacontenttype: 'application/json',
+      dataschema: 'https://chatbridge.dev/schemas/chatbridge.message.received.json#/properties/data', partitionkey: `bot-a:${ROOM_A}`, subject: ROOM_A, channelid: 'bot-a', provider: 'watchers',
       data: expect.objectContaining({ message: expect.objectContaining({ id: String(said.message.id), text: 'a1', direction: 'inbound' }) }),
     });
     // The same event, the same structured JSON, for every subscriber that gets it.
