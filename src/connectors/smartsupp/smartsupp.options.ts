@@ -24,7 +24,7 @@ export class SmartsuppOptions {
   @IsOptional() @IsString() bundleVersion = 'Websocket SDK 1.2.2';
   /** Visitor sockets opened at once when a channel (re)starts, so a restart does not storm the server. */
   @IsOptional() @IsInt() @Min(1) @Max(10_000) startConcurrency: number = 100;
-  /** Most visitors of the channel (each a socket, ~16 KB heap); `conversation.start` beyond it is refused. */
+  /** Most visitors of the channel (each a socket, ~15 KB heap); `conversation.start` beyond it is refused. */
   @IsOptional() @IsInt() @Min(1) @Max(1_000_000) maxVisitors: number = 5_000;
   /** A visitor with no frame and no command for this long expires: socket closed, record removed (ms). */
   @IsOptional() @IsInt() @Min(100) @Max(2_147_483_647) visitorIdleMs: number = 86_400_000;
