@@ -8,7 +8,7 @@
  * delivery calls it), and is closed (the state file keeps the N visitors); a second bridge process then resumes them
  * the way a restart does, `smartsupp.startConcurrency` handshakes at a time. Each process is measured live: heapUsed
  * after GC (`--expose-gc`), RSS, CPU while idle. The holding processes run this file and the bridge transpiled to
- * JavaScript first (as ts-node would, transpile only), so like a built bridge they hold no TypeScript compiler.
+ * JavaScript first (as ts-node would, transpile only, into `.data/`), so like a built bridge they hold no TypeScript compiler.
  * `ts-node bench/connections.ts [N]` runs the phase alone.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,7 +70,8 @@ const MB = 1024 * 1024;
 export async function benchVisitorScale(count: number): Promise<VisitorScale> {
   // Loaded here, not at the top: the holding processes run this file too and load only what they measure.
   const { startChild } = await import('./fixtures');
-  const script = transpiled();
+  const build = transpiled();
+  const script = join(build, 'bench', 'connections.js');
   const stateDir = mkdtempSync(join(tmpdir(), 'chatbridge-bench-visitors-'));
   const sim = await startChild('smartsupp-sim-process.ts');
   try {
@@ -84,6 +85,7 @@ export async function benchVisitorScale(count: number): Promise<VisitorScale> {
   } finally {
     sim.kill();
     rmSync(stateDir, { recursive: true, force: true });
+    rmSync(build, { recursive: true, force: true });
   }
 }
 
@@ -129,14 +131,15 @@ async function holder(
 }
 
 /**
- * `src/` (without specs) and this file transpiled into `.data/bench-build/`, as ts-node transpiles them in memory;
- * returns this file's JavaScript. Its packages resolve from the repository's node_modules, as for `dist/`.
+ * `src/` (without specs) and this file transpiled into a new `.data/bench-build-*` directory (one per run), as ts-node
+ * transpiles them in memory; returns the directory. Its packages resolve from the repository's node_modules, as for
+ * `dist/`.
  */
 function transpiled(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const ts = require('typescript') as typeof import('typescript');
   const root = join(__dirname, '..');
-  const out = join(root, '.data', 'bench-build');
+  mkdirSync(join(root, '.data'), { recursive: true });
+  const out = mkdtempSync(join(root, '.data', 'bench-build-'));
   const { config } = ts.readConfigFile(join(root, 'tsconfig.json'), ts.sys.readFile);
   const compilerOptions = { ...ts.convertCompilerOptionsFromJson(config.compilerOptions, root).options, sourceMap: false };
   const sources = ts.sys.readDirectory(join(root, 'src'), ['.ts'], ['**/*.spec.ts', '**/*.d.ts', '**/__fixtures__/**']);
@@ -146,7 +149,7 @@ function transpiled(): string {
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, js);
   }
-  return join(out, 'bench', 'connections.js');
+  return out;
 }
 
 async function simLive(sim: ChildProcessLink): Promise<number> {
