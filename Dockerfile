@@ -23,4 +23,5 @@ RUN mkdir -p /data /app/.data && chown 1000:1000 /data /app/.data
 # uid 1000 is the image's `node` user; numeric so Kubernetes can verify runAsNonRoot.
 USER 1000:1000
 EXPOSE 8080
-CMD ["node", "dist/main.js"]
+# The same command as `npm start` (package.json), V8 flags included (docs/operations.md, "Runtime").
+CMD ["node", "--max-semi-space-size=16", "dist/main.js"]

@@ -44,7 +44,11 @@ describe('container image (Dockerfile)', () => {
     expect(runtimeStage).toMatch(/^RUN npm ci --omit=dev\b/m);
     expect(runtimeStage).toMatch(/^ENV NODE_ENV=production$/m);
     expect(runtimeStage).toMatch(/^EXPOSE 8080$/m);
-    expect(runtimeStage).toMatch(/^CMD \["node", "dist\/main\.js"\]$/m);
+    // The image runs exactly what `npm start` runs, V8 flags included.
+    const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ');
+    expect(start.slice(-1)).toEqual(['dist/main.js']);
+    const cmd = /^CMD (\[.*\])$/m.exec(runtimeStage);
+    expect(cmd && JSON.parse(cmd[1])).toEqual(start);
     const user = /^USER (\d+)(?::\d+)?$/m.exec(runtimeStage);
     expect(user).not.toBeNull();
     expect(Number(user![1])).toBeGreaterThan(0);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,8 @@ import { TEST_TOKEN } from './bridge-harness';
 
 const ROOT = join(__dirname, '..', '..');
 const TS_NODE = require.resolve('ts-node/dist/bin');
+/** `npm start`'s arguments after `node` (V8 flags, then dist/main.js): the built process runs as production runs it. */
+const NPM_START = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ').slice(1);
 
 /** A free loopback port (bound, then released). */
 export function freePort(): Promise<number> {
@@ -63,7 +65,7 @@ export class BridgeProcess {
     this.dir = dir;
     const file = join(dir, 'chatbridge.yaml');
     writeFileSync(file, stringify({ stateDir: join(dir, 'state'), deadLetter: { file: join(dir, 'dead-letter.jsonl') }, ...this.config }));
-    const args = this.opts.entry === 'dist' ? ['dist/main.js'] : [TS_NODE, '--transpile-only', 'src/main.ts'];
+    const args = this.opts.entry === 'dist' ? NPM_START : [TS_NODE, '--transpile-only', 'src/main.ts'];
     const child = spawn(process.execPath, args, {
       cwd: ROOT,
       env: { PATH: process.env.PATH, CHATBRIDGE_CONFIG: file, PORT: String(this.port), CHATBRIDGE_API_TOKENS: TEST_TOKEN, LOG_LEVEL: 'info', ...this.opts.env },
