@@ -23,15 +23,21 @@ class FakeConsumer extends EventEmitter {
   /** True once `run` began; it resolves (the group joined) when `joined` does. */
   joining = false;
 
+  /** True once `connect` began. */
+  connecting = false;
+
   constructor(
     readonly groupId: string,
     private readonly failConnect: boolean,
     private readonly joined?: Promise<void>,
+    private readonly reached?: Promise<void>,
   ) {
     super();
   }
 
   async connect(): Promise<void> {
+    this.connecting = true;
+    await this.reached;
     if (this.failConnect) throw new Error('connect ECONNREFUSED');
   }
   async subscribe(): Promise<void> {}
@@ -91,11 +97,12 @@ describe('ConsumerRunner', () => {
   let consumers: FakeConsumer[];
   let failConnects: number;
   let groupJoined: Promise<void> | undefined;
+  let brokerReached: Promise<void> | undefined;
   let letters: DeadLetter[];
   let metrics: Metrics;
   let runner: ConsumerRunner | undefined;
   const kafka = { consumer: (cfg: { groupId: string }) => {
-    const c = new FakeConsumer(cfg.groupId, failConnects-- > 0, groupJoined);
+    const c = new FakeConsumer(cfg.groupId, failConnects-- > 0, groupJoined, brokerReached);
     consumers.push(c);
     return c;
   }, admin: () => { throw new Error('no admin in unit tests'); } } as unknown as Kafka;
@@ -126,6 +133,7 @@ describe('ConsumerRunner', () => {
     consumers = [];
     failConnects = 0;
     groupJoined = undefined;
+    brokerReached = undefined;
     letters = [];
     metrics = new Metrics({ defaultMetrics: false });
   });
@@ -273,6 +281,21 @@ describe('ConsumerRunner', () => {
     // Within its deadline, stop returns once the consumer is disconnected.
     await runner?.stop(5000);
     expect(consumers[1].disconnected).toBe(true);
+  });
+
+  it('stop while the start still connects (Kafka unreachable) returns at once; the start then ends itself without joining', async () => {
+    let reach!: () => void;
+    brokerReached = new Promise<void>((resolve) => (reach = resolve));
+    make(() => undefined).start();
+    await until('connecting', () => consumers[0]?.connecting);
+    // A shutdown does not spend its time on a connect that may take kafkajs's whole retry schedule: stop resolves
+    // while the connect is still blocked (it never resolves until `reach`).
+    await runner?.stop(60_000);
+    expect(consumers[0].disconnected).toBe(false);
+    reach();
+    await until('disconnected by the start', () => consumers[0].disconnected);
+    expect(consumers[0].joining).toBe(false);
+    expect(consumers).toHaveLength(1);
   });
 
   it('passes the group events on (assignment of its topic, heartbeats, rebalances)', async () => {

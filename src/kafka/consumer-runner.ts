@@ -84,6 +84,8 @@ export class ConsumerRunner {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** The start under way (connect, subscribe, group join), if any. */
   private starting?: Promise<void>;
+  /** True while that start is in the group join (`consumer.run`), the one step `stop` cannot interrupt. */
+  private joining = false;
   /** Per partition: the record that failed last and how often in a row. */
   private readonly failures = new Map<number, { offset: string; tries: number }>();
 
@@ -111,8 +113,10 @@ export class ConsumerRunner {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     // A start under way disconnects its consumer itself once it sees `stopping`. Disconnected from here during its
-    // group join, a kafkajs consumer would still finish the join and then fetch on, a group member nobody stops.
-    if (this.starting) return withinMs(this.starting, deadlineMs);
+    // group join, a kafkajs consumer would still finish the join and then fetch on, a group member nobody stops: stop
+    // waits for a join (bounded). Before the join (topic check, connect: Kafka may be unreachable for long) the start
+    // checks `stopping` before joining and ends itself, so stop does not spend the shutdown's time waiting for it.
+    if (this.starting) return this.joining ? withinMs(this.starting, deadlineMs) : undefined;
     const consumer = this.consumer;
     if (consumer) await withinMs(consumer.disconnect().catch((err: unknown) => this.deps.log.warn({ err: describeError(err) }, `${this.opts.name} disconnect failed`)), deadlineMs);
   }
@@ -171,12 +175,17 @@ export class ConsumerRunner {
           await consumer.disconnect().catch(() => undefined);
           return;
         }
-        await consumer.run({
-          autoCommit: false,
-          eachBatchAutoResolve: false,
-          partitionsConsumedConcurrently: this.opts.concurrency ?? 1,
-          eachBatch: (b) => this.onBatch(b),
-        });
+        this.joining = true;
+        try {
+          await consumer.run({
+            autoCommit: false,
+            eachBatchAutoResolve: false,
+            partitionsConsumedConcurrently: this.opts.concurrency ?? 1,
+            eachBatch: (b) => this.onBatch(b),
+          });
+        } finally {
+          this.joining = false;
+        }
         this.started = true;
         if (this.stopping) await consumer.disconnect().catch(() => undefined);
         return;
