@@ -13,8 +13,8 @@ import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 import { histogramQuantiles, type Result } from './stats';
 
-/** `burst(n)` makes the simulator send `n` messages; resolves when it has sent them. */
-export async function rawPipe(simUrl: string, brokers: string[], n: number, batch: number, buckets: number[], burst: (n: number) => Promise<void>): Promise<Result> {
+/** Measures `n` events after `warmup` unmeasured ones. `burst(n)` makes the simulator send `n` messages; resolves when it has sent them. */
+export async function rawPipe(simUrl: string, brokers: string[], { n, warmup, batch, buckets }: { n: number; warmup: number; batch: number; buckets: number[] }, burst: (n: number) => Promise<void>): Promise<Result> {
   const kafka = new Kafka({ clientId: 'bench-raw-pipe', brokers, logLevel: logLevel.NOTHING });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -48,11 +48,11 @@ export async function rawPipe(simUrl: string, brokers: string[], n: number, batc
     }
   };
   try {
-    await Promise.all([burst(batch), until(batch)]); // warm-up
+    await Promise.all([burst(warmup), until(warmup)]);
     h.reset();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    await Promise.all([burst(n), until(batch + n)]);
+    await Promise.all([burst(n), until(warmup + n)]);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const q = await histogramQuantiles(h);
