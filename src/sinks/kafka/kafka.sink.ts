@@ -48,7 +48,8 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   private warnedDepth = false;
   /** The backoff between failed attempts; `stop` cancels it. */
   private readonly backoff = new Pause();
-  private readonly latencyLabels = { sink: this.name };
+  /** This sink's metric labels, one object for every update (some run once per event). */
+  private readonly labels = { sink: this.name };
 
   constructor(
     kafka: Kafka,
@@ -85,7 +86,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     }
     this.queue.push(record);
     const depth = this.queue.length;
-    this.metrics.queueDepth.set({ sink: this.name }, depth);
+    this.metrics.queueDepth.set(this.labels, depth);
     if (depth >= warnQueue && !this.warnedDepth) {
       this.warnedDepth = true;
       this.log.warn({ depth, maxQueue, bytes: this.queue.bytes, maxQueueBytes }, 'kafka queue is growing: Kafka is slow or unreachable');
@@ -229,7 +230,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
       const count = counts.get(group);
       if (count) count.n++;
       else counts.set(group, { channel, type: b.type, n: 1 });
-      this.metrics.publishLatency.observe(this.latencyLabels, (now - b.receivedAt) / 1000);
+      this.metrics.publishLatency.observe(this.labels, (now - b.receivedAt) / 1000);
       this.settle(b, 'delivered');
     }
     for (const { channel, type, n } of counts.values()) this.metrics.eventsOut.inc({ sink: this.name, channel, type }, n);
