@@ -45,8 +45,8 @@ export type OnSettled = (outcome: SettleOutcome) => void;
 interface Delivery {
   item: PipelineEvent;
   onSettled?: OnSettled;
-  /** The structured JSON, built at the first attempt (a queued event holds no second copy of itself) and signed again on every retry. */
-  body?: string;
+  /** The structured JSON, built once at submit and signed again on every attempt. */
+  body: string;
   attempts: number;
   retryAt?: number;
   timer?: NodeJS.Timeout;
@@ -137,10 +137,13 @@ export class WebhookEndpoint {
    * `whenCapacity` before submitting, and what it submits while stopping is released (it will offer it again).
    */
   submit(item: PipelineEvent, onSettled?: OnSettled): void {
-    const d: Delivery = { item, onSettled, attempts: 0 };
+    const d: Delivery = { item, onSettled, body: '', attempts: 0 };
     if (!this.accepting) return this.opts.durable ? this.release(d) : this.deadLetter(d, 'shutdown', 'endpoint stopping', true);
     if (this.disabledAt) return this.deadLetter(d, 'endpoint_disabled', 'endpoint disabled (it answered 410)');
     if (!this.hasCapacity()) return this.deadLetter(d, 'webhook_queue_full', `webhook queue full (${this.cfg.maxPending} events)`);
+    // Serialized here, not at the first attempt: an event that cannot be serialized throws to its submitter (a
+    // Kafka source dead-letters the record after its tries) instead of failing attempts as if the network had.
+    d.body = toStructured(item.event);
     this.lanes.push(item.event.partitionkey, d);
     this.gauge();
     this.pump();
@@ -252,7 +255,7 @@ export class WebhookEndpoint {
     this.metrics.webhookAttempts.inc(this.labels);
     const now = new Date();
     this.lastAttemptMs = now.getTime();
-    const body = (d.body ??= toStructured(d.item.event));
+    const { body } = d;
     const headers = { 'content-type': 'application/cloudevents+json', 'user-agent': USER_AGENT, ...this.signer.sign(d.item.event.id, body, now) };
     let res;
     try {
