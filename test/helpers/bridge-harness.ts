@@ -20,6 +20,13 @@ export interface TestBridge extends RunningBridge {
 
 export const TEST_TOKEN = 'test-token-0123456789';
 
+/**
+ * The test bridges' shutdownGraceMs. Its third is what a command consumer still in its first group join gets at
+ * close (the join is awaited, then the consumer leaves): the test broker's first join takes ~3 s, so a bridge closed
+ * soon after its start would otherwise leave the join finishing after its test file ended.
+ */
+const TEST_SHUTDOWN_GRACE_MS = 10_500;
+
 /** Fast reconnects so tests do not wait on production backoff. */
 export const FAST_RECONNECT = { initialDelayMs: 50, maxDelayMs: 300, authInitialDelayMs: 400, authMaxDelayMs: 1000, stableAfterMs: 1000 };
 
@@ -28,7 +35,7 @@ export async function startTestBridge(raw: Record<string, unknown>, env: NodeJS.
   const dir = mkdtempSync(join(tmpdir(), 'chatbridge-test-'));
   const deadLetterFile = join(dir, 'dead-letter.jsonl');
   const { config } = loadConfig({
-    raw: { reconnect: FAST_RECONNECT, deadLetter: { file: deadLetterFile }, stateDir: join(dir, 'state'), shutdownGraceMs: 3000, ...withOwnCommandGroup(raw) },
+    raw: { reconnect: FAST_RECONNECT, deadLetter: { file: deadLetterFile }, stateDir: join(dir, 'state'), shutdownGraceMs: TEST_SHUTDOWN_GRACE_MS, ...withOwnCommandGroup(raw) },
     env: { PORT: '0', CHATBRIDGE_API_TOKENS: TEST_TOKEN, ...env },
   });
   // The production logger (redaction included), writing into the test's array or silent.
