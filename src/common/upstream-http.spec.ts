@@ -1,3 +1,4 @@
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { AxiosError, CanceledError, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
@@ -163,6 +164,21 @@ describe('upstream-http: every row over real HTTP (loopback)', () => {
     await srv.close();
     await expect(upstreamHttp.request({ url, method: 'POST', data: 'x', timeout: 1000, upstream: { what: 'test call' } }))
       .rejects.toMatchObject({ code: 'network', retriable: true, sent: false, message: 'test call: unreachable (ECONNREFUSED)' });
+  });
+
+  it('a connection that never opens (TLS handshake unanswered) runs out of time: network, retriable, surely not sent', async () => {
+    // A TCP server that accepts and never speaks TLS: the https socket never opens, so the request never left.
+    const held: Socket[] = [];
+    const silent = createNetServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      await expect(upstreamHttp.request({ url: `https://127.0.0.1:${port}/send`, method: 'POST', data: 'x', timeout: 300, upstream: { what: 'test call' } }))
+        .rejects.toMatchObject({ code: 'network', retriable: true, sent: false, message: 'test call: unreachable (connection not open in time)' });
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('no answer in time after the request left: timeout, ambiguous', async () => {

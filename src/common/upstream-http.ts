@@ -1,5 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
 import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { CommandError } from './errors';
 import { redactText } from './redact';
@@ -15,6 +16,7 @@ import { redactText } from './redact';
  * | any other non-2xx                         | upstream_rejected    | no        | false | the request itself is wrong
  * | refused here before sending (LOCAL_CODES) | invalid_command      | no        | false | e.g. a body over the bound
  * | network error in NOT_SENT_ERRNOS          | network              | yes       | false | never reached the server
+ * | any failure before the connection opened  | network              | yes       | false | connect (TLS) timeout included
  * | timeout / abort while waiting             | timeout              | no        | true  | ambiguous: resolve through the echo
  * | any other failure after the request left  | no_answer            | no        | true  | ambiguous (reset mid-request,
  * |                                           |                      |           |       | an answer over UPSTREAM_MAX_BYTES)
@@ -62,6 +64,40 @@ export const UPSTREAM_MAX_BYTES = 8 * 1024 * 1024;
 
 const IDLE_SOCKET_MS = 4_000;
 
+/**
+ * How long a connection may take to open (TCP, and TLS for https) before the call fails as `network`: nothing was
+ * sent, so it is retried. 10 s, the connect timeout fetch's undici had.
+ */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Sockets whose connection opened (TLS: handshake done): only on those can a request have left. */
+const opened = new WeakSet<object>();
+
+/**
+ * Keep-alive agents that time out a connection that does not open and remember the ones that did. A call that fails
+ * on a socket that never opened surely sent nothing, whichever timer fired (the connect timeout, or the call's own
+ * `timeout` while still connecting): it is `network`, retriable, not the ambiguous `timeout`.
+ */
+function openTracking<A extends HttpAgent>(agent: A, openEvent: 'connect' | 'secureConnect'): A {
+  const create = (agent as unknown as { createConnection: (...args: unknown[]) => Socket }).createConnection.bind(agent);
+  (agent as unknown as { createConnection: (...args: unknown[]) => Socket }).createConnection = (...args: unknown[]) => {
+    const socket = create(...args);
+    const timer = setTimeout(() => {
+      socket.destroy(Object.assign(new Error(`connection not open after ${CONNECT_TIMEOUT_MS} ms`), { code: CONNECT_TIMEOUT_CODE }));
+    }, CONNECT_TIMEOUT_MS);
+    socket.once(openEvent, () => {
+      clearTimeout(timer);
+      opened.add(socket);
+    });
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
+  };
+  return agent;
+}
+
+/** The code of a connection that did not open within CONNECT_TIMEOUT_MS. */
+const CONNECT_TIMEOUT_CODE = 'ECONNECT_TIMEOUT';
+
 /** A REST POST a provider builds (pure, so its wire format is tested), then sends with `upstreamHttp`. */
 export interface RestPost {
   url: string;
@@ -102,8 +138,8 @@ export const upstreamHttp = axios.create({
   adapter: 'http',
   maxRedirects: 0,
   proxy: false,
-  httpAgent: new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
-  httpsAgent: new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  httpAgent: openTracking(new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }), 'connect'),
+  httpsAgent: openTracking(new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }), 'secureConnect'),
   maxContentLength: UPSTREAM_MAX_BYTES,
   maxBodyLength: UPSTREAM_MAX_BYTES,
   responseType: 'text',
@@ -168,9 +204,15 @@ export function upstreamStatusError(status: number, what: string, body = ''): Co
  * credentials included.
  */
 function upstreamRequestError(err: unknown, what: string): CommandError {
-  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown; cause?: unknown };
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown; cause?: unknown; request?: { socket?: object | null } };
   const code = typeof e.code === 'string' ? e.code : undefined;
   const cause = e.cause;
+  // No request object: refused before it was built (LOCAL_CODES below). With one, a request whose socket never opened
+  // (still connecting, or still waiting for a socket) cannot have reached the upstream.
+  const socket = e.request ? e.request.socket : undefined;
+  if (e.request && (!socket || !opened.has(socket)) && code !== undefined && !LOCAL_CODES.has(code)) {
+    return new CommandError('network', `${what}: unreachable (${code === CONNECT_TIMEOUT_CODE || TIMEOUT_CODES.has(code) ? 'connection not open in time' : code})`, { retriable: true, sent: false, cause });
+  }
   if (code && TIMEOUT_CODES.has(code)) {
     return new CommandError('timeout', `${what}: no answer in time (the upstream may have acted)`, { retriable: false, sent: true, cause });
   }
