@@ -184,14 +184,16 @@ export class CommandService implements CommandDoorApi {
     if (channelId === undefined) throw new CommandRequestError('invalid_command', 'invalid command', ['channelId: required']);
     const { command } = parsed;
     const target = this.channels.commandTarget(channelId);
-    // The provider's half of validation (type, then its fields); an unknown channel is answered after the ledger, which may know the command.
-    if (target) checkProviderCommand(target, channelId, command);
     const fingerprint = commandFingerprint(channelId, command);
     this.ledger.requireLoaded();
+    // A command the ledger knows gets the ledger's answer (duplicate, or 409 for another body under its id), even if
+    // its channel or its provider's rules changed since it was accepted: a client retrying it learns its fate.
     const known = this.ledger.get(command.commandId);
     if (known) return this.repeat(known, fingerprint, ctx);
 
     if (!target) throw new CommandRequestError('unknown_channel', `no channel with id "${channelId}"`);
+    // The provider's half of validation (the type, then that type's fields).
+    checkProviderCommand(target, channelId, command);
     if ((this.pendingByChannel.get(channelId) ?? 0) >= this.config.commands.maxPendingPerChannel) {
       throw new CommandRequestError('channel_busy', `channel ${channelId} has ${this.config.commands.maxPendingPerChannel} unfinished commands (commands.maxPendingPerChannel); try again later with the same commandId`);
     }
