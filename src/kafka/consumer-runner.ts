@@ -116,7 +116,8 @@ export class ConsumerRunner {
     // group join, a kafkajs consumer would still finish the join and then fetch on, a group member nobody stops: stop
     // waits for a join (bounded). Before the join (topic check, connect: Kafka may be unreachable for long) the start
     // checks `stopping` before joining and ends itself, so stop does not spend the shutdown's time waiting for it.
-    if (this.starting) return this.joining ? withinMs(this.starting, deadlineMs) : undefined;
+    // Once run() resolved the consumer is a running member even while `starting` is not yet cleared: disconnect it.
+    if (this.starting && !this.started) return this.joining ? withinMs(this.starting, deadlineMs) : undefined;
     const consumer = this.consumer;
     if (consumer) await withinMs(consumer.disconnect().catch((err: unknown) => this.deps.log.warn({ err: describeError(err) }, `${this.opts.name} disconnect failed`)), deadlineMs);
   }
