@@ -1,6 +1,5 @@
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { AxiosError, CanceledError, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { CommandError } from './errors';
 import { UPSTREAM_MAX_BYTES, upstreamHttp, upstreamStatusError, type UpstreamCall } from './upstream-http';
