@@ -33,3 +33,8 @@ export class Pause {
     this.wake?.();
   }
 }
+
+/** Resolves after `ms` (polling loops that wait for their own state to change). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

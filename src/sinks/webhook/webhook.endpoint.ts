@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { BrokenCircuitError } from 'cockatiel';
 import type { Logger } from 'pino';
 import { BridgeError } from '../../common/errors';
+import { sleep } from '../../common/wait';
 import { toStructured, type PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
@@ -175,10 +176,7 @@ export class WebhookEndpoint {
   /** The API's view. */
   snapshot(): EndpointSnapshot {
     const u = new URL(this.cfg.url);
-    let state: EndpointState = 'active';
-    if (this.disabledAt) state = 'disabled';
-    else if (this.breaker.state !== 'closed') state = 'circuit_open';
-    else if (this.waiting.size) state = 'retrying';
+    const state: EndpointState = this.disabledAt ? 'disabled' : this.breaker.state !== 'closed' ? 'circuit_open' : this.waiting.size ? 'retrying' : 'active';
     return {
       id: this.cfg.id, url: `${u.origin}${u.pathname}`, state, pending: this.pending, inFlight: this.inFlight.size, ...this.last,
       lastAttemptAt: isoOf(this.lastAttemptMs), lastDeliveredAt: isoOf(this.lastDeliveredMs), disabledAt: this.disabledAt?.toISOString(),
@@ -398,6 +396,3 @@ function isoOf(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : new Date(ms).toISOString();
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
