@@ -2,7 +2,9 @@
  * A consumer of chatbridge's events topic (`chatbridge.events`) with kafkajs and the `cloudevents` SDK.
  *
  * Each record is one CloudEvent in the Kafka binding's binary mode (docs/kafka.md#producing-events): key =
- * `partitionkey` (`<channelId>:<conversationId>`), value = the event's `data` as JSON, attributes in `ce_*` headers.
+ * `partitionkey` (`<channelId>:<conversationId>`), value = the event's `data` as JSON, attributes in `ce_*` headers;
+ * or, with `kafka.producer.cloudEventsMode: structured`, the whole event as the value (`content-type:
+ * application/cloudevents+json`). `Kafka.toEvent` reads both, so this consumer needs no setting for it.
  * What this consumer does, and why:
  * - **Order per conversation.** One conversation is one key, so one partition; kafkajs hands over a partition's
  *   records one at a time, in offset order, and the next only once `handle` has finished with the previous one.
