@@ -15,7 +15,7 @@ import { createKafka } from '../kafka/client';
 import { createMissingTopics, ensureTopicReady } from '../kafka/topics';
 import type { DeadLetters } from '../pipeline/dead-letters';
 import { KafkaSink } from '../sinks/kafka/kafka.sink';
-import type { WebhookKafkaSource } from '../sinks/webhook/webhook.sink';
+import type { WebhookKafkaSettings } from '../sinks/webhook/webhook.sink';
 
 /** With `cluster.enabled`: what the replicas share through Kafka. */
 export interface ClusterParts {
@@ -36,7 +36,7 @@ export interface KafkaParts {
   /** The command ledger on `topics.commandLedger`. */
   readonly ledgerStore: KafkaLedgerStore;
   /** Webhook deliveries follow `topics.events`, one consumer group per endpoint. */
-  readonly webhookSource: WebhookKafkaSource;
+  readonly webhookSource: WebhookKafkaSettings;
   /** Dead-letter replay reads `topics.deadLetter` with a client of its own for each replay. */
   readonly replay: { topic: string; client: () => Kafka };
   readonly cluster?: ClusterParts;

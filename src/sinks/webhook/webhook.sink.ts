@@ -12,7 +12,7 @@ import { KafkaWebhookSource } from './webhook-source.kafka';
 import { UndiciTransport } from './webhook.transport';
 
 /** With Kafka: the client and config the endpoints' consumers use. */
-export interface WebhookKafkaSource {
+export interface WebhookKafkaSettings {
   kafka: Kafka;
   config: KafkaConfig;
 }
@@ -37,7 +37,7 @@ export class WebhookSink implements Sink {
    * `publishStatus` receives the `chatbridge.webhook.status` event of an endpoint that was disabled (410) or
    * re-enabled; the bridge publishes it like any event (Kafka, the other endpoints).
    */
-  constructor(configs: readonly WebhookConfig[], deadLetters: DeadLetters, metrics: Metrics, log: Logger, kafka?: WebhookKafkaSource, publishStatus?: (item: PipelineEvent) => void) {
+  constructor(configs: readonly WebhookConfig[], deadLetters: DeadLetters, metrics: Metrics, log: Logger, kafka?: WebhookKafkaSettings, publishStatus?: (item: PipelineEvent) => void) {
     this.endpoints = configs.map((cfg) => {
       const epLog = log.child({ endpoint: cfg.id });
       const url = new URL(cfg.url);
