@@ -47,7 +47,7 @@ describe('webhook replay: one at a time per endpoint (e2e)', () => {
     }
   }
 
-  it('a second replay of an endpoint while one runs is 409 with a clear error; other endpoints are not held; after it ends replays run again', async () => {
+  it('a second replay (or a dead-letter listing) of an endpoint while one runs is 409 with a clear error; other endpoints are not held; after it ends replays run again', async () => {
     const [crm, erp] = [await receivers.start(), await receivers.start()];
     bridge = await startTestBridge({ webhooks: [{ id: 'crm', url: crm.url, secret: newSecret() }, { id: 'erp', url: erp.url, secret: newSecret() }] });
     const fifo = bridge.deadLetterFile;
@@ -64,7 +64,13 @@ describe('webhook replay: one at a time per endpoint (e2e)', () => {
       status: 409,
       body: { statusCode: 409, error: 'Conflict', message: 'a replay of webhook endpoint "crm" is already running: wait for its answer, then send this one again' },
     });
-    expect(metricValue((await bridge.get('/metrics')).text, 'chatbridge_refused_total', { origin: 'replay', reason: 'replay_running' })).toBe(1);
+    // A dead-letter listing of crm reads the same sources: not meanwhile either.
+    const listing = await fetch(`${bridge.url}/v1/webhooks/crm/dead-letters`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+    expect({ status: listing.status, body: await listing.json() }).toEqual({
+      status: 409,
+      body: { statusCode: 409, error: 'Conflict', message: 'the dead letters of webhook endpoint "crm" are being read (a replay or another page): send this request again after its answer' },
+    });
+    expect(metricValue((await bridge.get('/metrics')).text, 'chatbridge_refused_total', { origin: 'replay', reason: 'replay_running' })).toBe(2);
 
     closeSync(writer);
     writer = undefined;

@@ -57,7 +57,7 @@ export class WebhooksController {
   @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: MAX_DEAD_LETTER_PAGE, default: DEFAULT_DEAD_LETTER_PAGE } })
   @ApiQuery({ name: 'cursor', required: false, schema: { type: 'string' }, description: "The previous page's `nextCursor`" })
   @ApiResponse({ status: 200, description: '`{endpoint, deadLetters: [{id, type, at, reason?, attempts?, lastStatus?, error?, source}], nextCursor?, skippedMalformed}`' })
-  @ApiErrors([400, 404, 503], { 404: 'unknown webhook endpoint', 503: 'the dead-letter topic could not be read' })
+  @ApiErrors([400, 404, 409, 503], { 404: 'unknown webhook endpoint', 409: "the endpoint's dead letters are being read (a replay or another page)", 503: 'the dead-letter topic could not be read' })
   async deadLetters(@Param('id') id: string, @Query() query: unknown): Promise<DeadLetterPage> {
     if (!this.webhooks?.endpoint(id)) throw notFound(id);
     try {

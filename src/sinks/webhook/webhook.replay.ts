@@ -202,7 +202,10 @@ export interface ReplayDeps {
  * bypassing the dedupe window. Dead letters are never removed; an event that fails again is dead-lettered again.
  */
 export class WebhookReplayer {
-  /** Endpoints with a replay under way: one at a time each (a replay reads every dead letter; two would double the load). */
+  /**
+   * Endpoints with a read of their dead letters under way (a replay or a listing page): one at a time each, since each
+   * reads every dead letter of the file and the topic; two would double the load.
+   */
   private readonly running = new Set<string>();
 
   constructor(private readonly deps: ReplayDeps) {}
@@ -226,14 +229,24 @@ export class WebhookReplayer {
   }
 
   /**
-   * `GET /v1/webhooks/:id/dead-letters`: one page of the endpoint's dead letters (file and topic), oldest first.
-   * Read-only, so not one at a time like a replay; each page reads the sources again (they are append-only).
+   * `GET /v1/webhooks/:id/dead-letters`: one page of the endpoint's dead letters (file and topic), oldest first. Each
+   * page reads the sources again (they are append-only), so pages of one endpoint are read one at a time, and not
+   * while a replay of it reads: `replay_running` (409) meanwhile.
    */
   async deadLetters(endpointId: string, query: DeadLetterPageQuery): Promise<DeadLetterPage> {
     if (!this.deps.endpoints?.endpoint(endpointId)) throw new BridgeError('webhook_not_found', `no webhook endpoint with id "${endpointId}"`, { retriable: false });
-    const page = new DeadLetterPageSelection(endpointId, query);
-    await this.collect(page);
-    return page.page();
+    if (this.running.has(endpointId)) {
+      this.deps.metrics.refused.inc({ origin: 'replay', reason: 'replay_running' });
+      throw new BridgeError('replay_running', `the dead letters of webhook endpoint "${endpointId}" are being read (a replay or another page): send this request again after its answer`, { retriable: true });
+    }
+    this.running.add(endpointId);
+    try {
+      const page = new DeadLetterPageSelection(endpointId, query);
+      await this.collect(page);
+      return page.page();
+    } finally {
+      this.running.delete(endpointId);
+    }
   }
 
   /** Reads every dead letter of the file and (with Kafka) the topic into `collector`. */
