@@ -1,5 +1,4 @@
-import type { DeadLetterCollector, DeadLetterEntry, ReplaySource } from './webhook.replay';
-import type { DeadLetterPageQuery } from './webhook.replay.dto';
+import type { DeadLetterCollector, DeadLetterEntry, ReplaySource } from './webhook.replay.sources';
 
 /** One dead letter as `GET /v1/webhooks/:id/dead-letters` lists it. */
 export interface DeadLetterItem {
@@ -28,6 +27,13 @@ export interface DeadLetterPage {
 
 /** A position in the listing's order: time, then source, then event id. */
 export type DeadLetterPosition = [at: number, source: ReplaySource, id: string];
+
+/** A validated dead-letter page request (`parseDeadLetterPage`). */
+export interface DeadLetterPageQuery {
+  limit: number;
+  /** Where the previous page ended. */
+  cursor?: DeadLetterPosition;
+}
 
 function compare(a: DeadLetterPosition, b: DeadLetterPosition): number {
   return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) || (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0);

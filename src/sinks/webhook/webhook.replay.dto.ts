@@ -3,7 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsBoolean, IsInt, IsISO8601, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 import { JSONSchema } from 'class-validator-jsonschema';
 import { formatErrors } from '../../config/config.loader';
-import { decodeCursor, type DeadLetterPosition } from './webhook.dead-letters';
+import { decodeCursor, type DeadLetterPageQuery } from './webhook.dead-letters';
 
 /** Most ids one replay request may name. */
 export const MAX_REPLAY_IDS = 10_000;
@@ -80,11 +80,6 @@ export class DeadLetterPageDto {
 }
 
 /** A validated page request. */
-export interface DeadLetterPageQuery {
-  limit: number;
-  /** Where the previous page ended. */
-  cursor?: DeadLetterPosition;
-}
 
 /** Validates the query of a dead-letter page; a problem is a ReplayRequestError listing every one. */
 export function parseDeadLetterPage(query: unknown): DeadLetterPageQuery {

@@ -5,6 +5,33 @@ import type { Logger } from 'pino';
 import { scanTopic } from '../../kafka/scan';
 import { BridgeError, describeError } from '../../common/errors';
 
+/** Where a dead letter was found. */
+export type ReplaySource = 'file' | 'kafka';
+
+/** One dead letter as read from the file or the topic. */
+export interface DeadLetterEntry {
+  origin: string;
+  /** When it was dead-lettered (epoch ms). */
+  at: number;
+  event: unknown;
+  /** Why (`webhook_rejected`, `webhook_retries_exhausted`, …), when written. */
+  reason?: string;
+  /** Delivery attempts made, when written. */
+  attempts?: number;
+  /** The last HTTP status, when the endpoint answered one. */
+  status?: number;
+  error?: string;
+}
+
+/** What takes the dead letters read from the file and the topic: a replay's selection, or a page of the listing. */
+export interface DeadLetterCollector {
+  /** True when a dead letter of `origin` concerns it (its event is read only then). */
+  isFor(origin: string): boolean;
+  /** Counts a line or record that could not be read. */
+  malformed(): void;
+  offer(source: ReplaySource, entry: DeadLetterEntry): void;
+}
+
 /** One record of the dead-letter topic, as a replay needs it. */
 export interface DlqRecord {
   /** `dlq_origin` header (undefined: not written by the bridge). */

@@ -4,13 +4,12 @@ import { BridgeError } from '../../common/errors';
 import type { AnyCanonicalEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
-import { DeadLetterPageSelection, type DeadLetterPage } from './webhook.dead-letters';
-import type { DeadLetterPageQuery, ReplayQuery } from './webhook.replay.dto';
+import { DeadLetterPageSelection, type DeadLetterPage, type DeadLetterPageQuery } from './webhook.dead-letters';
+import type { ReplayQuery } from './webhook.replay.dto';
 import { readDeadLetterFile, scanDeadLetterTopic, type DlqRecord } from './webhook.replay.sources';
 import type { WebhookEndpoint } from './webhook.endpoint';
+import type { DeadLetterCollector, DeadLetterEntry, ReplaySource } from './webhook.replay.sources';
 
-/** Where a dead letter was found. */
-export type ReplaySource = 'file' | 'kafka';
 
 /** The answer of `POST /v1/webhooks/:id/replay`. */
 export interface ReplayResult {
@@ -31,30 +30,6 @@ export interface ReplayResult {
   dryRun?: true;
   /** With `dryRun`: the events a replay would re-submit now, oldest dead letter first. */
   wouldReplay?: { id: string; type: string }[];
-}
-
-/** One dead letter as read from the file or the topic. */
-export interface DeadLetterEntry {
-  origin: string;
-  /** When it was dead-lettered (epoch ms). */
-  at: number;
-  event: unknown;
-  /** Why (`webhook_rejected`, `webhook_retries_exhausted`, …), when written. */
-  reason?: string;
-  /** Delivery attempts made, when written. */
-  attempts?: number;
-  /** The last HTTP status, when the endpoint answered one. */
-  status?: number;
-  error?: string;
-}
-
-/** What takes the dead letters read from the file and the topic: a replay's selection, or a page of the listing. */
-export interface DeadLetterCollector {
-  /** True when a dead letter of `origin` concerns it (its event is read only then). */
-  isFor(origin: string): boolean;
-  /** Counts a line or record that could not be read. */
-  malformed(): void;
-  offer(source: ReplaySource, entry: DeadLetterEntry): void;
 }
 
 /** The optional facts of a dead letter, each kept only with its type. */
