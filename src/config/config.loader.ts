@@ -7,6 +7,7 @@ import { LOG_LEVELS, type LogLevel } from '../common/logger';
 import type { ProviderDefinition } from '../connectors/connector.interface';
 import { providerDefinition, supportedProviders } from '../connectors/registry';
 import type { ProviderName } from '../envelope/event-types';
+import { BRIDGE_DEAD_LETTER_ORIGINS } from '../pipeline/dead-letter-origins';
 import type { WebhookConfig } from '../sinks/webhook/webhook.config';
 import {
   ChannelBaseConfig, FileConfig, InboundAuthConfig, KafkaConfig, StreamConfig, type DeadLetterConfig, type LimitsConfig, type DedupeConfig, type ModeSwitchConfig, type ApiConfig, type ClusterConfig, type CommandsConfig, type ReconnectConfig,
@@ -265,6 +266,7 @@ function checkWebhooks(webhooks: unknown, channels: ChannelConfig[], limits: Glo
       const first = seen.get(w.id);
       if (first !== undefined) problems.push(`webhooks[${i}].id: duplicate id "${w.id}" (also webhooks[${first}])`);
       else seen.set(w.id, i);
+      if (BRIDGE_DEAD_LETTER_ORIGINS.has(w.id)) problems.push(`webhooks[${i}].id: "${w.id}" is reserved (the bridge's own dead letters use it as their origin; replay and the dead-letter listing would take them for this endpoint's)`);
     }
     const schedule = w?.retrySchedule;
     if (Array.isArray(schedule) && schedule.length && schedule[0] !== 0) problems.push(`webhooks[${i}].retrySchedule: must start with 0 (the first attempt is immediate)`);

@@ -38,6 +38,13 @@ describe('loadConfig: webhooks', () => {
     expect(warnings).toEqual(['webhooks[0].channels[1]: no channel "wa-slaes" is configured; this filter entry matches nothing']);
   });
 
+  it("refuses an id the bridge's own dead letters use as their origin (replay and the listing match on it)", () => {
+    const err = configError({ env: {}, raw: { webhooks: [{ id: 'kafka', url: 'https://a.example.com', secret }, { id: 'kafka-sink', url: 'https://b.example.com', secret }] } });
+    expect(err.problems).toEqual([
+      'webhooks[0].id: "kafka" is reserved (the bridge\'s own dead letters use it as their origin; replay and the dead-letter listing would take them for this endpoint\'s)',
+    ]);
+  });
+
   it('reports every problem with its path, and never a secret', () => {
     const leaked = `whsec_${SECRET}`;
     const err = configError({
