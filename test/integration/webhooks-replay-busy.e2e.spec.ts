@@ -78,7 +78,9 @@ describe('webhook replay: one at a time per endpoint (e2e)', () => {
     expect(await first).toEqual({ status: 200, body: done });
     expect(await other).toEqual({ status: 200, body: { ...done, endpoint: 'erp' } });
 
-    // Finished: the next replay of crm runs (it reads the pipe again; an empty write end lets it finish).
+    // Finished: the next replay of crm runs (it reads the pipe again; an empty write end lets it finish). The earlier
+    // replays' read ends close asynchronously: a writer opened while one lingers would not be the third's.
+    await waitFor('the earlier replays closing the pipe', () => pipeReaders(fifo) === 0);
     const third = replay('crm');
     const again = await waitFor('the third replay reading', () => openWriter(fifo));
     closeSync(again);
