@@ -1,4 +1,4 @@
-import type { DeadLetterCollector, DeadLetterEntry, ReplaySource } from './webhook.replay.sources';
+import { DeadLetterCollector, type DeadLetterEntry, type ReplaySource } from './webhook.replay.sources';
 
 /** One dead letter as `GET /v1/webhooks/:id/dead-letters` lists it. */
 export interface DeadLetterItem {
@@ -61,28 +61,19 @@ export function decodeCursor(cursor: string): DeadLetterPosition | undefined {
  * every dead letter (an event dead-lettered twice is listed twice, unless both were in one source in the same
  * millisecond: their positions are equal); one without a string `id` and `type` counts as malformed.
  */
-export class DeadLetterPageSelection implements DeadLetterCollector {
+export class DeadLetterPageSelection extends DeadLetterCollector {
   private kept: { pos: DeadLetterPosition; item: DeadLetterItem }[] = [];
-  private skippedMalformed = 0;
   private readonly after?: DeadLetterPosition;
 
   constructor(
-    private readonly endpointId: string,
+    endpointId: string,
     private readonly query: DeadLetterPageQuery,
   ) {
+    super(endpointId);
     this.after = query.cursor;
   }
 
-  isFor(origin: string): boolean {
-    return origin === this.endpointId;
-  }
-
-  malformed(): void {
-    this.skippedMalformed++;
-  }
-
-  offer(source: ReplaySource, entry: DeadLetterEntry): void {
-    if (!this.isFor(entry.origin)) return;
+  protected take(source: ReplaySource, entry: DeadLetterEntry): void {
     const event = entry.event as { id?: unknown; type?: unknown } | null;
     if (typeof event?.id !== 'string' || typeof event.type !== 'string') return this.malformed();
     const pos: DeadLetterPosition = [entry.at, source, event.id];

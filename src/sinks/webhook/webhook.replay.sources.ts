@@ -23,13 +23,33 @@ export interface DeadLetterEntry {
   error?: string;
 }
 
-/** What takes the dead letters read from the file and the topic: a replay's selection, or a page of the listing. */
-export interface DeadLetterCollector {
+/**
+ * What takes one endpoint's dead letters read from the file and the topic: a replay's selection, or a page of the
+ * listing. Dead letters of other origins are dropped here; `take` sees only the endpoint's.
+ */
+export abstract class DeadLetterCollector {
+  /** Lines and records that could not be read, and the endpoint's dead letters without a usable event. */
+  skippedMalformed = 0;
+
+  constructor(readonly endpointId: string) {}
+
   /** True when a dead letter of `origin` concerns it (its event is read only then). */
-  isFor(origin: string): boolean;
+  isFor(origin: string): boolean {
+    return origin === this.endpointId;
+  }
+
   /** Counts a line or record that could not be read. */
-  malformed(): void;
-  offer(source: ReplaySource, entry: DeadLetterEntry): void;
+  malformed(): void {
+    this.skippedMalformed++;
+  }
+
+  /** Offers one dead letter; those of other endpoints are ignored. */
+  offer(source: ReplaySource, entry: DeadLetterEntry): void {
+    if (this.isFor(entry.origin)) this.take(source, entry);
+  }
+
+  /** One of the endpoint's dead letters. */
+  protected abstract take(source: ReplaySource, entry: DeadLetterEntry): void;
 }
 
 /** One record of the dead-letter topic, as a replay needs it. */

@@ -8,7 +8,7 @@ import { DeadLetterPageSelection, type DeadLetterPage, type DeadLetterPageQuery 
 import type { ReplayQuery } from './webhook.replay.dto';
 import { readDeadLetterFile, scanDeadLetterTopic, type DlqRecord } from './webhook.replay.sources';
 import type { WebhookEndpoint } from './webhook.endpoint';
-import type { DeadLetterCollector, DeadLetterEntry, ReplaySource } from './webhook.replay.sources';
+import { DeadLetterCollector, type DeadLetterEntry, type ReplaySource } from './webhook.replay.sources';
 
 
 /** The answer of `POST /v1/webhooks/:id/replay`. */
@@ -80,31 +80,21 @@ interface Kept {
  * (its earliest dead-lettering), and at most `limit` of them, the oldest first. Memory stays bounded by
  * `limit` events (plus the ids seen, to count `matched`), whatever the size of the sources.
  */
-export class ReplaySelection implements DeadLetterCollector {
+export class ReplaySelection extends DeadLetterCollector {
   private readonly seen = new Set<string>();
   private readonly kept = new Map<string, Kept>();
   private seq = 0;
   readonly sources: Record<ReplaySource, number> = { file: 0, kafka: 0 };
-  skippedMalformed = 0;
 
   constructor(
-    readonly endpointId: string,
+    endpointId: string,
     private readonly query: ReplayQuery,
-  ) {}
-
-  /** True when a dead letter of `origin` can concern this replay (read its event only then). */
-  isFor(origin: string): boolean {
-    return origin === this.endpointId;
+  ) {
+    super(endpointId);
   }
 
-  /** Counts a line or record that could not be read. */
-  malformed(): void {
-    this.skippedMalformed++;
-  }
-
-  /** Offers one dead letter; those of other endpoints, outside the range or not named are ignored. */
-  offer(source: ReplaySource, entry: DeadLetterEntry): void {
-    if (!this.isFor(entry.origin)) return;
+  /** One of the endpoint's dead letters; those outside the range or not named are ignored. */
+  protected take(source: ReplaySource, entry: DeadLetterEntry): void {
     if (!isReplayableEvent(entry.event)) return this.malformed();
     const { from, to, ids } = this.query;
     if ((from !== undefined && entry.at < from) || (to !== undefined && entry.at >= to) || (ids && !ids.has(entry.event.id))) return;
