@@ -20,18 +20,10 @@
  * `wa-sales` and `chatbridge.message.*`; unset: everything).
  */
 import { io, type Socket } from 'socket.io-client';
+import type { ChatbridgeJsonEvent } from '../chatbridge-event';
 
-/** A structured CloudEvent, as the webhook body (docs/events.md). */
-export interface StreamEvent {
-  id: string;
-  source: string;
-  type: string;
-  time: string;
-  subject?: string;
-  partitionkey: string;
-  channelid?: string;
-  data: unknown;
-}
+/** An event of the stream: the same structured CloudEvent as a webhook body. */
+export type StreamEvent = ChatbridgeJsonEvent;
 
 /** The `subscribe` payload: an omitted list matches everything; `types` take `*` globs. */
 export interface Subscription {

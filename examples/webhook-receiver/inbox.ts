@@ -20,21 +20,11 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
+import type { ChatbridgeJsonEvent } from '../chatbridge-event';
 import { SeenIds } from '../seen-ids';
 
-/** A chatbridge event as the webhook body carries it: a structured CloudEvent (docs/events.md). */
-export interface WebhookEvent {
-  specversion: string;
-  id: string;
-  source: string;
-  type: string;
-  time: string;
-  subject?: string;
-  partitionkey: string;
-  channelid?: string;
-  provider?: string;
-  data: unknown;
-}
+/** A webhook body: a structured CloudEvent. */
+export type WebhookEvent = ChatbridgeJsonEvent;
 
 /** What the receivers need; `secret` is the endpoint's `whsec_…` secret from the bridge's config. */
 export interface InboxOptions {
