@@ -34,6 +34,9 @@ export function accessLog(log: Logger): RequestHandler {
       const url = req.originalUrl;
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
+      const level = QUIET_PATHS.has(path) ? 'debug' : 'info';
+      // Per request on the API's hot paths (commands, inbound posts): nothing is built for a level that is off.
+      if (!log.isLevelEnabled(level)) return;
       const fields: Record<string, unknown> = {
         requestId,
         method: req.method,
@@ -45,7 +48,6 @@ export function accessLog(log: Logger): RequestHandler {
       };
       // The client went away before the whole answer was sent.
       if (!res.writableFinished) fields.aborted = true;
-      const level = QUIET_PATHS.has(path) ? 'debug' : 'info';
       log[level](fields, `${req.method} ${path} ${res.statusCode}`);
     });
     next();
