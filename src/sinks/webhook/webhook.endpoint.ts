@@ -136,15 +136,16 @@ export class WebhookEndpoint {
    * Takes one event; never blocks. `onSettled` is told once how it ended. Disabled: dead-lettered at once.
    * Full (`maxPending`) or stopping: dead-lettered at once for a memory source; a durable source waits for
    * `whenCapacity` before submitting, and what it submits while stopping is released (it will offer it again).
+   * `body`: the event's structured JSON when the caller has it already (`toStructured`).
    */
-  submit(item: PipelineEvent, onSettled?: OnSettled): void {
+  submit(item: PipelineEvent, onSettled?: OnSettled, body?: string): void {
     const d: Delivery = { item, onSettled, body: '', attempts: 0 };
     if (!this.accepting) return this.opts.durable ? this.release(d) : this.deadLetter(d, 'shutdown', 'endpoint stopping', true);
     if (this.disabledAt) return this.deadLetter(d, 'endpoint_disabled', 'endpoint disabled (it answered 410)');
     if (!this.hasCapacity()) return this.deadLetter(d, 'webhook_queue_full', `webhook queue full (${this.cfg.maxPending} events)`);
     // Serialized here, not at the first attempt: an event that cannot be serialized throws to its submitter (a
     // Kafka source dead-letters the record after its tries) instead of failing attempts as if the network had.
-    d.body = toStructured(item.event);
+    d.body = body ?? toStructured(item.event);
     this.lanes.push(item.event.partitionkey, d);
     this.gauge();
     this.pump();

@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { KafkaConfig } from '../../config/config.schema';
-import { createBridgeEvent, type PipelineEvent } from '../../envelope/envelope';
+import { createBridgeEvent, toStructured, type PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import type { Sink } from '../sink.interface';
@@ -53,8 +53,10 @@ export class WebhookSink implements Sink {
   }
 
   publish(item: PipelineEvent): void {
+    // One serialization per event, however many endpoints take it (each signs the same body).
+    let body: string | undefined;
     for (const { worker, filter, source } of this.endpoints) {
-      if (!source && filter.matches(item.event)) worker.submit(item);
+      if (!source && filter.matches(item.event)) worker.submit(item, undefined, (body ??= toStructured(item.event)));
     }
   }
 
