@@ -2,7 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
-import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
+import type { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
+import { startZapThinkerPair, zapChannel } from '../helpers/zapthinker-pair';
 import { metricValue, startTestBridge, waitFor, TEST_TOKEN, type TestBridge } from '../helpers/bridge-harness';
 
 /** `PUT /v1/channels/:id/mode`: refusals, persistence across restarts, the overlap limit, and commands following the mode. */
@@ -12,10 +13,7 @@ describe('channel mode API (e2e)', () => {
   let bridge: TestBridge | undefined;
 
   beforeEach(async () => {
-    zsim = new ZapThinkerSimulator({ instances: { sales: { token: 'tok-sales' }, support: { token: 'tok-support' } } });
-    await zsim.start();
-    zsim.touch('sales');
-    zsim.touch('support');
+    zsim = await startZapThinkerPair();
   });
 
   afterEach(async () => {
@@ -24,9 +22,7 @@ describe('channel mode API (e2e)', () => {
     await zsim.stop();
   });
 
-  const zap = (instance: string, extra: Record<string, unknown> = {}) => ({
-    id: `wa-${instance}`, provider: 'zapthinker', ...extra, zapthinker: { url: zsim.url, instance, apiKey: `tok-${instance}`, connectTimeoutMs: 2000 },
-  });
+  const zap = (instance: string, extra: Record<string, unknown> = {}) => zapChannel(zsim, instance, extra);
   const put = async (id: string, body: unknown, token: string | null = TEST_TOKEN) => {
     const res = await fetch(`${bridge!.url}/v1/channels/${id}/mode`, {
       method: 'PUT', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body),

@@ -2,7 +2,8 @@ import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { startTestBridge, TEST_TOKEN, waitFor, type TestBridge } from '../helpers/bridge-harness';
 import { sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
 import { messageEvent, newSecret, ReceiverPool, type WebhookReceiver } from '../helpers/webhook-receiver';
-import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
+import type { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
+import { startZapThinkerPair, zapChannel } from '../helpers/zapthinker-pair';
 
 /* The operations API (docs/api.md): POST /v1/channels/:id/reconnect, GET /v1/webhooks/:id/dead-letters, replay dryRun. */
 
@@ -18,10 +19,7 @@ describe('POST /v1/channels/:id/reconnect (e2e)', () => {
   let bridge: TestBridge | undefined;
 
   beforeEach(async () => {
-    zsim = new ZapThinkerSimulator({ instances: { sales: { token: 'tok-sales' }, support: { token: 'tok-support' } } });
-    await zsim.start();
-    zsim.touch('sales');
-    zsim.touch('support');
+    zsim = await startZapThinkerPair();
   });
   afterEach(async () => {
     await bridge?.close();
@@ -29,9 +27,7 @@ describe('POST /v1/channels/:id/reconnect (e2e)', () => {
     await zsim.stop();
   });
 
-  const zap = (instance: string, extra: Record<string, unknown> = {}) => ({
-    id: `wa-${instance}`, provider: 'zapthinker', ...extra, zapthinker: { url: zsim.url, instance, apiKey: `tok-${instance}`, connectTimeoutMs: 2000 },
-  });
+  const zap = (instance: string, extra: Record<string, unknown> = {}) => zapChannel(zsim, instance, extra);
 
   it('drops the upstream socket and connects again at once; 404 for an unknown channel, 409 in webhook mode, 401 without a token', async () => {
     bridge = await startTestBridge({ channels: [zap('sales'), zap('support', { inbound: { token: 'inbound-token-0123456789' } })] });
