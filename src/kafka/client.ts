@@ -3,6 +3,7 @@
 import { Kafka, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { KafkaConfig } from '../config/config.schema';
+import { fixKafkaJsEncoder } from './encoder-fix';
 import { fixKafkaJsRequestQueue } from './request-queue-fix';
 
 /** kafkajs log level → pino method. kafkajs's INFO is chatty (joins, connects): it becomes debug. */
@@ -27,6 +28,7 @@ export function kafkaLogCreator(root: Logger): logCreator {
 /** Builds the kafkajs client from the validated config. */
 export function createKafka(cfg: KafkaConfig, root: Logger): Kafka {
   fixKafkaJsRequestQueue();
+  fixKafkaJsEncoder();
   const conf: KafkaJsConfig = {
     clientId: cfg.clientId,
     brokers: cfg.brokers,
