@@ -8,7 +8,7 @@
  * flight, acks -1, not idempotent); events are batched like the Kafka sink's (one request in flight, gzip, acks -1,
  * idempotent), built by the product's `createEvent` and `toKafkaMessage` so the records are the bridge's. What it
  * leaves out is what the bridge adds: validation, the idempotency ledger read back, rate limits, metrics, retries,
- * echo handling, queue bounds, supervision. It installs the product's kafkajs request-queue fix, as the bridge does,
+ * echo handling, queue bounds, supervision. It runs on the kafkajs the bench fixed as the bridge fixes it (run.ts),
  * so the CPU figures compare the work and not a known kafkajs waste.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -18,7 +18,6 @@ import { upstreamHttp } from '../src/common/upstream-http';
 import { ZapThinkerOptions } from '../src/connectors/zapthinker/zapthinker.options';
 import { restBase, sendTextOutcome, sendTextRequest } from '../src/connectors/zapthinker/zapthinker.commands';
 import { createEvent } from '../src/envelope/envelope';
-import { fixKafkaJsRequestQueue } from '../src/kafka/request-queue-fix';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
 
 export interface RawCommandPipe {
@@ -108,7 +107,6 @@ function answer(res: ServerResponse, status: number, body: object): void {
 
 /** Starts the pipe on 127.0.0.1 (a free port), sending to the ZapThinker API at `simUrl` as instance `instance`. */
 export async function startRawCommandPipe(opts: { brokers: string[]; simUrl: string; instance: string; apiKey: string; topics: { ledger: string; events: string } }): Promise<RawCommandPipe> {
-  fixKafkaJsRequestQueue();
   const kafka = new Kafka({ clientId: 'bench-raw-command-pipe', brokers: opts.brokers, logLevel: logLevel.NOTHING });
   // Not idempotent, as KafkaLedgerStore's writer: a repeated ledger record is harmless.
   const ledgerProducer = kafka.producer({ allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });

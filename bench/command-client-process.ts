@@ -1,0 +1,141 @@
+/**
+ * The command phase's load generator, in its own process so the bridge's event loop (in the bench process) is not
+ * shared with the client that loads it. Prints `URL -`, then answers commands read on stdin with one `RESULT <json>`
+ * line each:
+ *   raw <simUrl> <n> <concurrency> <conversations> <warmup>
+ *     `n` sendText posts straight to the simulator (instance `bench`, key `bench-key`), `concurrency` in flight, after
+ *     `warmup` unmeasured ones → {perSec, p50ms, p99ms, cpuUs} (cpuUs: this process's CPU per post);
+ *   submit <url> <token> <from> <n> <concurrency> <conversations>
+ *     commands `from`..`from+n-1` to `POST <url>/v1/channels/wa/commands`, `concurrency` in flight → {seconds, p50ms, p99ms}
+ *     (202 latency, request → answer);
+ *   paced <url> <token> <from> <n> <rate> <conversations>
+ *     the same at a steady `rate`/s, open loop (a slow answer does not delay the next start) → {p50ms, p99ms}, each
+ *     latency taken from when the command was due, so a late start counts.
+ * Every answer must be 202 (201 for raw): the first other one fails the line with `ERROR <message>`.
+ */
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { Histogram, Registry } from 'prom-client';
+import { Pool } from 'undici';
+import { histogramQuantiles } from './stats';
+
+const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Connections the paced client may open: more than the commands in flight at the rates measured. */
+const PACED_CONNECTIONS = 64;
+const registry = new Registry();
+const histogram = () => new Histogram({ name: `h${randomUUID().replace(/-/g, '')}`, help: 'latency', buckets: BUCKETS, registers: [registry] });
+const number = (i: number, conversations: number) => `55119${String(20000000 + (i % conversations))}`;
+
+/** Runs jobs `from`..`from+n-1` with `concurrency` in flight. */
+async function pooled(from: number, n: number, concurrency: number, job: (i: number) => Promise<void>): Promise<void> {
+  let next = from;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < from + n) await job(next++);
+  }));
+}
+
+/** Starts job `from + k` at `k / rate` s from now; `job` gets the time it was due. */
+async function paced(from: number, n: number, rate: number, job: (i: number, due: number) => Promise<void>): Promise<void> {
+  const t0 = performance.now();
+  const jobs: Array<Promise<void>> = [];
+  await new Promise<void>((done) => {
+    let k = 0;
+    const tick = (): void => {
+      const now = performance.now();
+      while (k < n && t0 + (k * 1000) / rate <= now) {
+        jobs.push(job(from + k, t0 + (k * 1000) / rate));
+        k++;
+      }
+      if (k >= n) done();
+      else setTimeout(tick, Math.max(0, t0 + (k * 1000) / rate - performance.now()));
+    };
+    tick();
+  });
+  await Promise.all(jobs);
+}
+
+async function raw(simUrl: string, n: number, concurrency: number, conversations: number, warmup: number): Promise<object> {
+  const sim = new Pool(simUrl, { connections: concurrency, pipelining: 1 });
+  const latency = histogram();
+  const send = async (i: number, observe: boolean) => {
+    const start = performance.now();
+    const res = await sim.request({ method: 'POST', path: '/message/sendText/bench', headers: { apikey: 'bench-key', 'content-type': 'application/json' }, body: JSON.stringify({ number: number(i, conversations), text: `cmd ${i}` }) });
+    await res.body.dump();
+    if (res.statusCode !== 201) throw new Error(`raw send answered ${res.statusCode}`);
+    if (observe) latency.observe((performance.now() - start) / 1000);
+  };
+  try {
+    await pooled(0, warmup, concurrency, (i) => send(i, false));
+    const cpu = process.cpuUsage();
+    const t0 = performance.now();
+    await pooled(0, n, concurrency, (i) => send(i, true));
+    const seconds = (performance.now() - t0) / 1000;
+    const used = process.cpuUsage(cpu);
+    const q = await histogramQuantiles(latency);
+    return { perSec: n / seconds, p50ms: q.p50, p99ms: q.p99, cpuUs: (used.user + used.system) / n };
+  } finally {
+    await sim.close();
+  }
+}
+
+/** Posts command `i` to the bridge; resolves with its 202 latency (ms) measured from `since`. */
+function commandPoster(url: string, token: string, concurrency: number, conversations: number) {
+  const api = new Pool(url, { connections: concurrency, pipelining: 1 });
+  const post = async (i: number, since = performance.now()): Promise<number> => {
+    const res = await api.request({
+      method: 'POST', path: '/v1/channels/wa/commands',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ commandId: randomUUID(), type: 'message.send', conversationId: number(i, conversations), text: `cmd ${i}` }),
+    });
+    await res.body.dump();
+    if (res.statusCode !== 202) throw new Error(`bridge answered ${res.statusCode}`);
+    return performance.now() - since;
+  };
+  return { post, close: () => api.close() };
+}
+
+async function submit(url: string, token: string, from: number, n: number, concurrency: number, conversations: number): Promise<object> {
+  const { post, close } = commandPoster(url, token, concurrency, conversations);
+  const latency = histogram();
+  try {
+    const t0 = performance.now();
+    await pooled(from, n, concurrency, async (i) => latency.observe((await post(i)) / 1000));
+    const seconds = (performance.now() - t0) / 1000;
+    const q = await histogramQuantiles(latency);
+    return { seconds, p50ms: q.p50, p99ms: q.p99 };
+  } finally {
+    await close();
+  }
+}
+
+async function pacedSubmit(url: string, token: string, from: number, n: number, rate: number, conversations: number): Promise<object> {
+  const { post, close } = commandPoster(url, token, PACED_CONNECTIONS, conversations);
+  const latency = histogram();
+  try {
+    await paced(from, n, rate, async (i, due) => latency.observe((await post(i, due)) / 1000));
+    const q = await histogramQuantiles(latency);
+    return { p50ms: q.p50, p99ms: q.p99 };
+  } finally {
+    await close();
+  }
+}
+
+async function main(): Promise<void> {
+  process.stdout.write('URL -\n');
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [cmd, ...args] = line.trim().split(/\s+/);
+    const n = (k: number) => Number(args[k]);
+    try {
+      const result = cmd === 'raw' ? await raw(args[0], n(1), n(2), n(3), n(4))
+        : cmd === 'submit' ? await submit(args[0], args[1], n(2), n(3), n(4), n(5))
+          : cmd === 'paced' ? await pacedSubmit(args[0], args[1], n(2), n(3), n(4), n(5))
+            : undefined;
+      if (!result) throw new Error(`unknown command "${cmd}"`);
+      process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+    } catch (err) {
+      process.stdout.write(`ERROR ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+  }
+}
+
+void main();
