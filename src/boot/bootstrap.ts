@@ -33,6 +33,9 @@ export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOp
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  // No ETag on API answers: Express would hash every body (a SHA-1 per 202 on the command door) for conditional GETs
+  // that no client of this API makes; its answers are state that changes, read fresh.
+  app.disable('etag');
   app.useWebSocketAdapter(new BridgeIoAdapter(app, config.api.maxBodyBytes));
   // First of all: every answer, refusals included, carries its request id and gets its access log line.
   app.use(accessLog(log));
