@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Partitioners, type PartitionerArgs } from 'kafkajs';
-import { murmur2, partitionOf } from './partition';
+import { murmur2 } from '../kafka/partitioner';
+import { partitionOf } from './partition';
 
 describe('partitionOf', () => {
   const kafkajs = Partitioners.DefaultPartitioner();

@@ -1,5 +1,6 @@
 import type { Kafka, Producer, ProducerConfig, ProducerRecord } from 'kafkajs';
 import { withTimeout } from '../common/wait';
+import { javaCompatiblePartitioner } from './partitioner';
 
 /**
  * A producer that connects on its first send and, after any failed or timed-out send, starts the next one from a
@@ -12,7 +13,7 @@ export class KafkaWriter {
   private connecting?: Promise<void>;
 
   constructor(kafka: Kafka, config: ProducerConfig) {
-    this.producer = kafka.producer(config);
+    this.producer = kafka.producer({ createPartitioner: javaCompatiblePartitioner, ...config });
   }
 
   /** Resolves once Kafka acknowledged the records; rejects on failure, or after `timeoutMs` when given. */

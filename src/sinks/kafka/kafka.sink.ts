@@ -1,4 +1,4 @@
-import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs';
+import { CompressionTypes, type Kafka, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../common/backoff';
 import { describeError } from '../../common/errors';
@@ -6,6 +6,7 @@ import { Pause, withinMs } from '../../common/wait';
 import type { KafkaConfig } from '../../config/config.schema';
 import type { PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
+import { javaCompatiblePartitioner } from '../../kafka/partitioner';
 import type { DeadLetter, DeadLetterTarget, DeadLetters } from '../../pipeline/dead-letters';
 import type { DurableOutcome } from '../../pipeline/durable';
 import type { Sink } from '../sink.interface';
@@ -60,8 +61,8 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     /** Runs after each connect, before the queue is sent: the bridge creates the configured topics there (`kafka.createTopics`). */
     private readonly onConnected: () => Promise<void> = async () => undefined,
   ) {
-    // The Java client's murmur2 partitioner, so keys land where other Kafka clients would put them.
-    this.producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 } });
+    // The Java client's murmur2 partitioner (kafka/partitioner.ts), so keys land where other Kafka clients would put them.
+    this.producer = kafka.producer({ createPartitioner: javaCompatiblePartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 } });
     this.metrics.sinkUp.set({ sink: this.name }, 0);
   }
 
