@@ -8,13 +8,16 @@
  *   submit <url> <token> <from> <n> <concurrency> <conversations>
  *     commands `from`..`from+n-1` to `POST <url>/v1/channels/wa/commands`, `concurrency` in flight → {seconds, p50ms, p99ms}
  *     (202 latency, request → answer);
- *   paced <url> <token> <from> <n> <rate> <conversations>
- *     the same at a steady `rate`/s, open loop (a slow answer does not delay the next start) → {p50ms, p99ms}, each
- *     latency taken from when the command was due, so a late start counts.
+ *   paced <url> <token> <from> <n> <rate> <conversations> <brokers>
+ *     the same at a steady `rate`/s, open loop (a slow answer does not delay the next start) → {p50ms, p99ms, broker},
+ *     each latency taken from when the command was due, so a late start counts; meanwhile a probe sends one small
+ *     record (acks -1) to the Kafka at `brokers` (comma-separated) every PROBE_EVERY_MS, each after the previous
+ *     one's answer: `broker` is their round trips {p50ms, p99ms, maxMs}, what a write waited for Kafka in that window.
  * Every answer must be 202 (201 for raw): the first other one fails the line with `ERROR <message>`.
  */
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { Kafka, logLevel } from 'kafkajs';
 import { Histogram, Registry } from 'prom-client';
 import { Pool } from 'undici';
 import { histogramQuantiles } from './stats';
@@ -22,6 +25,8 @@ import { histogramQuantiles } from './stats';
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 /** Connections the paced client may open: more than the commands in flight at the rates measured. */
 const PACED_CONNECTIONS = 64;
+/** Pause between two requests of the broker probe (ms). */
+const PROBE_EVERY_MS = 10;
 const registry = new Registry();
 const histogram = () => new Histogram({ name: `h${randomUUID().replace(/-/g, '')}`, help: 'latency', buckets: BUCKETS, registers: [registry] });
 const number = (i: number, conversations: number) => `55119${String(20000000 + (i % conversations))}`;
@@ -108,16 +113,47 @@ async function submit(url: string, token: string, from: number, n: number, concu
   }
 }
 
-async function pacedSubmit(url: string, token: string, from: number, n: number, rate: number, conversations: number): Promise<object> {
+async function pacedSubmit(url: string, token: string, from: number, n: number, rate: number, conversations: number, brokers: string[]): Promise<object> {
   const { post, close } = commandPoster(url, token, PACED_CONNECTIONS, conversations);
   const latency = histogram();
+  const probe = await brokerProbe(brokers);
   try {
     await paced(from, n, rate, async (i, due) => latency.observe((await post(i, due)) / 1000));
     const q = await histogramQuantiles(latency);
-    return { p50ms: q.p50, p99ms: q.p99 };
+    return { p50ms: q.p50, p99ms: q.p99, broker: await probe.stop() };
   } finally {
+    await probe.stop();
     await close();
   }
+}
+
+/** Starts probing the broker's produce round trip (see `paced`); `stop` ends it and reports. */
+async function brokerProbe(brokers: string[]) {
+  const producer = new Kafka({ clientId: 'bench-broker-probe', brokers, logLevel: logLevel.NOTHING }).producer({ allowAutoTopicCreation: true });
+  await producer.connect();
+  const topic = `bench-probe-${process.pid}-${Date.now()}`;
+  await producer.send({ topic, acks: -1, messages: [{ value: 'warm-up' }] });
+  const rtts: number[] = [];
+  let running = true;
+  const probing = (async () => {
+    while (running) {
+      const t0 = performance.now();
+      await producer.send({ topic, acks: -1, messages: [{ value: 'probe' }] });
+      rtts.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, PROBE_EVERY_MS));
+    }
+  })();
+  let stopped: Promise<{ p50ms: number; p99ms: number; maxMs: number }> | undefined;
+  return {
+    stop: () => (stopped ??= (async () => {
+      running = false;
+      await probing;
+      await producer.disconnect();
+      const sorted = [...rtts].sort((a, b) => a - b);
+      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+      return { p50ms: at(0.5), p99ms: at(0.99), maxMs: sorted[sorted.length - 1] };
+    })()),
+  };
 }
 
 async function main(): Promise<void> {
@@ -128,7 +164,7 @@ async function main(): Promise<void> {
     try {
       const result = cmd === 'raw' ? await raw(args[0], n(1), n(2), n(3), n(4))
         : cmd === 'submit' ? await submit(args[0], args[1], n(2), n(3), n(4), n(5))
-          : cmd === 'paced' ? await pacedSubmit(args[0], args[1], n(2), n(3), n(4), n(5))
+          : cmd === 'paced' ? await pacedSubmit(args[0], args[1], n(2), n(3), n(4), n(5), args[6].split(','))
             : undefined;
       if (!result) throw new Error(`unknown command "${cmd}"`);
       process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);

@@ -10,7 +10,9 @@
  *            command ledger (auth, rate limit, validation, the durable `accepted`/`sending`/`sent` records read back by
  *            the ledger's follower, per-conversation lanes, the connector's REST call, the echo events to Kafka),
  *            until every command is `sent`;
- *   paced  - the bridge again, commands arriving at a steady half of the rate it just reached: the 202 latency then.
+ *   paced  - the pipe, then the bridge, again, commands arriving at a steady half of the rate each reached: the 202
+ *            latency then, beside the test broker's own produce round trip in the same window (a probe producer in the
+ *            client's process).
  * CPU per command is this process's (the pipe's or the bridge's), the client's for raw. Latency: raw = request →
  * 201; pipe and bridge = 202 answers client side (paced: from the moment each command was due, so a late start counts);
  * the bridge's acceptance → `sent` too (chatbridge_command_sent_duration_seconds, read as histogram_quantile).
@@ -27,8 +29,9 @@ const TOKEN = 'bench-token-0123456789';
 const WARM_UP = 1000;
 /** Raw sends before the raw run: the simulator's and the client's code settles (a cold simulator answers ~3x slower). */
 const RAW_WARM_UP = 10_000;
-/** How long the paced sub-phase lasts (s). */
+/** How long each paced sub-phase lasts (s). */
 const PACED_SECONDS = 5;
+
 
 /** What the command phase reports. */
 export interface CommandBench {
@@ -36,12 +39,17 @@ export interface CommandBench {
   pipe: Result;
   bridge: Result;
   acceptP99ms: number;
-  /** 202 latency with commands arriving at `paced.rate`/s (half the bridge's maximum). */
-  paced: { rate: number; acceptP50ms: number; acceptP99ms: number; cpuUsPerCommand: number };
+  /** 202 latency with commands arriving at `paced.rate`/s (half the bridge's maximum), and the test broker's own produce round trip meanwhile. */
+  paced: Paced & { cpuUsPerCommand: number };
+  /** The same for the raw command pipe at half its own maximum. */
+  pipePaced: Paced;
   failed: number;
 }
 
-interface ClientAnswer { perSec: number; seconds: number; p50ms: number; p99ms: number; cpuUs: number }
+/** A paced run: the 202 latency and, in the same window, the round trip of a probe's produce requests to the test broker (from the client's process). */
+export interface Paced { rate: number; acceptP50ms: number; acceptP99ms: number; broker: { p50ms: number; p99ms: number; maxMs: number } }
+
+interface ClientAnswer { perSec: number; seconds: number; p50ms: number; p99ms: number; cpuUs: number; broker: Paced['broker'] }
 
 /** The load generator's process. */
 async function startClient() {
@@ -81,6 +89,7 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
 
     const pipeRun = await startRawCommandPipe({ brokers, simUrl, instance: 'bench', apiKey: 'bench-key', topics: { ledger: `bench-pipe-ledger-${run}`, events: `bench-pipe-events-${run}` } });
     let pipe: Result;
+    let pipePaced: Paced;
     try {
       await client.ask(`submit ${pipeRun.url} ${TOKEN} 0 ${WARM_UP} ${concurrency} ${conversations}`);
       await until(() => pipeRun.finished(), WARM_UP);
@@ -89,8 +98,13 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
         answers = await client.ask(`submit ${pipeRun.url} ${TOKEN} ${WARM_UP} ${n} ${concurrency} ${conversations}`);
         await until(() => pipeRun.finished(), WARM_UP + n);
       });
-      if (pipeRun.failed()) throw new Error(`the raw command pipe failed ${pipeRun.failed()} command(s)`);
       pipe = { label: `raw command pipe c=${concurrency}`, eventsPerSec: n / m.seconds, p50ms: answers.p50ms, p99ms: answers.p99ms, cpuUsPerEvent: m.cpuUs / n };
+      const rate = Math.max(1, Math.round(pipe.eventsPerSec / 2));
+      const count = rate * PACED_SECONDS;
+      const slow = await client.ask(`paced ${pipeRun.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations} ${brokers.join(',')}`);
+      await until(() => pipeRun.finished(), WARM_UP + n + count);
+      pipePaced = { rate, acceptP50ms: slow.p50ms, acceptP99ms: slow.p99ms, broker: slow.broker };
+      if (pipeRun.failed()) throw new Error(`the raw command pipe failed ${pipeRun.failed()} command(s)`);
     } finally {
       await pipeRun.close();
     }
@@ -130,13 +144,13 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
       const count = rate * PACED_SECONDS;
       let pacedAnswers!: ClientAnswer;
       const slow = await measured(async () => {
-        pacedAnswers = await client.ask(`paced ${running.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations}`);
+        pacedAnswers = await client.ask(`paced ${running.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations} ${brokers.join(',')}`);
         await until(finished, WARM_UP + n + count);
       });
       const failed = (await metrics.commandsFinished.get()).values.filter((v) => v.labels.outcome === 'failed').reduce((s, v) => s + v.value, 0);
       return {
-        raw, pipe, bridge, acceptP99ms: answers.p99ms, failed,
-        paced: { rate, acceptP50ms: pacedAnswers.p50ms, acceptP99ms: pacedAnswers.p99ms, cpuUsPerCommand: slow.cpuUs / count },
+        raw, pipe, bridge, acceptP99ms: answers.p99ms, failed, pipePaced,
+        paced: { rate, acceptP50ms: pacedAnswers.p50ms, acceptP99ms: pacedAnswers.p99ms, broker: pacedAnswers.broker, cpuUsPerCommand: slow.cpuUs / count },
       };
     } finally {
       await running.close();

@@ -13,8 +13,9 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Message, type Producer, type ProducerRecord } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel, type Message, type Producer, type ProducerRecord } from 'kafkajs';
 import { upstreamHttp } from '../src/common/upstream-http';
+import { javaCompatiblePartitioner } from '../src/kafka/partitioner';
 import { ZapThinkerOptions } from '../src/connectors/zapthinker/zapthinker.options';
 import { restBase, sendTextOutcome, sendTextRequest } from '../src/connectors/zapthinker/zapthinker.commands';
 import { createEvent } from '../src/envelope/envelope';
@@ -109,8 +110,8 @@ function answer(res: ServerResponse, status: number, body: object): void {
 export async function startRawCommandPipe(opts: { brokers: string[]; simUrl: string; instance: string; apiKey: string; topics: { ledger: string; events: string } }): Promise<RawCommandPipe> {
   const kafka = new Kafka({ clientId: 'bench-raw-command-pipe', brokers: opts.brokers, logLevel: logLevel.NOTHING });
   // Not idempotent, as KafkaLedgerStore's writer: a repeated ledger record is harmless.
-  const ledgerProducer = kafka.producer({ allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
-  const eventsProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
+  const ledgerProducer = kafka.producer({ allowAutoTopicCreation: true, createPartitioner: javaCompatiblePartitioner });
+  const eventsProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: javaCompatiblePartitioner });
   await Promise.all([ledgerProducer.connect(), eventsProducer.connect()]);
   const ledger = batcher(ledgerProducer, { topic: opts.topics.ledger, acks: -1 }, setImmediate);
   const events = batcher(eventsProducer, { topic: opts.topics.events, acks: -1, compression: CompressionTypes.GZIP }, queueMicrotask);

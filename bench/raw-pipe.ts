@@ -6,17 +6,18 @@
  * producer, acks -1, the bridge's default compression. What it leaves out is what the bridge adds: input limits,
  * dedupe, metrics, queue bounds, dead letters, durable receipts, supervision.
  */
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Message } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel, type Message } from 'kafkajs';
 import { Histogram, Registry } from 'prom-client';
 import { io } from 'socket.io-client';
 import { mapZapThinker } from '../src/connectors/zapthinker/zapthinker.mapper';
 import { toKafkaMessage } from '../src/sinks/kafka/kafka.record';
+import { javaCompatiblePartitioner } from '../src/kafka/partitioner';
 import { histogramQuantiles, type Result } from './stats';
 
 /** Measures `n` events after `warmup` unmeasured ones. `burst(n)` makes the simulator send `n` messages; resolves when it has sent them. */
 export async function rawPipe(simUrl: string, brokers: string[], { n, warmup, batch, buckets }: { n: number; warmup: number; batch: number; buckets: number[] }, burst: (n: number) => Promise<void>): Promise<Result> {
   const kafka = new Kafka({ clientId: 'bench-raw-pipe', brokers, logLevel: logLevel.NOTHING });
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: javaCompatiblePartitioner });
   await producer.connect();
   const registry = new Registry();
   const h = new Histogram({ name: 'raw_pipe_latency', help: 'raw pipe', buckets, registers: [registry] });
