@@ -55,4 +55,27 @@ describe('Metrics', () => {
     expect(await sample(metrics, 'chatbridge_events_out_total', { sink: 'webhooks', channel: 'wa', type: 'chatbridge.message.received' })).toBe(2);
     expect(await sample(metrics, 'chatbridge_events_out_total', { sink: 'webhooks', channel: '', type: 'chatbridge.webhook.status' })).toBe(1);
   });
+
+  it('adds a hot count to its counter whenever the counter is read, and only what was not added yet', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const a = metrics.hotCount(metrics.webhookDelivered, { endpoint: 'a' });
+    const again = metrics.hotCount(metrics.webhookDelivered, { endpoint: 'a' });
+    a.inc();
+    a.inc(2);
+    again.inc();
+    expect(await sample(metrics, 'chatbridge_webhook_delivered_total', { endpoint: 'a' })).toBe(4);
+    expect(await sample(metrics, 'chatbridge_webhook_delivered_total', { endpoint: 'a' })).toBe(4);
+    a.inc();
+    expect((await metrics.webhookDelivered.get()).values.find((v) => v.labels.endpoint === 'a')?.value).toBe(5);
+    expect(await metrics.registry.metrics()).toContain('chatbridge_webhook_delivered_total{endpoint="a"} 5');
+  });
+
+  it('reads each webhook endpoint\'s held events at every scrape', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    let held = 3;
+    metrics.readWebhookPendingFrom('a', () => held);
+    expect(await sample(metrics, 'chatbridge_webhook_pending', { endpoint: 'a' })).toBe(3);
+    held = 0;
+    expect(await sample(metrics, 'chatbridge_webhook_pending', { endpoint: 'a' })).toBe(0);
+  });
 });

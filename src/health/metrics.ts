@@ -1,15 +1,34 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { CHANNEL_STATES, type ChannelState } from '../envelope/event-types';
 
 /** Each channel's state as `GET /v1/channels` shows it, read at every scrape. */
 export type ChannelStates = () => Iterable<{ channel: string; state: ChannelState }>;
 
+/**
+ * One labelled series of a counter counted on a hot path (once per event): `inc` only adds to a number, and the counter
+ * takes what was added when it is read (a scrape, `get()`). prom-client's own `inc` hashes the labels and builds
+ * objects on every call, which was a measurable part of a webhook delivery's cost.
+ */
+export class HotCount {
+  pending = 0;
+
+  constructor(readonly labels: LabelValues<string>) {}
+
+  inc(by = 1): void {
+    this.pending += by;
+  }
+}
+
 /** Every Prometheus metric of the bridge, on one registry (exposed at `/metrics`). */
 export class Metrics {
   readonly registry = new Registry();
   private channelStates?: ChannelStates;
+  /** The hot series of each counter that has some, added to it when it is read. */
+  private readonly hot = new Map<Counter<string>, HotCount[]>();
+  /** Each webhook endpoint's held events, read at every scrape. */
+  private readonly webhookHeld = new Map<string, () => number>();
   readonly eventsIn = new Counter({ name: 'chatbridge_events_in_total', help: 'Canonical events produced from upstream frames, by channel and type', labelNames: ['channel', 'type'], registers: [this.registry] });
-  readonly eventsOut = new Counter({ name: 'chatbridge_events_out_total', help: 'Events acknowledged by a sink, by sink (kafka, stdout, webhooks: one per endpoint that answered 2xx), channel and type', labelNames: ['sink', 'channel', 'type'], registers: [this.registry] });
+  readonly eventsOut: Counter<string> = new Counter({ name: 'chatbridge_events_out_total', help: 'Events acknowledged by a sink, by sink (kafka, stdout, webhooks: one per endpoint that answered 2xx), channel and type', labelNames: ['sink', 'channel', 'type'], registers: [this.registry], collect: (): void => this.flushHot(this.eventsOut) });
   readonly duplicates = new Counter({ name: 'chatbridge_events_deduplicated_total', help: 'Events not republished because their id was seen recently', labelNames: ['channel'], registers: [this.registry] });
   readonly dedupeEntries = new Gauge({ name: 'chatbridge_dedupe_entries', help: 'Event ids held in the dedupe window', registers: [this.registry] });
   readonly malformed = new Counter({ name: 'chatbridge_frames_malformed_total', help: 'Upstream frames that could not be interpreted (published as provider events or dead-lettered)', labelNames: ['channel'], registers: [this.registry] });
@@ -36,10 +55,19 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly publishErrors = new Counter({ name: 'chatbridge_sink_errors_total', help: 'Failed delivery attempts by sink', labelNames: ['sink'], registers: [this.registry] });
-  readonly webhookAttempts = new Counter({ name: 'chatbridge_webhook_attempts_total', help: 'HTTP attempts to webhook endpoints (retries included)', labelNames: ['endpoint'], registers: [this.registry] });
-  readonly webhookDelivered = new Counter({ name: 'chatbridge_webhook_delivered_total', help: 'Events a webhook endpoint acknowledged with 2xx', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly webhookAttempts: Counter<string> = new Counter({ name: 'chatbridge_webhook_attempts_total', help: 'HTTP attempts to webhook endpoints (retries included)', labelNames: ['endpoint'], registers: [this.registry], collect: (): void => this.flushHot(this.webhookAttempts) });
+  readonly webhookDelivered: Counter<string> = new Counter({ name: 'chatbridge_webhook_delivered_total', help: 'Events a webhook endpoint acknowledged with 2xx', labelNames: ['endpoint'], registers: [this.registry], collect: (): void => this.flushHot(this.webhookDelivered) });
   readonly webhookFailures = new Counter({ name: 'chatbridge_webhook_failures_total', help: 'Failed webhook attempts by endpoint and class (3xx, 4xx, 5xx, timeout, network)', labelNames: ['endpoint', 'class'], registers: [this.registry] });
-  readonly webhookPending = new Gauge({ name: 'chatbridge_webhook_pending', help: 'Events held for a webhook endpoint: queued, in flight or waiting to retry', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly webhookPending: Gauge<string> = new Gauge({
+    name: 'chatbridge_webhook_pending',
+    help: 'Events held for a webhook endpoint: queued, in flight or waiting to retry',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+    // Read at each scrape, not set on each event (see readWebhookPendingFrom).
+    collect: (): void => {
+      for (const [endpoint, held] of this.webhookHeld) this.webhookPending.set({ endpoint }, held());
+    },
+  });
   readonly webhookLatency = new Histogram({
     name: 'chatbridge_webhook_delivery_duration_seconds',
     help: 'Time from frame receipt to the endpoint\'s 2xx, retries included',
@@ -87,18 +115,39 @@ export class Metrics {
   }
 
   /**
-   * Counts the events one sink acknowledged: `count(channel, type)` returns the labelled `chatbridge_events_out_total`
-   * child, cached per channel and type, so that counting an event builds no label object or key.
+   * Counts the events one sink acknowledged: `count(channel, type)` returns the `chatbridge_events_out_total` series
+   * of that channel and type as a HotCount, cached per channel and type, so that counting an event builds nothing.
    */
-  eventsOutOf(sink: string): (channel: string, type: string) => Counter.Internal {
-    const children = new Map<string, Map<string, Counter.Internal>>();
+  eventsOutOf(sink: string): (channel: string, type: string) => HotCount {
+    const children = new Map<string, Map<string, HotCount>>();
     return (channel, type) => {
       let byType = children.get(channel);
       if (!byType) children.set(channel, (byType = new Map()));
       let child = byType.get(type);
-      if (!child) byType.set(type, (child = this.eventsOut.labels({ sink, channel, type })));
+      if (!child) byType.set(type, (child = this.hotCount(this.eventsOut, { sink, channel, type })));
       return child;
     };
+  }
+
+  /** The series `labels` of `counter` as a HotCount, for a hot path; the counter must flush its hot series when read (its `collect`). */
+  hotCount(counter: Counter<string>, labels: LabelValues<string>): HotCount {
+    const count = new HotCount(labels);
+    const counts = this.hot.get(counter) ?? [];
+    this.hot.set(counter, [...counts, count]);
+    return count;
+  }
+
+  /** Where `chatbridge_webhook_pending{endpoint}` reads the endpoint's held events (set at every scrape rather than on every event). */
+  readWebhookPendingFrom(endpoint: string, held: () => number): void {
+    this.webhookHeld.set(endpoint, held);
+  }
+
+  private flushHot(counter: Counter<string>): void {
+    for (const count of this.hot.get(counter) ?? []) {
+      if (count.pending === 0) continue;
+      counter.inc(count.labels, count.pending);
+      count.pending = 0;
+    }
   }
 
   private collectChannelStates(): void {

@@ -15,12 +15,16 @@ const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 export class StdoutSink implements Sink {
   readonly name = 'stdout';
   private closed = false;
+  /** `chatbridge_events_out_total{sink="stdout"}` series by channel and type: counting an event builds nothing. */
+  private readonly eventsOut: ReturnType<Metrics['eventsOutOf']>;
 
   constructor(
     private readonly out: Writable,
     private readonly deadLetters: DeadLetters,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.eventsOut = metrics.eventsOutOf(this.name);
+  }
 
   publish(item: PipelineEvent): void {
     const { event } = item;
@@ -29,7 +33,7 @@ export class StdoutSink implements Sink {
       return;
     }
     this.out.write(`${toStructured(event)}\n`);
-    this.metrics.eventsOut.inc({ sink: this.name, channel: event.channelid ?? '', type: event.type });
+    this.eventsOut(event.channelid ?? '', event.type).inc();
     this.metrics.publishLatency.observe({ sink: this.name }, (performance.now() - item.receivedAt) / 1000);
   }
 

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { BridgeError } from '../../common/errors';
 import { sleep } from '../../common/wait';
 import { toStructured, type PipelineEvent } from '../../envelope/envelope';
-import type { Metrics } from '../../health/metrics';
+import type { HotCount, Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import { EndpointBreaker, type BreakerState } from './webhook.breaker';
 import type { WebhookConfig } from './webhook.config';
@@ -94,8 +94,11 @@ export class WebhookEndpoint {
   private readonly rate?: RateLimiter;
   private readonly aborter = new AbortController();
   private readonly labels: { endpoint: string };
-  /** `chatbridge_events_out_total{sink="webhooks"}` children by channel and type (per endpoint: its own series are the `webhook_*` ones). */
+  /** `chatbridge_events_out_total{sink="webhooks"}` series by channel and type (per endpoint: its own series are the `webhook_*` ones). */
   private readonly eventsOut: ReturnType<Metrics['eventsOutOf']>;
+  /** This endpoint's `chatbridge_webhook_attempts_total` and `chatbridge_webhook_delivered_total`, counted once per event. */
+  private readonly attemptCount: HotCount;
+  private readonly deliveredCount: HotCount;
   private accepting = true;
   private stopped = false;
   private disabledAt?: Date;
@@ -117,12 +120,14 @@ export class WebhookEndpoint {
   ) {
     this.labels = { endpoint: cfg.id };
     this.eventsOut = metrics.eventsOutOf('webhooks');
+    this.attemptCount = metrics.hotCount(metrics.webhookAttempts, this.labels);
+    this.deliveredCount = metrics.hotCount(metrics.webhookDelivered, this.labels);
+    metrics.readWebhookPendingFrom(cfg.id, () => this.pending);
     // Every attempt in flight listens for shutdown: up to `concurrency` listeners, legitimately.
     setMaxListeners(0, this.aborter.signal);
     this.signer = new WebhookSigner(cfg.secret, cfg.previousSecret);
     this.breaker = new EndpointBreaker(cfg.circuitBreaker.failures, cfg.circuitBreaker.halfOpenAfterMs, (s) => this.onBreaker(s));
     if (cfg.ratePerSecond) this.rate = new RateLimiter(cfg.ratePerSecond);
-    metrics.webhookPending.set(this.labels, 0);
     metrics.webhookDisabled.set(this.labels, 0);
     metrics.webhookCircuitOpen.set(this.labels, 0);
   }
@@ -147,7 +152,7 @@ export class WebhookEndpoint {
     // Kafka source dead-letters the record after its tries) instead of failing attempts as if the network had.
     d.body = body ?? toStructured(item.event);
     this.lanes.push(item.event.partitionkey, d);
-    this.gauge();
+    this.heldChanged();
     this.pump();
   }
 
@@ -199,7 +204,7 @@ export class WebhookEndpoint {
     this.aborter.abort();
     const settleBy = Date.now() + 2000;
     while (this.inFlight.size && Date.now() < settleBy) await sleep(5);
-    this.gauge();
+    this.heldChanged();
     await this.transport.close();
   }
 
@@ -244,14 +249,14 @@ export class WebhookEndpoint {
     }
     if (!sent) this.lanes.requeue(key);
     else this.settle(key, d, status, failure);
-    this.gauge();
+    this.heldChanged();
     this.pump();
   }
 
   /** One HTTP attempt; resolves with the 2xx status, rejects with the policy's verdict. */
   private async send(d: Delivery): Promise<number> {
     d.attempts++;
-    this.metrics.webhookAttempts.inc(this.labels);
+    this.attemptCount.inc();
     const now = new Date();
     this.lastAttemptMs = now.getTime();
     const { body } = d;
@@ -272,7 +277,7 @@ export class WebhookEndpoint {
     if (!failure) {
       this.last.lastStatus = status;
       this.lastDeliveredMs = Date.now();
-      this.metrics.webhookDelivered.inc(this.labels);
+      this.deliveredCount.inc();
       this.eventsOut(d.item.event.channelid ?? '', d.item.event.type).inc();
       this.metrics.webhookLatency.observe(this.labels, (performance.now() - d.item.receivedAt) / 1000);
       if (!d.detached) this.lanes.done(key);
@@ -342,7 +347,7 @@ export class WebhookEndpoint {
       if (release) this.log.info({ count }, 'webhook events not delivered before shutdown stay uncommitted in Kafka; they are delivered after the restart');
       else this.log.error({ count }, 'webhook events not delivered before shutdown were written to the dead-letter file');
     }
-    this.gauge();
+    this.heldChanged();
     return count;
   }
 
@@ -387,8 +392,8 @@ export class WebhookEndpoint {
     if (state !== 'half_open') this.pump();
   }
 
-  private gauge(): void {
-    this.metrics.webhookPending.set(this.labels, this.pending);
+  /** After the events held changed: a source waiting for capacity goes on once there is some. */
+  private heldChanged(): void {
     if (this.capacityWaiters.length && this.hasCapacity()) this.wakeCapacityWaiters();
   }
 }
