@@ -5,7 +5,7 @@ import type { LimitsConfig } from '../config/config.schema';
 import type { InboundContext, UpstreamFrame } from '../connectors/connector.interface';
 import type { MappedEvent } from '../connectors/mapper';
 import { createEvent, type AnyCanonicalEvent } from '../envelope/envelope';
-import type { Metrics } from '../health/metrics';
+import type { HotCount, Metrics } from '../health/metrics';
 import type { DeadLetters } from '../pipeline/dead-letters';
 import type { DurableReceipt } from '../pipeline/durable';
 import type { EventPipeline } from '../pipeline/pipeline';
@@ -24,6 +24,8 @@ export type RefusalReason = 'frame_too_large' | 'frame_too_deep' | 'event_too_la
 export class FrameIntake {
   /** Nothing mapped from a frame can be deeper than this: the frame's limit plus the envelope and `data` around it. */
   private readonly eventDepth: number;
+  /** `chatbridge_frames_total` by channel, counted once per frame. */
+  private readonly framesOf: (channel: string) => HotCount;
 
   constructor(
     private readonly limits: LimitsConfig,
@@ -33,6 +35,7 @@ export class FrameIntake {
     private readonly log: Logger,
   ) {
     this.eventDepth = limits.maxJsonDepth + 8;
+    this.framesOf = metrics.hotSeries(metrics.frames, {}, 'channel');
   }
 
   /**
@@ -42,7 +45,7 @@ export class FrameIntake {
   frame(entry: ChannelEntry, frame: UpstreamFrame, receivedAt: Date, receipt?: DurableReceipt): void {
     const t0 = performance.now();
     const { channel } = entry;
-    this.metrics.frames.inc({ channel: channel.id });
+    this.framesOf(channel.id).inc();
     entry.traffic.lastEventAt = receivedAt;
     try {
       const size = measureJson(frame.payload, { maxDepth: this.limits.maxJsonDepth, maxBytes: this.limits.maxFrameBytes });

@@ -70,10 +70,10 @@ describe('Metrics', () => {
     expect(await metrics.registry.metrics()).toContain('chatbridge_webhook_delivered_total{endpoint="a"} 5');
   });
 
-  it('reads each webhook endpoint\'s held events at every scrape', async () => {
+  it('reads a gauge series at every scrape from its reader (a webhook endpoint\'s held events)', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     let held = 3;
-    metrics.readWebhookPendingFrom('a', () => held);
+    metrics.readAtScrape(metrics.webhookPending, { endpoint: 'a' }, () => held);
     expect(await sample(metrics, 'chatbridge_webhook_pending', { endpoint: 'a' })).toBe(3);
     held = 0;
     expect(await sample(metrics, 'chatbridge_webhook_pending', { endpoint: 'a' })).toBe(0);

@@ -25,14 +25,14 @@ export class Metrics {
   private channelStates?: ChannelStates;
   /** The hot series of each counter that has some, added to it when it is read. */
   private readonly hot = new Map<Counter<string>, HotCount[]>();
-  /** Each webhook endpoint's held events, read at every scrape. */
-  private readonly webhookHeld = new Map<string, () => number>();
-  readonly eventsIn = new Counter({ name: 'chatbridge_events_in_total', help: 'Canonical events produced from upstream frames, by channel and type', labelNames: ['channel', 'type'], registers: [this.registry] });
+  /** Gauges read at every scrape rather than set on every event: per gauge, each series' labels and reader. */
+  private readonly reads = new Map<Gauge<string>, Map<string, { labels: LabelValues<string>; read: () => number }>>();
+  readonly eventsIn: Counter<string> = new Counter({ name: 'chatbridge_events_in_total', help: 'Canonical events produced from upstream frames, by channel and type', labelNames: ['channel', 'type'], registers: [this.registry], collect: (): void => this.flushHot(this.eventsIn) });
   readonly eventsOut: Counter<string> = new Counter({ name: 'chatbridge_events_out_total', help: 'Events acknowledged by a sink, by sink (kafka, stdout, webhooks: one per endpoint that answered 2xx), channel and type', labelNames: ['sink', 'channel', 'type'], registers: [this.registry], collect: (): void => this.flushHot(this.eventsOut) });
   readonly duplicates = new Counter({ name: 'chatbridge_events_deduplicated_total', help: 'Events not republished because their id was seen recently', labelNames: ['channel'], registers: [this.registry] });
-  readonly dedupeEntries = new Gauge({ name: 'chatbridge_dedupe_entries', help: 'Event ids held in the dedupe window', registers: [this.registry] });
+  readonly dedupeEntries: Gauge<string> = new Gauge({ name: 'chatbridge_dedupe_entries', help: 'Event ids held in the dedupe window', registers: [this.registry], collect: (): void => this.readGauge(this.dedupeEntries) });
   readonly malformed = new Counter({ name: 'chatbridge_frames_malformed_total', help: 'Upstream frames that could not be interpreted (published as provider events or dead-lettered)', labelNames: ['channel'], registers: [this.registry] });
-  readonly frames = new Counter({ name: 'chatbridge_frames_total', help: 'Upstream frames received', labelNames: ['channel'], registers: [this.registry] });
+  readonly frames: Counter<string> = new Counter({ name: 'chatbridge_frames_total', help: 'Upstream frames received', labelNames: ['channel'], registers: [this.registry], collect: (): void => this.flushHot(this.frames) });
   readonly reconnects = new Counter({ name: 'chatbridge_reconnects_total', help: 'Reconnect attempts of a channel\'s upstream connection, each one (a retry after a failed attempt or a lost connection, or POST /v1/channels/:id/reconnect), by channel and reason (the error code, or reconnect_requested)', labelNames: ['channel', 'reason'], registers: [this.registry] });
   readonly subscriptionFailures = new Counter({ name: 'chatbridge_subscription_failures_total', help: 'Subscriptions of a connected channel (a Watchers room, a jwt-websocket channel) the upstream refused or did not confirm, each retried alone while the connection stays up, by channel and code', labelNames: ['channel', 'code'], registers: [this.registry] });
   readonly channelState = new Gauge({
@@ -45,7 +45,7 @@ export class Metrics {
   });
   readonly channelsHeld = new Gauge({ name: 'chatbridge_channels_held', help: 'Channels this replica holds (with cluster.enabled, the ones of its assigned partitions)', registers: [this.registry] });
   readonly ownershipChanges = new Counter({ name: 'chatbridge_channel_ownership_changes_total', help: 'Channels this replica took over or released, by direction (gained, lost) and reason (assigned: a rebalance; unassigned: held with no assignment while Kafka is unreachable at start)', labelNames: ['direction', 'reason'], registers: [this.registry] });
-  readonly queueDepth = new Gauge({ name: 'chatbridge_sink_queue_depth', help: 'Events waiting in a sink queue', labelNames: ['sink'], registers: [this.registry] });
+  readonly queueDepth: Gauge<string> = new Gauge({ name: 'chatbridge_sink_queue_depth', help: 'Events waiting in a sink queue', labelNames: ['sink'], registers: [this.registry], collect: (): void => this.readGauge(this.queueDepth) });
   readonly sinkUp = new Gauge({ name: 'chatbridge_sink_up', help: '1 when the sink can deliver', labelNames: ['sink'], registers: [this.registry] });
   readonly publishLatency = new Histogram({
     name: 'chatbridge_publish_duration_seconds',
@@ -63,10 +63,7 @@ export class Metrics {
     help: 'Events held for a webhook endpoint: queued, in flight or waiting to retry',
     labelNames: ['endpoint'],
     registers: [this.registry],
-    // Read at each scrape, not set on each event (see readWebhookPendingFrom).
-    collect: (): void => {
-      for (const [endpoint, held] of this.webhookHeld) this.webhookPending.set({ endpoint }, held());
-    },
+    collect: (): void => this.readGauge(this.webhookPending),
   });
   readonly webhookLatency = new Histogram({
     name: 'chatbridge_webhook_delivery_duration_seconds',
@@ -114,32 +111,47 @@ export class Metrics {
     this.channelStates = states;
   }
 
-  /**
-   * Counts the events one sink acknowledged: `count(channel, type)` returns the `chatbridge_events_out_total` series
-   * of that channel and type as a HotCount, cached per channel and type, so that counting an event builds nothing.
-   */
+  /** Counts the events one sink acknowledged, per channel and type (`chatbridge_events_out_total{sink}`). */
   eventsOutOf(sink: string): (channel: string, type: string) => HotCount {
-    const children = new Map<string, Map<string, HotCount>>();
-    return (channel, type) => {
-      let byType = children.get(channel);
-      if (!byType) children.set(channel, (byType = new Map()));
-      let child = byType.get(type);
-      if (!child) byType.set(type, (child = this.hotCount(this.eventsOut, { sink, channel, type })));
-      return child;
+    return this.hotSeries(this.eventsOut, { sink }, 'channel', 'type');
+  }
+
+  /**
+   * The series of a counter counted on a hot path, by one or two label values: `series(a, b)` is the HotCount of
+   * `fixed` plus `{[first]: a, [second]: b}`, made once and then found in two maps, so counting builds nothing. The
+   * counter must flush its hot series when read (`collect: () => this.flushHot(counter)`).
+   */
+  hotSeries(counter: Counter<string>, fixed: LabelValues<string>, first: string, second?: string): (a: string, b?: string) => HotCount {
+    const made = new Map<string, Map<string, HotCount>>();
+    return (a, b = '') => {
+      let byB = made.get(a);
+      if (!byB) made.set(a, (byB = new Map()));
+      let count = byB.get(b);
+      if (!count) byB.set(b, (count = this.hotCount(counter, second ? { ...fixed, [first]: a, [second]: b } : { ...fixed, [first]: a })));
+      return count;
     };
   }
 
   /** The series `labels` of `counter` as a HotCount, for a hot path; the counter must flush its hot series when read (its `collect`). */
   hotCount(counter: Counter<string>, labels: LabelValues<string>): HotCount {
     const count = new HotCount(labels);
-    const counts = this.hot.get(counter) ?? [];
-    this.hot.set(counter, [...counts, count]);
+    this.hot.set(counter, [...(this.hot.get(counter) ?? []), count]);
     return count;
   }
 
-  /** Where `chatbridge_webhook_pending{endpoint}` reads the endpoint's held events (set at every scrape rather than on every event). */
-  readWebhookPendingFrom(endpoint: string, held: () => number): void {
-    this.webhookHeld.set(endpoint, held);
+  /**
+   * Where the series `labels` of `gauge` is read at every scrape (a queue's length, an endpoint's held events), rather
+   * than set on every event; the gauge must read its series when collected (`collect: () => this.readGauge(gauge)`).
+   * A later reader of the same series replaces the earlier one.
+   */
+  readAtScrape(gauge: Gauge<string>, labels: LabelValues<string>, read: () => number): void {
+    const series = this.reads.get(gauge) ?? new Map();
+    series.set(JSON.stringify(labels), { labels, read });
+    this.reads.set(gauge, series);
+  }
+
+  private readGauge(gauge: Gauge<string>): void {
+    for (const { labels, read } of this.reads.get(gauge)?.values() ?? []) gauge.set(labels, read());
   }
 
   private flushHot(counter: Counter<string>): void {

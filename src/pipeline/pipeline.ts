@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { PipelineEvent } from '../envelope/envelope';
-import type { Metrics } from '../health/metrics';
+import type { HotCount, Metrics } from '../health/metrics';
 import type { Sink } from '../sinks/sink.interface';
 import { describeError } from '../common/errors';
 import type { DeadLetters } from './dead-letters';
@@ -26,6 +26,8 @@ export class EventPipeline {
   /** Inputs waiting for a stable-id event on its way to the durable sink (its first copy's and its duplicates'). */
   private readonly durableWaiters = new Map<string, DurableCallback[]>();
   private durableSink = false;
+  /** `chatbridge_events_in_total` by channel and type, counted once per event. */
+  private readonly eventsInOf: (channel: string, type: string) => HotCount;
 
   constructor(
     dedupe: { maxEntries: number; ttlMs: number },
@@ -35,6 +37,8 @@ export class EventPipeline {
     private readonly deadLetters?: DeadLetters,
   ) {
     if (dedupe.maxEntries > 0) this.seen = new DedupeWindow(dedupe.maxEntries, dedupe.ttlMs);
+    this.eventsInOf = metrics.hotSeries(metrics.eventsIn, {}, 'channel', 'type');
+    metrics.readAtScrape(metrics.dedupeEntries, {}, () => this.seen?.size ?? 0);
   }
 
   /** Adds a sink; events published afterwards reach it. */
@@ -72,10 +76,9 @@ export class EventPipeline {
       }
       this.seen.add(event.id);
       if (this.durableSink) this.inFlight.add(event.id);
-      this.metrics.dedupeEntries.set(this.seen.size);
     }
     if (item.durable) item = this.trackDurable(item);
-    this.metrics.eventsIn.inc({ channel: event.channelid ?? '', type: event.type });
+    this.eventsInOf(event.channelid ?? '', event.type).inc();
     // Each sink is a fault boundary: one that throws loses nothing (the event is dead-lettered for it) and never keeps
     // the event from the sinks after it.
     for (const sink of this.sinks) {

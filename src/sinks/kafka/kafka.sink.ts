@@ -64,6 +64,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     // The Java client's murmur2 partitioner (kafka/partitioner.ts), so keys land where other Kafka clients would put them.
     this.producer = kafka.producer({ createPartitioner: javaCompatiblePartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 } });
     this.metrics.sinkUp.set({ sink: this.name }, 0);
+    metrics.readAtScrape(metrics.queueDepth, this.labels, () => this.queue.length);
   }
 
   publish(item: PipelineEvent): void {
@@ -87,7 +88,6 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     }
     this.queue.push(record);
     const depth = this.queue.length;
-    this.metrics.queueDepth.set(this.labels, depth);
     if (depth >= warnQueue && !this.warnedDepth) {
       this.warnedDepth = true;
       this.log.warn({ depth, maxQueue, bytes: this.queue.bytes, maxQueueBytes }, 'kafka queue is growing: Kafka is slow or unreachable');
@@ -152,7 +152,6 @@ export class KafkaSink implements Sink, DeadLetterTarget {
       this.settle(r, 'dead_lettered');
     }
     if (left.length) this.log.error({ count: left.length }, 'events not acknowledged by Kafka before shutdown were written to the dead-letter file');
-    this.metrics.queueDepth.set({ sink: this.name }, 0);
     return left.length;
   }
 
@@ -235,7 +234,6 @@ export class KafkaSink implements Sink, DeadLetterTarget {
       this.settle(b, 'delivered');
     }
     for (const { channel, type, n } of counts.values()) this.metrics.eventsOut.inc({ sink: this.name, channel, type }, n);
-    this.metrics.queueDepth.set({ sink: this.name }, this.queue.length);
     if (this.queue.length < this.cfg.producer.warnQueue / 2) this.warnedDepth = false;
   }
 
@@ -243,7 +241,6 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   private refuse(record: QueuedRecord, refusal: string, err: unknown): void {
     this.queue.take(1);
     this.metrics.refused.inc({ origin: this.name, reason: 'kafka_record_refused' });
-    this.metrics.queueDepth.set({ sink: this.name }, this.queue.length);
     const event = fromKafkaMessage(record.message);
     // A record too large for Kafka is too large for the dead-letter topic as well: the file takes it.
     this.deadLetters.writeFile({ reason: 'kafka_record_refused', origin: this.name, channelId: record.channelId, event, error: `${refusal}: ${describeError(err)}` });

@@ -122,7 +122,7 @@ export class WebhookEndpoint {
     this.eventsOut = metrics.eventsOutOf('webhooks');
     this.attemptCount = metrics.hotCount(metrics.webhookAttempts, this.labels);
     this.deliveredCount = metrics.hotCount(metrics.webhookDelivered, this.labels);
-    metrics.readWebhookPendingFrom(cfg.id, () => this.pending);
+    metrics.readAtScrape(metrics.webhookPending, this.labels, () => this.pending);
     // Every attempt in flight listens for shutdown: up to `concurrency` listeners, legitimately.
     setMaxListeners(0, this.aborter.signal);
     this.signer = new WebhookSigner(cfg.secret, cfg.previousSecret);
