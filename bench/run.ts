@@ -6,7 +6,7 @@
  */
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { Histogram, Registry } from 'prom-client';
-import { histogramQuantiles, type Result } from './stats';
+import { histogramQuantiles, median, type Result } from './stats';
 import { startChild, zapthinkerEvents } from './fixtures';
 import { startBridge } from '../src/boot/bootstrap';
 import { createRootLogger } from '../src/common/logger';
@@ -32,6 +32,8 @@ const WARMUP = 5 * BATCH;
 const PACED_RATE = Number(process.env.BENCH_RATE ?? 2000);
 const PACED_EVENTS = PACED_RATE * 5;
 const WEBHOOK_CONCURRENCY = [8, 32];
+/** Rounds of the saturated phase (raw pipe, bridge binary, bridge structured, in turn); each row is the median of its rounds. */
+const SATURATED_ROUNDS = Number(process.env.BENCH_SATURATED_ROUNDS ?? 3);
 const COMMANDS = Number(process.env.BENCH_COMMANDS ?? 5000);
 const COMMAND_CONCURRENCY = 16;
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
@@ -243,18 +245,30 @@ function printWebhooks(wh: WebhookBench): void {
 
 interface SaturatedBench { raw: Result; pipe: Result; binary: Result; structured: Result; steady: Result[] }
 
-/** Raw kafkajs, the raw pipe, the bridge in binary then structured mode; with `steady`, the paced runs too. */
+/**
+ * Raw kafkajs once; then SATURATED_ROUNDS rounds of the raw pipe, the bridge in binary mode and in structured mode,
+ * in turn, each row the median of its rounds (on a shared machine one run of each is mostly noise); with `steady`, the
+ * paced runs too (the bridge's after its first binary burst).
+ */
 async function saturatedPhase(brokers: string[], steady: boolean): Promise<SaturatedBench> {
   const raw = await rawBaseline(brokers);
-  const rawSteady = steady ? [await rawPaced(brokers)] : [];
-  const pipe = await rawPipeRun(brokers);
-  const [binary, bridgeSteady] = await bridgeRun(brokers, 'binary', steady);
-  const [structured] = await bridgeRun(brokers, 'structured', false);
-  return { raw, pipe, binary, structured, steady: steady ? [rawSteady[0], bridgeSteady] : [] };
+  const rawSteady = steady ? await rawPaced(brokers) : undefined;
+  const pipes: Result[] = [];
+  const binaries: Result[] = [];
+  const structured: Result[] = [];
+  let bridgeSteady: Result | undefined;
+  for (let round = 0; round < SATURATED_ROUNDS; round++) {
+    pipes.push(await rawPipeRun(brokers));
+    const [binary, paced] = await bridgeRun(brokers, 'binary', steady && round === 0);
+    binaries.push(binary);
+    bridgeSteady ??= paced;
+    structured.push((await bridgeRun(brokers, 'structured', false))[0]);
+  }
+  return { raw, pipe: median(pipes), binary: median(binaries), structured: median(structured), steady: rawSteady && bridgeSteady ? [rawSteady, bridgeSteady] : [] };
 }
 
 function printSaturated({ raw, pipe, binary, structured }: Omit<SaturatedBench, 'steady'>): void {
-  console.log('-- saturated: as fast as possible --');
+  console.log(`-- saturated: as fast as possible; raw pipe and bridge rows are medians of ${SATURATED_ROUNDS} rounds --`);
   console.log(row(raw));
   console.log(row(pipe));
   console.log(row(binary));

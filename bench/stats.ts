@@ -30,3 +30,13 @@ export async function histogramQuantiles(h: Histogram<string>, labels: Record<st
     .sort((a, b) => a.le - b.le);
   return { p50: quantile(0.5, buckets) * 1000, p99: quantile(0.99, buckets) * 1000 };
 }
+
+/** Each figure's median over the rounds (the label of the first). */
+export function median(results: Result[]): Result {
+  const mid = (pick: (r: Result) => number) => {
+    const sorted = results.map(pick).sort((a, b) => a - b);
+    const m = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
+  };
+  return { label: results[0].label, eventsPerSec: mid((r) => r.eventsPerSec), p50ms: mid((r) => r.p50ms), p99ms: mid((r) => r.p99ms), cpuUsPerEvent: mid((r) => r.cpuUsPerEvent) };
+}

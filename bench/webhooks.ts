@@ -21,7 +21,7 @@ import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
 import { toStructured, type AnyCanonicalEvent } from '../src/envelope/envelope';
 import { WebhookSigner } from '../src/sinks/webhook/webhook.signer';
-import { histogramQuantiles, type Result } from './stats';
+import { histogramQuantiles, median, type Result } from './stats';
 import { startChild, zapthinkerEvents } from './fixtures';
 
 /** The buckets of chatbridge_webhook_delivery_duration_seconds, so both sides are read the same way. */
@@ -118,16 +118,6 @@ async function bridgeRun(url: string, secret: string, concurrency: number, event
   } finally {
     await running.close();
   }
-}
-
-/** Each figure's median over the rounds (the label of the first). */
-function median(results: Result[]): Result {
-  const mid = (pick: (r: Result) => number) => {
-    const sorted = results.map(pick).sort((a, b) => a - b);
-    const m = sorted.length >> 1;
-    return sorted.length % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
-  };
-  return { label: results[0].label, eventsPerSec: mid((r) => r.eventsPerSec), p50ms: mid((r) => r.p50ms), p99ms: mid((r) => r.p99ms), cpuUsPerEvent: mid((r) => r.cpuUsPerEvent) };
 }
 
 /** Runs the webhook phase: per concurrency, the raw baseline, then the bridge, against one receiver. */
