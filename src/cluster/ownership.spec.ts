@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { ClusterOwnership, conversationKey, type OwnershipChange } from './ownership';
-import { partitionOf } from './partition';
+import { partitionOf } from '../kafka/partitioner';
 
 describe('ClusterOwnership', () => {
   const ids = ['wa-sales', 'support', 'hub', 'site-chat', 'bot-eu', 'bot-us'];

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { partitionOf } from './partition';
+import { partitionOf } from '../kafka/partitioner';
 
 /** Channels this replica starts and stops holding. */
 export interface OwnershipChange {

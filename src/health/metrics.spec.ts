@@ -60,6 +60,8 @@ describe('Metrics', () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const a = metrics.hotCount(metrics.webhookDelivered, { endpoint: 'a' });
     const again = metrics.hotCount(metrics.webhookDelivered, { endpoint: 'a' });
+    expect(again).toBe(a);
+    expect(metrics.eventsOutOf('webhooks')).toBe(metrics.eventsOutOf('webhooks'));
     a.inc();
     a.inc(2);
     again.inc();

@@ -23,16 +23,18 @@ export class HotCount {
 export class Metrics {
   readonly registry = new Registry();
   private channelStates?: ChannelStates;
-  /** The hot series of each counter that has some, added to it when it is read. */
-  private readonly hot = new Map<Counter<string>, HotCount[]>();
+  /** The hot series of each counter that has some, by their labels (one HotCount per series), added to it when it is read. */
+  private readonly hot = new Map<Counter<string>, Map<string, HotCount>>();
+  /** `eventsOutOf`'s series, one set per sink, shared by all its callers (every webhook endpoint). */
+  private readonly eventsOutBySink = new Map<string, (channel: string, type: string) => HotCount>();
   /** Gauges read at every scrape rather than set on every event: per gauge, each series' labels and reader. */
   private readonly reads = new Map<Gauge<string>, Map<string, { labels: LabelValues<string>; read: () => number }>>();
-  readonly eventsIn: Counter<string> = new Counter({ name: 'chatbridge_events_in_total', help: 'Canonical events produced from upstream frames, by channel and type', labelNames: ['channel', 'type'], registers: [this.registry], collect: (): void => this.flushHot(this.eventsIn) });
-  readonly eventsOut: Counter<string> = new Counter({ name: 'chatbridge_events_out_total', help: 'Events acknowledged by a sink, by sink (kafka, stdout, webhooks: one per endpoint that answered 2xx), channel and type', labelNames: ['sink', 'channel', 'type'], registers: [this.registry], collect: (): void => this.flushHot(this.eventsOut) });
+  readonly eventsIn: Counter<'channel' | 'type'> = new Counter({ name: 'chatbridge_events_in_total', help: 'Canonical events produced from upstream frames, by channel and type', labelNames: ['channel', 'type'], registers: [this.registry], collect: (): void => this.flushHot(this.eventsIn) });
+  readonly eventsOut: Counter<'sink' | 'channel' | 'type'> = new Counter({ name: 'chatbridge_events_out_total', help: 'Events acknowledged by a sink, by sink (kafka, stdout, webhooks: one per endpoint that answered 2xx), channel and type', labelNames: ['sink', 'channel', 'type'], registers: [this.registry], collect: (): void => this.flushHot(this.eventsOut) });
   readonly duplicates = new Counter({ name: 'chatbridge_events_deduplicated_total', help: 'Events not republished because their id was seen recently', labelNames: ['channel'], registers: [this.registry] });
   readonly dedupeEntries: Gauge<string> = new Gauge({ name: 'chatbridge_dedupe_entries', help: 'Event ids held in the dedupe window', registers: [this.registry], collect: (): void => this.readGauge(this.dedupeEntries) });
   readonly malformed = new Counter({ name: 'chatbridge_frames_malformed_total', help: 'Upstream frames that could not be interpreted (published as provider events or dead-lettered)', labelNames: ['channel'], registers: [this.registry] });
-  readonly frames: Counter<string> = new Counter({ name: 'chatbridge_frames_total', help: 'Upstream frames received', labelNames: ['channel'], registers: [this.registry], collect: (): void => this.flushHot(this.frames) });
+  readonly frames: Counter<'channel'> = new Counter({ name: 'chatbridge_frames_total', help: 'Upstream frames received', labelNames: ['channel'], registers: [this.registry], collect: (): void => this.flushHot(this.frames) });
   readonly reconnects = new Counter({ name: 'chatbridge_reconnects_total', help: 'Reconnect attempts of a channel\'s upstream connection, each one (a retry after a failed attempt or a lost connection, or POST /v1/channels/:id/reconnect), by channel and reason (the error code, or reconnect_requested)', labelNames: ['channel', 'reason'], registers: [this.registry] });
   readonly subscriptionFailures = new Counter({ name: 'chatbridge_subscription_failures_total', help: 'Subscriptions of a connected channel (a Watchers room, a jwt-websocket channel) the upstream refused or did not confirm, each retried alone while the connection stays up, by channel and code', labelNames: ['channel', 'code'], registers: [this.registry] });
   readonly channelState = new Gauge({
@@ -45,7 +47,7 @@ export class Metrics {
   });
   readonly channelsHeld = new Gauge({ name: 'chatbridge_channels_held', help: 'Channels this replica holds (with cluster.enabled, the ones of its assigned partitions)', registers: [this.registry] });
   readonly ownershipChanges = new Counter({ name: 'chatbridge_channel_ownership_changes_total', help: 'Channels this replica took over or released, by direction (gained, lost) and reason (assigned: a rebalance; unassigned: held with no assignment while Kafka is unreachable at start)', labelNames: ['direction', 'reason'], registers: [this.registry] });
-  readonly queueDepth: Gauge<string> = new Gauge({ name: 'chatbridge_sink_queue_depth', help: 'Events waiting in a sink queue', labelNames: ['sink'], registers: [this.registry], collect: (): void => this.readGauge(this.queueDepth) });
+  readonly queueDepth: Gauge<'sink'> = new Gauge({ name: 'chatbridge_sink_queue_depth', help: 'Events waiting in a sink queue', labelNames: ['sink'], registers: [this.registry], collect: (): void => this.readGauge(this.queueDepth) });
   readonly sinkUp = new Gauge({ name: 'chatbridge_sink_up', help: '1 when the sink can deliver', labelNames: ['sink'], registers: [this.registry] });
   readonly publishLatency = new Histogram({
     name: 'chatbridge_publish_duration_seconds',
@@ -55,10 +57,10 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly publishErrors = new Counter({ name: 'chatbridge_sink_errors_total', help: 'Failed delivery attempts by sink', labelNames: ['sink'], registers: [this.registry] });
-  readonly webhookAttempts: Counter<string> = new Counter({ name: 'chatbridge_webhook_attempts_total', help: 'HTTP attempts to webhook endpoints (retries included)', labelNames: ['endpoint'], registers: [this.registry], collect: (): void => this.flushHot(this.webhookAttempts) });
-  readonly webhookDelivered: Counter<string> = new Counter({ name: 'chatbridge_webhook_delivered_total', help: 'Events a webhook endpoint acknowledged with 2xx', labelNames: ['endpoint'], registers: [this.registry], collect: (): void => this.flushHot(this.webhookDelivered) });
+  readonly webhookAttempts: Counter<'endpoint'> = new Counter({ name: 'chatbridge_webhook_attempts_total', help: 'HTTP attempts to webhook endpoints (retries included)', labelNames: ['endpoint'], registers: [this.registry], collect: (): void => this.flushHot(this.webhookAttempts) });
+  readonly webhookDelivered: Counter<'endpoint'> = new Counter({ name: 'chatbridge_webhook_delivered_total', help: 'Events a webhook endpoint acknowledged with 2xx', labelNames: ['endpoint'], registers: [this.registry], collect: (): void => this.flushHot(this.webhookDelivered) });
   readonly webhookFailures = new Counter({ name: 'chatbridge_webhook_failures_total', help: 'Failed webhook attempts by endpoint and class (3xx, 4xx, 5xx, timeout, network)', labelNames: ['endpoint', 'class'], registers: [this.registry] });
-  readonly webhookPending: Gauge<string> = new Gauge({
+  readonly webhookPending: Gauge<'endpoint'> = new Gauge({
     name: 'chatbridge_webhook_pending',
     help: 'Events held for a webhook endpoint: queued, in flight or waiting to retry',
     labelNames: ['endpoint'],
@@ -113,7 +115,9 @@ export class Metrics {
 
   /** Counts the events one sink acknowledged, per channel and type (`chatbridge_events_out_total{sink}`). */
   eventsOutOf(sink: string): (channel: string, type: string) => HotCount {
-    return this.hotSeries(this.eventsOut, { sink }, 'channel', 'type');
+    let series = this.eventsOutBySink.get(sink);
+    if (!series) this.eventsOutBySink.set(sink, (series = this.hotSeries<'sink' | 'channel' | 'type'>(this.eventsOut, { sink }, 'channel', 'type')));
+    return series;
   }
 
   /**
@@ -121,21 +125,27 @@ export class Metrics {
    * `fixed` plus `{[first]: a, [second]: b}`, made once and then found in two maps, so counting builds nothing. The
    * counter must flush its hot series when read (`collect: () => this.flushHot(counter)`).
    */
-  hotSeries(counter: Counter<string>, fixed: LabelValues<string>, first: string, second?: string): (a: string, b?: string) => HotCount {
+  hotSeries<T extends string>(counter: Counter<T>, fixed: LabelValues<T>, first: T, second?: T): (a: string, b?: string) => HotCount {
     const made = new Map<string, Map<string, HotCount>>();
     return (a, b = '') => {
       let byB = made.get(a);
       if (!byB) made.set(a, (byB = new Map()));
       let count = byB.get(b);
-      if (!count) byB.set(b, (count = this.hotCount(counter, second ? { ...fixed, [first]: a, [second]: b } : { ...fixed, [first]: a })));
+      if (!count) byB.set(b, (count = this.hotCount(counter, (second ? { ...fixed, [first]: a, [second]: b } : { ...fixed, [first]: a }) as LabelValues<T>)));
       return count;
     };
   }
 
-  /** The series `labels` of `counter` as a HotCount, for a hot path; the counter must flush its hot series when read (its `collect`). */
-  hotCount(counter: Counter<string>, labels: LabelValues<string>): HotCount {
-    const count = new HotCount(labels);
-    this.hot.set(counter, [...(this.hot.get(counter) ?? []), count]);
+  /**
+   * The series `labels` of `counter` as a HotCount, for a hot path (the same one for the same labels); the counter
+   * must flush its hot series when read (its `collect`).
+   */
+  hotCount<T extends string>(counter: Counter<T>, labels: LabelValues<T>): HotCount {
+    let series = this.hot.get(counter as Counter<string>);
+    if (!series) this.hot.set(counter as Counter<string>, (series = new Map()));
+    const key = JSON.stringify(Object.keys(labels).sort().map((name) => [name, labels[name as T]]));
+    let count = series.get(key);
+    if (!count) series.set(key, (count = new HotCount(labels)));
     return count;
   }
 
@@ -144,21 +154,23 @@ export class Metrics {
    * than set on every event; the gauge must read its series when collected (`collect: () => this.readGauge(gauge)`).
    * A later reader of the same series replaces the earlier one.
    */
-  readAtScrape(gauge: Gauge<string>, labels: LabelValues<string>, read: () => number): void {
-    const series = this.reads.get(gauge) ?? new Map();
+  readAtScrape<T extends string>(gauge: Gauge<T>, labels: LabelValues<T>, read: () => number): void {
+    const series = this.reads.get(gauge as Gauge<string>) ?? new Map();
     series.set(JSON.stringify(labels), { labels, read });
-    this.reads.set(gauge, series);
+    this.reads.set(gauge as Gauge<string>, series);
   }
 
-  private readGauge(gauge: Gauge<string>): void {
-    for (const { labels, read } of this.reads.get(gauge)?.values() ?? []) gauge.set(labels, read());
+  private readGauge<T extends string>(gauge: Gauge<T>): void {
+    for (const { labels, read } of this.reads.get(gauge as Gauge<string>)?.values() ?? []) gauge.set(labels as LabelValues<T>, read());
   }
 
-  private flushHot(counter: Counter<string>): void {
-    for (const count of this.hot.get(counter) ?? []) {
-      if (count.pending === 0) continue;
-      counter.inc(count.labels, count.pending);
+  /** Adds what the hot series of `counter` counted since the last read (a `reset()` of the counter does not drop it). */
+  private flushHot<T extends string>(counter: Counter<T>): void {
+    for (const count of this.hot.get(counter as Counter<string>)?.values() ?? []) {
+      const added = count.pending;
+      if (added === 0) continue;
       count.pending = 0;
+      counter.inc(count.labels as LabelValues<T>, added);
     }
   }
 

@@ -11,13 +11,16 @@ interface Encoder {
   writeInt64(v: number): Encoder;
   writeEncoder(e: Encoder): Encoder;
 }
-const EncoderClass = require('kafkajs/src/protocol/encoder') as new (size?: number) => Encoder;
+const EncoderClass = require('kafkajs/src/protocol/encoder') as (new (size?: number) => Encoder) & { sizeOfVarLong(v: unknown): number };
 const Record = require('kafkajs/src/protocol/recordBatch/record/v0') as (r: object) => Encoder;
 const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0') as { RecordBatch: (b: object) => Promise<Encoder> };
 const Long = require('kafkajs/src/utils/long') as { fromValue(v: unknown): unknown };
 
 const VARINTS = [0, 1, 63, 64, 127, 128, 255, 8191, 8192, 16383, 16384, 2 ** 21, 2 ** 28 - 1, 2 ** 28, 2 ** 31 - 1, -1, -64, -65, -(2 ** 31), 2 ** 31, 2 ** 32 + 5];
-const VARLONGS: unknown[] = [0, 1, -1, 2 ** 30 - 1, -(2 ** 30), 2 ** 30, -(2 ** 30) - 1, 1_733_400_000_000, -1_733_400_000_000, Number.MAX_SAFE_INTEGER, '12345', Long.fromValue(99)];
+const VARLONGS: unknown[] = [
+  0, 1, -1, 63, 64, -64, -65, 2 ** 30 - 1, -(2 ** 30), 2 ** 30, -(2 ** 30) - 1, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, -(2 ** 31) - 1,
+  1_733_400_000_000, -1_733_400_000_000, Number.MAX_SAFE_INTEGER, '12345', Long.fromValue(99),
+];
 const big = 'x'.repeat(3000);
 const ceHeaders = Object.fromEntries(['ce_specversion', 'ce_id', 'ce_source', 'ce_type', 'ce_time', 'ce_subject', 'ce_dataschema', 'content-type', 'ce_chatbridgechannel', 'ce_partitionkey'].map((k, i) => [k, `value-${i}-é`]));
 
@@ -25,7 +28,7 @@ const ceHeaders = Object.fromEntries(['ce_specversion', 'ce_id', 'ce_source', 'c
 async function encodings(): Promise<string[]> {
   const out: string[] = [];
   for (const v of VARINTS) out.push(new EncoderClass().writeVarInt(v).writeUVarInt(v).buffer.toString('hex'));
-  for (const v of VARLONGS) out.push(new EncoderClass().writeVarLong(v).buffer.toString('hex'));
+  for (const v of VARLONGS) out.push(`${new EncoderClass().writeVarLong(v).buffer.toString('hex')} (${EncoderClass.sizeOfVarLong(v)} bytes)`);
   out.push(new EncoderClass().writeString('héllo').writeString(null).writeBytes(Buffer.from(big)).writeBytes(big).writeBytes(null).writeVarIntBytes(big).writeInt64(2 ** 40).buffer.toString('hex'));
   out.push(new EncoderClass(2).writeEncoder(new EncoderClass().writeString(big)).buffer.toString('hex'));
   const records = [
@@ -44,7 +47,7 @@ describe('kafkajs encoder fix', () => {
     expect((require('kafkajs/package.json') as { version: string }).version).toBe('2.2.4');
   });
 
-  it('encodes byte for byte what kafkajs encodes (varints, varlongs, strings, bytes past a first buffer, records with headers, a record batch)', async () => {
+  it('encodes byte for byte what kafkajs encodes (varints, varlongs and their sizes, strings, bytes past a first buffer, records with headers, a record batch)', async () => {
     const before = await encodings();
     fixKafkaJsEncoder();
     const after = await encodings();

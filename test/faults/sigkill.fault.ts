@@ -1,4 +1,4 @@
-import { partitionOf } from '../../src/cluster/partition';
+import { partitionOf } from '../../src/kafka/partitioner';
 import { startTestBroker, type TestBroker } from '../kafka/test-broker';
 import type { BridgeProcess } from '../helpers/bridge-process';
 import { KafkaReader } from '../helpers/kafka-reader';

@@ -137,7 +137,7 @@ describe('several replicas share the channels (cluster.enabled)', () => {
     const producer = kafka.producer();
     await producer.connect();
     const rerouted = { commandId: 'cluster-cmd-2', type: 'message.send', conversationId: room('w2'), text: 'from a foreign partitioner', channelId: 'w2' };
-    const { partitionOf } = await import('../../src/cluster/partition');
+    const { partitionOf } = await import('../../src/kafka/partitioner');
     await producer.send({ topic: TOPICS.commands, messages: [{ key: 'w2', value: JSON.stringify(rerouted), partition: (partitionOf('w2', 6) + 1) % 6 }] });
     await producer.disconnect();
     await waitFor('the re-routed command sent upstream', () => sim.emitsOf('external/send').some((e) => (e.payload as { text?: string }).text === rerouted.text), 20_000);
