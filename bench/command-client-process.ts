@@ -39,16 +39,20 @@ async function pooled(from: number, n: number, concurrency: number, job: (i: num
   }));
 }
 
-/** Starts job `from + k` at `k / rate` s from now; `job` gets the time it was due. */
+/**
+ * Starts job `from + k` at `k / rate` s from now; `job` gets the time it was due. Every job runs; the first one that
+ * failed fails the whole once all have ended (a failure is never left unhandled meanwhile).
+ */
 async function paced(from: number, n: number, rate: number, job: (i: number, due: number) => Promise<void>): Promise<void> {
   const t0 = performance.now();
   const jobs: Array<Promise<void>> = [];
+  let failure: { err: unknown } | undefined;
   await new Promise<void>((done) => {
     let k = 0;
     const tick = (): void => {
       const now = performance.now();
       while (k < n && t0 + (k * 1000) / rate <= now) {
-        jobs.push(job(from + k, t0 + (k * 1000) / rate));
+        jobs.push(job(from + k, t0 + (k * 1000) / rate).catch((err: unknown) => void (failure ??= { err })));
         k++;
       }
       if (k >= n) done();
@@ -57,6 +61,7 @@ async function paced(from: number, n: number, rate: number, job: (i: number, due
     tick();
   });
   await Promise.all(jobs);
+  if (failure) throw failure.err;
 }
 
 async function raw(simUrl: string, n: number, concurrency: number, conversations: number, warmup: number): Promise<object> {
@@ -122,7 +127,7 @@ async function pacedSubmit(url: string, token: string, from: number, n: number, 
     const q = await histogramQuantiles(latency);
     return { p50ms: q.p50, p99ms: q.p99, broker: await probe.stop() };
   } finally {
-    await probe.stop();
+    await probe.stop().catch(() => undefined); // stopped already, or failing with the error above
     await close();
   }
 }
@@ -135,6 +140,7 @@ async function brokerProbe(brokers: string[]) {
   await producer.send({ topic, acks: -1, messages: [{ value: 'warm-up' }] });
   const rtts: number[] = [];
   let running = true;
+  // A failed probe ends the probing; `stop` then reports the failure.
   const probing = (async () => {
     while (running) {
       const t0 = performance.now();
@@ -142,13 +148,14 @@ async function brokerProbe(brokers: string[]) {
       rtts.push(performance.now() - t0);
       await new Promise((r) => setTimeout(r, PROBE_EVERY_MS));
     }
-  })();
+  })().then(() => undefined, (err: unknown) => ({ err }));
   let stopped: Promise<{ p50ms: number; p99ms: number; maxMs: number }> | undefined;
   return {
     stop: () => (stopped ??= (async () => {
       running = false;
-      await probing;
+      const failed = await probing;
       await producer.disconnect();
+      if (failed) throw new Error(`broker probe: ${failed.err instanceof Error ? failed.err.message : String(failed.err)}`);
       const sorted = [...rtts].sort((a, b) => a - b);
       const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
       return { p50ms: at(0.5), p99ms: at(0.99), maxMs: sorted[sorted.length - 1] };

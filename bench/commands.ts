@@ -31,7 +31,8 @@ const WARM_UP = 1000;
 const RAW_WARM_UP = 10_000;
 /** How long each paced sub-phase lasts (s). */
 const PACED_SECONDS = 5;
-
+/** Longest wait for the commands of one run to finish: a command that never does fails the phase instead of hanging it. */
+const FINISH_WITHIN_MS = 120_000;
 
 /** What the command phase reports. */
 export interface CommandBench {
@@ -62,9 +63,13 @@ async function startClient() {
   return { ask, stop: () => child.kill() };
 }
 
-/** Waits until `count()` reaches `target`. */
-async function until(count: () => Promise<number> | number, target: number): Promise<void> {
-  while ((await count()) < target) await new Promise((r) => setTimeout(r, 5));
+/** Waits until `count()` reaches `target`; throws after FINISH_WITHIN_MS, saying what did not finish. */
+async function until(count: () => Promise<number> | number, target: number, what: string): Promise<void> {
+  const deadline = Date.now() + FINISH_WITHIN_MS;
+  for (let n = await count(); n < target; n = await count()) {
+    if (Date.now() > deadline) throw new Error(`${what}: ${n} of ${target} commands finished within ${FINISH_WITHIN_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** Runs `job` and returns the seconds it took and this process's CPU (µs) meanwhile. */
@@ -84,25 +89,28 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
   const client = await startClient();
   try {
     const r = await client.ask(`raw ${simUrl} ${n} ${concurrency} ${conversations} ${RAW_WARM_UP}`);
-    const raw: Result = { label: `raw sendText c=${concurrency}`, eventsPerSec: r.perSec, p50ms: r.p50ms, p99ms: r.p99ms, cpuUsPerEvent: r.cpuUs };
+    const raw: Result = { label: `raw sendText c=${concurrency} (to 201)`, eventsPerSec: r.perSec, p50ms: r.p50ms, p99ms: r.p99ms, cpuUsPerEvent: r.cpuUs };
     const run = `${process.pid}-${Date.now()}`;
 
     const pipeRun = await startRawCommandPipe({ brokers, simUrl, instance: 'bench', apiKey: 'bench-key', topics: { ledger: `bench-pipe-ledger-${run}`, events: `bench-pipe-events-${run}` } });
     let pipe: Result;
     let pipePaced: Paced;
+    // Failed commands count as done, so a failure ends the wait; the phase then fails on it.
+    const pipeDone = () => pipeRun.finished() + pipeRun.failed();
     try {
       await client.ask(`submit ${pipeRun.url} ${TOKEN} 0 ${WARM_UP} ${concurrency} ${conversations}`);
-      await until(() => pipeRun.finished(), WARM_UP);
+      await until(pipeDone, WARM_UP, 'raw command pipe');
       let answers!: ClientAnswer;
       const m = await measured(async () => {
         answers = await client.ask(`submit ${pipeRun.url} ${TOKEN} ${WARM_UP} ${n} ${concurrency} ${conversations}`);
-        await until(() => pipeRun.finished(), WARM_UP + n);
+        await until(pipeDone, WARM_UP + n, 'raw command pipe');
       });
-      pipe = { label: `raw command pipe c=${concurrency}`, eventsPerSec: n / m.seconds, p50ms: answers.p50ms, p99ms: answers.p99ms, cpuUsPerEvent: m.cpuUs / n };
+      if (pipeRun.failed()) throw new Error(`the raw command pipe failed ${pipeRun.failed()} command(s)`);
+      pipe = { label: `raw command pipe c=${concurrency} (to 202)`, eventsPerSec: n / m.seconds, p50ms: answers.p50ms, p99ms: answers.p99ms, cpuUsPerEvent: m.cpuUs / n };
       const rate = Math.max(1, Math.round(pipe.eventsPerSec / 2));
       const count = rate * PACED_SECONDS;
       const slow = await client.ask(`paced ${pipeRun.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations} ${brokers.join(',')}`);
-      await until(() => pipeRun.finished(), WARM_UP + n + count);
+      await until(pipeDone, WARM_UP + n + count, 'raw command pipe');
       pipePaced = { rate, acceptP50ms: slow.p50ms, acceptP99ms: slow.p99ms, broker: slow.broker };
       if (pipeRun.failed()) throw new Error(`the raw command pipe failed ${pipeRun.failed()} command(s)`);
     } finally {
@@ -130,24 +138,26 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
     try {
       while (running.bridge.channels.get('wa')?.state !== 'connected') await new Promise((res) => setTimeout(res, 20));
       await client.ask(`submit ${running.url} ${TOKEN} 0 ${WARM_UP} ${concurrency} ${conversations}`);
-      await until(finished, WARM_UP);
+      await until(finished, WARM_UP, 'bridge');
       metrics.commandTimeToSent.reset();
       let answers!: ClientAnswer;
       const full = await measured(async () => {
         answers = await client.ask(`submit ${running.url} ${TOKEN} ${WARM_UP} ${n} ${concurrency} ${conversations}`);
-        await until(finished, WARM_UP + n);
+        await until(finished, WARM_UP + n, 'bridge');
       });
       const bq = await histogramQuantiles(metrics.commandTimeToSent);
-      const bridge: Result = { label: `bridge HTTP door c=${concurrency}`, eventsPerSec: n / full.seconds, p50ms: bq.p50, p99ms: bq.p99, cpuUsPerEvent: full.cpuUs / n };
+      const bridge: Result = { label: `bridge HTTP door c=${concurrency} (to sent)`, eventsPerSec: n / full.seconds, p50ms: bq.p50, p99ms: bq.p99, cpuUsPerEvent: full.cpuUs / n };
 
       const rate = Math.max(1, Math.round(bridge.eventsPerSec / 2));
       const count = rate * PACED_SECONDS;
       let pacedAnswers!: ClientAnswer;
       const slow = await measured(async () => {
         pacedAnswers = await client.ask(`paced ${running.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations} ${brokers.join(',')}`);
-        await until(finished, WARM_UP + n + count);
+        await until(finished, WARM_UP + n + count, 'bridge');
       });
       const failed = (await metrics.commandsFinished.get()).values.filter((v) => v.labels.outcome === 'failed').reduce((s, v) => s + v.value, 0);
+      // The rates above count every finished command: they hold only if none failed.
+      if (failed) throw new Error(`the bridge failed ${failed} command(s) (the run's rates would count them)`);
       return {
         raw, pipe, bridge, acceptP99ms: answers.p99ms, failed, pipePaced,
         paced: { rate, acceptP50ms: pacedAnswers.p50ms, acceptP99ms: pacedAnswers.p99ms, broker: pacedAnswers.broker, cpuUsPerCommand: slow.cpuUs / count },

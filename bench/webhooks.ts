@@ -28,7 +28,7 @@ import { startChild, zapthinkerEvents } from './fixtures';
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** Unmeasured events each side handles first, so the JIT has settled on its code (as in the saturated phase). */
 const WARMUP = 2000;
-const ROUNDS = Number(process.env.BENCH_WEBHOOK_ROUNDS ?? 5);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_WEBHOOK_ROUNDS ?? 5) || 1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One concurrency's pair of rows (medians over the rounds). */
