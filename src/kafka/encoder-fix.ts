@@ -5,8 +5,8 @@
  * kafkajs builds every record, and every header of it, in its own `Encoder`, and each `new Encoder()` allocates a
  * zero-filled 512-byte buffer of its own (`Buffer.alloc`, outside Node's buffer pool); every varint then allocates a
  * buffer more (`Buffer.from(bytes)`), copied in, and every varlong (a record's timestamp delta) is sized and written
- * through 64-bit Longs (BigInts). A CloudEvents record in binary mode (ten headers) cost ~27 µs to encode; with the
- * fix ~11 µs, byte for byte the same request.
+ * through 64-bit Longs (BigInts). A CloudEvents record in binary mode (ten headers) cost 27–34 µs to encode; with the
+ * fix 11–12 µs (2.5–2.8x less, measured side by side), byte for byte the same request.
  *
  * The fix patches kafkajs's one encoder class (its prototype and statics), so it applies to every encoder, whether
  * kafkajs was loaded before or after it:
