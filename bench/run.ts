@@ -126,12 +126,15 @@ async function rawPipeRun(brokers: string[]): Promise<Result> {
   }
 }
 
+let bridgeRuns = 0;
+
 /** The bridge's burst, then (with `withSteady`) its steady run, writing CloudEvents in `mode` (kafka.producer.cloudEventsMode). */
 async function bridgeRun(brokers: string[], mode: 'binary' | 'structured' = 'binary', withSteady = true): Promise<Result[]> {
   const sim = await startSimProcess();
   const { config } = loadConfig({
     raw: {
-      kafka: { brokers, topics: { events: 'bench-bridge' }, producer: { batchSize: BATCH, maxQueue: N * 2, cloudEventsMode: mode } },
+      // Each bridge its own command group: on the test broker a join waits out the previous bridge's member.
+      kafka: { brokers, topics: { events: 'bench-bridge' }, producer: { batchSize: BATCH, maxQueue: N * 2, cloudEventsMode: mode }, consumer: { commandGroup: `bench-commands-${process.pid}-${++bridgeRuns}` } },
       deadLetter: { file: './.data/bench-dead-letter.jsonl' },
       channels: [{ id: 'bench', provider: 'zapthinker', zapthinker: { url: sim.url, instance: 'bench', apiKey: 'bench-key' } }],
     },
