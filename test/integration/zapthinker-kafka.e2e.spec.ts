@@ -211,9 +211,11 @@ describe('ZapThinker → CloudEvents → Kafka (e2e)', () => {
     await sim.waitForClients('sales', 1);
     sim.rejectAuth(true);
     sim.dropConnections('sales');
-    await waitFor('a refused handshake', () => sim.handshakes.some((h) => !h.accepted), 5000);
-    await new Promise((r) => setTimeout(r, 400));
+    // Two refusals in a row, well within the grace's five: the reconnect schedule has full jitter (delays drawn from
+    // 0 up to 50, 100, 200 … ms), so a fixed pause here let a fast machine reach the sixth refusal, auth_failed.
+    await waitFor('two refused handshakes', () => sim.handshakes.filter((h) => !h.accepted).length >= 2, 5000, 5);
     sim.rejectAuth(false);
+    expect(sim.handshakes.filter((h) => !h.accepted).length).toBeLessThanOrEqual(5);
     await sim.waitForClients('sales', 1, 5000);
     const m = sim.sendMessage('sales', { remoteJid: '5511955555555', text: 'after the restart' });
     await reader!.waitFor('message after the refusals', () => upstreamIds(reader!.records).includes(m.key.id));
