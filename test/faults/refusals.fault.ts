@@ -11,13 +11,17 @@ import { expectHealthy, report, rssMiB, sentCommand, startBuiltBridge, until } f
 /**
  * Handshake refusals against the built bridge with the default `reconnect` settings. Each upstream drops the bridge and
  * refuses handshakes for 1 s with its own auth-failure answer (as a restarting upstream does before it has loaded its
- * keys): the channel is back within 5 s, never `auth_failed`, and a message sent at +3 s arrives. A wrong key from the
+ * keys): the channel is back at the first retry after the refusal ended (on the normal schedule, usually within a
+ * second or two), never `auth_failed`, and a message sent at +3 s arrives. A wrong key from the
  * start is `auth_failed` at the first refusal, and its next retry is on the slow schedule (≤ 5 s first delay).
  */
 const RSS_BOUND_MIB = 400;
 const REFUSE_MS = 1000;
 const SEND_AT_MS = 3000;
-const BACK_WITHIN_MS = 5000;
+/** From the retry's due time to the channel reported connected: one handshake and a poll of the API, with margin. */
+const RETRY_CONNECTS_WITHIN_MS = 2000;
+/** A refusal racing the end of the refusal window is logged a moment after it. */
+const REFUSAL_LOGGED_WITHIN_MS = 500;
 const SLOW_FIRST_DELAY_MS = 5000;
 
 type Status = { state: string; reason?: string; nextRetryInMs?: number };
@@ -80,10 +84,11 @@ describe('fault suite: transient handshake refusals and wrong keys', () => {
   const refusedStatus = (s: Status) => s.reason === 'auth_rejected' || s.reason === 'unauthorized';
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-  /** Refuses for 1 s after dropping the bridge, sends at +3 s: back within 5 s, never auth_failed, the message arrives. */
+  /** Refuses for 1 s after dropping the bridge, sends at +3 s: back at the first retry after, never auth_failed, the message arrives. */
   async function transient(name: string, channel: string, refuse: (on: boolean) => void, drop: () => void, send: (text: string) => void, whenBack?: () => Promise<void>): Promise<void> {
     const before = statuses(channel).length;
     const t0 = performance.now();
+    const wallT0 = Date.now();
     refuse(true);
     drop();
     await until(`${name}: the drop noticed`, async () => (await state(channel)) !== 'connected', 5000);
@@ -104,14 +109,27 @@ describe('fault suite: transient handshake refusals and wrong keys', () => {
     const during = statuses(channel).slice(before);
     const healthz = await expectHealthy(bridge);
     const rss = rssMiB(bridge.pid);
-    // The bound is for a 1 s refusal: 5 s from its start, i.e. 4 s from its end. A row whose refusal had to last longer
-    // (no retry met the first second: Smartsupp's visitor retries are drawn later) is held to the same 4 s from the end.
+    // Back at the first retry after the refusal ended, on the normal schedule. That retry is drawn with full jitter from
+    // 0 up to 500 ms × 2^attempt, so after a few refused tries within the second it can fall past 4 s from the end (one
+    // CI run drew 6.2 s); a fixed 5 s bound held only usually. The bridge's log says when each retry was due.
+    // The last retry scheduled before the channel was back is the one that connected; it must have been scheduled by
+    // the last refusal (logged before the refusal ended, give or take the moment between the two), not after another.
+    const retries = bridge.logs
+      .filter((l) => l.channel === channel && typeof l.retryInMs === 'number' && Date.parse(String(l.time)) >= wallT0 && Date.parse(String(l.time)) <= wallT0 + backMs)
+      .map((l) => ({ atMs: Date.parse(String(l.time)) - wallT0, inMs: l.retryInMs as number, attempt: Number(l.attempt) }));
+    const pending = retries.at(-1);
+    const retryDueMs = pending ? pending.atMs + pending.inMs : refusedMs;
     const backAfterRefusalMs = backMs - refusedMs;
     report(`refused-1s/${name}`, {
-      up: !bridge.exit, refusedMs, backMs, backAfterRefusalMs, backBoundMs: BACK_WITHIN_MS, messageAtMs: messageMs, lost: 0,
+      up: !bridge.exit, refusedMs, backMs, backAfterRefusalMs, retryDueMs, retriesLogged: retries.length, messageAtMs: messageMs, lost: 0,
       states: during.map((s) => `${s.state}${s.reason ? `:${s.reason}` : ''}`).join(','), healthzMs: Math.round(healthz), rssMiB: rss,
     });
-    expect(backAfterRefusalMs).toBeLessThanOrEqual(BACK_WITHIN_MS - REFUSE_MS);
+    expect(pending).toBeDefined();
+    // Scheduled by a refusal, so the first retry after the refusal ended connected; drawn from the normal schedule (not
+    // the slow auth one, not stretched); and the channel was back as soon as it was due.
+    expect(pending!.atMs).toBeLessThanOrEqual(refusedMs + REFUSAL_LOGGED_WITHIN_MS);
+    expect(pending!.inMs).toBeLessThanOrEqual(Math.min(30_000, 500 * 2 ** Math.max(0, pending!.attempt - 1)));
+    expect(backMs).toBeLessThanOrEqual(Math.max(refusedMs, retryDueMs) + RETRY_CONNECTS_WITHIN_MS);
     expect(during.some((s) => s.state === 'auth_failed')).toBe(false);
     expect(rss).toBeLessThan(RSS_BOUND_MIB);
   }
