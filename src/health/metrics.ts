@@ -143,7 +143,7 @@ export class Metrics {
   hotCount<T extends string>(counter: Counter<T>, labels: LabelValues<T>): HotCount {
     let series = this.hot.get(counter as Counter<string>);
     if (!series) this.hot.set(counter as Counter<string>, (series = new Map()));
-    const key = JSON.stringify(Object.keys(labels).sort().map((name) => [name, labels[name as T]]));
+    const key = seriesKey(labels);
     let count = series.get(key);
     if (!count) series.set(key, (count = new HotCount(labels)));
     return count;
@@ -156,7 +156,7 @@ export class Metrics {
    */
   readAtScrape<T extends string>(gauge: Gauge<T>, labels: LabelValues<T>, read: () => number): void {
     const series = this.reads.get(gauge as Gauge<string>) ?? new Map();
-    series.set(JSON.stringify(labels), { labels, read });
+    series.set(seriesKey(labels), { labels, read });
     this.reads.set(gauge as Gauge<string>, series);
   }
 
@@ -181,4 +181,9 @@ export class Metrics {
       for (const s of CHANNEL_STATES) this.channelState.set({ channel, state: s }, s === state ? 1 : 0);
     }
   }
+}
+
+/** One key per series, whatever order its labels were written in. */
+function seriesKey(labels: LabelValues<string>): string {
+  return JSON.stringify(Object.keys(labels).sort().map((name) => [name, labels[name]]));
 }
