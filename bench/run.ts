@@ -204,6 +204,23 @@ async function dedupeMemory(entries = 100_000): Promise<{ bytesPerEntry: number;
 }
 
 /**
+ * Time per published event while the dedupe window fills, and once it is full (each new id then forgets the oldest):
+ * a full window must cost what a filling one does. Events are built beforehand; the pipeline has no sink.
+ */
+function dedupeWhenFull(entries = 100_000): { fillingUs: number; fullUs: number } {
+  const events = (from: number) => Array.from({ length: entries }, (_, i) => createEvent({ type: 'chatbridge.provider.event', channelId: 'bench', provider: 'zapthinker', upstreamKey: `t${from + i}`, data: { channel: { id: 'bench', provider: 'zapthinker' }, upstream: { event: 'x', payload: null } } }).event);
+  const pipeline = new EventPipeline({ maxEntries: entries, ttlMs: 3600_000 }, new Metrics({ defaultMetrics: false }), createRootLogger('silent', 2));
+  const timed = (list: ReturnType<typeof events>) => {
+    const t0 = performance.now();
+    for (const event of list) pipeline.publish({ event, stableId: true, receivedAt: 0 });
+    return ((performance.now() - t0) * 1000) / list.length;
+  };
+  const fillingUs = timed(events(0));
+  const fullUs = timed(events(entries));
+  return { fillingUs, fullUs };
+}
+
+/**
  * Commands through the HTTP door vs the simulator's own sendText maximum (bench/commands.ts), simulator in its own
  * process, the command ledger on its own test broker.
  */
@@ -323,6 +340,8 @@ async function main(): Promise<void> {
     const d = await dedupeMemory();
     console.log(`-- dedupe window: 100000 ids (maxEntries default) --`);
     console.log(`heap per remembered id ${d.bytesPerEntry.toFixed(0)} B (${((d.bytesPerEntry * 100_000) / 1048576).toFixed(1)} MiB full); plain Set of the same ids ${d.setBytesPerEntry.toFixed(0)} B; ratio ${(d.bytesPerEntry / d.setBytesPerEntry).toFixed(2)}x${d.gc ? '' : ' (no --expose-gc: approximate)'}`);
+    const t = dedupeWhenFull();
+    console.log(`publish (dedupe, no sink) while the window fills ${t.fillingUs.toFixed(2)} µs/event; once full, each new id forgetting the oldest ${t.fullUs.toFixed(2)} µs/event; ratio full/filling ${(t.fullUs / t.fillingUs).toFixed(2)}x`);
     if (process.env.BENCH_SKIP_SCALE !== '1') await visitorPhase();
     printCommands(await commandPhase());
     console.log('latency: saturated raw = per produce request of 500 records ready in memory; steady raw = arrival -> ack;');

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { OldestKey } from './oldest-key';
 
 /** What a rate-limited caller learns: go ahead, or wait this long. */
 export type RateDecision = { ok: true } | { ok: false; retryAfterMs: number };
@@ -53,6 +54,7 @@ export class TokenRateLimiter {
  */
 export class AuthFailureLimiter {
   private readonly addresses = new Map<string, { failures: number; since: number; blockedUntil: number }>();
+  private readonly leastRecent = new OldestKey(this.addresses);
 
   constructor(
     private readonly maxFailures: number,
@@ -84,6 +86,7 @@ export class AuthFailureLimiter {
     // Re-inserted: the Map's order is then least recently failed first, which is what gets evicted.
     this.addresses.delete(address);
     this.addresses.set(address, entry);
-    if (this.addresses.size > this.maxAddresses) this.addresses.delete(this.addresses.keys().next().value as string);
+    if (this.addresses.size > this.maxAddresses) this.leastRecent.take();
+    else this.leastRecent.release();
   }
 }

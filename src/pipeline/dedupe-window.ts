@@ -1,3 +1,5 @@
+import { OldestKey } from '../common/oldest-key';
+
 /**
  * The pipeline's dedupe window: event ids remembered for `ttlMs`, at most `maxEntries` of them, the oldest forgotten
  * first. One Map in insertion order holding each id's expiry: an id is added when first seen and not again while
@@ -7,6 +9,8 @@
 export class DedupeWindow {
   /** id → expiry (`performance.now()` ms). */
   private readonly ids = new Map<string, number>();
+  /** Finds the oldest id in constant time once the window is full and drops one per insert. */
+  private readonly oldest = new OldestKey(this.ids);
 
   constructor(
     private readonly maxEntries: number,
@@ -31,7 +35,8 @@ export class DedupeWindow {
   add(id: string): void {
     this.ids.delete(id);
     this.ids.set(id, performance.now() + this.ttlMs);
-    if (this.ids.size > this.maxEntries) this.ids.delete(this.ids.keys().next().value as string);
+    if (this.ids.size > this.maxEntries) this.oldest.take();
+    else this.oldest.release();
   }
 
   delete(id: string): void {

@@ -1,3 +1,4 @@
+import { OldestKey } from '../../common/oldest-key';
 import type { ChannelStore, ConversationRegistry } from '../connector.interface';
 
 const STATE_KEY = 'recentConversations';
@@ -18,6 +19,7 @@ interface Recent {
 export class RecentConversations {
   /** Least recent first. */
   private readonly entries = new Map<string, Recent>();
+  private readonly leastRecent = new OldestKey(this.entries);
   /** Cluster: conversations changed (or evicted) since the last write. */
   private readonly dirty = new Set<string>();
   private timer?: NodeJS.Timeout;
@@ -124,16 +126,23 @@ export class RecentConversations {
       for (const [k, v] of sorted) this.entries.set(k, v);
     }
     // Read, not changed here: only an eviction is this replica's to write.
-    while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
+    this.trim();
   }
 
   private evict(): void {
-    while (this.entries.size > this.max) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-      // Cluster: removed from the registry too (a tombstone), so it stays bounded.
-      this.markDirty(oldest);
+    // Cluster: removed from the registry too (a tombstone), so it stays bounded.
+    for (const oldest of this.trim()) this.markDirty(oldest);
+  }
+
+  /** Drops the least recent conversations past `max`, and returns them. */
+  private trim(): string[] {
+    if (this.entries.size <= this.max) {
+      this.leastRecent.release();
+      return [];
     }
+    const dropped: string[] = [];
+    while (this.entries.size > this.max) dropped.push(this.leastRecent.take() as string);
+    return dropped;
   }
 
   private markDirty(id: string): void {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { CommandError } from '../../common/errors';
+import { OldestKey } from '../../common/oldest-key';
 import { ConnectionSupervisor, type SupervisorListener, type SupervisorPolicy } from '../supervisor';
 import type { SmartsuppOptions } from './smartsupp.options';
 import type { SmartsuppVisitor } from './smartsupp.visitor';
@@ -50,6 +51,7 @@ export class VisitorPool {
   private readonly ending = new Map<SmartsuppVisitor, NodeJS.Timeout>();
   /** Recently expired ids (oldest first). */
   private readonly gone = new Map<string, ExpiryReason>();
+  private readonly oldestGone = new OldestKey(this.gone);
   /** Cluster: visitors that went to another replica, closed when their timer fires. */
   private readonly releasing = new Map<string, NodeJS.Timeout>();
   private sweeper?: NodeJS.Timeout;
@@ -157,7 +159,8 @@ export class VisitorPool {
       this.gone.delete(id);
       this.gone.set(id, reason);
     }
-    if (this.gone.size > this.options.maxVisitors) this.gone.delete(this.gone.keys().next().value as string);
+    if (this.gone.size > this.options.maxVisitors) this.oldestGone.take();
+    else this.oldestGone.release();
     if (member) void member.supervisor.stop();
     if (member || reason !== 'elsewhere') this.log.info({ visitor: id, reason }, 'Smartsupp visitor expired; its socket is closed and its record removed');
     if (reason !== 'elsewhere') this.hooks.expired(id, reason);

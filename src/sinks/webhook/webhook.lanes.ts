@@ -1,3 +1,5 @@
+import { OldestKey } from '../../common/oldest-key';
+
 /**
  * Per-key FIFO lanes. Each key (an event's `partitionkey`) has its own queue; only the head of a lane can be
  * worked on, and a lane whose head is out (in flight, or waiting to retry) is not offered again until it is
@@ -8,6 +10,7 @@
 export class KeyedLanes<T> {
   private readonly lanes = new Map<string, T[]>();
   private readonly ready = new Set<string>();
+  private readonly oldestReady = new OldestKey(this.ready);
   private count = 0;
 
   /** Items held, heads out included. */
@@ -34,9 +37,8 @@ export class KeyedLanes<T> {
 
   /** Takes the head of the oldest ready lane out (it stays in the lane until `done`). */
   take(): { key: string; item: T } | undefined {
-    const key = this.ready.values().next().value;
+    const key = this.oldestReady.take();
     if (key === undefined) return undefined;
-    this.ready.delete(key);
     const lane = this.lanes.get(key);
     if (!lane?.length) return undefined;
     return { key, item: lane[0] };
