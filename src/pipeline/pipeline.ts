@@ -64,7 +64,7 @@ export class EventPipeline {
   publish(item: PipelineEvent): boolean {
     const { event } = item;
     if (item.stableId && this.seen) {
-      if (this.seen.has(event.id)) {
+      if (this.seen.seenBefore(event.id)) {
         this.metrics.duplicates.inc({ channel: event.channelid ?? '' });
         this.log.debug({ channel: event.channelid, id: event.id, type: event.type }, 'duplicate event suppressed');
         // The copy published first may still be on its way to Kafka: a durable duplicate settles with it.
@@ -74,7 +74,6 @@ export class EventPipeline {
         }
         return false;
       }
-      this.seen.add(event.id);
       if (this.durableSink) this.inFlight.add(event.id);
     }
     if (item.durable) item = this.trackDurable(item);
