@@ -71,6 +71,20 @@ describe('WebhookEndpoint (fake transport)', () => {
     await endpoint.stop(0);
   });
 
+  it('serializes an event at its first attempt: one JSON cannot write is dead-lettered (sink_threw), never posted, and its key goes on', async () => {
+    const { endpoint, transport, letters } = setup();
+    transport.auto = () => ({ status: 200 });
+    const bad = event('a', 'bad');
+    (bad.event.data as unknown as { count: bigint }).count = 1n;
+    endpoint.submit(bad);
+    endpoint.submit(event('a', 'next'));
+    await tick(20);
+    expect(transport.calls.map((c) => c.text)).toEqual(['next']);
+    expect(letters()).toMatchObject([{ reason: 'sink_threw', attempts: 0 }]);
+    expect(endpoint.snapshot()).toMatchObject({ pending: 0, state: 'active' });
+    await endpoint.stop(0);
+  });
+
   it('shows `retrying` while an event waits for its retry and dead-letters it after the last scheduled attempt', async () => {
     const { endpoint, transport, letters } = setup();
     transport.auto = () => ({ status: 500, excerpt: 'boom' });

@@ -1,9 +1,9 @@
 import { setMaxListeners } from 'node:events';
 import { BrokenCircuitError } from 'cockatiel';
 import type { Logger } from 'pino';
-import { BridgeError } from '../../common/errors';
+import { BridgeError, describeError } from '../../common/errors';
 import { sleep } from '../../common/wait';
-import { toStructured, type PipelineEvent } from '../../envelope/envelope';
+import { toStructured, type AnyCanonicalEvent, type PipelineEvent } from '../../envelope/envelope';
 import type { HotCount, Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import { EndpointBreaker, type BreakerState } from './webhook.breaker';
@@ -46,8 +46,8 @@ export type OnSettled = (outcome: SettleOutcome) => void;
 interface Delivery {
   item: PipelineEvent;
   onSettled?: OnSettled;
-  /** The structured JSON, built once at submit and signed again on every attempt. */
-  body: string;
+  /** The structured JSON, made at the first attempt and signed again on every attempt. */
+  body: StructuredBody;
   attempts: number;
   retryAt?: number;
   timer?: NodeJS.Timeout;
@@ -55,6 +55,22 @@ interface Delivery {
 }
 
 const USER_AGENT = 'chatbridge-webhooks/1';
+
+/**
+ * An event's structured JSON (`toStructured`), made when an attempt first needs it and then kept, so an event waiting
+ * in a lane holds no serialized copy (nor the collector's work of keeping one alive), and a sink that feeds several
+ * endpoints serializes each event once for all of them.
+ */
+export class StructuredBody {
+  private made?: string;
+
+  constructor(private readonly event: AnyCanonicalEvent) {}
+
+  /** The JSON text; throws what JSON.stringify throws (an event it cannot write is a bug). */
+  text(): string {
+    return (this.made ??= toStructured(this.event));
+  }
+}
 
 /** How the endpoint is fed. */
 export interface EndpointOptions {
@@ -141,16 +157,13 @@ export class WebhookEndpoint {
    * Takes one event; never blocks. `onSettled` is told once how it ended. Disabled: dead-lettered at once.
    * Full (`maxPending`) or stopping: dead-lettered at once for a memory source; a durable source waits for
    * `whenCapacity` before submitting, and what it submits while stopping is released (it will offer it again).
-   * `body`: the event's structured JSON when the caller has it already (`toStructured`).
+   * `body`: the event's structured JSON, when the caller shares one between endpoints.
    */
-  submit(item: PipelineEvent, onSettled?: OnSettled, body?: string): void {
-    const d: Delivery = { item, onSettled, body: '', attempts: 0 };
+  submit(item: PipelineEvent, onSettled?: OnSettled, body = new StructuredBody(item.event)): void {
+    const d: Delivery = { item, onSettled, body, attempts: 0 };
     if (!this.accepting) return this.opts.durable ? this.release(d) : this.deadLetter(d, 'shutdown', 'endpoint stopping', true);
     if (this.disabledAt) return this.deadLetter(d, 'endpoint_disabled', 'endpoint disabled (it answered 410)');
     if (!this.hasCapacity()) return this.deadLetter(d, 'webhook_queue_full', `webhook queue full (${this.cfg.maxPending} events)`);
-    // Serialized here, not at the first attempt: an event that cannot be serialized throws to its submitter (a
-    // Kafka source dead-letters the record after its tries) instead of failing attempts as if the network had.
-    d.body = body ?? toStructured(item.event);
     this.lanes.push(item.event.partitionkey, d);
     this.heldChanged();
     this.pump();
@@ -233,12 +246,22 @@ export class WebhookEndpoint {
   }
 
   private async attempt(key: string, d: Delivery): Promise<void> {
+    let body: string;
+    try {
+      body = d.body.text();
+    } catch (err) {
+      // Not a network failure to retry: the event itself cannot be written (a bug). Dead-lettered like any sink's throw.
+      this.lanes.done(key);
+      this.deadLetter(d, 'sink_threw', `the event could not be serialized: ${describeError(err)}`);
+      this.heldChanged();
+      return this.pump();
+    }
     this.inFlight.add(d);
     let failure: WebhookAttemptError | undefined;
     let status: number | undefined;
     let sent = true;
     try {
-      status = await this.breaker.execute(() => this.send(d));
+      status = await this.breaker.execute(() => this.send(d, body));
     } catch (err) {
       if (err instanceof WebhookAttemptError) failure = err;
       else if (err instanceof BrokenCircuitError) sent = false;
@@ -254,12 +277,11 @@ export class WebhookEndpoint {
   }
 
   /** One HTTP attempt; resolves with the 2xx status, rejects with the policy's verdict. */
-  private async send(d: Delivery): Promise<number> {
+  private async send(d: Delivery, body: string): Promise<number> {
     d.attempts++;
     this.attemptCount.inc();
     const now = new Date();
     this.lastAttemptMs = now.getTime();
-    const { body } = d;
     const headers = { 'content-type': 'application/cloudevents+json', 'user-agent': USER_AGENT, ...this.signer.sign(d.item.event.id, body, now) };
     let res;
     try {

@@ -1,12 +1,12 @@
 import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { KafkaConfig } from '../../config/config.schema';
-import { createBridgeEvent, toStructured, type PipelineEvent } from '../../envelope/envelope';
+import { createBridgeEvent, type PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import type { DeadLetters } from '../../pipeline/dead-letters';
 import type { Sink } from '../sink.interface';
 import type { WebhookConfig } from './webhook.config';
-import { WebhookEndpoint, type EndpointSnapshot, type EndpointStateChange } from './webhook.endpoint';
+import { StructuredBody, WebhookEndpoint, type EndpointSnapshot, type EndpointStateChange } from './webhook.endpoint';
 import { eventFilter, type EventFilter } from './webhook.filter';
 import { KafkaWebhookSource } from './webhook-source.kafka';
 import { UndiciTransport } from './webhook.transport';
@@ -53,10 +53,10 @@ export class WebhookSink implements Sink {
   }
 
   publish(item: PipelineEvent): void {
-    // One serialization per event, however many endpoints take it (each signs the same body).
-    let body: string | undefined;
+    // One serialization per event, however many endpoints take it (each signs the same body), at its first attempt.
+    let body: StructuredBody | undefined;
     for (const { worker, filter, source } of this.endpoints) {
-      if (!source && filter.matches(item.event)) worker.submit(item, undefined, (body ??= toStructured(item.event)));
+      if (!source && filter.matches(item.event)) worker.submit(item, undefined, (body ??= new StructuredBody(item.event)));
     }
   }
 
