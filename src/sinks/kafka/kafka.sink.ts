@@ -78,6 +78,8 @@ export class KafkaSink implements Sink, DeadLetterTarget {
       return;
     }
     const message = toKafkaMessage(event, this.cfg.producer.cloudEventsMode);
+    // UTF-8 once, here: the queue's byte budget is then exact, and the bytes live outside the JS heap.
+    message.value = Buffer.from(message.value as string);
     const record: QueuedRecord = { message, bytes: recordBytes(message), channelId: event.channelid, type: event.type, receivedAt: item.receivedAt, durable: item.durable, stableId: item.stableId ? event.id : undefined };
     const { maxQueue, maxQueueBytes, warnQueue } = this.cfg.producer;
     const full = this.queue.length >= maxQueue ? `${maxQueue} events` : this.queue.bytes + record.bytes > maxQueueBytes ? `${maxQueueBytes} bytes` : undefined;

@@ -4,7 +4,7 @@ import type { DurableCallback } from '../../pipeline/durable';
 /** One event as the Kafka sink holds it: the record built once at enqueue, and its size. */
 export interface QueuedRecord {
   message: Message;
-  /** Estimated size of the record in a Kafka record batch (key, value, headers, framing), and a bound of its size in memory. */
+  /** Estimated size of the record in a Kafka record batch (key, value, headers, framing). */
   bytes: number;
   channelId?: string;
   type: string;
@@ -21,10 +21,7 @@ const RECORD_OVERHEAD = 32;
 /** Per-header framing (two length varints). */
 const HEADER_OVERHEAD = 4;
 
-/**
- * Size of `message` once in a record batch, before compression: UTF-8 bytes, framing included. A string that is not all
- * ASCII counts at least two bytes per character, its size in memory while queued (see `lengthOf`). Pure.
- */
+/** Size of `message` once in a record batch, before compression. Pure. */
 export function recordBytes(message: Message): number {
   let n = RECORD_OVERHEAD + lengthOf(message.key) + lengthOf(message.value);
   const headers = message.headers;
@@ -38,13 +35,7 @@ export function recordBytes(message: Message): number {
 
 function lengthOf(v: unknown): number {
   if (v === null || v === undefined) return 0;
-  if (Buffer.isBuffer(v)) return v.length;
-  const s = String(v);
-  const utf8 = Buffer.byteLength(s);
-  // Held as a JS string until kafkajs encodes it: one that is not all ASCII may be held at two bytes per character
-  // (V8 does so once one character is past Latin-1), more than its UTF-8 length. It counts at the larger of the two,
-  // so the queue's byte budget bounds the memory the queue holds.
-  return utf8 === s.length ? utf8 : Math.max(utf8, 2 * s.length);
+  return Buffer.isBuffer(v) ? v.length : Buffer.byteLength(String(v));
 }
 
 /** FIFO of records with O(1) push and amortised O(1) take, counting records and bytes. */
