@@ -50,7 +50,7 @@ function setup(cfg: Record<string, unknown> = {}, opts: { durable?: boolean } = 
   const transport = new FakeTransport();
   const config = plainToInstance(WebhookConfig, { id: 'ep', url: 'http://127.0.0.1:9/hook', secret: SECRET, retrySchedule: [0, 30, 30], ...cfg }, { exposeDefaultValues: true });
   const endpoint = new WebhookEndpoint(config, transport, new DeadLetters(file, metrics, silent), metrics, silent, { random: () => 1, ...opts });
-  const letters = () => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; attempts: number }) : []);
+  const letters = () => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; origin: string; attempts: number }) : []);
   return { endpoint, transport, letters };
 }
 
@@ -80,7 +80,7 @@ describe('WebhookEndpoint (fake transport)', () => {
     endpoint.submit(event('a', 'next'));
     await tick(20);
     expect(transport.calls.map((c) => c.text)).toEqual(['next']);
-    expect(letters()).toMatchObject([{ reason: 'sink_threw', attempts: 0 }]);
+    expect(letters()).toMatchObject([{ reason: 'sink_threw', origin: 'webhooks' }]);
     expect(endpoint.snapshot()).toMatchObject({ pending: 0, state: 'active' });
     await endpoint.stop(0);
   });

@@ -250,11 +250,12 @@ export class WebhookEndpoint {
     try {
       body = d.body.text();
     } catch (err) {
-      // Not a network failure to retry: the event itself cannot be written (a bug). Dead-lettered like any sink's throw.
+      // Not a network failure to retry: the event itself cannot be written (a bug). The pump that called this goes on
+      // with the lane's next event.
       this.lanes.done(key);
-      this.deadLetter(d, 'sink_threw', `the event could not be serialized: ${describeError(err)}`);
+      this.unserializable(d, err);
       this.heldChanged();
-      return this.pump();
+      return;
     }
     this.inFlight.add(d);
     let failure: WebhookAttemptError | undefined;
@@ -386,6 +387,17 @@ export class WebhookEndpoint {
     let first = Infinity;
     for (const d of this.waiting) first = Math.min(first, d.retryAt ?? now);
     return first;
+  }
+
+  /**
+   * An event JSON cannot write, found at its first attempt: dead-lettered, counted and logged as the pipeline does a
+   * sink that throws (reason `sink_threw`, origin the sink, so an endpoint's replay does not offer it again).
+   */
+  private unserializable(d: Delivery, err: unknown): void {
+    const { event } = d.item;
+    this.metrics.refused.inc({ origin: 'sink', reason: 'sink_threw' });
+    this.log.error({ id: event.id, type: event.type, err: describeError(err) }, 'a webhook event could not be serialized; dead-lettered');
+    void this.deadLetters.write({ reason: 'sink_threw', origin: 'webhooks', channelId: event.channelid, event, error: `not serializable: ${describeError(err)}` }).then(() => d.onSettled?.('dead_lettered'));
   }
 
   /** Writes the dead letter, then tells the submitter (so an offset is committed only once the letter is written). */

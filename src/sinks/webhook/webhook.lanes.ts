@@ -65,6 +65,7 @@ export class KeyedLanes<T> {
     for (const lane of this.lanes.values()) all.push(...lane);
     this.lanes.clear();
     this.ready.clear();
+    this.oldestReady.release();
     this.count = 0;
     return all;
   }
