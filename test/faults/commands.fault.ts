@@ -117,4 +117,27 @@ describe('fault rows: commands', () => {
     expect(rss).toBeLessThan(RSS_BOUND_MIB);
     report('commands/kafka-deep-5000', { deadLettered: dead.length, dlqStatus: dead[0].headers.dlq_status, retried, nextToUpstreamMs: nextMs, healthzMs: Math.round(healthzMs), rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB });
   });
+  it('an upstream answering a send with 64 MiB: read no further than 8 MiB, the send never repeated, memory flat; the next one is sent', async () => {
+    const ANSWER_BYTES = 64 * 1024 * 1024;
+    const big = send('answered with 64 MiB');
+    zap.oversizeNextSends(1, ANSWER_BYTES);
+    const t0 = performance.now();
+    expect((await bridge.request('POST', '/v1/channels/wa/commands', big)).status).toBe(202);
+    // The upstream acted (its echo follows), so the unread answer is ambiguous, not retried: the echo settles it.
+    const view = await until('the command settled', async () => {
+      const v = (await bridge.request('GET', `/v1/commands/${big.commandId}`)).body as { status: string };
+      return v.status === 'sent' || v.status === 'failed' ? v : undefined;
+    }, 30_000);
+    const settledMs = Math.round(performance.now() - t0);
+    expect(bridge.logs.some((l) => JSON.stringify(l).includes('answer larger than 8388608 bytes, not read'))).toBe(true);
+    expect(upstreamTexts().filter((t) => t === big.text)).toHaveLength(1);
+    const healthzMs = await expectHealthy(bridge);
+
+    const t1 = performance.now();
+    expect((await bridge.request('POST', '/v1/channels/wa/commands', send('next after the big answer'))).status).toBe(202);
+    const nextMs = await reachesUpstream('next after the big answer', t1);
+    const rss = rssMiB(bridge.pid);
+    expect(rss).toBeLessThan(RSS_BOUND_MIB);
+    report('commands/upstream-answer-64MiB', { status: view.status, sends: 1, settledMs, healthzMs: Math.round(healthzMs), nextToUpstreamMs: nextMs, rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB });
+  });
 });

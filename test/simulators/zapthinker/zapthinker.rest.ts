@@ -46,6 +46,7 @@ export class EvolutionRest {
   private readonly timers = new Set<NodeJS.Timeout>();
   private failures: number[] = [];
   private hangs = 0;
+  private oversized: number[] = [];
 
   constructor(private readonly deps: EvolutionRestDeps) {}
 
@@ -62,6 +63,11 @@ export class EvolutionRest {
   /** The next `n` sendText calls send (emit send.message) but never answer. */
   hangNextSends(n: number): void {
     this.hangs += n;
+  }
+
+  /** The next `n` sendText calls send (emit send.message) and answer 201 with a body of `bytes` bytes, streamed. */
+  oversizeNextSends(n: number, bytes: number): void {
+    for (let i = 0; i < n; i++) this.oversized.push(bytes);
   }
 
   /** Scheduled echoes are dropped. */
@@ -211,6 +217,8 @@ export class EvolutionRest {
       res.on('close', () => this.hungResponses.delete(res));
       return;
     }
+    const oversize = this.oversized.shift();
+    if (oversize !== undefined) return streamAnswer(res, oversize);
     json(res, 201, response);
   }
 
@@ -229,6 +237,24 @@ export class EvolutionRest {
     if (record.enabled && this.deps.running()) this.deps.touch(instance);
     json(res, 201, record);
   }
+}
+
+/** A 201 whose JSON body is `bytes` long, written 64 KiB at a time as the client reads (a client that stops reading stops it). */
+function streamAnswer(res: ServerResponse, bytes: number): void {
+  const chunk = Buffer.alloc(64 * 1024, 0x20);
+  let left = Math.max(2, bytes) - 2;
+  res.writeHead(201, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Math.max(2, bytes) });
+  res.on('error', () => undefined);
+  res.write('[');
+  const more = (): void => {
+    while (left > 0 && !res.destroyed) {
+      const n = Math.min(left, chunk.length);
+      left -= n;
+      if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', more);
+    }
+    if (!res.destroyed) res.end(']');
+  };
+  more();
 }
 
 function json(res: ServerResponse, status: number, payload: unknown): void {

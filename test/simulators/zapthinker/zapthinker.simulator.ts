@@ -176,6 +176,11 @@ export class ZapThinkerSimulator {
     this.rest.hangNextSends(n);
   }
 
+  /** The next `n` sendText calls send (emit send.message) and answer 201 with a body of `bytes` bytes. */
+  oversizeNextSends(n: number, bytes: number): void {
+    this.rest.oversizeNextSends(n, bytes);
+  }
+
   /** Creates the namespace `/<instance>` without emitting, as the instance's first event would. */
   touch(instance: string): void {
     this.server.touch(instance);
