@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { io } from 'socket.io-client';
 import { Agent, request } from 'undici';
@@ -159,6 +159,41 @@ describe('fault rows: security', () => {
       await other.close();
       await receiver.stop();
     }
+  });
+
+  it('bad tokens from 10,000 more addresses: the table keeps the 10,000 most recent, the oldest address counts afresh, /healthz fast', async () => {
+    const b = (bridge = await startBuiltBridge('security-addresses', {}));
+    /** One request with a wrong token from `address` (a loopback address of its own); resolves with the status. */
+    const badFrom = (address: string) => new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${b.url}/v1/channels`, { localAddress: address, agent: false, headers: { authorization: 'Bearer wrong-token-0123456789' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const first = '127.9.0.1';
+    const t0 = performance.now();
+    for (let i = 0; i < 19; i++) expect(await badFrom(first)).toBe(401); // one failure short of its block
+    // 10,000 other addresses fail once each, 100 at a time: the table (10,000 addresses) forgets the oldest, `first`.
+    const others = Array.from({ length: 10_000 }, (_, i) => `127.10.${Math.floor(i / 250) + 1}.${(i % 250) + 1}`);
+    let worstHealthMs = 0;
+    for (let i = 0; i < others.length; i += 100) {
+      const statuses = await Promise.all(others.slice(i, i + 100).map(badFrom));
+      expect(statuses.filter((st) => st !== 401)).toEqual([]);
+      if (i % 2000 === 0) worstHealthMs = Math.max(worstHealthMs, await expectHealthy(b));
+    }
+    const floodMs = Math.round(performance.now() - t0);
+    // Forgotten: `first` counts from zero again, 20 failures before its block (remembered, its next one would block it).
+    const again: number[] = [];
+    for (let i = 0; i < 21; i++) again.push(await badFrom(first));
+    expect(again).toEqual([...Array<number>(20).fill(401), 429]);
+    const healthMs = await expectHealthy(b);
+    const rss = rssMiB(b.pid);
+    expect(rss).toBeLessThan(RSS_BOUND_MIB);
+    report('security bad tokens from 10,001 addresses', {
+      addresses: others.length + 1, floodMs, oldestForgotten: true, blockedAfter: again.indexOf(429), healthzMs: Math.round(healthMs), worstHealthzMs: Math.round(worstHealthMs), rssMiB: rss,
+    });
   });
 
   it('SIGTERM while start-up work is under way (Kafka unreachable): the process stops cleanly, exit 0', async () => {
