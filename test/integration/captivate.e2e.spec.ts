@@ -186,6 +186,9 @@ describe('Captivate → CloudEvents → Kafka (e2e)', () => {
       await new Promise((r) => setTimeout(r, 200));
       // Cut without a close frame: the hub keeps routing both conversations to the dead socket.
       expect(sim.dropConnections()).toBe(1);
+      // Replies in the gap, in the same tick: the hub routes them to the dead socket, so only the transcript can bring
+      // them (the ticker alone left it to timing whether one fell between the drop and the reconnect).
+      say();
       await waitFor('reconnected', async () => (await state()).reconnects >= 1 && (await state()).state === 'connected');
       const reconnectedAt = Date.now();
       // Replies keep coming after the reconnect while the bridge sends no command.
