@@ -4,7 +4,8 @@ import { OldestKey } from '../common/oldest-key';
  * The pipeline's dedupe window: event ids remembered for `ttlMs`, at most `maxEntries` of them, the oldest forgotten
  * first. One Map in insertion order holding each id's expiry: an id is added when first seen and not again while
  * remembered, so insertion order is age order. Past `maxEntries` the front goes (in constant time, `OldestKey`); an
- * expired id goes when it is looked up. Each event costs a lookup and an insert, and a removal once the window is full.
+ * expired id goes when it is looked up. A duplicate costs a lookup; a new id a lookup and an insert, and a removal
+ * once the window is full.
  */
 export class DedupeWindow {
   /** id → expiry (`performance.now()` ms). */

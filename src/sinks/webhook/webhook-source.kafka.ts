@@ -10,7 +10,7 @@ import type { DeadLetters } from '../../pipeline/dead-letters';
 import { fromKafkaMessage } from '../kafka/kafka.record';
 import { deadRecord } from '../../kafka/poison';
 import { OffsetTracker } from './offset-tracker';
-import type { WebhookEndpoint } from './webhook.endpoint';
+import { StructuredBody, type WebhookEndpoint } from './webhook.endpoint';
 import type { EventFilter } from './webhook.filter';
 
 /** What one source needs besides the endpoint. */
@@ -204,9 +204,13 @@ export class KafkaWebhookSource {
       return;
     }
     if (!this.filter.matches(item.event)) return finish();
+    // Serialized here, not at the first attempt: an event JSON cannot write (a record nested deeper than
+    // JSON.stringify's stack) throws to the runner, whose tries and poison dead letter keep the record whole.
+    const body = new StructuredBody(item.event);
+    body.text();
     this.endpoint.submit(item, (outcome) => {
       if (outcome !== 'released') finish();
-    });
+    }, body);
   }
 
   private finish(partition: number, offset: bigint): void {

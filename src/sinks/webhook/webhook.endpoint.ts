@@ -251,7 +251,7 @@ export class WebhookEndpoint {
       body = d.body.text();
     } catch (err) {
       // Not a network failure to retry: the event itself cannot be written (a bug). The pump that called this goes on
-      // with the lane's next event.
+      // with the next ready lane.
       this.lanes.done(key);
       this.unserializable(d, err);
       this.heldChanged();
@@ -397,7 +397,8 @@ export class WebhookEndpoint {
     const { event } = d.item;
     this.metrics.refused.inc({ origin: 'sink', reason: 'sink_threw' });
     this.log.error({ id: event.id, type: event.type, err: describeError(err) }, 'a webhook event could not be serialized; dead-lettered');
-    void this.deadLetters.write({ reason: 'sink_threw', origin: 'webhooks', channelId: event.channelid, event, error: `not serializable: ${describeError(err)}` }).then(() => d.onSettled?.('dead_lettered'));
+    const error = `not serializable for endpoint ${this.cfg.id}: ${describeError(err)}`;
+    void this.deadLetters.write({ reason: 'sink_threw', origin: 'webhooks', channelId: event.channelid, event, error }).then(() => d.onSettled?.('dead_lettered'));
   }
 
   /** Writes the dead letter, then tells the submitter (so an offset is committed only once the letter is written). */

@@ -47,6 +47,8 @@ export class EvolutionRest {
   private failures: number[] = [];
   private hangs = 0;
   private oversized: number[] = [];
+  /** Bytes each oversized answer wrote before its client closed the connection (or all of them), oldest first. */
+  readonly oversizedWritten: number[] = [];
 
   constructor(private readonly deps: EvolutionRestDeps) {}
 
@@ -218,7 +220,7 @@ export class EvolutionRest {
       return;
     }
     const oversize = this.oversized.shift();
-    if (oversize !== undefined) return streamAnswer(res, oversize);
+    if (oversize !== undefined) return streamAnswer(res, oversize, (written) => this.oversizedWritten.push(written));
     json(res, 201, response);
   }
 
@@ -239,20 +241,30 @@ export class EvolutionRest {
   }
 }
 
-/** A 201 whose JSON body is `bytes` long, written 64 KiB at a time as the client reads (a client that stops reading stops it). */
-function streamAnswer(res: ServerResponse, bytes: number): void {
+/**
+ * A 201 whose JSON body is `bytes` long, written 64 KiB at a time as the client reads: a client that stops reading
+ * pauses it, one that closes ends it. `done` is told how many bytes were written.
+ */
+function streamAnswer(res: ServerResponse, bytes: number, done: (written: number) => void): void {
   const chunk = Buffer.alloc(64 * 1024, 0x20);
-  let left = Math.max(2, bytes) - 2;
-  res.writeHead(201, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Math.max(2, bytes) });
+  const total = Math.max(2, bytes);
+  let written = 0;
+  const write = (data: Buffer | string): boolean => {
+    written += data.length;
+    return res.write(data);
+  };
+  res.writeHead(201, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': total });
   res.on('error', () => undefined);
-  res.write('[');
+  res.once('close', () => done(written));
+  write('[');
   const more = (): void => {
-    while (left > 0 && !res.destroyed) {
-      const n = Math.min(left, chunk.length);
-      left -= n;
-      if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', more);
+    while (written < total - 1 && !res.destroyed) {
+      if (!write(chunk.subarray(0, Math.min(chunk.length, total - 1 - written)))) return void res.once('drain', more);
     }
-    if (!res.destroyed) res.end(']');
+    if (!res.destroyed) {
+      written += 1;
+      res.end(']');
+    }
   };
   more();
 }

@@ -181,6 +181,11 @@ export class ZapThinkerSimulator {
     this.rest.oversizeNextSends(n, bytes);
   }
 
+  /** Bytes each oversized answer wrote before its client closed the connection, oldest first. */
+  get oversizedWritten(): readonly number[] {
+    return this.rest.oversizedWritten;
+  }
+
   /** Creates the namespace `/<instance>` without emitting, as the instance's first event would. */
   touch(instance: string): void {
     this.server.touch(instance);
