@@ -61,6 +61,11 @@ describe('event id stability', () => {
     expect(idOf(upsert('BAE594145F4C59B4'))).not.toBe(delivered);
   });
 
+  it('keeps every stable id of earlier releases: the first 16 bytes of SHA-256(channel NUL key), in hex', () => {
+    // Fixed here, not recomputed: consumers deduplicate by id across upgrades, so a change of how it is written must fail.
+    expect(stableEventId('wa-sales', 'msg:5511@s.whatsapp.net:ABC')).toBe('327b09b7d75899c383791ec1ae7b3caa');
+  });
+
   it('does not let the channel/key boundary shift (channel "a" + key "b:c" ≠ channel "a:b" + key "c")', () => {
     expect(stableEventId('a', 'b:c')).not.toBe(stableEventId('a:b', 'c'));
     expect(stableEventId('ab', 'c')).not.toBe(stableEventId('a', 'bc'));

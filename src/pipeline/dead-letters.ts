@@ -86,6 +86,17 @@ export class DeadLetters {
     this.writeFile(item);
   }
 
+  /**
+   * An event a sink threw on, or could not serialize (a bug: sinks queue and never throw): counted
+   * (`chatbridge_refused_total{origin="sink",reason="sink_threw"}`), logged and dead-lettered with the sink as origin.
+   * Resolves once written, as `write` does.
+   */
+  sinkThrew(sink: string, event: AnyCanonicalEvent, error: string): Promise<void> {
+    this.metrics.refused.inc({ origin: 'sink', reason: 'sink_threw' });
+    this.log.error({ sink, id: event.id, type: event.type, err: error }, 'a sink threw on an event; the event is dead-lettered for that sink');
+    return this.write({ reason: 'sink_threw', origin: sink, channelId: event.channelid, event, error });
+  }
+
   /** Writes straight to the file (used when the durable target is itself what failed). */
   writeFile(item: DeadLetter): void {
     try {

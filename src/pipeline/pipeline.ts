@@ -140,8 +140,7 @@ export class EventPipeline {
   /** A sink threw on publish (a bug: sinks queue and never throw): the event is dead-lettered for it, counted and logged. */
   private sinkFailed(sink: string, item: PipelineEvent, err: unknown): void {
     const { event } = item;
-    this.metrics.refused.inc({ origin: 'sink', reason: 'sink_threw' });
-    this.log.error({ sink, err: describeError(err), id: event.id, type: event.type }, 'a sink threw on publish; the event is dead-lettered for that sink');
-    if (this.deadLetters) void this.deadLetters.write({ reason: 'sink_threw', origin: sink, channelId: event.channelid, event, error: describeError(err) });
+    if (this.deadLetters) void this.deadLetters.sinkThrew(sink, event, describeError(err));
+    else this.log.error({ sink, err: describeError(err), id: event.id, type: event.type }, 'a sink threw on publish; no dead-letter store to keep the event');
   }
 }

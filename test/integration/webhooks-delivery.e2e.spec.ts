@@ -94,6 +94,7 @@ describe('outbound webhooks: signing and the status policy (e2e)', () => {
       const tries = r.requests.filter((q) => q.event.data.message?.text === text);
       expect(tries).toHaveLength(3);
       expect(new Set(tries.map((q) => q.headers['webhook-id'])).size).toBe(1);
+      expect(new Set(tries.map((q) => q.body)).size).toBe(1); // serialized once, at the first attempt, signed again each time
       for (const q of tries) expect(() => verify(cfg.secret, q)).not.toThrow();
     }
     const metrics = (await bridge.get('/metrics')).text;

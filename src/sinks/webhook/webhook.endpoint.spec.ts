@@ -51,7 +51,7 @@ function setup(cfg: Record<string, unknown> = {}, opts: { durable?: boolean } = 
   const config = plainToInstance(WebhookConfig, { id: 'ep', url: 'http://127.0.0.1:9/hook', secret: SECRET, retrySchedule: [0, 30, 30], ...cfg }, { exposeDefaultValues: true });
   const endpoint = new WebhookEndpoint(config, transport, new DeadLetters(file, metrics, silent), metrics, silent, { random: () => 1, ...opts });
   const letters = () => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; origin: string; attempts: number }) : []);
-  return { endpoint, transport, letters };
+  return { endpoint, transport, letters, metrics };
 }
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
@@ -72,7 +72,7 @@ describe('WebhookEndpoint (fake transport)', () => {
   });
 
   it('serializes an event at its first attempt: one JSON cannot write is dead-lettered (sink_threw), never posted, and its key goes on', async () => {
-    const { endpoint, transport, letters } = setup();
+    const { endpoint, transport, letters, metrics } = setup();
     transport.auto = () => ({ status: 200 });
     const bad = event('a', 'bad');
     (bad.event.data as unknown as { count: bigint }).count = 1n;
@@ -81,6 +81,8 @@ describe('WebhookEndpoint (fake transport)', () => {
     await tick(20);
     expect(transport.calls.map((c) => c.text)).toEqual(['next']);
     expect(letters()).toMatchObject([{ reason: 'sink_threw', origin: 'webhooks' }]);
+    const refused = (await metrics.refused.get()).values.filter((v) => v.labels.origin === 'sink' && v.labels.reason === 'sink_threw');
+    expect(refused.map((v) => v.value)).toEqual([1]);
     expect(endpoint.snapshot()).toMatchObject({ pending: 0, state: 'active' });
     await endpoint.stop(0);
   });

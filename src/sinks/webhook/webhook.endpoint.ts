@@ -394,11 +394,8 @@ export class WebhookEndpoint {
    * sink that throws (reason `sink_threw`, origin the sink, so an endpoint's replay does not offer it again).
    */
   private unserializable(d: Delivery, err: unknown): void {
-    const { event } = d.item;
-    this.metrics.refused.inc({ origin: 'sink', reason: 'sink_threw' });
-    this.log.error({ id: event.id, type: event.type, err: describeError(err) }, 'a webhook event could not be serialized; dead-lettered');
     const error = `not serializable for endpoint ${this.cfg.id}: ${describeError(err)}`;
-    void this.deadLetters.write({ reason: 'sink_threw', origin: 'webhooks', channelId: event.channelid, event, error }).then(() => d.onSettled?.('dead_lettered'));
+    void this.deadLetters.sinkThrew('webhooks', d.item.event, error).then(() => d.onSettled?.('dead_lettered'));
   }
 
   /** Writes the dead letter, then tells the submitter (so an offset is committed only once the letter is written). */
