@@ -13,13 +13,18 @@ import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harnes
  * a command whose `metadata` is nested 5,000 deep on each door is refused with a clear 400 (an ack on socket.io, a
  * dead letter on Kafka: once, never offered again), the process stays up and answers /healthz fast, and the normal
  * command after it reaches the upstream. An upstream that answers a send with 64 MiB is read no further than the 8 MiB
- * bound, and the send, which the upstream may have acted on, is never repeated.
+ * bound, and the send, which the upstream may have acted on, is never repeated. One that takes a send and never answers
+ * (a second channel, `wa-stall`, with a short `commandTimeoutMs`) costs that command alone: it ends failed, the upstream
+ * may have acted, and is never repeated.
  */
 describe('fault rows: commands', () => {
   const LEVELS = 5000;
   const RSS_BOUND_MIB = 300;
   const CONTACT = '5511987654321';
   const DEPTH_DETAIL = 'metadata: nested deeper than 32 levels (commands.maxDepth; the command itself is level 1)';
+  /** `wa-stall`'s bound on an upstream call and the wait for an echo after an ambiguous one, short for the row (ms). */
+  const STALL_TIMEOUT_MS = 1000;
+  const ECHO_TIMEOUT_MS = 1500;
   const topics = { events: uniqueTopic('events'), commands: uniqueTopic('commands'), deadLetter: uniqueTopic('dlq'), commandLedger: uniqueTopic('ledger') };
   let zap: ZapThinkerSimulator;
   let bridge: BridgeProcess;
@@ -28,17 +33,23 @@ describe('fault rows: commands', () => {
   let producer: Producer | undefined;
 
   beforeAll(async () => {
-    zap = new ZapThinkerSimulator({ instances: { sales: { token: 'zap-token-0123' } } });
+    zap = new ZapThinkerSimulator({ instances: { sales: { token: 'zap-token-0123' }, support: { token: 'zap-token-4567' } } });
     await zap.start();
     zap.touch('sales');
+    zap.touch('support');
     reader = new KafkaReader(sharedBrokers(), [topics.deadLetter]);
     await reader.start();
     bridge = await startBuiltBridge('faults-commands', {
       kafka: { brokers: sharedBrokers(), topics, consumer: { commandGroup: `faults-commands-${randomUUID()}`, maxWaitTimeMs: 100, sessionTimeoutMs: 6000 } },
       api: { rateLimit: { perSecond: 1000, burst: 1000 } },
-      channels: [{ id: 'wa', provider: 'zapthinker', zapthinker: { url: zap.url.replace(/^http/, 'ws'), instance: 'sales', apiKey: 'zap-token-0123' } }],
+      commands: { echoTimeoutMs: ECHO_TIMEOUT_MS },
+      channels: [
+        { id: 'wa', provider: 'zapthinker', zapthinker: { url: zap.url.replace(/^http/, 'ws'), instance: 'sales', apiKey: 'zap-token-0123' } },
+        { id: 'wa-stall', provider: 'zapthinker', zapthinker: { url: zap.url.replace(/^http/, 'ws'), instance: 'support', apiKey: 'zap-token-4567', commandTimeoutMs: STALL_TIMEOUT_MS } },
+      ],
     });
-    await until('wa connected', async () => ((await bridge.request('GET', '/v1/channels/wa')).body as { state?: string }).state === 'connected', 30_000);
+    const connected = async (id: string) => ((await bridge.request('GET', `/v1/channels/${id}`)).body as { state?: string }).state === 'connected';
+    await until('wa and wa-stall connected', async () => (await connected('wa')) && (await connected('wa-stall')), 30_000);
   }, 90_000);
 
   afterAll(async () => {
@@ -145,5 +156,43 @@ describe('fault rows: commands', () => {
     const rss = rssMiB(bridge.pid);
     expect(rss).toBeLessThan(RSS_BOUND_MIB);
     report('commands/upstream-answer-64MiB', { status: view.status, sends, answerWrittenMiB: Math.round(written / 1048576), settledMs, healthzMs: Math.round(healthzMs), nextToUpstreamMs: nextMs, rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB });
+  });
+
+  it('an upstream that takes a send and never answers: the call ends at commandTimeoutMs, the command failed (may have acted), never repeated; the next one is sent', async () => {
+    const supportTexts = () => zap.requests.filter((r) => r.path === '/message/sendText/support').map((r) => (r.body as { text: string }).text);
+    const stalled = send('never answered');
+    zap.stallNextSends(1);
+    const t0 = performance.now();
+    expect((await bridge.request('POST', '/v1/channels/wa-stall/commands', stalled)).status).toBe(202);
+    await until('the stalled send at the upstream', () => supportTexts().includes(stalled.text));
+    // While the call hangs the process serves others.
+    const hungHealthzMs = await expectHealthy(bridge);
+    const view = await until('the stalled command ended', async () => {
+      const v = (await bridge.request('GET', `/v1/commands/${stalled.commandId}`)).body as { status: string; attempts: number; error?: { code: string; mayHaveActed: boolean; message: string } };
+      return v.status === 'sent' || v.status === 'failed' ? v : undefined;
+    }, 20_000);
+    const endedMs = Math.round(performance.now() - t0);
+    // The upstream may have acted and sent no echo: failed, never sent again (docs/commands.md).
+    expect(view).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'ambiguous_no_echo', mayHaveActed: true } });
+    expect(view.error?.message).toContain('no answer in time');
+    expect(endedMs).toBeGreaterThanOrEqual(STALL_TIMEOUT_MS + ECHO_TIMEOUT_MS - 100);
+    const text = await metrics();
+    const counted = metricValue(text, 'chatbridge_commands_finished_total', { channel: 'wa-stall', outcome: 'failed', code: 'ambiguous_no_echo' });
+    expect(counted).toBe(1);
+    const healthzMs = await expectHealthy(bridge);
+
+    const t1 = performance.now();
+    const next = send('next after the stall');
+    expect((await bridge.request('POST', '/v1/channels/wa-stall/commands', next)).status).toBe(202);
+    await until('the next one at the upstream', () => supportTexts().includes(next.text), 20_000);
+    const nextView = await until('the next one sent', async () => {
+      const v = (await bridge.request('GET', `/v1/commands/${next.commandId}`)).body as { status: string };
+      return v.status === 'sent' || v.status === 'failed' ? v : undefined;
+    }, 20_000);
+    const nextMs = Math.round(performance.now() - t1);
+    expect(nextView.status).toBe('sent');
+    const sends = supportTexts().filter((t) => t === stalled.text).length;
+    expect(sends).toBe(1);
+    report('commands/upstream-never-answers', { status: view.status, code: view.error?.code ?? '', mayHaveActed: view.error?.mayHaveActed ?? false, sends, endedMs, boundMs: STALL_TIMEOUT_MS + ECHO_TIMEOUT_MS, counted, hungHealthzMs: Math.round(hungHealthzMs), healthzMs: Math.round(healthzMs), nextSentMs: nextMs });
   });
 });

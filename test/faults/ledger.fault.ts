@@ -90,3 +90,81 @@ describe('fault rows: command ledger', () => {
     });
   }, 180_000);
 });
+
+/**
+ * The in-memory ledger's bound (`commands.ledgerMaxEntries`, no Kafka), black-box: a built bridge whose ledger keeps
+ * 100 commands takes 250, so it forgets the oldest from the 101st on. `GET /v1/commands/:id` knows the newest 100
+ * and answers 404 for the rest; a repeat of a remembered command is answered from the ledger and not sent again; a
+ * repeat of a forgotten one is a new command and is sent again (docs/commands.md: memory holds the newest
+ * `ledgerMaxEntries`). The process stays up and the next command is sent.
+ */
+describe('fault rows: in-memory command ledger at its bound', () => {
+  const MAX_ENTRIES = 100;
+  const COMMANDS = 250;
+  const RSS_BOUND_MIB = 300;
+  let zap: ZapThinkerSimulator;
+  let bridge: BridgeProcess | undefined;
+
+  beforeAll(async () => {
+    zap = new ZapThinkerSimulator({ instances: { sales: { token: 'zap-token-0123' } } });
+    await zap.start();
+    zap.touch('sales');
+  });
+
+  afterAll(async () => {
+    await bridge?.kill();
+    await zap?.stop();
+  });
+
+  const upstreamTexts = () => zap.requests.filter((r) => r.path === '/message/sendText/sales').map((r) => (r.body as { text: string }).text);
+  const metric = async (name: string, labels: Record<string, string> = {}) => metricValue(await (await fetch(`${bridge!.url}/metrics`)).text(), name, labels);
+  /** Command `i`: its own id and conversation (so they are sent side by side), the same body every time. */
+  const command = (i: number) => ({ commandId: `ledger-bound-${i}`, type: 'message.send', conversationId: `55119${String(10000000 + i)}`, text: `bound ${i}` });
+  const submit = async (i: number) => (await bridge!.request('POST', '/v1/channels/wa/commands', command(i))) as { status: number; body: { status: string; duplicate: boolean } };
+
+  it(`a ledger of ${MAX_ENTRIES} after ${COMMANDS} commands: the newest known, the oldest forgotten, a forgotten repeat sent again; the next one is sent`, async () => {
+    bridge = await startBuiltBridge('faults-ledger-memory', {
+      api: { rateLimit: { perSecond: 10_000, burst: 10_000 } },
+      commands: { ledgerMaxEntries: MAX_ENTRIES },
+      channels: [{ id: 'wa', provider: 'zapthinker', zapthinker: { url: zap.url.replace(/^http/, 'ws'), instance: 'sales', apiKey: 'zap-token-0123' } }],
+    });
+    await until('wa connected', async () => ((await bridge!.request('GET', '/v1/channels/wa')).body as { state?: string }).state === 'connected', 30_000);
+
+    const t0 = performance.now();
+    for (let i = 0; i < COMMANDS; i += 25) {
+      const batch = await Promise.all(Array.from({ length: 25 }, (_, j) => submit(i + j)));
+      expect(batch.filter((r) => r.status !== 202)).toEqual([]);
+    }
+    await until(`${COMMANDS} commands sent`, async () => (await metric('chatbridge_commands_finished_total', { outcome: 'sent' })) === COMMANDS);
+    const floodMs = Math.round(performance.now() - t0);
+    const statuses = [];
+    for (let i = 0; i < COMMANDS; i++) statuses.push((await bridge.request('GET', `/v1/commands/${command(i).commandId}`)).status);
+    const known = statuses.filter((st) => st === 200).length;
+    expect(statuses).toEqual([...Array<number>(COMMANDS - MAX_ENTRIES).fill(404), ...Array<number>(MAX_ENTRIES).fill(200)]);
+    const healthzMs = await expectHealthy(bridge);
+
+    // Remembered: answered from the ledger, not sent again. Forgotten: a new command, sent a second time.
+    const remembered = await submit(COMMANDS - 1);
+    expect([remembered.status, remembered.body.duplicate, remembered.body.status]).toEqual([202, true, 'sent']);
+    const forgotten = await submit(0);
+    expect([forgotten.status, forgotten.body.duplicate]).toEqual([202, false]);
+    const t1 = performance.now();
+    const next = { ...command(COMMANDS), text: 'next after the bound' };
+    expect((await bridge.request('POST', '/v1/channels/wa/commands', next)).status).toBe(202);
+    await until('the next one at the upstream', () => upstreamTexts().includes(next.text));
+    const nextMs = Math.round(performance.now() - t1);
+    await until('the forgotten repeat sent', async () => ((await bridge!.request('GET', `/v1/commands/${command(0).commandId}`)).body as { status?: string }).status === 'sent');
+    const texts = upstreamTexts();
+    expect(texts.filter((t) => t === command(0).text)).toHaveLength(2);
+    expect(texts.filter((t) => t === command(COMMANDS - 1).text)).toHaveLength(1);
+    expect(texts).toHaveLength(COMMANDS + 2);
+    const duplicates = await metric('chatbridge_commands_duplicate_total', { door: 'http' });
+    expect(duplicates).toBe(1);
+    const rss = rssMiB(bridge.pid);
+    expect(rss).toBeLessThan(RSS_BOUND_MIB);
+    report('ledger/memory-at-bound', {
+      commands: COMMANDS, bound: MAX_ENTRIES, known, forgotten: COMMANDS - known, floodMs, repeatRemembered: 'duplicate', repeatForgottenSends: 2, duplicates,
+      healthzMs: Math.round(healthzMs), nextToUpstreamMs: nextMs, rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB,
+    });
+  });
+});

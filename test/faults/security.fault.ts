@@ -1,5 +1,5 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { io } from 'socket.io-client';
 import { Agent, request } from 'undici';
 import { TEST_TOKEN } from '../helpers/bridge-harness';
@@ -13,7 +13,8 @@ import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harnes
  * Secrets and callers against the built bridge: a debug-level run whose URLs and settings carry every kind of secret
  * writes none of them to its logs; 100 bad-token requests from one address are cut off at the limit while /healthz
  * and other callers are served; bad tokens from 10,001 addresses leave the table at its bound, the oldest forgotten;
- * a SIGTERM while start-up work is still under way stops the process cleanly.
+ * a SIGTERM while start-up work is still under way stops the process cleanly; hostile `x-request-id` headers are
+ * replaced by a generated id (or refused by Node's parser) and never reach the log.
  */
 describe('fault rows: security', () => {
   const RSS_BOUND_MIB = 300;
@@ -195,6 +196,65 @@ describe('fault rows: security', () => {
     expect(rss).toBeLessThan(RSS_BOUND_MIB);
     report('security bad tokens from 10,001 addresses', {
       addresses: others.length + 1, floodMs, oldestForgotten: true, blockedAfter: again.indexOf(429), healthzMs: Math.round(healthMs), worstHealthzMs: Math.round(worstHealthMs), rssMiB: rss,
+    });
+  });
+
+  /**
+   * One `GET /v1/channels` written byte for byte (latin1) with `extra` header lines, which fetch would refuse to send;
+   * resolves with the status and the response headers once the server closed the connection.
+   */
+  function rawGet(b: BridgeProcess, extra: string[]): Promise<{ status: number; headers: Record<string, string> }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(b.port, '127.0.0.1', () => {
+        socket.end(Buffer.from(['GET /v1/channels HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_TOKEN}`, ...extra, 'Connection: close', '', ''].join('\r\n'), 'latin1'));
+      });
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const [head] = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n');
+        const [statusLine, ...lines] = head.split('\r\n');
+        const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+        resolve({ status: Number(statusLine.split(' ')[1]), headers });
+      });
+    });
+  }
+
+  it('hostile x-request-id headers: each answered under a generated id (or refused by the parser), none of them logged; the next request keeps its own id', async () => {
+    const b = (bridge = await startBuiltBridge('security-request-id', {}));
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    const replaced = {
+      tooLong: ['x-request-id: ' + 'L'.repeat(129)],
+      eightKiB: ['x-request-id: ' + 'K'.repeat(8 * 1024)],
+      logInjection: ['x-request-id: id"},"level":60,"msg":"forged-line'],
+      nonAscii: ['x-request-id: id-\xff\xfe-\xe2\x80\xae-rtl'],
+      twice: ['x-request-id: first-id', 'x-request-id: second-id'],
+    };
+    const ids: string[] = [];
+    for (const [name, lines] of Object.entries(replaced)) {
+      const res = await rawGet(b, lines);
+      expect({ name, status: res.status }).toEqual({ name, status: 200 });
+      expect(res.headers['x-request-id']).toMatch(UUID);
+      ids.push(res.headers['x-request-id']);
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+    // Control characters (an ANSI escape) and headers over Node's 16 KiB: the parser answers before the bridge reads.
+    const escape = await rawGet(b, ['x-request-id: id\x1b[31mred']);
+    const huge = await rawGet(b, ['x-request-id: ' + 'H'.repeat(20 * 1024)]);
+    expect([escape.status, huge.status]).toEqual([400, 431]);
+    const healthzMs = await expectHealthy(b);
+
+    const t0 = performance.now();
+    const next = await fetch(`${b.url}/v1/channels`, { headers: { authorization: `Bearer ${TEST_TOKEN}`, 'x-request-id': 'req-1234.abc:7' } });
+    await next.text();
+    const nextMs = Math.round(performance.now() - t0);
+    expect([next.status, next.headers.get('x-request-id')]).toEqual([200, 'req-1234.abc:7']);
+    await until('the access lines', () => ['req-1234.abc:7', ...ids].every((id) => b.logs.some((l) => l.requestId === id && l.path === '/v1/channels')));
+    const text = b.logs.map((l) => JSON.stringify(l)).join('\n');
+    const leaked = ['L'.repeat(129), 'K'.repeat(129), 'H'.repeat(129), 'forged-line', 'first-id', '-rtl', '[31mred'].filter((v) => text.includes(v));
+    expect(leaked).toEqual([]);
+    report('security hostile x-request-id', {
+      replaced: ids.length, escapeStatus: escape.status, hugeStatus: huge.status, leakedToLog: leaked.length, healthzMs: Math.round(healthzMs), nextStatus: next.status, nextMs,
     });
   });
 

@@ -36,7 +36,8 @@ export interface EvolutionRestDeps {
 /**
  * The REST endpoints the bridge uses: `POST /message/sendText/{instance}` (answer, then the `send.message` echo on the
  * sinks), `POST|GET /websocket/set|find/{instance}`, `POST|GET /webhook/set|find/{instance}`, behind Evolution's auth
- * guard and with its error bodies. Scripted behaviours: sends that fail, hang, or go to numbers not on WhatsApp.
+ * guard and with its error bodies. Scripted behaviours: sends that fail, hang (after sending, or stalled before it),
+ * answer too much, or go to numbers not on WhatsApp.
  */
 export class EvolutionRest {
   /** Every REST request received (socket.io traffic excluded), oldest first. */
@@ -46,6 +47,7 @@ export class EvolutionRest {
   private readonly timers = new Set<NodeJS.Timeout>();
   private failures: number[] = [];
   private hangs = 0;
+  private stalls = 0;
   private oversized: number[] = [];
   /** Bytes each oversized answer wrote before its client closed the connection (or all of them), oldest first. */
   readonly oversizedWritten: number[] = [];
@@ -65,6 +67,14 @@ export class EvolutionRest {
   /** The next `n` sendText calls send (emit send.message) but never answer. */
   hangNextSends(n: number): void {
     this.hangs += n;
+  }
+
+  /**
+   * The next `n` sendText calls are read and never answered, and nothing is sent (no `send.message`): an upstream that
+   * accepted the connection and hung before acting.
+   */
+  stallNextSends(n: number): void {
+    this.stalls += n;
   }
 
   /** The next `n` sendText calls send (emit send.message) and answer 201 with a body of `bytes` bytes, streamed. */
@@ -130,6 +140,11 @@ export class EvolutionRest {
     if (route === 'message/sendText' && this.failures.length > 0) {
       const status = this.failures.shift() as number;
       json(res, status, evolutionError(status, ['Simulated failure']));
+      return;
+    }
+    if (route === 'message/sendText' && this.stalls > 0) {
+      this.stalls--;
+      this.keepHung(res);
       return;
     }
 
@@ -215,13 +230,18 @@ export class EvolutionRest {
 
     if (this.hangs > 0) {
       this.hangs--;
-      this.hungResponses.add(res);
-      res.on('close', () => this.hungResponses.delete(res));
+      this.keepHung(res);
       return;
     }
     const oversize = this.oversized.shift();
     if (oversize !== undefined) return streamAnswer(res, oversize, (written) => this.oversizedWritten.push(written));
     json(res, 201, response);
+  }
+
+  /** Leaves `res` unanswered until the client goes away or `dropHung` cuts it. */
+  private keepHung(res: ServerResponse): void {
+    this.hungResponses.add(res);
+    res.on('close', () => this.hungResponses.delete(res));
   }
 
   private websocketSet(res: ServerResponse, instance: string, body: unknown): void {

@@ -176,6 +176,11 @@ export class ZapThinkerSimulator {
     this.rest.hangNextSends(n);
   }
 
+  /** The next `n` sendText calls are read and never answered, and nothing is sent (no send.message). */
+  stallNextSends(n: number): void {
+    this.rest.stallNextSends(n);
+  }
+
   /** The next `n` sendText calls send (emit send.message) and answer 201 with a body of `bytes` bytes. */
   oversizeNextSends(n: number, bytes: number): void {
     this.rest.oversizeNextSends(n, bytes);
