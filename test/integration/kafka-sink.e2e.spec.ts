@@ -9,7 +9,7 @@ import type { AnyCanonicalEvent } from '../../src/envelope/envelope';
 import { Metrics } from '../../src/health/metrics';
 import { DeadLetters } from '../../src/pipeline/dead-letters';
 import { createKafka } from '../../src/kafka/client';
-import { KafkaSink } from '../../src/sinks/kafka/kafka.sink';
+import { KafkaSink, MAX_QUEUED_TEXT_HEAP } from '../../src/sinks/kafka/kafka.sink';
 import { recordBytes } from '../../src/sinks/kafka/record-queue';
 import { startTestBroker, type TestBroker } from '../kafka/test-broker';
 import { metricValue, waitFor } from '../helpers/bridge-harness';
@@ -161,6 +161,37 @@ describe('Kafka sink (real test broker)', () => {
       if (c.messages.length > 1) expect(bytes).toBeLessThanOrEqual(maxBatchBytes);
     }
     expect(sent.find((c) => c.messages.some((m) => idOf(m) === items[5].event.id))!.messages).toHaveLength(1);
+  });
+
+  it('keeps queued values as strings up to its heap bound, then as UTF-8 outside the heap: every record reads back the same, in order', async () => {
+    // Values of about 300,000 characters (the text is in the event twice): 20 ASCII ones, counted at a byte per
+    // character, then ones with an emoji, two-byte strings counted at two, so the bound is passed by about the 66th.
+    const ascii = Array.from({ length: 20 }, (_, i) => messageEvent('wa', 'c7', `${i} ascii `.padEnd(150_000, 'a')));
+    const wide = Array.from({ length: 60 }, (_, i) => messageEvent('wa', 'c7', `${i} ção 😀 `.padEnd(150_000, 'z')));
+    const items = [...ascii, ...wide];
+    const { cfg, kafka, calls } = wrappedKafka(sharedBrokers(), {});
+    reader = new KafkaReader(sharedBrokers(), [cfg.topics.events]);
+    await reader.start();
+    sink = new KafkaSink(kafka, cfg, deadLetters, metrics, log);
+    // Queued before the producer connects: all of them at once.
+    for (const item of items) sink.publish(item);
+    await sink.start();
+    await reader.waitFor(`${items.length} records`, (r) => r.length >= items.length, 60_000);
+
+    const sent = calls.filter((c) => c.outcome === 'sent').flatMap((c) => c.messages);
+    expect(sent.map(idOf)).toEqual(items.map((i) => i.event.id));
+    // A prefix as strings, filling the bound as counted (ASCII once, the rest twice), and every later one a Buffer.
+    const strings = sent.findIndex((m) => typeof m.value !== 'string');
+    const heapOf = (m: Message) => ((m.value as string).length === Buffer.byteLength(m.value as string) ? 1 : 2) * (m.value as string).length;
+    const held = sent.slice(0, strings).reduce((n, m) => n + heapOf(m), 0);
+    expect(held).toBeLessThanOrEqual(MAX_QUEUED_TEXT_HEAP);
+    expect(held + JSON.stringify(wide[0].event.data).length * 2).toBeGreaterThan(MAX_QUEUED_TEXT_HEAP);
+    expect(strings).toBeGreaterThan(ascii.length + 40);
+    expect(sent.slice(strings).every((m) => Buffer.isBuffer(m.value))).toBe(true);
+    // Either way the broker holds the event's data, byte for byte.
+    expect(reader.records.map((r) => r.headers.ce_id)).toEqual(items.map((i) => i.event.id));
+    for (const [i, r] of reader.records.entries()) expect(r.value).toBe(JSON.stringify(items[i].event.data));
+    expect(deadLines()).toHaveLength(0);
   });
 
   it('holds at most maxQueueBytes while Kafka is unreachable; past it queue_full to the file, the rest at shutdown: every event in the file once', async () => {

@@ -16,6 +16,11 @@ import { recordRefusal } from './refusal';
 
 /** Longest wait for the producer to disconnect at shutdown (ms); the queue is in the file by then. */
 const DISCONNECT_MS = 1000;
+/**
+ * Most JS heap the queued records' values may hold as strings (bytes: one per character of ASCII text, two per
+ * character of any other, its most); values past it are held as UTF-8 Buffers outside the heap.
+ */
+export const MAX_QUEUED_TEXT_HEAP = 32 * 1024 * 1024;
 /** Time kept, per queued record, to write the dead-letter file before the shutdown deadline (ms; 0.02-0.045 measured). */
 const SPILL_MS_PER_RECORD = 0.05;
 
@@ -78,9 +83,19 @@ export class KafkaSink implements Sink, DeadLetterTarget {
       return;
     }
     const message = toKafkaMessage(event, this.cfg.producer.cloudEventsMode);
-    // UTF-8 once, here: the queue's byte budget is then exact, and the bytes live outside the JS heap.
-    message.value = Buffer.from(message.value as string);
-    const record: QueuedRecord = { message, bytes: recordBytes(message), channelId: event.channelid, type: event.type, receivedAt: item.receivedAt, durable: item.durable, stableId: item.stableId ? event.id : undefined };
+    const text = message.value as string;
+    const valueBytes = Buffer.byteLength(text);
+    // The value's JSON stays the string it was written as while the queue's strings hold little of the heap: kafkajs
+    // writes it into the produce request once, and no Buffer is made per record before (a copy, an allocation and
+    // off-heap memory for the GC to track, on every event). Past that bound, while Kafka is slow or down, values are
+    // copied to UTF-8 outside the JS heap, so a queue up to `maxQueueBytes` does not grow the heap with it. ASCII
+    // text takes a byte per character in the heap; any other is counted at two, its most.
+    let heapBytes = valueBytes === text.length ? valueBytes : text.length * 2;
+    if (this.queue.heapBytes + heapBytes > MAX_QUEUED_TEXT_HEAP) {
+      message.value = Buffer.from(text);
+      heapBytes = 0;
+    }
+    const record: QueuedRecord = { message, bytes: recordBytes(message, valueBytes), heapBytes, channelId: event.channelid, type: event.type, receivedAt: item.receivedAt, durable: item.durable, stableId: item.stableId ? event.id : undefined };
     const { maxQueue, maxQueueBytes, warnQueue } = this.cfg.producer;
     const full = this.queue.length >= maxQueue ? `${maxQueue} events` : this.queue.bytes + record.bytes > maxQueueBytes ? `${maxQueueBytes} bytes` : undefined;
     if (full) {

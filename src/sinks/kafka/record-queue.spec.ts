@@ -3,7 +3,7 @@ import { RecordQueue, recordBytes, type QueuedRecord } from './record-queue';
 
 function rec(id: number, valueBytes: number): QueuedRecord {
   const message: Message = { key: 'k', value: Buffer.alloc(valueBytes, 0x61), headers: { ce_id: String(id) } };
-  return { message, bytes: recordBytes(message), type: 't', receivedAt: 0 };
+  return { message, bytes: recordBytes(message), heapBytes: 0, type: 't', receivedAt: 0 };
 }
 
 const ids = (batch: QueuedRecord[]) => batch.map((r) => Number(r.message.headers?.ce_id));
@@ -51,6 +51,19 @@ describe('RecordQueue', () => {
     q.take(5);
     expect(q.bytes).toBe(0);
     expect(q.length).toBe(0);
+  });
+
+  it('keeps the heap total of string values through push and take', () => {
+    const q = new RecordQueue();
+    const text = (id: number, chars: number): QueuedRecord => ({ ...rec(id, 0), heapBytes: chars * 2 });
+    q.push(text(0, 100));
+    q.push(rec(1, 5000));
+    q.push(text(2, 300));
+    expect(q.heapBytes).toBe(800);
+    q.take(2);
+    expect(q.heapBytes).toBe(600);
+    q.take(1);
+    expect(q.heapBytes).toBe(0);
   });
 
   it('stays correct past the compaction point', () => {

@@ -6,6 +6,8 @@ export interface QueuedRecord {
   message: Message;
   /** Estimated size of the record in a Kafka record batch (key, value, headers, framing). */
   bytes: number;
+  /** JS heap its value holds while queued as a string (see `MAX_QUEUED_TEXT_HEAP`); 0 for a Buffer. */
+  heapBytes: number;
   channelId?: string;
   type: string;
   /** `performance.now()` ms when the frame arrived, for the latency metric. */
@@ -21,9 +23,9 @@ const RECORD_OVERHEAD = 32;
 /** Per-header framing (two length varints). */
 const HEADER_OVERHEAD = 4;
 
-/** Size of `message` once in a record batch, before compression. Pure. */
-export function recordBytes(message: Message): number {
-  let n = RECORD_OVERHEAD + lengthOf(message.key) + lengthOf(message.value);
+/** Size of `message` once in a record batch, before compression; `valueBytes` when its value's UTF-8 length is known. Pure. */
+export function recordBytes(message: Message, valueBytes = lengthOf(message.value)): number {
+  let n = RECORD_OVERHEAD + lengthOf(message.key) + valueBytes;
   const headers = message.headers;
   // Once per event: a key loop, no entry arrays.
   for (const name in headers) {
@@ -38,11 +40,12 @@ function lengthOf(v: unknown): number {
   return Buffer.isBuffer(v) ? v.length : Buffer.byteLength(String(v));
 }
 
-/** FIFO of records with O(1) push and amortised O(1) take, counting records and bytes. */
+/** FIFO of records with O(1) push and amortised O(1) take, counting records, bytes and the heap their values hold. */
 export class RecordQueue {
   private items: QueuedRecord[] = [];
   private head = 0;
   private total = 0;
+  private heap = 0;
 
   get length(): number {
     return this.items.length - this.head;
@@ -53,9 +56,15 @@ export class RecordQueue {
     return this.total;
   }
 
+  /** Sum of the queued records' `heapBytes`. */
+  get heapBytes(): number {
+    return this.heap;
+  }
+
   push(item: QueuedRecord): void {
     this.items.push(item);
     this.total += item.bytes;
+    this.heap += item.heapBytes;
   }
 
   /**
@@ -78,7 +87,10 @@ export class RecordQueue {
   take(n: number): QueuedRecord[] {
     const out = this.items.slice(this.head, this.head + n);
     this.head += out.length;
-    for (const item of out) this.total -= item.bytes;
+    for (const item of out) {
+      this.total -= item.bytes;
+      this.heap -= item.heapBytes;
+    }
     if (this.head > 4096 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
