@@ -8,8 +8,12 @@ import { OldestKey } from '../common/oldest-key';
  * once the window is full.
  */
 export class DedupeWindow {
-  /** id → expiry (`performance.now()` ms). */
+  /**
+   * id → expiry, in whole ms since the window was made: a small integer, which V8 keeps in the table itself for 24
+   * days of uptime (a fractional time is a separate heap number, allocated for every new id and held as long as it).
+   */
   private readonly ids = new Map<string, number>();
+  private readonly epoch = performance.now();
   /** Finds the oldest id in constant time once the window is full and drops one per insert. */
   private readonly oldest = new OldestKey(this.ids);
 
@@ -28,7 +32,7 @@ export class DedupeWindow {
    * was); otherwise remembers it from now on and returns false. One lookup and one clock read (this runs for every event).
    */
   seenBefore(id: string): boolean {
-    const now = performance.now();
+    const now = Math.floor(performance.now() - this.epoch);
     const expires = this.ids.get(id);
     if (expires !== undefined) {
       if (expires > now) return true;
