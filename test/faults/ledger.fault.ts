@@ -125,7 +125,7 @@ describe('fault rows: in-memory command ledger at its bound', () => {
   it(`a ledger of ${MAX_ENTRIES} after ${COMMANDS} commands: the newest known, the oldest forgotten, a forgotten repeat sent again; the next one is sent`, async () => {
     bridge = await startBuiltBridge('faults-ledger-memory', {
       api: { rateLimit: { perSecond: 10_000, burst: 10_000 } },
-      commands: { ledgerMaxEntries: MAX_ENTRIES },
+      commands: { ledgerMaxEntries: MAX_ENTRIES, maxPendingPerChannel: MAX_ENTRIES },
       channels: [{ id: 'wa', provider: 'zapthinker', zapthinker: { url: zap.url.replace(/^http/, 'ws'), instance: 'sales', apiKey: 'zap-token-0123' } }],
     });
     await until('wa connected', async () => ((await bridge!.request('GET', '/v1/channels/wa')).body as { state?: string }).state === 'connected', 30_000);
