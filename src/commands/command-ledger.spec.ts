@@ -121,12 +121,59 @@ describe('CommandLedger', () => {
     expect('command' in store.written[1]).toBe(false);
   });
 
-  it('keeps at most maxEntries in memory (oldest go first)', async () => {
+  it('keeps at most maxEntries finished commands in memory (oldest go first)', async () => {
     const ledger = new CommandLedger({ maxEntries: 100, ttlMs: 60_000 }, log);
-    for (let i = 0; i < 150; i++) await ledger.claim(record({ commandId: `c${i}` }));
+    for (let i = 0; i < 150; i++) await ledger.save(record({ commandId: `c${i}`, status: 'sent' }));
     expect(ledger.get('c0')).toBeUndefined();
     expect(ledger.get('c149')).toBeDefined();
     expect(ledger.kind).toBe('memory');
+  });
+
+  it('never evicts an unfinished command: past maxEntries newer finished ones it is still known and not claimed again', async () => {
+    const ledger = new CommandLedger({ maxEntries: 100, ttlMs: 60_000 }, log);
+    const running = record({ commandId: 'running' });
+    await ledger.claim(running);
+    await ledger.commit(running, { status: 'sending', attempts: 1 });
+    for (let i = 0; i < 250; i++) await ledger.save(record({ commandId: `done${i}`, status: 'sent' }));
+    expect(ledger.get('running')).toBe(running);
+    expect(await ledger.claim(record({ commandId: 'running' }))).toEqual({ record: running, created: false });
+    expect(ledger.unfinished()).toEqual([running]);
+  });
+
+  it('moves a command to the finished ones when it finishes, where it is evicted like any other', async () => {
+    const ledger = new CommandLedger({ maxEntries: 100, ttlMs: 60_000 }, log);
+    const rec = record({ commandId: 'a' });
+    await ledger.claim(rec);
+    await ledger.commit(rec, { status: 'sent', attempts: 1 });
+    expect(ledger.unfinished()).toEqual([]);
+    expect(ledger.get('a')?.status).toBe('sent');
+    for (let i = 0; i < 100; i++) await ledger.save(record({ commandId: `done${i}`, status: 'sent' }));
+    expect(ledger.get('a')).toBeUndefined();
+  });
+
+  it('lists exactly the unfinished commands, from claims, state changes and the store', async () => {
+    const ledger = await started(new ArrayStore([record({ commandId: 'stored' }), record({ commandId: 'stored-done', status: 'failed' })]));
+    await ledger.claim(record({ commandId: 'accepted' }));
+    await ledger.claim(record({ commandId: 'sending' }));
+    await ledger.save(record({ commandId: 'sending', status: 'sending', attempts: 1 }));
+    await ledger.claim(record({ commandId: 'sent' }));
+    await ledger.save(record({ commandId: 'sent', status: 'sent', attempts: 1 }));
+    expect(ledger.unfinished().map((r) => `${r.commandId}:${r.status}`)).toEqual(['stored:accepted', 'accepted:accepted', 'sending:sending']);
+  });
+
+  it('drops unfinished records that entered ttlMs ago (e.g. left by a process that died), on the next insert', async () => {
+    // Wide margins: 'younger' must still be under the ttl at the last insert even on a busy machine.
+    const ledger = new CommandLedger({ maxEntries: 100, ttlMs: 1000 }, log, new ArrayStore([record({ commandId: 'orphan', status: 'sending' })]));
+    await ledger.start(() => undefined);
+    await ledger.claim(record({ commandId: 'young' }));
+    await new Promise((r) => setTimeout(r, 600));
+    await ledger.claim(record({ commandId: 'younger' }));
+    expect(ledger.unfinished().map((r) => r.commandId)).toEqual(['orphan', 'young', 'younger']);
+    await new Promise((r) => setTimeout(r, 500));
+    await ledger.claim(record({ commandId: 'new' }));
+    expect(ledger.unfinished().map((r) => r.commandId)).toEqual(['younger', 'new']);
+    expect(ledger.get('orphan')).toBeUndefined();
+    expect((await ledger.claim(record({ commandId: 'younger' }))).created).toBe(false);
   });
 });
 

@@ -28,13 +28,31 @@ export function newerRecord(a: CommandRecord, b: CommandRecord): CommandRecord {
   return b.updatedAt > a.updatedAt ? b : a;
 }
 
+/** An unfinished record and when it entered the open tier (whole ms since the ledger was made: a small integer). */
+interface OpenRecord {
+  record: CommandRecord;
+  readonly since: number;
+}
+
 /**
- * The idempotency ledger (docs/commands.md): commandId → the command's latest record. Memory holds the newest
- * `maxEntries` for `ttlMs`; with a store (Kafka) every record is also written durably, loaded at start and
- * followed from other replicas. A command is accepted only once its first record is durable.
+ * The idempotency ledger (docs/commands.md): commandId → the command's latest record. Memory holds every unfinished
+ * command (an eviction would answer 404 to its status and send a repeat twice) and the newest `maxEntries` finished
+ * ones for `ttlMs`; with a store (Kafka) every record is also written durably, loaded at start and followed from
+ * other replicas. A command is accepted only once its first record is durable.
  */
 export class CommandLedger {
-  private readonly records: LRUCache<string, CommandRecord>;
+  /** Finished records (sent, failed): the newest `maxEntries`, each for `ttlMs`. */
+  private readonly finished: LRUCache<string, CommandRecord>;
+  /**
+   * Unfinished records (accepted, sending), never evicted while they run. In order of entry (a state change keeps a
+   * record's place), so the front is the oldest: one the store holds but whose process died before a final state
+   * goes `ttlMs` after it entered, which keeps this tier bounded.
+   */
+  private readonly open = new Map<string, OpenRecord>();
+  private readonly epoch = performance.now();
+  private readonly ttlMs: number;
+  /** The earliest an open record can turn stale (ms since `epoch`): before it no insert looks for stale ones. */
+  private staleFrom = 0;
   /** First writes in progress: a repeat arriving meanwhile waits for them (and fails with them). */
   private readonly claiming = new Map<string, Promise<void>>();
   /** False until the store was read: until then nothing is accepted (a repeat could not be recognised). */
@@ -47,7 +65,8 @@ export class CommandLedger {
     private readonly log: Logger,
     private readonly store?: LedgerStore,
   ) {
-    this.records = new LRUCache<string, CommandRecord>({ max: opts.maxEntries, ttl: opts.ttlMs, updateAgeOnGet: false });
+    this.finished = new LRUCache<string, CommandRecord>({ max: opts.maxEntries, ttl: opts.ttlMs, updateAgeOnGet: false });
+    this.ttlMs = opts.ttlMs;
     this.loaded = !store;
   }
 
@@ -92,12 +111,12 @@ export class CommandLedger {
 
   /** The record of `commandId`, if known. */
   get(commandId: string): CommandRecord | undefined {
-    return this.records.get(commandId);
+    return this.open.get(commandId)?.record ?? this.finished.get(commandId);
   }
 
   /** Unfinished records (accepted or sending), e.g. to resume after a restart. */
   unfinished(): CommandRecord[] {
-    return [...this.records.values()].filter((r) => r.status === 'accepted' || r.status === 'sending');
+    return Array.from(this.open.values(), (o) => o.record);
   }
 
   /**
@@ -106,13 +125,13 @@ export class CommandLedger {
    */
   async claim(record: CommandRecord): Promise<{ record: CommandRecord; created: boolean }> {
     this.requireLoaded();
-    const known = this.records.get(record.commandId);
+    const known = this.get(record.commandId);
     if (known) return { record: known, created: false };
-    this.records.set(record.commandId, record);
+    this.put(record);
     if (!this.store) return { record, created: true };
     const { name } = this.store;
     const write = this.store.write(record).catch((err: unknown) => {
-      if (this.records.get(record.commandId) === record) this.records.delete(record.commandId);
+      if (this.get(record.commandId) === record) this.forget(record.commandId);
       throw new CommandRequestError('ledger_unavailable', `the command ledger (${name}) did not take the command, so it was not accepted: ${describeError(err)}; send it again later with the same commandId`);
     });
     this.claiming.set(record.commandId, write);
@@ -131,7 +150,7 @@ export class CommandLedger {
 
   /** Stores a state change; true when durable (always, without a store). A failed write is logged, never thrown (the caller counts it in `chatbridge_command_ledger_unwritten_total`). */
   async save(record: CommandRecord): Promise<boolean> {
-    this.records.set(record.commandId, record);
+    this.put(record);
     if (!this.store) return true;
     try {
       await this.store.write(record);
@@ -157,7 +176,7 @@ export class CommandLedger {
         return false;
       }
     }
-    this.records.set(record.commandId, withChanges(record, changes));
+    this.put(withChanges(record, changes));
     return true;
   }
 
@@ -170,8 +189,51 @@ export class CommandLedger {
 
   /** Folds a record read from the store into memory. */
   private merge(record: CommandRecord): void {
-    const known = this.records.get(record.commandId);
-    this.records.set(record.commandId, known ? newerRecord(known, record) : record);
+    const known = this.get(record.commandId);
+    this.put(known ? newerRecord(known, record) : record);
+  }
+
+  /** Keeps `record` as its command's latest, in the tier of its status (and no longer in the other). */
+  private put(record: CommandRecord): void {
+    const id = record.commandId;
+    if (record.status === 'sent' || record.status === 'failed') {
+      this.open.delete(id);
+      this.finished.set(id, record);
+      return;
+    }
+    this.finished.delete(id);
+    const opened = this.open.get(id);
+    if (opened) {
+      opened.record = record;
+      return;
+    }
+    const now = Math.floor(performance.now() - this.epoch);
+    this.dropStale(now);
+    this.open.set(id, { record, since: now });
+  }
+
+  /**
+   * Drops the open records that entered `ttlMs` or more before `now`, walking from the front. It walks only once
+   * `staleFrom` has passed, about once per `ttlMs` rather than per insert, because a fresh iterator also steps over
+   * every hole that finished records left at the front (`OldestKey` avoids that, but it removes a key before its age
+   * could be read).
+   */
+  private dropStale(now: number): void {
+    if (now < this.staleFrom) return;
+    for (const [id, { since }] of this.open) {
+      if (now - since < this.ttlMs) {
+        this.staleFrom = since + this.ttlMs;
+        return;
+      }
+      this.open.delete(id);
+    }
+    this.staleFrom = now + this.ttlMs;
+  }
+
+  /** Forgets `commandId` in whichever tier holds it. */
+  private forget(commandId: string): void {
+    this.open.delete(commandId);
+    this.finished.delete(commandId);
   }
 }
 
