@@ -107,6 +107,9 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   // forgotten while it runs and a repeat of it sent again.
   const unfinished = channels.length * (file.commands?.maxPendingPerChannel ?? 0);
   if (file.commands && unfinished > file.commands.ledgerMaxEntries) problems.push(`commands.ledgerMaxEntries: must be at least commands.maxPendingPerChannel × the channels (${file.commands.maxPendingPerChannel} × ${channels.length} = ${unfinished}), so the ledger keeps every unfinished command`);
+  // An unfinished command is dropped ledgerTtlMs after it was accepted (one whose process died never finishes).
+  const longest = (file.commands?.deadlineMs ?? 0) + (file.commands?.echoTimeoutMs ?? 0);
+  if (file.commands && file.commands.ledgerTtlMs <= longest) problems.push(`commands.ledgerTtlMs: must be above commands.deadlineMs + commands.echoTimeoutMs (${longest}), so the ledger keeps a command as long as it can run`);
   if (file.cluster?.enabled === true && file.cluster.handoverOverlapMs >= file.shutdownGraceMs) problems.push('cluster.handoverOverlapMs: must be below shutdownGraceMs (on SIGTERM the sinks need time to flush after the sockets close)');
 
   const port = parsePort(env.PORT, problems);
