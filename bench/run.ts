@@ -33,7 +33,7 @@ const PACED_RATE = Number(process.env.BENCH_RATE ?? 2000);
 const PACED_EVENTS = PACED_RATE * 5;
 const WEBHOOK_CONCURRENCY = [8, 32];
 /** Rounds of the saturated phase (raw pipe, bridge binary, bridge structured, in turn); each row is the median of its rounds. */
-const SATURATED_ROUNDS = Math.max(1, Number(process.env.BENCH_SATURATED_ROUNDS ?? 3) || 1);
+const SATURATED_ROUNDS = Math.max(1, Number(process.env.BENCH_SATURATED_ROUNDS ?? 5) || 1);
 const COMMANDS = Number(process.env.BENCH_COMMANDS ?? 5000);
 const COMMAND_CONCURRENCY = 16;
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30];
