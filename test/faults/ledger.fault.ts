@@ -4,6 +4,18 @@ import { startTestBroker, type TestBroker } from '../kafka/test-broker';
 import { ZapThinkerSimulator } from '../simulators/zapthinker/zapthinker.simulator';
 import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
 
+/** A started ZapThinker simulator with the `sales` instance the rows' channel uses. */
+async function salesSimulator(): Promise<ZapThinkerSimulator> {
+  const zap = new ZapThinkerSimulator({ instances: { sales: { token: 'zap-token-0123' } } });
+  await zap.start();
+  zap.touch('sales');
+  return zap;
+}
+
+/** The texts the simulator's `sales` instance was asked to send, oldest first. */
+const sentTexts = (zap: ZapThinkerSimulator) => zap.requests.filter((r) => r.path === '/message/sendText/sales').map((r) => (r.body as { text: string }).text);
+const metricOf = async (bridge: BridgeProcess, name: string, labels: Record<string, string> = {}) => metricValue(await (await fetch(`${bridge.url}/metrics`)).text(), name, labels);
+
 /**
  * The Kafka command ledger refusing writes under the built bridge (its own broker, taken down and up; a ZapThinker
  * channel): an accepted command is not sent while its `sending` state cannot be recorded, a new one is refused with a
@@ -18,9 +30,7 @@ describe('fault rows: command ledger', () => {
 
   beforeAll(async () => {
     broker = await startTestBroker({ brokers: 1 });
-    zap = new ZapThinkerSimulator({ instances: { sales: { token: 'zap-token-0123' } } });
-    await zap.start();
-    zap.touch('sales');
+    zap = await salesSimulator();
   });
 
   afterAll(async () => {
@@ -29,8 +39,8 @@ describe('fault rows: command ledger', () => {
     await broker?.stop();
   });
 
-  const upstreamTexts = () => zap.requests.filter((r) => r.path === '/message/sendText/sales').map((r) => (r.body as { text: string }).text);
-  const metric = async (name: string, labels: Record<string, string> = {}) => metricValue(await (await fetch(`${bridge!.url}/metrics`)).text(), name, labels);
+  const upstreamTexts = () => sentTexts(zap);
+  const metric = (name: string, labels: Record<string, string> = {}) => metricOf(bridge!, name, labels);
   const state = async (id: string) => (await bridge!.request('GET', `/v1/commands/${id}`)).body as { status: string; attempts: number };
   const send = (commandId: string, text: string) => ({ commandId, type: 'message.send', conversationId: CONTACT, text });
 
@@ -106,9 +116,7 @@ describe('fault rows: in-memory command ledger at its bound', () => {
   let bridge: BridgeProcess | undefined;
 
   beforeAll(async () => {
-    zap = new ZapThinkerSimulator({ instances: { sales: { token: 'zap-token-0123' } } });
-    await zap.start();
-    zap.touch('sales');
+    zap = await salesSimulator();
   });
 
   afterAll(async () => {
@@ -116,8 +124,8 @@ describe('fault rows: in-memory command ledger at its bound', () => {
     await zap?.stop();
   });
 
-  const upstreamTexts = () => zap.requests.filter((r) => r.path === '/message/sendText/sales').map((r) => (r.body as { text: string }).text);
-  const metric = async (name: string, labels: Record<string, string> = {}) => metricValue(await (await fetch(`${bridge!.url}/metrics`)).text(), name, labels);
+  const upstreamTexts = () => sentTexts(zap);
+  const metric = (name: string, labels: Record<string, string> = {}) => metricOf(bridge!, name, labels);
   /** Command `i`: its own id and conversation (so they are sent side by side), the same body every time. */
   const command = (i: number) => ({ commandId: `ledger-bound-${i}`, type: 'message.send', conversationId: `55119${String(10000000 + i)}`, text: `bound ${i}` });
   const submit = async (i: number) => (await bridge!.request('POST', '/v1/channels/wa/commands', command(i))) as { status: number; body: { status: string; duplicate: boolean } };
