@@ -161,19 +161,29 @@ describe('CommandLedger', () => {
     expect(ledger.unfinished().map((r) => `${r.commandId}:${r.status}`)).toEqual(['stored:accepted', 'accepted:accepted', 'sending:sending']);
   });
 
-  it('drops unfinished records that entered ttlMs ago (e.g. left by a process that died), on the next insert', async () => {
-    // Wide margins: 'younger' must still be under the ttl at the last insert even on a busy machine.
-    const ledger = new CommandLedger({ maxEntries: 100, ttlMs: 1000 }, log, new ArrayStore([record({ commandId: 'orphan', status: 'sending' })]));
-    await ledger.start(() => undefined);
-    await ledger.claim(record({ commandId: 'young' }));
-    await new Promise((r) => setTimeout(r, 600));
-    await ledger.claim(record({ commandId: 'younger' }));
-    expect(ledger.unfinished().map((r) => r.commandId)).toEqual(['orphan', 'young', 'younger']);
-    await new Promise((r) => setTimeout(r, 500));
-    await ledger.claim(record({ commandId: 'new' }));
-    expect(ledger.unfinished().map((r) => r.commandId)).toEqual(['younger', 'new']);
-    expect(ledger.get('orphan')).toBeUndefined();
-    expect((await ledger.claim(record({ commandId: 'younger' }))).created).toBe(false);
+  it('drops unfinished records read from the store ttlMs after they entered (left by a process that died), never the ones it runs', async () => {
+    jest.useFakeTimers();
+    try {
+      const ledger = new CommandLedger({ maxEntries: 100, ttlMs: 1000 }, log, new ArrayStore([record({ commandId: 'orphan', status: 'sending' }), record({ commandId: 'resumed' })]));
+      await ledger.start(() => undefined);
+      await ledger.claim(record({ commandId: 'mine' }));
+      // A record read from the store that this process then runs (a restart's resume) is its own from then on.
+      await ledger.save(record({ commandId: 'resumed', status: 'sending', attempts: 1 }));
+      jest.advanceTimersByTime(999);
+      await ledger.claim(record({ commandId: 'later' }));
+      expect(ledger.unfinished().map((r) => r.commandId)).toEqual(['orphan', 'resumed', 'mine', 'later']);
+      jest.advanceTimersByTime(1);
+      await ledger.claim(record({ commandId: 'next' }));
+      expect(ledger.unfinished().map((r) => r.commandId)).toEqual(['resumed', 'mine', 'later', 'next']);
+      expect(ledger.get('orphan')).toBeUndefined();
+      // Running for an hour: still known, a repeat is not claimed again.
+      jest.advanceTimersByTime(3600_000);
+      await ledger.claim(record({ commandId: 'much-later' }));
+      expect(ledger.unfinished().map((r) => r.commandId)).toEqual(['resumed', 'mine', 'later', 'next', 'much-later']);
+      expect((await ledger.claim(record({ commandId: 'mine' }))).created).toBe(false);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 

@@ -32,6 +32,8 @@ export function newerRecord(a: CommandRecord, b: CommandRecord): CommandRecord {
 interface OpenRecord {
   record: CommandRecord;
   readonly since: number;
+  /** True once this process claimed or changed it (it runs the command): never dropped for its age. */
+  mine: boolean;
 }
 
 /**
@@ -44,9 +46,10 @@ export class CommandLedger {
   /** Finished records (sent, failed): the newest `maxEntries`, each for `ttlMs`. */
   private readonly finished: LRUCache<string, CommandRecord>;
   /**
-   * Unfinished records (accepted, sending), never evicted while they run. In order of entry (a state change keeps a
-   * record's place), so the front is the oldest: one the store holds but whose process died before a final state
-   * goes `ttlMs` after it entered, which keeps this tier bounded.
+   * Unfinished records (accepted, sending), never evicted by `maxEntries`. Those this process runs stay until they
+   * finish. Those only read from the store (another replica's, or one whose process died before a final state) go
+   * `ttlMs` after they entered, which keeps this tier bounded. In order of entry (a state change keeps a record's
+   * place), so the front is the oldest.
    */
   private readonly open = new Map<string, OpenRecord>();
   private readonly epoch = performance.now();
@@ -127,7 +130,7 @@ export class CommandLedger {
     this.requireLoaded();
     const known = this.get(record.commandId);
     if (known) return { record: known, created: false };
-    this.put(record);
+    this.put(record, true);
     if (!this.store) return { record, created: true };
     const { name } = this.store;
     const write = this.store.write(record).catch((err: unknown) => {
@@ -150,7 +153,7 @@ export class CommandLedger {
 
   /** Stores a state change; true when durable (always, without a store). A failed write is logged, never thrown (the caller counts it in `chatbridge_command_ledger_unwritten_total`). */
   async save(record: CommandRecord): Promise<boolean> {
-    this.put(record);
+    this.put(record, true);
     if (!this.store) return true;
     try {
       await this.store.write(record);
@@ -176,7 +179,7 @@ export class CommandLedger {
         return false;
       }
     }
-    this.put(withChanges(record, changes));
+    this.put(withChanges(record, changes), true);
     return true;
   }
 
@@ -190,11 +193,11 @@ export class CommandLedger {
   /** Folds a record read from the store into memory. */
   private merge(record: CommandRecord): void {
     const known = this.get(record.commandId);
-    this.put(known ? newerRecord(known, record) : record);
+    this.put(known ? newerRecord(known, record) : record, false);
   }
 
-  /** Keeps `record` as its command's latest, in the tier of its status (and no longer in the other). */
-  private put(record: CommandRecord): void {
+  /** Keeps `record` as its command's latest, in the tier of its status (and no longer in the other); `mine` when this process runs it. */
+  private put(record: CommandRecord, mine: boolean): void {
     const id = record.commandId;
     if (record.status === 'sent' || record.status === 'failed') {
       this.open.delete(id);
@@ -205,22 +208,25 @@ export class CommandLedger {
     const opened = this.open.get(id);
     if (opened) {
       opened.record = record;
+      opened.mine ||= mine;
       return;
     }
     const now = Math.floor(performance.now() - this.epoch);
     this.dropStale(now);
-    this.open.set(id, { record, since: now });
+    this.open.set(id, { record, since: now, mine });
   }
 
   /**
-   * Drops the open records that entered `ttlMs` or more before `now`, walking from the front. It walks only once
+   * Drops the open records read from the store that entered `ttlMs` or more before `now`, walking from the front
+   * (past this process's own, which stay). It walks only once
    * `staleFrom` has passed, about once per `ttlMs` rather than per insert, because a fresh iterator also steps over
    * every hole that finished records left at the front (`OldestKey` avoids that, but it removes a key before its age
    * could be read).
    */
   private dropStale(now: number): void {
     if (now < this.staleFrom) return;
-    for (const [id, { since }] of this.open) {
+    for (const [id, { since, mine }] of this.open) {
+      if (mine) continue;
       if (now - since < this.ttlMs) {
         this.staleFrom = since + this.ttlMs;
         return;

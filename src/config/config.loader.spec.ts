@@ -174,22 +174,6 @@ describe('loadConfig: secrets never appear in errors', () => {
   });
 });
 
-describe('loadConfig: commands', () => {
-  it('needs a ledger with room for every unfinished command (maxPendingPerChannel × the channels), kept as long as a command can run', () => {
-    const channel = (id: string) => ({ id, provider: 'zapthinker', zapthinker: { url: 'http://z', instance: id, apiKey: 'k' } });
-    const channels = ['a', 'b', 'c'].map(channel);
-    expect(loadConfig({ env: {}, raw: { channels, commands: { maxPendingPerChannel: 100, ledgerMaxEntries: 300 } } }).config.commands.ledgerMaxEntries).toBe(300);
-    expect(configError({ env: {}, raw: { channels, commands: { maxPendingPerChannel: 101, ledgerMaxEntries: 300 } } }).problems)
-      .toEqual(['commands.ledgerMaxEntries: must be at least commands.maxPendingPerChannel × the channels (101 × 3 = 303), so the ledger keeps every unfinished command']);
-    expect(configError({ env: {}, raw: { commands: { ledgerTtlMs: 150_000 } } }).problems)
-      .toEqual(['commands.ledgerTtlMs: must be above commands.deadlineMs + commands.echoTimeoutMs (150000), so the ledger keeps a command as long as it can run']);
-    expect(loadConfig({ env: {}, raw: { commands: { ledgerTtlMs: 60_000, deadlineMs: 40_000, echoTimeoutMs: 19_999 } } }).config.commands.ledgerTtlMs).toBe(60_000);
-    // The defaults hold 100 channels.
-    expect(configError({ env: {}, raw: { channels: Array.from({ length: 101 }, (_, i) => channel(`ch${i}`)) } }).problems)
-      .toEqual(['commands.ledgerMaxEntries: must be at least commands.maxPendingPerChannel × the channels (1000 × 101 = 101000), so the ledger keeps every unfinished command']);
-  });
-});
-
 describe('loadConfig: cluster', () => {
   it('cluster: off by default; on, it needs Kafka, a heartbeat at most a third of the session, and a hold below the grace', () => {
     const { config } = loadConfig({ env: {}, raw: {} });

@@ -103,13 +103,6 @@ export function loadConfig(input: LoadConfigInput = {}): { config: AppConfig; wa
   checkWebhooks(file.webhooks, channels, globLimits(file.api?.stream), problems, warnings);
   if (file.cluster?.enabled === true && !file.kafka) problems.push('cluster.enabled: requires kafka (the replicas share the channels through a Kafka consumer group)');
   if (file.cluster && file.cluster.heartbeatIntervalMs * 3 > file.cluster.sessionTimeoutMs) problems.push('cluster.heartbeatIntervalMs: must be at most a third of cluster.sessionTimeoutMs');
-  // The ledger forgets its oldest records past its bound: it must have room for every unfinished command, or one could be
-  // forgotten while it runs and a repeat of it sent again.
-  const unfinished = channels.length * (file.commands?.maxPendingPerChannel ?? 0);
-  if (file.commands && unfinished > file.commands.ledgerMaxEntries) problems.push(`commands.ledgerMaxEntries: must be at least commands.maxPendingPerChannel × the channels (${file.commands.maxPendingPerChannel} × ${channels.length} = ${unfinished}), so the ledger keeps every unfinished command`);
-  // An unfinished command is dropped ledgerTtlMs after it was accepted (one whose process died never finishes).
-  const longest = (file.commands?.deadlineMs ?? 0) + (file.commands?.echoTimeoutMs ?? 0);
-  if (file.commands && file.commands.ledgerTtlMs <= longest) problems.push(`commands.ledgerTtlMs: must be above commands.deadlineMs + commands.echoTimeoutMs (${longest}), so the ledger keeps a command as long as it can run`);
   if (file.cluster?.enabled === true && file.cluster.handoverOverlapMs >= file.shutdownGraceMs) problems.push('cluster.handoverOverlapMs: must be below shutdownGraceMs (on SIGTERM the sinks need time to flush after the sockets close)');
 
   const port = parsePort(env.PORT, problems);

@@ -9,8 +9,9 @@ import { OldestKey } from '../common/oldest-key';
  */
 export class DedupeWindow {
   /**
-   * id → expiry, in whole ms since the window was made: a small integer, which V8 keeps in the table itself for 24
-   * days of uptime (a fractional time is a separate heap number, allocated for every new id and held as long as it).
+   * id → expiry, in whole ms since the window was made: a small integer, which V8 keeps in the table itself for about
+   * 24 days of uptime (2^31 ms on 64-bit Node; half that in a build with pointer compression). A fractional time is a
+   * separate heap number, allocated for every new id and held as long as it; so are expiries past that, still correct.
    */
   private readonly ids = new Map<string, number>();
   private readonly epoch = performance.now();

@@ -9,7 +9,7 @@ import type { AnyCanonicalEvent } from '../../src/envelope/envelope';
 import { Metrics } from '../../src/health/metrics';
 import { DeadLetters } from '../../src/pipeline/dead-letters';
 import { createKafka } from '../../src/kafka/client';
-import { KafkaSink, MAX_QUEUED_TEXT_HEAP } from '../../src/sinks/kafka/kafka.sink';
+import { KafkaSink, MAX_QUEUED_TEXT_HEAP, STRING_HEADER } from '../../src/sinks/kafka/kafka.sink';
 import { recordBytes } from '../../src/sinks/kafka/record-queue';
 import { startTestBroker, type TestBroker } from '../kafka/test-broker';
 import { metricValue, waitFor } from '../helpers/bridge-harness';
@@ -182,10 +182,10 @@ describe('Kafka sink (real test broker)', () => {
     expect(sent.map(idOf)).toEqual(items.map((i) => i.event.id));
     // A prefix as strings, filling the bound as counted (ASCII once, the rest twice), and every later one a Buffer.
     const strings = sent.findIndex((m) => typeof m.value !== 'string');
-    const heapOf = (m: Message) => ((m.value as string).length === Buffer.byteLength(m.value as string) ? 1 : 2) * (m.value as string).length;
+    const heapOf = (m: Message) => STRING_HEADER + ((m.value as string).length === Buffer.byteLength(m.value as string) ? 1 : 2) * (m.value as string).length;
     const held = sent.slice(0, strings).reduce((n, m) => n + heapOf(m), 0);
     expect(held).toBeLessThanOrEqual(MAX_QUEUED_TEXT_HEAP);
-    expect(held + JSON.stringify(wide[0].event.data).length * 2).toBeGreaterThan(MAX_QUEUED_TEXT_HEAP);
+    expect(held + heapOf({ value: JSON.stringify(wide[0].event.data) })).toBeGreaterThan(MAX_QUEUED_TEXT_HEAP);
     expect(strings).toBeGreaterThan(ascii.length + 40);
     expect(sent.slice(strings).every((m) => Buffer.isBuffer(m.value))).toBe(true);
     // Either way the broker holds the event's data, byte for byte.

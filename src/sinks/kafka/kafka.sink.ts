@@ -18,9 +18,11 @@ import { recordRefusal } from './refusal';
 const DISCONNECT_MS = 1000;
 /**
  * Most JS heap the queued records' values may hold as strings (bytes: one per character of ASCII text, two per
- * character of any other, its most); values past it are held as UTF-8 Buffers outside the heap.
+ * character of any other, its most, plus `STRING_HEADER` each); values past it are held as UTF-8 Buffers outside the heap.
  */
 export const MAX_QUEUED_TEXT_HEAP = 32 * 1024 * 1024;
+/** A V8 string's header and alignment on a 64-bit heap, rounded up (bytes). */
+export const STRING_HEADER = 24;
 /** Time kept, per queued record, to write the dead-letter file before the shutdown deadline (ms; 0.02-0.045 measured). */
 const SPILL_MS_PER_RECORD = 0.05;
 
@@ -90,7 +92,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     // off-heap memory for the GC to track, on every event). Past that bound, while Kafka is slow or down, values are
     // copied to UTF-8 outside the JS heap, so a queue up to `maxQueueBytes` does not grow the heap with it. ASCII
     // text takes a byte per character in the heap; any other is counted at two, its most.
-    let heapBytes = valueBytes === text.length ? valueBytes : text.length * 2;
+    let heapBytes = STRING_HEADER + (valueBytes === text.length ? valueBytes : text.length * 2);
     if (this.queue.heapBytes + heapBytes > MAX_QUEUED_TEXT_HEAP) {
       message.value = Buffer.from(text);
       heapBytes = 0;
