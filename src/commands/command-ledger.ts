@@ -218,10 +218,9 @@ export class CommandLedger {
 
   /**
    * Drops the open records read from the store that entered `ttlMs` or more before `now`, walking from the front
-   * (past this process's own, which stay). It walks only once
-   * `staleFrom` has passed, about once per `ttlMs` rather than per insert, because a fresh iterator also steps over
-   * every hole that finished records left at the front (`OldestKey` avoids that, but it removes a key before its age
-   * could be read).
+   * (past this process's own, which stay). It walks only once `staleFrom` has passed, about once per `ttlMs` rather
+   * than per insert, because a fresh iterator also steps over every hole that finished records left at the front
+   * (`OldestKey` avoids that, but it removes a key before its age could be read).
    */
   private dropStale(now: number): void {
     if (now < this.staleFrom) return;
