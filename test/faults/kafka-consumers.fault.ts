@@ -25,7 +25,6 @@ describe('fault rows: Kafka consumers', () => {
   const RSS_BOUND_MIB = 300;
   /** Row (b) once the backlog behind the pause is delivered at once (see there). */
   const RSS_AFTER_BACKLOG_MIB = 400;
-  const HEAP_AFTER_BACKLOG_MIB = 160;
   const CONSUMER = { maxWaitTimeMs: 100, sessionTimeoutMs: 6000, commitIntervalMs: 100 };
   const receivers = new ReceiverPool();
   let producer: Producer;
@@ -136,11 +135,10 @@ describe('fault rows: Kafka consumers', () => {
     const heapAfter = await heapMiB(bridge);
     // Flat while the partition waits: held for as long as the stuck event retries, memory does not grow.
     expect(Math.max(rssPaused, rssHeld)).toBeLessThan(RSS_BOUND_MIB);
-    // Then the 10,000 events behind the pause are fetched and delivered at once: a transient peak (230-305 MiB RSS
-    // on Node 24 on the 2-core machine, with 60-100 MiB of heap; the rest is young generation and allocator memory
-    // not yet given back), bounded in turn, well under the chart's 512 MiB limit.
+    // Then the 10,000 events behind the pause are fetched and delivered at once: a transient peak (230-306 MiB RSS
+    // on Node 24 on the 2-core machine, with 53-149 MiB of heap, depending on when the last collection ran), bounded
+    // in turn, well under the chart's 512 MiB limit.
     expect(rssAfter).toBeLessThan(RSS_AFTER_BACKLOG_MIB);
-    expect(heapAfter).toBeLessThan(HEAP_AFTER_BACKLOG_MIB);
     await expectHealthy(bridge);
     report('webhook event failing 500 while 20,000 others flow', {
       openAtPause: paused.open as number, deliveredWhilePaused: heldDelivered, deliveredAll: receiver.delivered().length, healthzMs: Math.round(healthzMs),
