@@ -91,17 +91,21 @@ describe('fault rows: inbound posts', () => {
     const after = rssMiB(bridge.pid);
     const by = (s: number) => statuses.filter((x) => x === s).length;
 
-    expect(statuses.filter((s) => s !== 401 && s !== 503)).toEqual([]);
+    // A client still writing its body when the bridge closes after the 401 can see the reset instead of the answer;
+    // the bridge's own count shows every one of the 200 was refused as unauthenticated all the same.
+    const resets = statuses.filter((s) => typeof s === 'string' && s.startsWith('reset: ')).length;
+    expect(statuses.filter((s) => s !== 401 && !(typeof s === 'string' && s.startsWith('reset: ')))).toEqual([]);
+    expect(by(401)).toBeGreaterThan(0);
     const healthAfter = await expectHealthy(bridge);
     expect(peakMiB - before).toBeLessThan(FLOOD_GROWTH_BOUND_MIB);
     expect(after).toBeLessThan(RSS_BOUND_MIB);
-    expect(await metric('chatbridge_inbound_requests_total', { channel: 'wa', outcome: 'unauthorized' })).toBe(by(401));
+    expect(await metric('chatbridge_inbound_requests_total', { channel: 'wa', outcome: 'unauthorized' })).toBe(200);
 
     const next = nextId();
     expect(await postValid(next)).toBe(200);
     await until('the valid post after the flood published', () => publishedIds().includes(next));
     report('inbound 200 unauthenticated 1 MB posts', {
-      answered401: by(401), answered503: by(503), rssBeforeMiB: before, rssPeakMiB: peakMiB, rssAfterMiB: after, growthBoundMiB: FLOOD_GROWTH_BOUND_MIB,
+      answered401: by(401), resetWhileWriting: resets, rssBeforeMiB: before, rssPeakMiB: peakMiB, rssAfterMiB: after, growthBoundMiB: FLOOD_GROWTH_BOUND_MIB,
       healthzMsDuring: duringMs, healthzMsAfter: Math.round(healthAfter), [`healthzWorstMsOf${probes}`]: worstMs, nextPublished: true,
     });
   });

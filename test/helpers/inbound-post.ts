@@ -82,13 +82,18 @@ const FLOOD_SCRIPT = `
 const [url, count, bytes, headers] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), JSON.parse(process.argv[4])];
 const body = Buffer.alloc(bytes, 'x');
 Promise.all(Array.from({ length: count }, () => fetch(url, { method: 'POST', headers, body })
-  .then(async (res) => { await res.arrayBuffer(); return res.status; }, (err) => 'error: ' + (err.cause?.code ?? err.message))))
+  .then(async (res) => { await res.arrayBuffer(); return res.status; }, (err) => {
+    const code = err.cause?.code;
+    return (['EPIPE', 'ECONNRESET', 'UND_ERR_SOCKET'].includes(code) ? 'reset: ' : 'error: ') + (code ?? err.message);
+  })))
   .then((statuses) => process.stdout.write(JSON.stringify(statuses)));
 `;
 
 /**
  * Sends `count` posts of `bytes` bytes to `url` at once from another process, at a lower scheduling priority (an
- * attacker runs on another machine, not on the bridge's CPU); resolves with each answer's status (or error).
+ * attacker runs on another machine, not on the bridge's CPU); resolves with each answer's status, or `reset: <code>`
+ * for a post whose connection the server closed while its body was still being written (a server that answers before
+ * reading the body and closes can be seen that way, the answer lost with the reset), or `error: <cause>`.
  */
 export function flood(url: string, count: number, bytes: number, headers: Record<string, string>): Promise<Array<number | string>> {
   return new Promise((resolve, reject) => {
