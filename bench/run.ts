@@ -263,7 +263,7 @@ function printWebhooks(wh: WebhookBench): void {
   console.log(`receiver: ${wh.requests} requests (warm-ups included), ${wh.signatureFailures} signature failures`);
 }
 
-interface SaturatedBench { raw: Result; pipe: Result; binary: Result; structured: Result; steady: Result[] }
+interface SaturatedBench { raw: Result; pipe: Result; binary: Result; structured: Result; rounds: Array<{ pipe: Result; binary: Result; structured: Result }>; steady: Result[] }
 
 /**
  * Raw kafkajs once; then SATURATED_ROUNDS rounds of the raw pipe, the bridge in binary mode and in structured mode,
@@ -284,10 +284,11 @@ async function saturatedPhase(brokers: string[], steady: boolean): Promise<Satur
     bridgeSteady ??= paced;
     structured.push((await bridgeRun(brokers, 'structured', false))[0]);
   }
-  return { raw, pipe: median(pipes), binary: median(binaries), structured: median(structured), steady: rawSteady && bridgeSteady ? [rawSteady, bridgeSteady] : [] };
+  const rounds = pipes.map((p, i) => ({ pipe: p, binary: binaries[i], structured: structured[i] }));
+  return { raw, pipe: median(pipes), binary: median(binaries), structured: median(structured), rounds, steady: rawSteady && bridgeSteady ? [rawSteady, bridgeSteady] : [] };
 }
 
-function printSaturated({ raw, pipe, binary, structured }: Omit<SaturatedBench, 'steady'>): void {
+function printSaturated({ raw, pipe, binary, structured, rounds }: Omit<SaturatedBench, 'steady'>): void {
   console.log(`-- saturated: as fast as possible; raw pipe and bridge rows are medians of ${SATURATED_ROUNDS} rounds --`);
   console.log(row(raw));
   console.log(row(pipe));
@@ -297,6 +298,11 @@ function printSaturated({ raw, pipe, binary, structured }: Omit<SaturatedBench, 
   for (const b of [binary, structured]) {
     const mode = b === binary ? 'binary' : 'structured';
     console.log(`ratio bridge ${mode}/raw pipe: throughput ${(b.eventsPerSec / pipe.eventsPerSec).toFixed(2)}x (goal ≥ 0.85x), CPU/event ${(b.cpuUsPerEvent / pipe.cpuUsPerEvent).toFixed(2)}x (goal ≤ 1.20x)`);
+  }
+  // The spread behind the medians: each round's bridge runs against the pipe run just before them.
+  const each = (pick: (r: (typeof rounds)[number]) => Result, of: (r: Result) => number) => rounds.map((r) => (of(pick(r)) / of(r.pipe)).toFixed(2)).join(' ');
+  for (const mode of ['binary', 'structured'] as const) {
+    console.log(`  per round, ${mode}/raw pipe: throughput ${each((r) => r[mode], (r) => r.eventsPerSec)}; CPU/event ${each((r) => r[mode], (r) => r.cpuUsPerEvent)}`);
   }
 }
 

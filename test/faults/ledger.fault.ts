@@ -207,8 +207,8 @@ describe('fault rows: in-memory command ledger at its bound', () => {
 
   it(`an unfinished command past ${MAX_ENTRIES} newer finished ones: known while it runs, its repeat not sent again, answered with its end; the next one is sent`, async () => {
     const NEWER = 150;
-    /** The upstream call's bound (ms): the held command stays `sending` this long, far longer than NEWER commands take (about 1 s). */
-    const CALL_TIMEOUT_MS = 10_000;
+    /** The upstream call's bound (ms): the held command stays `sending` this long, several times what the NEWER commands take (0.5-0.7 s here). */
+    const CALL_TIMEOUT_MS = 5000;
     const ECHO_TIMEOUT_MS = 1000;
     await start('faults-ledger-memory-open', { echoTimeoutMs: ECHO_TIMEOUT_MS }, { commandTimeoutMs: CALL_TIMEOUT_MS });
     // Its own conversation, so the newer ones are not queued behind it (one conversation goes one command at a time).
