@@ -90,6 +90,41 @@ describe('RecentConversations', () => {
     expect(other.ids()).toEqual(['c', 'b', 'old']);
   });
 
+  it('the most recent conversation follows touches, merges in and out of time order, removals and evictions', async () => {
+    const topic = sharedTopic();
+    const recent = new RecentConversations(memory(), 3, 60_000, topic.registry);
+    expect(recent.mostRecent()).toBeUndefined();
+    recent.touch('a');
+    recent.touch('b');
+    expect(recent.mostRecent()).toBe('b');
+    recent.touch('a');
+    expect(recent.mostRecent()).toBe('a');
+    // Another replica's newer record comes last; an older one is sorted in before.
+    topic.registry.save('x', { key: null, at: Date.now() + 1000 });
+    expect(recent.mostRecent()).toBe('x');
+    topic.registry.save('y', { key: null, at: 1 });
+    expect([recent.ids(), recent.mostRecent()]).toEqual([['x', 'a', 'b'], 'x']);
+    // The newest removed: the one before it is the newest again.
+    topic.registry.save('x', null);
+    expect([recent.ids(), recent.mostRecent()]).toEqual([['a', 'b'], 'a']);
+    // The newest updated by another replica stays the newest.
+    topic.registry.save('a', { key: 'msg:a', at: Date.now() + 2000 });
+    expect([recent.ids(), recent.mostRecent(), recent.lastKey('a')]).toEqual([['a', 'b'], 'a', 'msg:a']);
+    // Evictions take the least recent, never the newest.
+    recent.touch('c');
+    recent.touch('d');
+    expect([recent.ids(), recent.mostRecent()]).toEqual([['d', 'c', 'a'], 'd']);
+  });
+
+  it('cluster: a takeover takes the registry in time order whatever order its records were read in', async () => {
+    const topic = sharedTopic();
+    const now = Date.now();
+    for (const [id, at] of [['c', now - 1000], ['a', now - 3000], ['d', now], ['b', now - 2000]] as const) topic.records.set(id, { key: `msg:${id}`, at });
+    const next = new RecentConversations(memory(), 10, 60_000, topic.registry);
+    expect(await next.sync(10)).toBe(true);
+    expect([next.ids(), next.mostRecent()]).toEqual([['d', 'c', 'b', 'a'], 'd']);
+  });
+
   it('cluster: conversations of a single-replica state file are copied to the registry once, and the file is cleared', async () => {
     const state = memory();
     state.data.recentConversations = [['x', 'msg:x'], ['y', null]];

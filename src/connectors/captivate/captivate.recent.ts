@@ -20,6 +20,11 @@ export class RecentConversations {
   /** Least recent first. */
   private readonly entries = new Map<string, Recent>();
   private readonly leastRecent = new OldestKey(this.entries);
+  /**
+   * The map's last key, kept as it changes so a merge or a keepalive need not walk the map (a takeover merges the
+   * registry's records one by one: walking per record made that quadratic); undefined when not known, then found once.
+   */
+  private newest?: string;
   /** Cluster: conversations changed (or evicted) since the last write. */
   private readonly dirty = new Set<string>();
   private timer?: NodeJS.Timeout;
@@ -54,7 +59,9 @@ export class RecentConversations {
     const registry = this.registry;
     if (!registry || this.synced) return true;
     const read = await registry.ready(timeoutMs);
-    for (const [id, value] of registry.all()) this.merge(id, value);
+    // Oldest first, so each one lands at the end (several replicas' records come in any order; each one out of order re-sorts the map).
+    const records = [...registry.all()].sort((a, b) => (parseRecent(a[1])?.at ?? 0) - (parseRecent(b[1])?.at ?? 0));
+    for (const [id, value] of records) this.merge(id, value);
     if (read) {
       this.synced = true;
       const shared = registry.all();
@@ -71,6 +78,7 @@ export class RecentConversations {
     const key = messageKey ?? this.entries.get(conversationId)?.key ?? null;
     this.entries.delete(conversationId);
     this.entries.set(conversationId, { key, at: Date.now() });
+    this.newest = conversationId;
     this.markDirty(conversationId);
     this.evict();
   }
@@ -82,9 +90,8 @@ export class RecentConversations {
 
   /** The conversation seen last. */
   mostRecent(): string | undefined {
-    let last: string | undefined;
-    for (const id of this.entries.keys()) last = id;
-    return last;
+    if (this.newest === undefined) for (const id of this.entries.keys()) this.newest = id;
+    return this.newest;
   }
 
   /** Conversation ids, most recent first. */
@@ -110,20 +117,22 @@ export class RecentConversations {
     if (this.max === 0) return;
     if (value === null) {
       // A removal, unless this replica touched the conversation again since (its newer record follows).
-      if (!this.dirty.has(id)) this.entries.delete(id);
+      if (!this.dirty.has(id)) this.forget(id);
       return;
     }
     const r = parseRecent(value);
     const mine = this.entries.get(id);
     if (!r || (mine && mine.at >= r.at)) return;
-    this.entries.delete(id);
+    this.forget(id);
     const last = this.mostRecent();
     this.entries.set(id, r);
+    this.newest = id;
     // Records of other replicas can arrive out of time order: keep least recent first.
     if (last !== undefined && (this.entries.get(last) as Recent).at > r.at) {
       const sorted = [...this.entries].sort((a, b) => a[1].at - b[1].at);
       this.entries.clear();
       for (const [k, v] of sorted) this.entries.set(k, v);
+      this.newest = sorted[sorted.length - 1][0];
     }
     // Read, not changed here: only an eviction is this replica's to write.
     this.trim();
@@ -142,7 +151,12 @@ export class RecentConversations {
     }
     const dropped: string[] = [];
     while (this.entries.size > this.max) dropped.push(this.leastRecent.take() as string);
+    if (this.newest !== undefined && !this.entries.has(this.newest)) this.newest = undefined;
     return dropped;
+  }
+
+  private forget(id: string): void {
+    if (this.entries.delete(id) && id === this.newest) this.newest = undefined;
   }
 
   private markDirty(id: string): void {
