@@ -207,7 +207,7 @@ describe('fault rows: in-memory command ledger at its bound', () => {
 
   it(`an unfinished command past ${MAX_ENTRIES} newer finished ones: known while it runs, its repeat not sent again, answered with its end; the next one is sent`, async () => {
     const NEWER = 150;
-    /** The upstream call's bound (ms): the held command stays `sending` this long, several times what the NEWER commands take (0.5-0.7 s here). */
+    /** The upstream call's bound (ms): the held command stays `sending` this long, several times what the NEWER commands take (0.5-0.9 s here), after which it is read at once. */
     const CALL_TIMEOUT_MS = 5000;
     const ECHO_TIMEOUT_MS = 1000;
     await start('faults-ledger-memory-open', { echoTimeoutMs: ECHO_TIMEOUT_MS }, { commandTimeoutMs: CALL_TIMEOUT_MS });
@@ -221,12 +221,12 @@ describe('fault rows: in-memory command ledger at its bound', () => {
 
     // NEWER finished after it: the finished tier forgets the oldest NEWER - MAX_ENTRIES, the held one stays.
     const floodMs = await sendBatches(NEWER);
-    const known = await expectNewestKnown(NEWER);
     const running = await view(held.commandId);
     expect(running).toMatchObject({ code: 200, status: 'sending', attempts: 1 });
     const repeatRunning = await submit(held);
     expect([repeatRunning.status, repeatRunning.body.duplicate, repeatRunning.body.status]).toEqual([202, true, 'sending']);
     const heldForMs = Math.round(performance.now() - t0);
+    const known = await expectNewestKnown(NEWER);
     const healthzMs = await expectHealthy(bridge!);
 
     // The call ends at commandTimeoutMs; no echo follows a stalled send, so the end is failed, the upstream may have acted.

@@ -82,7 +82,8 @@ const FLOOD_SCRIPT = `
 const [url, count, bytes, headers] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), JSON.parse(process.argv[4])];
 const body = Buffer.alloc(bytes, 'x');
 Promise.all(Array.from({ length: count }, () => fetch(url, { method: 'POST', headers, body })
-  .then(async (res) => { await res.arrayBuffer(); return res.status; }, (err) => {
+  .then(async (res) => { await res.arrayBuffer(); return res.status; })
+  .catch((err) => {
     const code = err.cause?.code;
     return (['EPIPE', 'ECONNRESET', 'UND_ERR_SOCKET'].includes(code) ? 'reset: ' : 'error: ') + (code ?? err.message);
   })))

@@ -123,12 +123,13 @@ export class RecentConversations {
     const r = parseRecent(value);
     const mine = this.entries.get(id);
     if (!r || (mine && mine.at >= r.at)) return;
-    this.forget(id);
+    // The newest before this record (itself when it was the newest: then it stays so, as its time only grew).
     const last = this.mostRecent();
+    this.forget(id);
     this.entries.set(id, r);
     this.newest = id;
     // Records of other replicas can arrive out of time order: keep least recent first.
-    if (last !== undefined && (this.entries.get(last) as Recent).at > r.at) {
+    if (last !== undefined && last !== id && (this.entries.get(last) as Recent).at > r.at) {
       const sorted = [...this.entries].sort((a, b) => a[1].at - b[1].at);
       this.entries.clear();
       for (const [k, v] of sorted) this.entries.set(k, v);
@@ -150,8 +151,8 @@ export class RecentConversations {
       return [];
     }
     const dropped: string[] = [];
+    // From the front only, and max ≥ 1 here: the newest is never dropped.
     while (this.entries.size > this.max) dropped.push(this.leastRecent.take() as string);
-    if (this.newest !== undefined && !this.entries.has(this.newest)) this.newest = undefined;
     return dropped;
   }
 
