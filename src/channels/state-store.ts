@@ -3,27 +3,59 @@ import { join } from 'node:path';
 import type { ChannelStore } from '../connectors/connector.interface';
 
 /**
- * One channel's store: a JSON file under `stateDir` (`<channelId>.json`), written atomically
- * (temp file + rename) on every change. Meant for small, rarely changing state such as visitor ids.
+ * One channel's store: a JSON file under `stateDir` (`<channelId>.json`), written whole and atomically (temp file +
+ * rename) on every change. Each key's value is kept as the JSON text it was written as, so a change serializes only
+ * that value, and a caller that keeps the parts of a large value serialized (Smartsupp's visitors) hands over the
+ * text itself (`setJson`).
  */
 export class FileChannelStore implements ChannelStore {
   private readonly file: string;
-  private data: Record<string, unknown>;
+  /** Each key's value as JSON text, in the file's order. */
+  private readonly texts = new Map<string, string>();
+  /** Values as given to `set`, or parsed from their text when first read. */
+  private readonly values = new Map<string, unknown>();
 
   constructor(dir: string, channelId: string) {
     mkdirSync(dir, { recursive: true });
     this.file = join(dir, `${channelId}.json`);
-    this.data = readJson(this.file);
+    for (const [key, value] of Object.entries(readJson(this.file))) {
+      const text = JSON.stringify(value);
+      if (text !== undefined) this.texts.set(key, text);
+    }
   }
 
   get<T>(key: string): T | undefined {
-    return this.data[key] as T | undefined;
+    if (!this.values.has(key)) {
+      const text = this.texts.get(key);
+      if (text === undefined) return undefined;
+      this.values.set(key, JSON.parse(text));
+    }
+    return this.values.get(key) as T;
   }
 
   set(key: string, value: unknown): void {
-    this.data = { ...this.data, [key]: value };
+    const text = value === undefined ? undefined : JSON.stringify(value);
+    if (text === undefined) {
+      this.texts.delete(key);
+      this.values.delete(key);
+    } else {
+      this.texts.set(key, text);
+      this.values.set(key, value);
+    }
+    this.write();
+  }
+
+  setJson(key: string, json: string): void {
+    this.texts.set(key, json);
+    this.values.delete(key);
+    this.write();
+  }
+
+  private write(): void {
+    const parts: string[] = [];
+    for (const [key, text] of this.texts) parts.push(`${JSON.stringify(key)}:${text}`);
     const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.data));
+    writeFileSync(tmp, `{${parts.join(',')}}`);
     renameSync(tmp, this.file);
   }
 }

@@ -133,7 +133,7 @@ describe('ConnectionSupervisor: fault boundary', () => {
   it('a frame listener that throws is reported as a fault of that frame instead of reaching the connector', async () => {
     const faults: Array<{ where: string; input: unknown[] }> = [];
     let connector: FakeConnector | undefined;
-    const supervisor = new ConnectionSupervisor((hooks) => (connector = new FakeConnector({ channelId: 'c', options: {}, hooks, logger: silent, mode: () => 'socket', store: { get: () => undefined, set: () => undefined }, policy })), policy, {
+    const supervisor = new ConnectionSupervisor((hooks) => (connector = new FakeConnector({ channelId: 'c', options: {}, hooks, logger: silent, mode: () => 'socket', store: { get: () => undefined, set: () => undefined, setJson: () => undefined }, policy })), policy, {
       status: () => undefined,
       frame: (frame) => {
         if (frame.event === 'boom') throw new Error('handler bug');

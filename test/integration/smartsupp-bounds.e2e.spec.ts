@@ -30,7 +30,7 @@ describe('Smartsupp visitors bounded: maximum, idle and closed-chat expiry', () 
     const c = new SmartsuppConnector({
       channelId: 'site', options, logger: pino({ level: 'silent' }), mode: () => 'socket',
       hooks: { frame: (f) => frames.push(f), lost: () => undefined, guard: (_where, fn) => fn, fault: (_where, err) => { throw err; } },
-      store: { get: <T>(k: string) => state.get(k) as T | undefined, set: (k, v) => void state.set(k, v) },
+      store: { get: <T>(k: string) => state.get(k) as T | undefined, set: (k, v) => void state.set(k, v), setJson: (k, json) => void state.set(k, JSON.parse(json)) },
       policy: { backoff: BACKOFF, authBackoff: BACKOFF, stableAfterMs: 1000 },
       ...extra,
     });

@@ -29,7 +29,7 @@ describe('Smartsupp visitors placed across replicas (cluster)', () => {
     const c = new SmartsuppConnector({
       channelId: 'site', options, logger: pino({ level: 'silent' }), mode: () => 'socket',
       hooks: { frame: (f) => frames[name].push(f), lost: () => undefined, guard: (_where, fn) => fn, fault: (_where, err) => { throw err; } },
-      store: { get: <T>(k: string) => state.get(k) as T | undefined, set: (k, v) => void state.set(k, v) },
+      store: { get: <T>(k: string) => state.get(k) as T | undefined, set: (k, v) => void state.set(k, v), setJson: (k, json) => void state.set(k, JSON.parse(json)) },
       policy: { backoff: BACKOFF, authBackoff: BACKOFF, stableAfterMs: 1000 },
       placement: { owns: (id) => (owner.get(id) ?? 'a') === name, registry: registry.view(), handoverOverlapMs: OVERLAP_MS },
     });

@@ -90,7 +90,7 @@ export function setup(random: () => number = () => 0.5, supervised: SupervisorPo
   const subscriptions: Array<{ subscription: string; code: string; retryInMs?: number }> = [];
   /** The reason of each reconnect attempt the supervisor reported (what `chatbridge_reconnects_total` counts). */
   const reconnects: string[] = [];
-  const supervisor = new ConnectionSupervisor((hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: silent, mode: () => 'socket', store: { get: () => undefined, set: () => undefined }, policy: supervised }), supervised, {
+  const supervisor = new ConnectionSupervisor((hooks) => definition.createConnector({ channelId: channel.id, options: channel.options, hooks, logger: silent, mode: () => 'socket', store: { get: () => undefined, set: () => undefined, setJson: () => undefined }, policy: supervised }), supervised, {
     status: (s) => statuses.push(s),
     frame: (frame, receivedAt) => frames.push({ frame, receivedAt }),
     fault: (where, err) => faults.push({ where, err }),

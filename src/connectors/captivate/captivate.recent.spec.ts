@@ -4,7 +4,7 @@ import { RecentConversations } from './captivate.recent';
 /** A state file in memory. */
 function memory(): ChannelStore & { data: Record<string, unknown> } {
   const data: Record<string, unknown> = {};
-  return { data, get: <T>(k: string) => data[k] as T | undefined, set: (k: string, v: unknown) => void (data[k] = v) };
+  return { data, get: <T>(k: string) => data[k] as T | undefined, set: (k: string, v: unknown) => void (data[k] = v), setJson: (k: string, json: string) => void (data[k] = JSON.parse(json)) };
 }
 
 /** The state topic as every replica reads it: saves are recorded, kept latest-per-key, and come back to every watcher. */
@@ -92,7 +92,7 @@ describe('RecentConversations', () => {
 
   it('the most recent conversation follows touches, merges in and out of time order, removals and evictions', async () => {
     const topic = sharedTopic();
-    const recent = new RecentConversations(memory(), 3, 60_000, topic.registry);
+    const recent = new RecentConversations(memory(), 4, 60_000, topic.registry);
     expect(recent.mostRecent()).toBeUndefined();
     recent.touch('a');
     recent.touch('b');
@@ -103,17 +103,17 @@ describe('RecentConversations', () => {
     topic.registry.save('x', { key: null, at: Date.now() + 1000 });
     expect(recent.mostRecent()).toBe('x');
     topic.registry.save('y', { key: null, at: 1 });
-    expect([recent.ids(), recent.mostRecent()]).toEqual([['x', 'a', 'b'], 'x']);
+    expect([recent.ids(), recent.mostRecent()]).toEqual([['x', 'a', 'b', 'y'], 'x']);
     // The newest removed: the one before it is the newest again.
     topic.registry.save('x', null);
-    expect([recent.ids(), recent.mostRecent()]).toEqual([['a', 'b'], 'a']);
+    expect([recent.ids(), recent.mostRecent()]).toEqual([['a', 'b', 'y'], 'a']);
     // The newest updated by another replica stays the newest.
     topic.registry.save('a', { key: 'msg:a', at: Date.now() + 2000 });
-    expect([recent.ids(), recent.mostRecent(), recent.lastKey('a')]).toEqual([['a', 'b'], 'a', 'msg:a']);
+    expect([recent.ids(), recent.mostRecent(), recent.lastKey('a')]).toEqual([['a', 'b', 'y'], 'a', 'msg:a']);
     // Evictions take the least recent, never the newest.
     recent.touch('c');
     recent.touch('d');
-    expect([recent.ids(), recent.mostRecent()]).toEqual([['d', 'c', 'a'], 'd']);
+    expect([recent.ids(), recent.mostRecent()]).toEqual([['d', 'c', 'a', 'b'], 'd']);
   });
 
   it('cluster: a takeover takes the registry in time order whatever order its records were read in', async () => {
