@@ -12,10 +12,12 @@
  *     the same at a steady `rate`/s, open loop (a slow answer does not delay the next start) → {p50ms, p99ms, broker},
  *     each latency taken from when the command was due, so a late start counts; meanwhile a probe sends one small
  *     record (acks -1) to the Kafka at `brokers` (comma-separated) every PROBE_EVERY_MS, each after the previous
- *     one's answer: `broker` is their round trips {p50ms, p99ms, maxMs}, what a write waited for Kafka in that window.
+ *     one's answer: `broker` is their round trips {p50ms, p99ms, maxMs}, what a write waited for Kafka in that window,
+ *     and `client` how late this process's own event loop ran {p99ms, maxMs}.
  * Every answer must be 202 (201 for raw): the first other one fails the line with `ERROR <message>`.
  */
 import { randomUUID } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { Kafka, logLevel } from 'kafkajs';
 import { Histogram, Registry } from 'prom-client';
@@ -122,10 +124,14 @@ async function pacedSubmit(url: string, token: string, from: number, n: number, 
   const { post, close } = commandPoster(url, token, PACED_CONNECTIONS, conversations);
   const latency = histogram();
   const probe = await brokerProbe(brokers);
+  // How late this process's own timers ran: a late start is counted as the server's latency.
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
   try {
     await paced(from, n, rate, async (i, due) => latency.observe((await post(i, due)) / 1000));
+    delay.disable();
     const q = await histogramQuantiles(latency);
-    return { p50ms: q.p50, p99ms: q.p99, broker: await probe.stop() };
+    return { p50ms: q.p50, p99ms: q.p99, broker: await probe.stop(), client: { p99ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 } };
   } finally {
     await probe.stop().catch(() => undefined); // stopped already, or failing with the error above
     await close();

@@ -17,6 +17,7 @@
  * 201; pipe and bridge = 202 answers client side (paced: from the moment each command was due, so a late start counts);
  * the bridge's acceptance → `sent` too (chatbridge_command_sent_duration_seconds, read as histogram_quantile).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startBridge } from '../src/boot/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
@@ -48,9 +49,18 @@ export interface CommandBench {
 }
 
 /** A paced run: the 202 latency and, in the same window, the round trip of a probe's produce requests to the test broker (from the client's process). */
-export interface Paced { rate: number; acceptP50ms: number; acceptP99ms: number; broker: { p50ms: number; p99ms: number; maxMs: number } }
+export interface Paced {
+  rate: number;
+  acceptP50ms: number;
+  acceptP99ms: number;
+  broker: { p50ms: number; p99ms: number; maxMs: number };
+  /** This process's event loop meanwhile (where the pipe or the bridge runs): how late its timers ran (ms). */
+  loop: { p99ms: number; maxMs: number };
+  /** The same for the client's process, whose late starts count as latency. */
+  client: { p99ms: number; maxMs: number };
+}
 
-interface ClientAnswer { perSec: number; seconds: number; p50ms: number; p99ms: number; cpuUs: number; broker: Paced['broker'] }
+interface ClientAnswer { perSec: number; seconds: number; p50ms: number; p99ms: number; cpuUs: number; broker: Paced['broker']; client: Paced['client'] }
 
 /** The load generator's process. */
 async function startClient() {
@@ -72,13 +82,16 @@ async function until(count: () => Promise<number> | number, target: number, what
   }
 }
 
-/** Runs `job` and returns the seconds it took and this process's CPU (µs) meanwhile. */
-async function measured(job: () => Promise<void>): Promise<{ seconds: number; cpuUs: number }> {
+/** Runs `job` and returns the seconds it took, this process's CPU (µs) and how late its event loop ran meanwhile. */
+async function measured(job: () => Promise<void>): Promise<{ seconds: number; cpuUs: number; loop: Paced['loop'] }> {
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   await job();
   const used = process.cpuUsage(cpu);
-  return { seconds: (performance.now() - t0) / 1000, cpuUs: used.user + used.system };
+  delay.disable();
+  return { seconds: (performance.now() - t0) / 1000, cpuUs: used.user + used.system, loop: { p99ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 } };
 }
 
 /**
@@ -109,9 +122,12 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
       pipe = { label: `raw command pipe c=${concurrency} (to 202)`, eventsPerSec: n / m.seconds, p50ms: answers.p50ms, p99ms: answers.p99ms, cpuUsPerEvent: m.cpuUs / n };
       const rate = Math.max(1, Math.round(pipe.eventsPerSec / 2));
       const count = rate * PACED_SECONDS;
-      const slow = await client.ask(`paced ${pipeRun.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations} ${brokers.join(',')}`);
-      await until(pipeDone, WARM_UP + n + count, 'raw command pipe');
-      pipePaced = { rate, acceptP50ms: slow.p50ms, acceptP99ms: slow.p99ms, broker: slow.broker };
+      let slow!: ClientAnswer;
+      const paced = await measured(async () => {
+        slow = await client.ask(`paced ${pipeRun.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations} ${brokers.join(',')}`);
+        await until(pipeDone, WARM_UP + n + count, 'raw command pipe');
+      });
+      pipePaced = { rate, acceptP50ms: slow.p50ms, acceptP99ms: slow.p99ms, broker: slow.broker, loop: paced.loop, client: slow.client };
       if (pipeRun.failed()) throw new Error(`the raw command pipe failed ${pipeRun.failed()} command(s)`);
     } finally {
       await pipeRun.close();
@@ -160,7 +176,7 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
       if (failed) throw new Error(`the bridge failed ${failed} command(s) (the run's rates would count them)`);
       return {
         raw, pipe, bridge, acceptP99ms: answers.p99ms, failed, pipePaced,
-        paced: { rate, acceptP50ms: pacedAnswers.p50ms, acceptP99ms: pacedAnswers.p99ms, broker: pacedAnswers.broker, cpuUsPerCommand: slow.cpuUs / count },
+        paced: { rate, acceptP50ms: pacedAnswers.p50ms, acceptP99ms: pacedAnswers.p99ms, broker: pacedAnswers.broker, loop: slow.loop, client: pacedAnswers.client, cpuUsPerCommand: slow.cpuUs / count },
       };
     } finally {
       await running.close();
