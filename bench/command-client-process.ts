@@ -17,12 +17,11 @@
  * Every answer must be 202 (201 for raw): the first other one fails the line with `ERROR <message>`.
  */
 import { randomUUID } from 'node:crypto';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { Kafka, logLevel } from 'kafkajs';
 import { Histogram, Registry } from 'prom-client';
 import { Pool } from 'undici';
-import { histogramQuantiles } from './stats';
+import { histogramQuantiles, loopDelay } from './stats';
 
 const BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 /** Connections the paced client may open: more than the commands in flight at the rates measured. */
@@ -125,14 +124,14 @@ async function pacedSubmit(url: string, token: string, from: number, n: number, 
   const latency = histogram();
   const probe = await brokerProbe(brokers);
   // How late this process's own timers ran: a late start is counted as the server's latency.
-  const delay = monitorEventLoopDelay({ resolution: 5 });
-  delay.enable();
+  const delay = loopDelay();
   try {
     await paced(from, n, rate, async (i, due) => latency.observe((await post(i, due)) / 1000));
-    delay.disable();
+    const client = delay.read();
     const q = await histogramQuantiles(latency);
-    return { p50ms: q.p50, p99ms: q.p99, broker: await probe.stop(), client: { p99ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 } };
+    return { p50ms: q.p50, p99ms: q.p99, broker: await probe.stop(), client };
   } finally {
+    delay.stop();
     await probe.stop().catch(() => undefined); // stopped already, or failing with the error above
     await close();
   }

@@ -17,13 +17,12 @@
  * 201; pipe and bridge = 202 answers client side (paced: from the moment each command was due, so a late start counts);
  * the bridge's acceptance → `sent` too (chatbridge_command_sent_duration_seconds, read as histogram_quantile).
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startBridge } from '../src/boot/bootstrap';
 import { createRootLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config.loader';
 import { startChild } from './fixtures';
 import { startRawCommandPipe } from './raw-command-pipe';
-import { histogramQuantiles, type Result } from './stats';
+import { histogramQuantiles, loopDelay, type Result } from './stats';
 
 const TOKEN = 'bench-token-0123456789';
 /** Commands sent (and finished) before each measured run: the JIT warms up and the ledger is surely read. */
@@ -82,16 +81,23 @@ async function until(count: () => Promise<number> | number, target: number, what
   }
 }
 
-/** Runs `job` and returns the seconds it took, this process's CPU (µs) and how late its event loop ran meanwhile. */
-async function measured(job: () => Promise<void>): Promise<{ seconds: number; cpuUs: number; loop: Paced['loop'] }> {
-  const delay = monitorEventLoopDelay({ resolution: 5 });
-  delay.enable();
+/** Runs `job` and returns the seconds it took and this process's CPU (µs) meanwhile. */
+async function measured(job: () => Promise<void>): Promise<{ seconds: number; cpuUs: number }> {
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   await job();
   const used = process.cpuUsage(cpu);
-  delay.disable();
-  return { seconds: (performance.now() - t0) / 1000, cpuUs: used.user + used.system, loop: { p99ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 } };
+  return { seconds: (performance.now() - t0) / 1000, cpuUs: used.user + used.system };
+}
+
+/** `measured`, and how late this process's event loop ran meanwhile (only the paced windows: the monitor is a timer). */
+async function measuredWithLoop(job: () => Promise<void>): Promise<{ seconds: number; cpuUs: number; loop: Paced['loop'] }> {
+  const delay = loopDelay();
+  try {
+    return { ...(await measured(job)), loop: delay.read() };
+  } finally {
+    delay.stop();
+  }
 }
 
 /**
@@ -123,7 +129,7 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
       const rate = Math.max(1, Math.round(pipe.eventsPerSec / 2));
       const count = rate * PACED_SECONDS;
       let slow!: ClientAnswer;
-      const paced = await measured(async () => {
+      const paced = await measuredWithLoop(async () => {
         slow = await client.ask(`paced ${pipeRun.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations} ${brokers.join(',')}`);
         await until(pipeDone, WARM_UP + n + count, 'raw command pipe');
       });
@@ -167,7 +173,7 @@ export async function benchCommands(simUrl: string, brokers: string[], n: number
       const rate = Math.max(1, Math.round(bridge.eventsPerSec / 2));
       const count = rate * PACED_SECONDS;
       let pacedAnswers!: ClientAnswer;
-      const slow = await measured(async () => {
+      const slow = await measuredWithLoop(async () => {
         pacedAnswers = await client.ask(`paced ${running.url} ${TOKEN} ${WARM_UP + n} ${count} ${rate} ${conversations} ${brokers.join(',')}`);
         await until(finished, WARM_UP + n + count, 'bridge');
       });

@@ -1,5 +1,20 @@
-/** Shared by the bench phases: one result row and histogram quantiles computed as Prometheus does. */
+/** Shared by the bench phases: one result row, histogram quantiles computed as Prometheus does, event-loop lateness. */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Histogram } from 'prom-client';
+
+/** The event-loop monitor's timer period (ms). */
+const LOOP_TICK_MS = 5;
+
+/**
+ * Starts measuring how late this process's event loop runs: `read` gives p99 and max (ms) so far, `stop` ends it. The
+ * monitor records the time between two of its ticks, so the tick period is taken off: 0 is a loop never late.
+ */
+export function loopDelay(): { read: () => { p99ms: number; maxMs: number }; stop: () => void } {
+  const delay = monitorEventLoopDelay({ resolution: LOOP_TICK_MS });
+  delay.enable();
+  const late = (ns: number) => Math.max(0, ns / 1e6 - LOOP_TICK_MS);
+  return { read: () => ({ p99ms: late(delay.percentile(99)), maxMs: late(delay.max) }), stop: () => delay.disable() };
+}
 
 /** One measured row of the benchmark. */
 export interface Result { label: string; eventsPerSec: number; p50ms: number; p99ms: number; cpuUsPerEvent: number }

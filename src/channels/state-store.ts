@@ -19,8 +19,8 @@ export class FileChannelStore implements ChannelStore {
     mkdirSync(dir, { recursive: true });
     this.file = join(dir, `${channelId}.json`);
     for (const [key, value] of Object.entries(readJson(this.file))) {
-      const text = JSON.stringify(value);
-      if (text !== undefined) this.texts.set(key, text);
+      this.texts.set(key, JSON.stringify(value));
+      this.values.set(key, value);
     }
   }
 

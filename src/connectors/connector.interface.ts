@@ -95,7 +95,10 @@ export interface ChannelStore {
   get<T>(key: string): T | undefined;
   /** Stores `value` under `key` durably before returning (`undefined` removes it). */
   set(key: string, value: unknown): void;
-  /** Stores the value whose JSON text is `json` (its maker keeps the parts of a large value serialized); `get` answers it parsed. */
+  /**
+   * Stores, as `set` does, the value whose JSON text is `json` (the text of one value, which its maker keeps in
+   * serialized parts because it is large and rewritten often); `get` answers it parsed.
+   */
   setJson(key: string, json: string): void;
 }
 

@@ -88,12 +88,12 @@ export class VisitorRecords {
       this.dirty.clear();
       return;
     }
-    const entries: string[] = [];
-    for (const [id, { visitor }] of this.members) {
-      entries.push(this.entryJson(id, visitor));
-      visitor.savedActiveAt = visitor.activeAt;
-    }
     try {
+      const entries: string[] = [];
+      for (const [id, { visitor }] of this.members) {
+        entries.push(this.entryJson(id, visitor));
+        visitor.savedActiveAt = visitor.activeAt;
+      }
       this.store.setJson(VISITORS_KEY, `{${entries.join(',')}}`);
     } catch (err) {
       this.log.error({ err: String(err) }, 'cannot persist Smartsupp visitors');
