@@ -59,7 +59,8 @@ export class RecentConversations {
     const registry = this.registry;
     if (!registry || this.synced) return true;
     const read = await registry.ready(timeoutMs);
-    // Oldest first, so each one lands at the end (several replicas' records come in any order; each one out of order re-sorts the map).
+    // Oldest first, so each one lands at the end: several replicas' records come in any order, and each one merged
+    // out of order re-sorts the map.
     const records = [...registry.all()].sort((a, b) => (parseRecent(a[1])?.at ?? 0) - (parseRecent(b[1])?.at ?? 0));
     for (const [id, value] of records) this.merge(id, value);
     if (read) {
