@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { BridgeProcess } from '../helpers/bridge-process';
 import { KafkaReader, sharedBrokers, uniqueTopic, type ReadRecord } from '../helpers/kafka-reader';
 import { SmartsuppSimulator } from '../simulators/smartsupp/smartsupp.simulator';
@@ -97,4 +99,73 @@ describe('fault rows: smartsupp', () => {
       healthzMaxMs: Math.round(Math.max(...healthz)), nextMessageMs: nextMs, rssBeforeMiB: rssBefore, rssMiB: rss, rssBoundMiB: RSS_BOUND_MIB,
     });
   }, 180_000);
+});
+
+/**
+ * The channel's state file cannot be written (its temp path is taken by a directory, as a full or broken volume would
+ * refuse it): every failed write is logged, the process stays up, visitors still start and their messages still go
+ * out; once the path is free, the next write holds every visitor, those started meanwhile included.
+ */
+describe('fault rows: smartsupp state file unwritable', () => {
+  const CHANNEL = 'site';
+  const KEY = 'sim-account-key';
+  const topics = { events: uniqueTopic('events'), commands: uniqueTopic('commands'), deadLetter: uniqueTopic('dlq'), state: uniqueTopic('state'), commandLedger: uniqueTopic('ledger') };
+  let sim: SmartsuppSimulator;
+  let bridge: BridgeProcess;
+  let reader: KafkaReader;
+
+  beforeAll(async () => {
+    sim = new SmartsuppSimulator({ accountKeys: [KEY] });
+    await sim.start();
+    reader = new KafkaReader(sharedBrokers(), [topics.events]);
+    await reader.start();
+    bridge = await startBuiltBridge('faults-smartsupp-state', {
+      kafka: { brokers: sharedBrokers(), topics, consumer: { commandGroup: `faults-smartsupp-state-${randomUUID()}`, maxWaitTimeMs: 100 } },
+      channels: [{ id: CHANNEL, provider: 'smartsupp', smartsupp: { url: sim.url, key: KEY, maxVisitors: 10 } }],
+    });
+    await until('channel connected', async () => ((await bridge.request('GET', `/v1/channels/${CHANNEL}`)).body as { state?: string }).state === 'connected', 30_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    await bridge?.kill();
+    await reader?.stop();
+    await sim?.stop();
+  });
+
+  const results = (): CommandResult[] => reader.ofType('chatbridge.command.result').map((r: ReadRecord) => JSON.parse(r.value ?? '{}') as CommandResult);
+  /** Starts a visitor; resolves with its conversation id once the start is `sent`. */
+  async function startVisitor(): Promise<string> {
+    const commandId = randomUUID();
+    expect((await bridge.request('POST', `/v1/channels/${CHANNEL}/commands`, { commandId, type: 'conversation.start' })).status).toBe(202);
+    const result = await until('conversation.start sent', () => results().find((r) => r.command.commandId === commandId && r.command.status === 'sent'), 20_000);
+    return result.conversation?.id as string;
+  }
+  const failedWrites = () => bridge.logs.filter((l) => l.msg === 'cannot persist Smartsupp visitors').length;
+  /** The visitor ids in the channel's state file (none while it was never written). */
+  const savedVisitors = () => {
+    const file = join(bridge.dir, 'state', `${CHANNEL}.json`);
+    return existsSync(file) ? Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { visitors?: object }).visitors ?? {}) : [];
+  };
+
+  it('writes refused: each logged, visitors start and their messages go out; once writable, the next write holds them all', async () => {
+    const blocker = join(bridge.dir, 'state', `${CHANNEL}.json.${bridge.pid}.tmp`);
+    mkdirSync(blocker);
+    const started = [await startVisitor(), await startVisitor(), await startVisitor()];
+    await until('the refused writes logged', () => failedWrites() >= 1);
+    const healthzMs = await expectHealthy(bridge);
+
+    // The next item flows: a message to a visitor started while nothing could be written reaches the upstream.
+    const commandId = randomUUID();
+    expect((await bridge.request('POST', `/v1/channels/${CHANNEL}/commands`, { commandId, type: 'message.send', conversationId: started[2], text: 'not persisted, still sent' })).status).toBe(202);
+    await until('message at the upstream', () => sim.emitsOf('chat.message', started[2]).some((e) => (e.args[0] as { content?: { text?: string } }).content?.text === 'not persisted, still sent'), 20_000);
+    expect(savedVisitors().filter((id) => started.includes(id))).toEqual([]);
+
+    // Writable again: the next write (a new visitor's) holds every visitor, nothing of the refused writes lost.
+    rmdirSync(blocker);
+    const refusedInAll = failedWrites();
+    const after = await startVisitor();
+    await until('the state file holds every visitor', () => [...started, after].every((id) => savedVisitors().includes(id)));
+    expect(failedWrites()).toBe(refusedInAll);
+    report('smartsupp/state-file-unwritable', { visitorsWhileRefused: started.length, refusedWritesLogged: refusedInAll, healthzMs: Math.round(healthzMs), nextMessageSent: true, savedAfter: savedVisitors().length, exit: bridge.exit ? 'exited' : 'up' });
+  }, 120_000);
 });
