@@ -61,8 +61,8 @@ export class RecentConversations {
     const read = await registry.ready(timeoutMs);
     // Oldest first, so each one lands at the end: several replicas' records come in any order, and each one merged
     // out of order re-sorts the map.
-    const records = [...registry.all()].sort((a, b) => (parseRecent(a[1])?.at ?? 0) - (parseRecent(b[1])?.at ?? 0));
-    for (const [id, value] of records) this.merge(id, value);
+    const records = [...registry.all()].map(([id, value]) => ({ id, value, at: parseRecent(value)?.at ?? 0 })).sort((a, b) => a.at - b.at);
+    for (const { id, value } of records) this.merge(id, value);
     if (read) {
       this.synced = true;
       const shared = registry.all();
