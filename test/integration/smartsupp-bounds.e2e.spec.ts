@@ -181,7 +181,12 @@ describe('Smartsupp visitors bounded: maximum, idle and closed-chat expiry', () 
     // The channel's maximum counts every replica's visitors.
     expect(await refusal(start(a))).toMatchObject({ code: 'too_many_visitors', retriable: false });
 
-    await send(b, v, 'question');
+    // The simulator counts b's socket before b's visitor has finished its handshake: until then a send is refused
+    // `not_connected` with nothing sent, and is tried again.
+    await waitFor('b sends to v', () => send(b, v, 'question').then(() => true, (e: unknown) => {
+      if (e instanceof CommandError && e.code === 'not_connected' && e.sent === false) return false;
+      throw e;
+    }), 5000);
     sim.closeChat(v);
     await waitFor('v expired at its holder', () => sim.liveSockets(v) === 0 && !registry.values.has(v), 3000);
     expect(registry.values.has(w)).toBe(true);
