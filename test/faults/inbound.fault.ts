@@ -12,8 +12,12 @@ import { expectHealthy, healthzMs, HEALTHZ_WITHIN_MS, report, rssMiB, startBuilt
  */
 describe('fault rows: inbound posts', () => {
   const TOKEN = 'inbound-token-0123456789';
-  /** RSS growth allowed during the 200 MB flood (bodies buffered before auth grew it by ~146 MiB). */
-  const FLOOD_GROWTH_BOUND_MIB = 64;
+  /**
+   * RSS growth allowed during the 200 MB flood. Each body is read and discarded after its 401 (a lingering close),
+   * never kept; Node's HTTP parser copies each piece it reads, and V8 frees those copies once some 64 MiB of them
+   * accumulated, whatever the flood's size (~75 MiB of growth measured). Bodies buffered before auth grew it by ~146 MiB.
+   */
+  const FLOOD_GROWTH_BOUND_MIB = 96;
   const RSS_BOUND_MIB = 300;
   const MAX_IN_FLIGHT = 16;
   const topics = { events: uniqueTopic('events'), deadLetter: uniqueTopic('dlq') };
@@ -92,11 +96,9 @@ describe('fault rows: inbound posts', () => {
     const after = rssMiB(bridge.pid);
     const by = (s: number) => statuses.filter((x) => x === s).length;
 
-    // A client still writing its body when the bridge closes after the 401 can see the reset instead of the answer;
-    // the bridge's own count shows every one of the 200 was refused as unauthenticated all the same.
-    const resets = statuses.filter((s) => typeof s === 'string' && s.startsWith('reset: ')).length;
-    expect(statuses.filter((s) => s !== 401 && !(typeof s === 'string' && s.startsWith('reset: ')))).toEqual([]);
-    expect(by(401)).toBeGreaterThan(0);
+    // Every client reads its 401, none a reset: the bridge closes each connection lingering, reading and discarding
+    // what the client still writes; its own count shows all 200 refused as unauthenticated.
+    expect(statuses.filter((s) => s !== 401)).toEqual([]);
     const healthAfter = await expectHealthy(bridge);
     expect(peakMiB - before).toBeLessThan(FLOOD_GROWTH_BOUND_MIB);
     expect(after).toBeLessThan(RSS_BOUND_MIB);
@@ -106,7 +108,7 @@ describe('fault rows: inbound posts', () => {
     expect(await postValid(next)).toBe(200);
     await until('the valid post after the flood published', () => publishedIds().includes(next));
     report('inbound 200 unauthenticated 1 MB posts', {
-      answered401: by(401), resetWhileWriting: resets, rssBeforeMiB: before, rssPeakMiB: peakMiB, rssAfterMiB: after, growthBoundMiB: FLOOD_GROWTH_BOUND_MIB,
+      answered401: by(401), rssBeforeMiB: before, rssPeakMiB: peakMiB, rssAfterMiB: after, growthBoundMiB: FLOOD_GROWTH_BOUND_MIB,
       healthzMsDuring: duringMs, healthzMsAfter: Math.round(healthAfter), [`healthzWorstMsOf${probes}`]: worstMs, nextPublished: true,
     });
   });

@@ -1,0 +1,157 @@
+import { createServer, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { plainToInstance } from 'class-transformer';
+import express from 'express';
+import pino from 'pino';
+import { ChannelRequestError } from '../channels/channel-mode';
+import { InboundAuthConfig } from '../config/config.schema';
+import { Metrics } from '../health/metrics';
+import { inboundGate, REFUSED_LINGER_BYTES, REFUSED_LINGER_MS } from './inbound.gate';
+
+const TOKEN = 'tok-0123456789abcdef';
+const LIMIT = 64 * 1024;
+const PIECE = Buffer.alloc(64 * 1024, 'x');
+
+/** A raw post's outcome: what it read (the answer, once whole), how its connection ended, and when. */
+interface RawOutcome {
+  answer?: { status: number; connection?: string; body: { statusCode: number; message: string } };
+  /** The socket error the caller saw (EPIPE, ECONNRESET), if any. */
+  error?: string;
+  sent: number;
+  closedAfterMs: number;
+}
+
+/** The answer in `raw`, once its head and its whole `Content-Length` body arrived. */
+function wholeAnswer(raw: Buffer): RawOutcome['answer'] {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const head = raw.subarray(0, end).toString('latin1').split('\r\n');
+  const header = (name: string) => head.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
+  const body = raw.subarray(end + 4);
+  if (body.length !== Number(header('content-length'))) return undefined;
+  return { status: Number(head[0].split(' ')[1]), connection: header('connection'), body: JSON.parse(body.toString('utf8')) as { statusCode: number; message: string } };
+}
+
+/**
+ * A POST written over a raw socket by a client that sends its whole body whatever the server answers meanwhile (its
+ * side stays open after the server's FIN), in 64 KiB pieces as fast as the socket takes them (or one every
+ * `everyMs`), then ends its side; `total: Infinity` never stops. Resolves once the connection closed.
+ */
+function rawPost(port: number, path: string, headers: Record<string, string>, body: { total: number; chunked?: boolean; everyMs?: number }): Promise<RawOutcome> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const out: RawOutcome = { sent: 0, closedAfterMs: 0 };
+    const received: Buffer[] = [];
+    const framing = body.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(body.total) };
+    const head = Object.entries({ host: 'bridge', 'content-type': 'application/json', ...framing, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n`);
+    const writePiece = () => {
+      const piece = PIECE.subarray(0, Math.min(PIECE.length, body.total - out.sent));
+      out.sent += piece.length;
+      return socket.write(body.chunked ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece);
+    };
+    const finish = () => {
+      clearInterval(paced);
+      socket.end(body.chunked ? '0\r\n\r\n' : '');
+    };
+    const pump = () => {
+      while (out.sent < body.total && !socket.destroyed) if (!writePiece()) return void socket.once('drain', pump);
+      if (!socket.destroyed) finish();
+    };
+    const paced = body.everyMs === undefined ? undefined : setInterval(() => (out.sent < body.total ? writePiece() : finish()), body.everyMs);
+    if (!paced) pump();
+    socket.on('data', (chunk: Buffer) => {
+      received.push(chunk);
+      out.answer ??= wholeAnswer(Buffer.concat(received));
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => (out.error ??= err.code ?? err.message));
+    socket.on('close', () => {
+      clearInterval(paced);
+      out.closedAfterMs = Date.now() - started;
+      resolve(out);
+    });
+  });
+}
+
+/** Resolves once `check` holds, polled every 10 ms (a bound on liveness of 5 s, not a timing assertion). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * The gate over real loopback HTTP: a refused post's connection closes lingering, so a caller still writing its body
+ * reads its whole answer and never a reset, and a caller that never stops sending is cut off at the bound.
+ */
+describe('inboundGate: refusals close lingering (loopback HTTP)', () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  let server: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    const auth = plainToInstance(InboundAuthConfig, { token: TOKEN, maxBodyBytes: LIMIT }, { exposeDefaultValues: true });
+    const inboundAuth = (channelId: string) => {
+      if (channelId !== 'wa') throw new ChannelRequestError('unknown_channel', `no channel with id "${channelId}"`);
+      return auth;
+    };
+    const app = express();
+    app.use('/v1/inbound', inboundGate({ inbound: { inboundAuth }, metrics, log: pino({ level: 'silent' }) }));
+    app.post('/v1/inbound/:id', (_req, res) => void res.json({ accepted: 1 }));
+    server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  const wrongToken = { 'x-chatbridge-token': 'not-the-token-0123' };
+  const inFlight = async () => (await metrics.inboundInFlight.get()).values.find((v) => v.labels.channel === 'wa')?.value ?? 0;
+
+  it('a 4 MB body with a wrong token (or to an unknown channel): the whole 401 (404) is read, never a reset, 50 at once and 20 in a row', async () => {
+    const post = (i: number) => (i % 5 === 4 ? rawPost(port, '/v1/inbound/nope', {}, { total: 4_000_000 }) : rawPost(port, '/v1/inbound/wa', wrongToken, { total: 4_000_000 }));
+    const expected = (i: number) => (i % 5 === 4 ? { status: 404, connection: 'close', body: { statusCode: 404, message: 'no channel with id "nope"' } } : { status: 401, connection: 'close', body: { statusCode: 401, message: 'invalid token' } });
+    const atOnce = await Promise.all(Array.from({ length: 50 }, (_, i) => post(i)));
+    const inARow: RawOutcome[] = [];
+    for (let i = 0; i < 20; i++) inARow.push(await post(i));
+    for (const [i, out] of [...atOnce, ...inARow].entries()) {
+      expect({ answer: out.answer, error: out.error }).toMatchObject({ answer: expected(i % 50), error: undefined });
+      // Each caller wrote its whole body: the server read it, discarding, until the caller ended its side.
+      expect(out.sent).toBe(4_000_000);
+    }
+  });
+
+  it('a chunked body over maxBodyBytes: the whole 413 is read, never a reset; the in-flight slot is free with the answer, while the caller still sends', async () => {
+    const out = await rawPost(port, '/v1/inbound/wa', { 'x-chatbridge-token': TOKEN }, { total: 4_000_000, chunked: true });
+    expect({ status: out.answer?.status, connection: out.answer?.connection, message: out.answer?.body.message, error: out.error })
+      .toEqual({ status: 413, connection: 'close', message: expect.stringContaining(`inbound limit of ${LIMIT} bytes`), error: undefined });
+
+    // One that sends a piece every 100 ms for a second: its slot is given back once it is answered (the second piece
+    // passes the limit), not when its connection ends.
+    const started = Date.now();
+    const slow = rawPost(port, '/v1/inbound/wa', { 'x-chatbridge-token': TOKEN }, { total: 10 * PIECE.length, chunked: true, everyMs: 100 });
+    await until(async () => (await inFlight()) === 1);
+    await until(async () => (await inFlight()) === 0);
+    const freedAfterMs = Date.now() - started;
+    const slowOut = await slow;
+    expect({ status: slowOut.answer?.status, error: slowOut.error, sent: slowOut.sent }).toEqual({ status: 413, error: undefined, sent: 10 * PIECE.length });
+    expect(freedAfterMs).toBeLessThan(slowOut.closedAfterMs);
+  });
+
+  it('a caller that never stops sending is cut off: fast, at the byte bound; slowly, at the time bound; either read its 401 first', async () => {
+    const [fast, slow] = await Promise.all([
+      rawPost(port, '/v1/inbound/wa', wrongToken, { total: Infinity, chunked: true }),
+      rawPost(port, '/v1/inbound/wa', wrongToken, { total: Infinity, chunked: true, everyMs: 20 }),
+    ]);
+    // Read before the close: `answer` is only what arrived while the connection was open.
+    expect([fast.answer?.status, slow.answer?.status]).toEqual([401, 401]);
+    // Fast: past the byte bound (and a little the kernel's buffers hold), long before the time bound (generous slack).
+    expect(fast.sent).toBeGreaterThan(REFUSED_LINGER_BYTES);
+    expect(fast.closedAfterMs).toBeLessThan(REFUSED_LINGER_MS + 10_000);
+    // Slow (~3 MiB/s): it lingered rather than closing at once, and was cut near the time bound.
+    expect(slow.closedAfterMs).toBeGreaterThan(REFUSED_LINGER_MS / 2);
+    expect(slow.closedAfterMs).toBeLessThan(REFUSED_LINGER_MS + 10_000);
+  });
+});
