@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { startBridge, type RunningBridge } from './boot/bootstrap';
+import type { Bridge } from './boot/bridge';
 import { createRootLogger } from './common/logger';
 import { ConfigError, loadConfig } from './config/config.loader';
 
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
   // Installed before any start-up work: a signal while Kafka, the channels or the HTTP server are still starting is
   // neither ignored nor fatal; the bridge stops once start-up settles (within the same hard stop as any shutdown).
   let running: RunningBridge | undefined;
+  // Known from the moment it is built: the channels may receive events before start-up settles.
+  let bridge: Bridge | undefined;
   let stopping = false;
   const stop = (r: RunningBridge) =>
     r.close().then(
@@ -45,8 +48,9 @@ async function main(): Promise<void> {
     log.info({ signal, duringStartUp: !running }, running ? 'shutting down' : 'shutting down: stopping as soon as start-up work settles');
     const hardStop = setTimeout(() => {
       log.error('shutdown took longer than shutdownGraceMs + 5 s; exiting');
-      // Synchronous: what the Kafka sink still holds is in the dead-letter file before the process ends.
-      running?.bridge.kafka?.spill();
+      // Synchronous: what the Kafka sink still holds is in the dead-letter file before the process ends, during
+      // start-up as after it.
+      bridge?.kafka?.spill();
       process.exit(1);
     }, config.shutdownGraceMs + 5000);
     hardStop.unref();
@@ -56,7 +60,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   try {
-    running = await startBridge(config, log);
+    running = await startBridge(config, log, { built: (b) => (bridge = b) });
   } catch (err) {
     log.fatal({ err }, 'start-up failed');
     log.flush();

@@ -22,9 +22,21 @@ export interface RunningBridge {
   close(): Promise<void>;
 }
 
+/** How `startBridge` runs, beyond the bridge's own options. */
+export interface StartOptions extends BridgeOptions {
+  /** Address the HTTP server listens on (default all). */
+  host?: string;
+  /**
+   * Called with the bridge as soon as it is built, before any start-up work: main's hard stop needs its Kafka sink
+   * while start-up is still under way (the channels open before the command ledger is read).
+   */
+  built?: (bridge: Bridge) => void;
+}
+
 /** Builds and starts the bridge and its HTTP server. Used by main, the demo, the benchmark and the tests. */
-export async function startBridge(config: AppConfig, log: Logger, opts: BridgeOptions & { host?: string } = {}): Promise<RunningBridge> {
+export async function startBridge(config: AppConfig, log: Logger, opts: StartOptions = {}): Promise<RunningBridge> {
   const bridge = new Bridge(config, log, opts);
+  opts.built?.(bridge);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forBridge(bridge), {
     logger: new PinoNestLogger(log),
     // The API's own JSON parser (below) answers 413/400 in the API's error shape.

@@ -1,8 +1,10 @@
+import { Kafka, logLevel } from 'kafkajs';
 import { startTestBroker, type TestBroker } from '../kafka/test-broker';
 import { WatchersSimulator } from '../simulators/watchers/watchers.simulator';
-import type { BridgeProcess } from '../helpers/bridge-process';
+import { BridgeProcess, freePort } from '../helpers/bridge-process';
 import { KafkaReader } from '../helpers/kafka-reader';
-import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
+import { FAST_RECONNECT } from '../helpers/bridge-harness';
+import { deadLetters, expectHealthy, report, rssMiB, startBuiltBridge, until } from './harness';
 
 /**
  * Kafka outages under built bridges in cluster mode (the chart's default with Kafka), with Watchers rooms — Watchers
@@ -12,6 +14,9 @@ import { expectHealthy, report, rssMiB, startBuiltBridge, until } from './harnes
 const RSS_BOUND_MIB = 300;
 const EVENTS = 'faults-outage-events';
 const COMMANDS = 'faults-outage-commands';
+/** Kafka protocol: the JoinGroup request's ApiKey, and a retriable error a coordinator answers while it cannot serve. */
+const JOIN_GROUP = 11;
+const COORDINATOR_NOT_AVAILABLE = 15;
 
 describe('fault suite: Kafka outages', () => {
   let broker: TestBroker;
@@ -138,5 +143,43 @@ describe('fault suite: Kafka outages', () => {
     const healthz = await expectHealthy(bridges[0]);
     const t = await recover(roomIds);
     report('kafka-unreachable-60s-at-start', { ...t, healthzMs: Math.round(healthz), rssMiB: rssMiB(bridges[0].pid) });
+  });
+
+  it('Kafka lost while start-up still reads the command ledger, then a hard stop: the events the open channel took are in the dead-letter file', async () => {
+    // The channels open once the modes are read, while the command ledger may still be read. The ledger holds a
+    // record, so reading it needs a consumer group, whose joins are refused here; Kafka then goes down, so the read
+    // waits out its bound (5 x connectionTimeoutMs = 20 s) and start-up cannot settle before the SIGTERM's hard stop
+    // at shutdownGraceMs + 5 s.
+    const [room] = rooms(1);
+    const { kafka, channels } = config([room]);
+    const producer = new Kafka({ clientId: 'faults-outage', brokers: broker.bootstrap, logLevel: logLevel.NOTHING }).producer();
+    await producer.connect();
+    await producer.send({ topic: kafka.topics.commandLedger, messages: [{ key: 'an-old-command', value: null }] });
+    await producer.disconnect();
+    await broker.pushRequestErrors(JOIN_GROUP, 1000, COORDINATOR_NOT_AVAILABLE);
+    const b = new BridgeProcess('outage-hard-stop-start-up', {
+      kafka: { ...kafka, connectionTimeoutMs: 4000 }, channels, reconnect: FAST_RECONNECT, shutdownGraceMs: 0,
+    }, await freePort(), { entry: 'dist' });
+    bridges.push(b);
+    b.start(60_000).catch(() => undefined);
+    await until('the channel listening', () => watchers.listeners(room) === 1, 30_000);
+    await broker.down();
+    const texts = Array.from({ length: 5 }, (_, i) => `${room}#start-up-${i}`);
+    for (const text of texts) watchers.userSays(room, 'user-1', text);
+    // Loopback: the channel has them within milliseconds; the Kafka sink holds them, Kafka being down.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(b.logs.some((l) => l.msg === 'chatbridge started')).toBe(false);
+
+    const t0 = performance.now();
+    const exit = await b.signal('SIGTERM');
+    const exitMs = Math.round(performance.now() - t0);
+    expect(b.logs).toContainEqual(expect.objectContaining({ msg: 'shutting down: stopping as soon as start-up work settles', duringStartUp: true }));
+    // Start-up had not settled: the hard stop ended the process.
+    expect(b.logs.some((l) => l.msg === 'chatbridge started')).toBe(false);
+    expect(b.logs).toContainEqual(expect.objectContaining({ msg: 'shutdown took longer than shutdownGraceMs + 5 s; exiting' }));
+    expect(exit).toEqual({ code: 1, signal: null });
+    const spilled = deadLetters(b).filter((d) => d.reason === 'shutdown').map((d) => (d.event as { data?: { message?: { text?: string } } }).data?.message?.text);
+    expect(texts.filter((t) => !spilled.includes(t))).toEqual([]);
+    report('kafka-lost-during-start-up-hard-stop', { sent: texts.length, inDeadLetterFile: texts.filter((t) => spilled.includes(t)).length, exitCode: exit.code ?? -1, exitMs });
   });
 });
