@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { HandshakeError } from '../gateway/gateway-errors';
 import { apiError, type ApiErrorBody } from './api-error';
+import { closeLingering } from './lingering-close';
 import type { AuthFailureLimiter } from './rate-limit';
 
 /** The 429 of an address past `api.authFailures`, on HTTP and socket.io alike. */
@@ -17,7 +18,7 @@ export function authFailuresHandshakeError(retryAfterMs: number): HandshakeError
 
 /**
  * Express middleware in front of every `/v1` route (the bearer-token API and `/v1/inbound`): an address past its
- * failed authentications gets 429 with `Retry-After` before anything else happens (no body read, no token compared,
+ * failed authentications gets 429 with `Retry-After` before anything else happens (no body kept, no token compared,
  * the connection closed), and every 401 answered from here on counts as one failure of its address. Counting the
  * answers, not the checks, covers each way a route authenticates.
  */
@@ -28,7 +29,10 @@ export function authFailureGate(limiter: AuthFailureLimiter, onRefused: (origin:
     if (!decision.ok) {
       onRefused(req.path.startsWith('/inbound/') ? 'inbound' : 'api');
       res.setHeader('Retry-After', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
-      res.setHeader('Connection', 'close');
+      // The connection is closed after the answer; a body still arriving is discarded lingering, so a caller still
+      // sending one reads its 429 rather than a reset.
+      if (req.complete) res.setHeader('Connection', 'close');
+      else closeLingering(req, res);
       res.status(429).json(authFailuresError(decision.retryAfterMs));
       return;
     }

@@ -6,7 +6,10 @@ import pino from 'pino';
 import { ChannelRequestError } from '../channels/channel-mode';
 import { InboundAuthConfig } from '../config/config.schema';
 import { Metrics } from '../health/metrics';
-import { inboundGate, REFUSED_LINGER_BYTES, REFUSED_LINGER_MS } from './inbound.gate';
+import { authFailureGate } from '../common/auth-failures';
+import { REFUSED_LINGER_BYTES, REFUSED_LINGER_MS } from '../common/lingering-close';
+import { AuthFailureLimiter } from '../common/rate-limit';
+import { inboundGate } from './inbound.gate';
 
 const TOKEN = 'tok-0123456789abcdef';
 const LIMIT = 64 * 1024;
@@ -153,5 +156,31 @@ describe('inboundGate: refusals close lingering (loopback HTTP)', () => {
     // Slow (~3 MiB/s): it lingered rather than closing at once, and was cut near the time bound.
     expect(slow.closedAfterMs).toBeGreaterThan(REFUSED_LINGER_MS / 2);
     expect(slow.closedAfterMs).toBeLessThan(REFUSED_LINGER_MS + 10_000);
+  });
+});
+
+describe('authFailureGate: its 429 closes lingering too (loopback HTTP)', () => {
+  let server: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    // One failed authentication blocks the address (loopback) for a minute.
+    const limiter = new AuthFailureLimiter(1, 60_000);
+    const app = express();
+    app.use('/v1', authFailureGate(limiter, () => undefined));
+    app.post('/v1/inbound/:id', (_req, res) => void res.status(401).json({ statusCode: 401, message: 'invalid token' }));
+    server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  it('an address past its failures posting 4 MB bodies reads each whole 429, never a reset, 20 at once', async () => {
+    const first = await rawPost(port, '/v1/inbound/wa', {}, { total: 1000 });
+    expect(first.answer?.status).toBe(401);
+    const outs = await Promise.all(Array.from({ length: 20 }, () => rawPost(port, '/v1/inbound/wa', {}, { total: 4_000_000 })));
+    for (const out of outs) {
+      expect({ status: out.answer?.status, connection: out.answer?.connection, error: out.error, sent: out.sent }).toEqual({ status: 429, connection: 'close', error: undefined, sent: 4_000_000 });
+    }
   });
 });

@@ -3,6 +3,7 @@ import type { Request, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { ChannelRequestError } from '../channels/channel-mode';
 import { apiError } from '../common/api-error';
+import { closeLingering } from '../common/lingering-close';
 import type { InboundAuthConfig } from '../config/config.schema';
 import type { Metrics } from '../health/metrics';
 import { needsBody, verifyBeforeBody, verifyInbound } from './inbound.auth';
@@ -14,15 +15,6 @@ export const UNKNOWN_CHANNEL_LABEL = '(unknown)';
 
 /** `Retry-After` of a 503 for a channel with `inbound.maxInFlight` bodies being read (seconds). */
 export const INBOUND_RETRY_AFTER_S = 1;
-
-/**
- * Bounds of a refused connection's lingering close, counted from the refusal: it is cut this long after, or once this
- * many more bytes of the body were discarded, whichever comes first (a caller that never stops sending holds it no
- * longer). A caller sending its body at 4 MiB/s or more has up to 8 MiB of it read to its end; a slower one still
- * sending at the bound may see the reset after all.
- */
-export const REFUSED_LINGER_MS = 2000;
-export const REFUSED_LINGER_BYTES = 8 * 1024 * 1024;
 
 /** What the gate needs: which channels take posts and how they authenticate, metrics and a logger. */
 export interface InboundGateDeps {
@@ -122,30 +114,4 @@ function refuse(req: IncomingMessage, res: ServerResponse, status: number, messa
   const body = JSON.stringify(apiError(status, message));
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
-}
-
-/**
- * Ends a refused post's connection once its answer is out without the caller losing that answer (a lingering close,
- * as nginx's `lingering_close`). Node ends a `Connection: close` exchange with `socket.destroySoon()`, which closes the
- * descriptor as soon as the answer is flushed; body bytes still arriving then make the kernel send a reset, which can
- * reach a caller still writing before it read its answer. On this socket that call only half-closes (the FIN follows
- * the answer) and the rest of the body is read and discarded, counted, never kept (each piece is garbage at once);
- * the socket closes by itself once the caller ends its side too, or is destroyed at REFUSED_LINGER_MS or REFUSED_LINGER_BYTES.
- * The in-flight slot and the answer's own events are untouched: the response finished and closed as before.
- */
-function closeLingering(req: IncomingMessage, res: ServerResponse): void {
-  const socket = req.socket;
-  res.setHeader('connection', 'close');
-  socket.destroySoon = () => socket.end();
-  const cut = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
-  let discarded = 0;
-  const discard = (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > REFUSED_LINGER_BYTES) socket.destroy();
-  };
-  req.on('data', discard).resume();
-  socket.once('close', () => {
-    clearTimeout(cut);
-    req.off('data', discard);
-  });
 }
