@@ -59,6 +59,7 @@ export async function startBridge(config: AppConfig, log: Logger, opts: StartOpt
   app.use(jsonBodyParser(config.api.maxBodyBytes));
   // GET /openapi.json and /docs (docs/api.md#openapi): outside /v1, without auth like the probes.
   serveOpenApi(app);
+  app.getHttpServer().keepAliveTimeout = config.api.keepAliveTimeoutMs;
   try {
     await app.listen(config.port, opts.host ?? '0.0.0.0');
   } catch (err) {

@@ -37,6 +37,7 @@ describe('loadConfig: a valid config', () => {
       maxBodyBytes: 256 * 1024, rateLimit: { perSecond: 50, burst: 100 },
       stream: { maxBufferedEvents: 1000, maxBufferedBytes: 4 * 1024 * 1024, maxPatterns: 50, maxPatternLength: 200, maxSubscribersPerToken: 100, maxSubscribers: 500 },
       authFailures: { maxFailures: 20, windowMs: 60_000, maxAddresses: 10_000 },
+      keepAliveTimeoutMs: 65_000,
     });
     expect(config.commands).toEqual({
       deadlineMs: 120_000, echoTimeoutMs: 30_000, maxPendingPerChannel: 1000, ledgerMaxEntries: 100_000, ledgerTtlMs: 86_400_000, maxDepth: 32,

@@ -204,6 +204,13 @@ export class ApiConfig {
   @IsOptional() @ValidateNested() @Type(() => StreamConfig) stream: StreamConfig = new StreamConfig();
   /** Failed authentications per caller address (HTTP, socket.io, inbound); beyond it 429 for a window. */
   @IsOptional() @ValidateNested() @Type(() => AuthFailuresConfig) authFailures: AuthFailuresConfig = new AuthFailuresConfig();
+  /**
+   * How long an idle keep-alive connection of the HTTP server stays open (Node's own default is 5 s). Above the idle
+   * timeout of a load balancer or ingress in front (60 s for most), so that it never reuses a connection the bridge
+   * just closed (a 502), and long enough that a caller's pool keeps its connections between bursts: new connections
+   * under load are accepted one per event-loop turn.
+   */
+  @IsOptional() @IsInt() @Min(1000) keepAliveTimeoutMs: number = 65_000;
 }
 
 /** Retry schedule of commands whose upstream surely did not act (connect refused, 5xx, socket not open). */
