@@ -232,7 +232,8 @@ async function bareHolding(simUrl: string): Promise<Holding> {
   const sockets: Array<ReturnType<typeof ioV2>> = [];
   const one = () =>
     new Promise<void>((resolve, reject) => {
-      const socket = ioV2(simUrl, { path: '/socket', transports: ['websocket'], forceNew: true, reconnection: false });
+      // The same transport as the bridge's visitors: the `ws` client, not Node's global WebSocket.
+      const socket = ioV2(simUrl, { path: '/socket', transports: ['websocket'], forceNode: true, forceNew: true, reconnection: false });
       sockets.push(socket);
       socket.on('connect_error', reject);
       socket.on('connect', () => socket.emit('visitor.connect', { id: null, key: 'bench-key', bundleVersion: 'bench' }, () => resolve()));

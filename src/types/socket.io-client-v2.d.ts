@@ -19,6 +19,11 @@ declare module 'socket.io-client-v2' {
       timeout?: number | false;
       query?: Record<string, string>;
       extraHeaders?: Record<string, string>;
+      /**
+       * Use the `ws` package even where a global `WebSocket` exists (Node 22 and later): without it Engine.IO 3 takes
+       * the global one (undici's), which costs about 4x the heap per connection and drops `extraHeaders`.
+       */
+      forceNode?: boolean;
     }
 
     /** A decoded socket.io packet. */

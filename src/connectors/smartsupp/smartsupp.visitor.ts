@@ -142,6 +142,9 @@ export class SmartsuppVisitor implements Connector {
     const socket = io(this.shared.url, {
       path: options.path,
       transports: ['websocket'],
+      // The `ws` client, not Node's global WebSocket (Node 22 and later), which Engine.IO 3 would otherwise take:
+      // 18.5 KB of heap per idle visitor against 72.7 KB on Node 24.
+      forceNode: true,
       forceNew: true,
       reconnection: false,
       autoConnect: false,

@@ -313,7 +313,7 @@ export class SmartsuppSimulator {
 
   private visitorConnect(socket: Socket, state: SocketState, data: unknown): { err: SimError | null; result?: SimConnectedData } {
     const d = isRecord(data) ? data : {};
-    const rec: RecordedConnect = { socketId: socket.id, data: d, key: d.key, requestedId: d.id, accepted: false, at: Date.now() };
+    const rec: RecordedConnect = { socketId: socket.id, headers: socket.handshake.headers, data: d, key: d.key, requestedId: d.id, accepted: false, at: Date.now() };
     this.connects.push(rec);
     if (typeof d.key !== 'string' || !this.keys.has(d.key)) {
       return { err: { message: 'Invalid account key', type: 'auth_error', event: 'visitor.connect', code: 403 } };

@@ -102,6 +102,8 @@ export interface RecordedEmit {
 /** One `visitor.connect` the simulator evaluated. */
 export interface RecordedConnect {
   socketId: string;
+  /** The headers of the socket's WebSocket upgrade request. */
+  headers: Record<string, string | string[] | undefined>;
   data: Record<string, unknown>;
   key: unknown;
   requestedId: unknown;
