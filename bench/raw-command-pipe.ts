@@ -191,6 +191,8 @@ export async function startRawCommandPipe(opts: { brokers: string[]; simUrl: str
       if (!res.headersSent) answer(res, 500, { error: 'internal' });
     });
   });
+  // As the bridge's default (api.keepAliveTimeoutMs): the paced client's connections stay open through its run.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
