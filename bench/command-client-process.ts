@@ -16,7 +16,7 @@
  *     and `client` how late this process's own event loop ran {p99ms, maxMs}. Its PACED_CONNECTIONS connections are
  *     open before the first command, as a steady caller's are: a connection opened under load waits for the server's
  *     accept, which libuv does once per event-loop turn, so a pool that grows in a hiccup (each new connection waiting
- *     a few ms longer than the one before) measured 90-125 ms of p99 on Node 24 where the same run with its
+ *     a few ms longer than the one before) measured 88-127 ms of p99 on Node 24 where the same run with its
  *     connections open measured 68-80 ms.
  * Every answer must be 202 (201 for raw): the first other one fails the line with `ERROR <message>`.
  */
