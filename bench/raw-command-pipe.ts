@@ -133,7 +133,7 @@ export async function startRawCommandPipe(opts: { brokers: string[]; simUrl: str
     rec.updatedAt = new Date().toISOString();
     await write(rec);
     const req = sendTextRequest(base, opts.instance, opts.apiKey, { number: cmd.conversationId, text: cmd.text });
-    const res = await upstreamHttp.request<string | undefined>({
+    const res = await upstreamHttp.request({
       url: req.url, method: req.method, headers: req.headers, data: req.body, timeout: SEND_TIMEOUT_MS, upstream: { what: 'ZapThinker sendText' },
     });
     const outcome = sendTextOutcome(JSON.parse(res.data ?? 'null'));

@@ -1,7 +1,4 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import type { Socket } from 'node:net';
-import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+import { Agent, type Dispatcher } from 'undici';
 import { CommandError } from './errors';
 import { redactText } from './redact';
 
@@ -9,17 +6,16 @@ import { redactText } from './redact';
  * How an outbound COMMAND sent to an upstream's HTTP API failed, in one table for every provider.
  * The question is always "may the upstream have acted?" (docs/commands.md: retry only when it surely did not).
  *
- * | outcome                                   | code                 | retriable | sent  |
+ * | outcome                                    | code                 | retriable | sent  |
  * | HTTP 3xx (redirects are never followed)    | upstream_rejected    | no        | false | the configured URL is not the API's
- * | HTTP 401, 403                             | auth_rejected        | no        | false | the key is wrong
- * | HTTP 429, 500, 502, 503, 504              | upstream_unavailable | yes       | false | refused or failed before acting
- * | any other non-2xx                         | upstream_rejected    | no        | false | the request itself is wrong
- * | refused here before sending (LOCAL_CODES) | invalid_command      | no        | false | e.g. a body over the bound
- * | network error in NOT_SENT_ERRNOS          | network              | yes       | false | never reached the server
- * | any failure before the connection opened  | network              | yes       | false | connect (TLS) timeout included
- * | timeout / abort while waiting             | timeout              | no        | true  | ambiguous: resolve through the echo
- * | any other failure after the request left  | no_answer            | no        | true  | ambiguous (reset mid-request,
- * |                                           |                      |           |       | an answer over UPSTREAM_MAX_BYTES)
+ * | HTTP 401, 403                              | auth_rejected        | no        | false | the key is wrong
+ * | HTTP 429, 500, 502, 503, 504               | upstream_unavailable | yes       | false | refused or failed before acting
+ * | any other non-2xx                          | upstream_rejected    | no        | false | the request itself is wrong
+ * | refused here before sending                | invalid_command      | no        | false | a body over the bound, a bad URL
+ * | any failure before the request was written | network              | yes       | false | refused, DNS, connect or TLS failed or late
+ * | no answer within the call's timeout        | timeout              | no        | true  | ambiguous: resolve through the echo
+ * | any other failure after the request left   | no_answer            | no        | true  | ambiguous (reset mid-request,
+ * |                                            |                      |           |       | an answer over UPSTREAM_MAX_BYTES)
  *
  * Providers put their own rows in front where the upstream gives a status a special meaning
  * (Captivate: 410 = stale socket_id), through `UpstreamCall.status`. Webhook delivery to our subscribers has its own
@@ -33,28 +29,6 @@ const RETRYABLE_UPSTREAM_STATUS: ReadonlySet<number> = new Set([
   504, // gateway timeout at the proxy
 ]);
 
-/** Errnos raised before a request could leave: the upstream surely did not act. */
-const NOT_SENT_ERRNOS: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', // nothing listens
-  'ENOTFOUND', // DNS: no such host
-  'EAI_AGAIN', // DNS: temporary failure
-  'EHOSTUNREACH', // no route to host
-  'ENETUNREACH', // no route to network
-]);
-
-/** Codes of a request that ran out of time or was aborted: it may have left, so the upstream may have acted. */
-const TIMEOUT_CODES: ReadonlySet<string> = new Set([
-  'ECONNABORTED', // axios: its `timeout` elapsed
-  'ETIMEDOUT', // axios with clarifyTimeoutError, or the TCP stack
-  'ERR_CANCELED', // the deadline signal fired (withDeadline)
-]);
-
-/** axios codes for a request refused here before anything was sent. */
-const LOCAL_CODES: ReadonlySet<string> = new Set([
-  'ERR_BAD_REQUEST', // without an answer: the body is over maxBodyLength, or the URL's protocol is not http(s)
-  'ERR_INVALID_URL', // the URL does not parse
-]);
-
 /**
  * The largest answer (and request body) an upstream call takes: 8 MiB. Answers are small (a send's acknowledgement, a
  * token) except a Captivate transcript, which holds a whole conversation; the bound keeps a broken or hostile upstream
@@ -62,6 +36,10 @@ const LOCAL_CODES: ReadonlySet<string> = new Set([
  */
 export const UPSTREAM_MAX_BYTES = 8 * 1024 * 1024;
 
+/** Bytes of a non-2xx answer kept for the error's quote; the rest is read and discarded. */
+const EXCERPT_BYTES = 2048;
+
+/** An idle keep-alive connection is closed after this long, or a second before the server's own `Keep-Alive` hint. */
 const IDLE_SOCKET_MS = 4_000;
 
 /**
@@ -70,33 +48,8 @@ const IDLE_SOCKET_MS = 4_000;
  */
 const CONNECT_TIMEOUT_MS = 10_000;
 
-/** Sockets whose connection opened (TLS: handshake done): only on those can a request have left. */
-const opened = new WeakSet<object>();
-
-/**
- * Keep-alive agents that time out a connection that does not open and remember the ones that did. A call that fails
- * on a socket that never opened surely sent nothing, whichever timer fired (the connect timeout, or the call's own
- * `timeout` while still connecting): it is `network`, retriable, not the ambiguous `timeout`.
- */
-function openTracking<A extends HttpAgent>(agent: A, openEvent: 'connect' | 'secureConnect'): A {
-  const create = (agent as unknown as { createConnection: (...args: unknown[]) => Socket }).createConnection.bind(agent);
-  (agent as unknown as { createConnection: (...args: unknown[]) => Socket }).createConnection = (...args: unknown[]) => {
-    const socket = create(...args);
-    const timer = setTimeout(() => {
-      socket.destroy(Object.assign(new Error(`connection not open after ${CONNECT_TIMEOUT_MS} ms`), { code: CONNECT_TIMEOUT_CODE }));
-    }, CONNECT_TIMEOUT_MS);
-    socket.once(openEvent, () => {
-      clearTimeout(timer);
-      opened.add(socket);
-    });
-    socket.once('close', () => clearTimeout(timer));
-    return socket;
-  };
-  return agent;
-}
-
-/** The code of a connection that did not open within CONNECT_TIMEOUT_MS. */
-const CONNECT_TIMEOUT_CODE = 'ECONNECT_TIMEOUT';
+/** Sent when the caller names none: an upstream's logs say who called. */
+const USER_AGENT = 'chatbridge';
 
 /** A REST POST a provider builds (pure, so its wire format is tested), then sends with `upstreamHttp`. */
 export interface RestPost {
@@ -114,72 +67,215 @@ export interface UpstreamCall {
   status?: (status: number) => Error | undefined;
 }
 
-declare module 'axios' {
-  interface AxiosRequestConfig {
-    /** How the call is named in its errors and the provider's own status rows (src/common/upstream-http.ts). */
-    upstream?: UpstreamCall;
-  }
+/** One upstream REST call. */
+export interface UpstreamRequest {
+  url: string;
+  /** Default GET. */
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  /** The body as built (JSON text); at most UPSTREAM_MAX_BYTES. */
+  data?: string;
+  /** The caller's configured timeout (ms): a deadline for the whole exchange, connect to the answer's last byte. */
+  timeout: number;
+  upstream: UpstreamCall;
+}
+
+/** A 2xx answer. */
+export interface UpstreamResponse {
+  status: number;
+  /** The body as text; undefined when the answer's body was cut (the 2xx still stands: the upstream accepted). */
+  data: string | undefined;
+  /** Header names in lower case. */
+  headers: Record<string, string | undefined>;
 }
 
 /**
- * The one HTTP client of every upstream REST call (commands, transcripts, tokens; the webhook hot path keeps undici's
- * Pool: docs/operations.md, "HTTP clients"). Each caller passes `timeout` (its configured one) and `upstream`.
+ * The one HTTP client of every upstream REST call (commands, transcripts, tokens), on undici as the webhook hot path
+ * is (docs/operations.md, "HTTP clients"). Each caller passes `timeout` (its configured one) and `upstream`.
  * - redirects are never followed: each request carries the upstream's credentials (api key headers, tokens in the
  *   URL) and a redirect would hand them to wherever `Location` points; a 3xx is an error (`describeStatus`).
- * - no proxy: axios would read HTTP(S)_PROXY from the environment and send the credentials through it; the bridge
- *   talks to the upstreams directly, as its other connections (sockets, Kafka) do.
- * - keep-alive agents: an idle socket is closed after 4 s (as fetch's undici did), or a second before the server's
- *   own `Keep-Alive: timeout` hint when that is sooner (Node reads it), so a request rarely meets a socket the server
- *   is closing.
+ * - no proxy: the environment's HTTP(S)_PROXY is not read; the bridge talks to the upstreams directly, as its other
+ *   connections (sockets, Kafka) do.
+ * - keep-alive: an idle connection is closed after 4 s, or a second before the server's own `Keep-Alive: timeout`
+ *   hint when that is sooner, so a request rarely meets a connection the server is closing.
  * - bodies are strings both ways: callers send the JSON they built and read the answer as text.
- * - every non-2xx answer and every failure becomes the CommandError of the table above (`upstreamFailure`).
+ * - every non-2xx answer and every failure becomes the CommandError of the table above.
  */
-export const upstreamHttp = axios.create({
-  adapter: 'http',
-  maxRedirects: 0,
-  proxy: false,
-  httpAgent: openTracking(new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }), 'connect'),
-  httpsAgent: openTracking(new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }), 'secureConnect'),
-  maxContentLength: UPSTREAM_MAX_BYTES,
-  maxBodyLength: UPSTREAM_MAX_BYTES,
-  responseType: 'text',
-  transformRequest: [(data: unknown) => data],
-  transformResponse: [(data: unknown) => data],
-  validateStatus: () => true,
-});
-upstreamHttp.interceptors.request.use(withDeadline);
-upstreamHttp.interceptors.response.use(upstreamAnswer, upstreamFailure);
+export const upstreamHttp = {
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      const exchange = new UpstreamExchange(req, resolve, reject);
+      const target = dispatchTarget(req);
+      if (target instanceof CommandError) return exchange.refuse(target);
+      agent.dispatch(target, exchange);
+    });
+  },
+};
 
-/**
- * Makes `timeout` a deadline for the whole exchange: once connected, axios' own `timeout` only bounds the silence on
- * the socket, so an answer trickling in would hold the call for as long as it keeps coming.
- */
-function withDeadline(config: InternalAxiosRequestConfig): InternalAxiosRequestConfig {
-  if (config.timeout && !config.signal) config.signal = AbortSignal.timeout(config.timeout);
-  return config;
-}
+const agent = new Agent({ keepAliveTimeout: IDLE_SOCKET_MS, connect: { timeout: CONNECT_TIMEOUT_MS }, maxRedirections: 0 });
 
-/** A 2xx answer passes; any other status is the provider's row, else the shared table's. */
-function upstreamAnswer(res: AxiosResponse<string>): AxiosResponse<string> {
-  if (res.status >= 200 && res.status < 300) return res;
-  throw statusFailure(res.status, typeof res.data === 'string' ? res.data : '', res.config.upstream);
-}
-
-/**
- * The error interceptor: a failed request becomes its row of the table. When the status line had arrived and only the
- * body was cut, the status decides: a 2xx still means the upstream accepted, and the answer's `data` is undefined.
- */
-function upstreamFailure(err: unknown): AxiosResponse<undefined> {
-  const { response, config } = (typeof err === 'object' && err !== null ? err : {}) as { response?: AxiosResponse<unknown>; config?: InternalAxiosRequestConfig };
-  if (response && typeof response.status === 'number') {
-    if (response.status >= 200 && response.status < 300) return { ...response, data: undefined };
-    throw statusFailure(response.status, '', config?.upstream);
+/** What undici is asked to send, or the error of a request refused here (nothing sent). */
+function dispatchTarget(req: UpstreamRequest): Dispatcher.DispatchOptions | CommandError {
+  const { what } = req.upstream;
+  const notSent = (why: string) => new CommandError('invalid_command', `${what}: not sent: ${why}`, { retriable: false, sent: false });
+  let url: URL;
+  try {
+    url = new URL(req.url);
+  } catch {
+    return notSent('the URL does not parse');
   }
-  throw upstreamRequestError(err, config?.upstream?.what ?? 'upstream request');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return notSent(`unsupported protocol ${url.protocol}`);
+  if (req.data !== undefined && Buffer.byteLength(req.data) > UPSTREAM_MAX_BYTES) return notSent(`request body larger than ${UPSTREAM_MAX_BYTES} bytes`);
+  const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
+  // Credentials in the URL become Basic auth (undici wants a bare origin).
+  if (url.username && !headers.authorization) headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  // undici's own timers stay out of the way: the exchange's deadline decides, and says which row a failure is.
+  const later = req.timeout + 1000;
+  return { origin: url.origin, path: `${url.pathname}${url.search}`, method: req.method ?? 'GET', headers, body: req.data, headersTimeout: later, bodyTimeout: later };
 }
 
-function statusFailure(status: number, body: string, call: UpstreamCall | undefined): Error {
-  return call?.status?.(status) ?? upstreamStatusError(status, call?.what ?? 'upstream request', body);
+/**
+ * One call's undici handler, which settles it once with its row of the table. The row depends on how far the
+ * exchange got: undici calls `onConnect` right before it writes the request on an open connection, so a failure
+ * before that surely sent nothing (`network`, retried), one after it may have reached the upstream (`timeout`,
+ * `no_answer`: ambiguous); once the status arrived, the status decides, and a 2xx whose body is cut still stands.
+ */
+class UpstreamExchange implements Dispatcher.DispatchHandlers {
+  private readonly timer: NodeJS.Timeout;
+  private abort?: (err?: Error) => void;
+  private connected = false;
+  private settled = false;
+  private status?: number;
+  private headers: Record<string, string | undefined> = {};
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly req: UpstreamRequest,
+    private readonly resolve: (res: UpstreamResponse) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    this.timer = setTimeout(onDeadline, req.timeout, this);
+  }
+
+  /** Settles with an error of a request refused before dispatch. */
+  refuse(err: CommandError): void {
+    this.fail(err);
+  }
+
+  /** The call's deadline: ambiguous once the request may have left, surely not sent before. */
+  deadline(): void {
+    if (this.settled) return;
+    const { what } = this.req.upstream;
+    if (this.status !== undefined && !is2xx(this.status)) this.fail(this.statusFailure(''));
+    else if (this.connected) this.fail(new CommandError('timeout', `${what}: no answer in time (the upstream may have acted)`, { retriable: false, sent: true }));
+    else this.fail(new CommandError('network', `${what}: unreachable (connection not open in time)`, { retriable: true, sent: false }));
+    // Not yet on a connection: `onConnect` aborts it before anything is written.
+    this.abort?.();
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.settled) return abort();
+    this.connected = true;
+    this.abort = abort;
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[] | string[] | null): boolean {
+    if (status < 200) return true; // informational: the final status follows
+    this.status = status;
+    this.headers = headerMap(rawHeaders);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.settled) return true;
+    this.size += chunk.length;
+    if (is2xx(this.status!)) {
+      if (this.size > UPSTREAM_MAX_BYTES) {
+        const { what } = this.req.upstream;
+        this.fail(new CommandError('no_answer', `${what}: answer larger than ${UPSTREAM_MAX_BYTES} bytes, not read; the upstream may have acted`, { retriable: false, sent: true }));
+        this.abort?.();
+        return true;
+      }
+      this.chunks.push(chunk);
+    } else if (this.size - chunk.length < EXCERPT_BYTES) {
+      this.chunks.push(chunk);
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    const text = Buffer.concat(this.chunks).toString('utf8');
+    if (is2xx(this.status!)) this.succeed(text);
+    else this.fail(this.statusFailure(text.slice(0, EXCERPT_BYTES)));
+  }
+
+  onError(err: Error): void {
+    if (this.settled) return;
+    if (this.status !== undefined) {
+      // The status line arrived and the body was cut: the status decides.
+      if (is2xx(this.status)) this.succeed(undefined);
+      else this.fail(this.statusFailure(''));
+      return;
+    }
+    this.fail(requestError(err, this.req.upstream.what, this.connected));
+  }
+
+  private statusFailure(body: string): Error {
+    const call = this.req.upstream;
+    return call.status?.(this.status!) ?? upstreamStatusError(this.status!, call.what, body);
+  }
+
+  private succeed(data: string | undefined): void {
+    this.settle();
+    this.resolve({ status: this.status!, data, headers: this.headers });
+  }
+
+  private fail(err: unknown): void {
+    this.settle();
+    this.reject(err);
+  }
+
+  private settle(): void {
+    this.settled = true;
+    clearTimeout(this.timer);
+  }
+}
+
+function onDeadline(exchange: UpstreamExchange): void {
+  exchange.deadline();
+}
+
+function is2xx(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+/** Response headers by lower-case name (a repeated header's values joined by ", "). */
+function headerMap(raw: Buffer[] | string[] | null): Record<string, string | undefined> {
+  const headers: Record<string, string | undefined> = {};
+  if (!raw) return headers;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i].toString().toLowerCase();
+    const value = raw[i + 1].toString();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  return headers;
+}
+
+/**
+ * The CommandError for a request that got no status: before the request was written (undici had not called
+ * `onConnect`: refused, unresolvable, the connect or TLS handshake failed or timed out) it surely did not reach the
+ * upstream; after, it may have. The cause kept is undici's or the socket's error, which holds no request headers.
+ */
+function requestError(err: Error, what: string, connected: boolean): CommandError {
+  const code = (err as { code?: unknown }).code;
+  const named = typeof code === 'string' ? code : undefined;
+  if (!connected) {
+    const why = named === 'UND_ERR_CONNECT_TIMEOUT' ? 'connection not open in time' : named ?? redactText(err.message).slice(0, 200);
+    return new CommandError('network', `${what}: unreachable (${why})`, { retriable: true, sent: false, cause: err });
+  }
+  return new CommandError('no_answer', `${what}: connection failed after sending${named ? ` (${named})` : ''}; the upstream may have acted`, { retriable: false, sent: true, cause: err });
 }
 
 /** `HTTP <status>`, saying for a 3xx that the redirect was not followed. */
@@ -196,33 +292,4 @@ export function upstreamStatusError(status: number, what: string, body = ''): Co
   if (status === 401 || status === 403) return new CommandError('auth_rejected', message, { retriable: false, sent: false });
   if (RETRYABLE_UPSTREAM_STATUS.has(status)) return new CommandError('upstream_unavailable', message, { retriable: true, sent: false });
   return new CommandError('upstream_rejected', message, { retriable: false, sent: false });
-}
-
-/**
- * The CommandError for a request that got no answer, read from the axios error's `code` (the errno of a socket error,
- * or axios' own). The cause kept is the socket's error, never the axios error: that one holds the request's config,
- * credentials included.
- */
-function upstreamRequestError(err: unknown, what: string): CommandError {
-  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown; cause?: unknown; request?: { socket?: object | null } };
-  const code = typeof e.code === 'string' ? e.code : undefined;
-  const cause = e.cause;
-  // No request object: refused before it was built (LOCAL_CODES below). With one, a request whose socket never opened
-  // (still connecting, or still waiting for a socket) cannot have reached the upstream.
-  const socket = e.request ? e.request.socket : undefined;
-  if (e.request && (!socket || !opened.has(socket)) && code !== undefined && !LOCAL_CODES.has(code)) {
-    return new CommandError('network', `${what}: unreachable (${code === CONNECT_TIMEOUT_CODE || TIMEOUT_CODES.has(code) ? 'connection not open in time' : code})`, { retriable: true, sent: false, cause });
-  }
-  if (code && TIMEOUT_CODES.has(code)) {
-    return new CommandError('timeout', `${what}: no answer in time (the upstream may have acted)`, { retriable: false, sent: true, cause });
-  }
-  if (code && NOT_SENT_ERRNOS.has(code)) return new CommandError('network', `${what}: unreachable (${code})`, { retriable: true, sent: false, cause });
-  if (code && LOCAL_CODES.has(code)) {
-    const why = typeof e.message === 'string' ? redactText(e.message).slice(0, 200) : code;
-    return new CommandError('invalid_command', `${what}: not sent: ${why}`, { retriable: false, sent: false, cause });
-  }
-  if (code === 'ERR_BAD_RESPONSE') {
-    return new CommandError('no_answer', `${what}: answer larger than ${UPSTREAM_MAX_BYTES} bytes, not read; the upstream may have acted`, { retriable: false, sent: true, cause });
-  }
-  return new CommandError('no_answer', `${what}: connection failed after sending${code ? ` (${code})` : ''}; the upstream may have acted`, { retriable: false, sent: true, cause });
 }

@@ -34,7 +34,7 @@ export class CaptivateHttp {
     const headers: Record<string, string> = { 'x-api-key': this.apiKey, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     // A failure is the shared table's; a 2xx whose body was cut still means the upstream accepted (`data` undefined).
-    const res = await upstreamHttp.request<string | undefined>({
+    const res = await upstreamHttp.request({
       url: `${this.base}${path}`, method, headers, data: body, timeout: this.timeoutMs, upstream: { what, status: (status) => statusError(status, what) },
     });
     const text = res.data;

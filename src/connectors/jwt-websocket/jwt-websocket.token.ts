@@ -35,7 +35,7 @@ async function fetchToken(url: string, timeoutMs: number): Promise<string> {
   let body: string | undefined;
   try {
     const status = (code: number): ConnectorError => unavailable(`tokenUrl answered ${describeStatus(code)}`);
-    ({ data: body } = await upstreamHttp.request<string | undefined>({ url, headers: { accept: 'application/json, text/plain' }, timeout: timeoutMs, upstream: { what: 'tokenUrl request', status } }));
+    ({ data: body } = await upstreamHttp.request({ url, headers: { accept: 'application/json, text/plain' }, timeout: timeoutMs, upstream: { what: 'tokenUrl request', status } }));
   } catch (err) {
     throw err instanceof ConnectorError ? err : unavailable(describeError(err), err);
   }

@@ -199,7 +199,7 @@ export class WatchersConnector implements Connector {
   private async sendOverRest(fields: { roomId: string; text: string }, restUrl: string): Promise<CommandOutcome> {
     const req = restSendRequest(restUrl, fields, this.creds);
     // A non-2xx answer or a failure is the shared command table's (src/common/upstream-http.ts).
-    const res = await upstreamHttp.request<string | undefined>({
+    const res = await upstreamHttp.request({
       url: req.url, method: req.method, headers: req.headers, data: req.body, timeout: this.options.ackTimeoutMs, upstream: { what: 'Watchers REST' },
     });
     const body = parseJson(res.data ?? '');

@@ -76,7 +76,7 @@ export class ZapThinkerConnector implements Connector {
     const req = sendTextRequest(this.restBase, this.options.instance, this.options.apiKey, body);
     // Evolution answers only after `delay` (it shows "composing" first): that wait is not an upstream stall.
     const timeoutMs = this.options.commandTimeoutMs + (body.delay ?? 0);
-    const res = await upstreamHttp.request<string | undefined>({
+    const res = await upstreamHttp.request({
       url: req.url, method: req.method, headers: req.headers, data: req.body, timeout: timeoutMs, upstream: { what: 'ZapThinker sendText' },
     });
     return sendTextOutcome(parseJson(res.data ?? ''));
