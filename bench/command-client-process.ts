@@ -17,7 +17,7 @@
  *     open before the first command, as a steady caller's are: a connection opened under load waits for the server's
  *     accept, which libuv does once per event-loop turn, so a pool that grows in a hiccup (each new connection waiting
  *     a few ms longer than the one before) measured 88-127 ms of p99 on Node 24 where the same run with its
- *     connections open measured 68-80 ms.
+ *     connections open measured 68-86 ms.
  * Every answer must be 202 (201 for raw): the first other one fails the line with `ERROR <message>`.
  */
 import { randomUUID } from 'node:crypto';

@@ -5,6 +5,7 @@ import { AppModule } from './app.module';
 import { Bridge, type BridgeOptions } from './bridge';
 import { accessLog } from '../common/access-log';
 import { authFailureGate } from '../common/auth-failures';
+import { connectionPolicy } from '../common/lingering-close';
 import { PinoNestLogger } from '../common/logger';
 import type { AppConfig } from '../config/config.loader';
 import { jsonBodyParser } from '../common/json-body';
@@ -49,7 +50,10 @@ export async function startBridge(config: AppConfig, log: Logger, opts: StartOpt
   // that no client of this API makes; its answers are state that changes, read fresh.
   app.disable('etag');
   app.useWebSocketAdapter(new BridgeIoAdapter(app, config.api.maxBodyBytes));
-  // First of all: every answer, refusals included, carries its request id and gets its access log line.
+  // First of all: nothing is served on a connection closing after a refusal, and every answer says Connection: close
+  // while the bridge stops.
+  app.use(connectionPolicy(() => bridge.stopping));
+  // Then every answer, refusals included, carries its request id and gets its access log line.
   app.use(accessLog(log));
   // First on /v1: an address past its failed authentications is refused before any body is read or token compared.
   app.use('/v1', authFailureGate(bridge.authFailures, (origin) => bridge.metrics.refused.inc({ origin, reason: 'auth_failures' })));

@@ -149,6 +149,11 @@ export class Bridge {
     }).catch((err: unknown) => this.log.error({ err }, 'applying a channel handover failed'));
   }
 
+  /** True from the start of `stop()`. */
+  get stopping(): boolean {
+    return this.shuttingDown;
+  }
+
   async stop(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;

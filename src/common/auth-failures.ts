@@ -29,10 +29,9 @@ export function authFailureGate(limiter: AuthFailureLimiter, onRefused: (origin:
     if (!decision.ok) {
       onRefused(req.path.startsWith('/inbound/') ? 'inbound' : 'api');
       res.setHeader('Retry-After', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
-      // The connection is closed after the answer; a body still arriving is discarded lingering, so a caller still
+      // The connection is closed after the answer, lingering: a body still arriving is discarded, so a caller still
       // sending one reads its 429 rather than a reset.
-      if (req.complete) res.setHeader('Connection', 'close');
-      else closeLingering(req, res);
+      closeLingering(req, res);
       res.status(429).json(authFailuresError(decision.retryAfterMs));
       return;
     }

@@ -1,37 +1,64 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { RequestHandler } from 'express';
 
 /**
- * Bounds of a refused connection's lingering close, counted from the refusal: it is cut this long after, or once this
- * many more bytes of the body were discarded, whichever comes first (a caller that never stops sending holds it no
- * longer). A caller sending its body at 4 MiB/s or more has up to 8 MiB of it read to its end; a slower one still
- * sending at the bound may see the reset after all.
+ * Bounds of a refused connection's lingering close (as nginx's `lingering_timeout` and `lingering_time`): it is cut
+ * once nothing arrived for REFUSED_LINGER_IDLE_MS, REFUSED_LINGER_MS after the refusal at the latest, or once
+ * REFUSED_LINGER_BYTES more of the body were discarded, whichever comes first. A caller still sending at the bound
+ * may see the reset after all; one that never stops cannot hold the connection longer.
  */
-export const REFUSED_LINGER_MS = 2000;
+export const REFUSED_LINGER_IDLE_MS = 2000;
+export const REFUSED_LINGER_MS = 10_000;
 export const REFUSED_LINGER_BYTES = 8 * 1024 * 1024;
+
+/** Connections closing after a refusal: nothing more is served on them. */
+const lingering = new WeakSet<Socket>();
 
 /**
  * Answers a request refused before its body was read whole with `Connection: close`, and ends the connection once the
- * answer is out without the caller losing that answer (a lingering close, as nginx's `lingering_close`). Node ends a
- * `Connection: close` exchange with `socket.destroySoon()`, which closes the descriptor as soon as the answer is
- * flushed; body bytes still arriving then make the kernel send a reset, which can reach a caller still writing before
- * it read its answer. On this socket that call only half-closes (the FIN follows the answer) and the rest of the body
- * is read and discarded, counted, never kept (each piece is garbage at once); the socket closes by itself once the
- * caller ends its side too, or is destroyed at REFUSED_LINGER_MS or REFUSED_LINGER_BYTES. The response's own events
- * are untouched: it finishes and closes as before. Call it before the answer is written.
+ * answer is out without the caller losing that answer (a lingering close). Node ends a `Connection: close` exchange
+ * with `socket.destroySoon()`, which closes the descriptor as soon as the answer is flushed; body bytes still arriving
+ * then make the kernel send a reset, which can reach a caller still writing before it read its answer. On this socket
+ * that call only half-closes (the FIN follows the answer) and the rest of the body is read and discarded, counted,
+ * never kept (each piece is garbage at once); the socket closes by itself once the caller ends its side too, or is
+ * destroyed at the bounds above. The response's own events are untouched: it finishes and closes as before. Call it
+ * before the answer is written.
  */
 export function closeLingering(req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket;
   res.setHeader('connection', 'close');
+  lingering.add(socket);
   socket.destroySoon = () => socket.end();
-  const cut = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+  const cut = (): void => void socket.destroy();
+  const total = setTimeout(cut, REFUSED_LINGER_MS);
+  const idle = setTimeout(cut, REFUSED_LINGER_IDLE_MS);
   let discarded = 0;
   const discard = (chunk: Buffer) => {
     discarded += chunk.length;
     if (discarded > REFUSED_LINGER_BYTES) socket.destroy();
+    else idle.refresh();
   };
   req.on('data', discard).resume();
   socket.once('close', () => {
-    clearTimeout(cut);
+    clearTimeout(total);
+    clearTimeout(idle);
     req.off('data', discard);
   });
+}
+
+/**
+ * First on the HTTP server: the connection's end, decided once for every route.
+ * - A request that follows a refused one on its connection (pipelined behind it) is not served: the connection is
+ *   closing (`Connection: close` was answered), so its answer could never be written, and what it asks must not
+ *   happen unseen. Its body is discarded with the rest.
+ * - While the bridge stops (`stopping`), every answer says `Connection: close`, so a request in flight when the HTTP
+ *   server closes does not leave its connection idle for `api.keepAliveTimeoutMs`, holding the stop past its grace.
+ */
+export function connectionPolicy(stopping: () => boolean): RequestHandler {
+  return (req, res, next) => {
+    if (lingering.has(req.socket)) return void req.resume();
+    if (stopping()) res.setHeader('connection', 'close');
+    next();
+  };
 }

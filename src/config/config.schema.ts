@@ -205,7 +205,7 @@ export class ApiConfig {
   /** Failed authentications per caller address (HTTP, socket.io, inbound); beyond it 429 for a window. */
   @IsOptional() @ValidateNested() @Type(() => AuthFailuresConfig) authFailures: AuthFailuresConfig = new AuthFailuresConfig();
   /**
-   * How long an idle keep-alive connection of the HTTP server stays open (Node's own default is 5 s). Above the idle
+   * How long an idle keep-alive connection of the HTTP server stays open (Node 20 to 24 default to 5 s). Above the idle
    * timeout of a load balancer or ingress in front (60 s for most), so that it never reuses a connection the bridge
    * just closed (a 502), and long enough that a caller's pool keeps its connections between bursts: new connections
    * under load are accepted one per event-loop turn.

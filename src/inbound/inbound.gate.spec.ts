@@ -7,7 +7,7 @@ import { ChannelRequestError } from '../channels/channel-mode';
 import { InboundAuthConfig } from '../config/config.schema';
 import { Metrics } from '../health/metrics';
 import { authFailureGate } from '../common/auth-failures';
-import { REFUSED_LINGER_BYTES, REFUSED_LINGER_MS } from '../common/lingering-close';
+import { connectionPolicy, REFUSED_LINGER_BYTES, REFUSED_LINGER_IDLE_MS, REFUSED_LINGER_MS } from '../common/lingering-close';
 import { AuthFailureLimiter } from '../common/rate-limit';
 import { inboundGate } from './inbound.gate';
 
@@ -22,6 +22,8 @@ interface RawOutcome {
   error?: string;
   sent: number;
   closedAfterMs: number;
+  /** The caller's local port, as the server sees it. */
+  port?: number;
 }
 
 /** The answer in `raw`, once its head and its whole `Content-Length` body arrived. */
@@ -45,6 +47,7 @@ function rawPost(port: number, path: string, headers: Record<string, string>, bo
     const started = Date.now();
     const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     const out: RawOutcome = { sent: 0, closedAfterMs: 0 };
+    socket.once('connect', () => (out.port = socket.localPort));
     const received: Buffer[] = [];
     const framing = body.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(body.total) };
     const head = Object.entries({ host: 'bridge', 'content-type': 'application/json', ...framing, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
@@ -105,10 +108,18 @@ describe('inboundGate: refusals close lingering (loopback HTTP)', () => {
     app.use('/v1/inbound', inboundGate({ inbound: { inboundAuth }, metrics, log: pino({ level: 'silent' }) }));
     app.post('/v1/inbound/:id', (_req, res) => void res.json({ accepted: 1 }));
     server = createServer(app);
+    // How long each connection lived on the server's side, by the caller's port: a caller that sends nothing more
+    // sees the close only when it next writes.
+    server.on('connection', (socket) => {
+      const opened = Date.now();
+      const callerPort = socket.remotePort;
+      socket.once('close', () => serverClosedAfterMs.set(callerPort, Date.now() - opened));
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
   });
   afterAll(() => new Promise((resolve) => server.close(resolve)));
+  const serverClosedAfterMs = new Map<number | undefined, number>();
 
   const wrongToken = { 'x-chatbridge-token': 'not-the-token-0123' };
   const inFlight = async () => (await metrics.inboundInFlight.get()).values.find((v) => v.labels.channel === 'wa')?.value ?? 0;
@@ -143,19 +154,56 @@ describe('inboundGate: refusals close lingering (loopback HTTP)', () => {
     expect(freedAfterMs).toBeLessThan(slowOut.closedAfterMs);
   });
 
-  it('a caller that never stops sending is cut off: fast, at the byte bound; slowly, at the time bound; either read its 401 first', async () => {
-    const [fast, slow] = await Promise.all([
+  it('a caller that never ends is cut off: fast, at the byte bound; pausing, at the idle bound; trickling, at the total bound; each read its 401 first', async () => {
+    const [fast, pausing, trickling] = await Promise.all([
       rawPost(port, '/v1/inbound/wa', wrongToken, { total: Infinity, chunked: true }),
-      rawPost(port, '/v1/inbound/wa', wrongToken, { total: Infinity, chunked: true, everyMs: 20 }),
+      // Its first piece would come after the idle bound.
+      rawPost(port, '/v1/inbound/wa', wrongToken, { total: Infinity, chunked: true, everyMs: REFUSED_LINGER_IDLE_MS + 1000 }),
+      // 64 KiB every 200 ms: never idle, and under the byte bound by the total bound (about 3.2 MB in 10 s).
+      rawPost(port, '/v1/inbound/wa', wrongToken, { total: Infinity, chunked: true, everyMs: 200 }),
     ]);
     // Read before the close: `answer` is only what arrived while the connection was open.
-    expect([fast.answer?.status, slow.answer?.status]).toEqual([401, 401]);
-    // Fast: past the byte bound (and a little the kernel's buffers hold), long before the time bound (generous slack).
+    expect([fast.answer?.status, pausing.answer?.status, trickling.answer?.status]).toEqual([401, 401, 401]);
+    // Fast: past the byte bound, by no more than the sockets' buffers, long before any time bound.
     expect(fast.sent).toBeGreaterThan(REFUSED_LINGER_BYTES);
-    expect(fast.closedAfterMs).toBeLessThan(REFUSED_LINGER_MS + 10_000);
-    // Slow (~3 MiB/s): it lingered rather than closing at once, and was cut near the time bound.
-    expect(slow.closedAfterMs).toBeGreaterThan(REFUSED_LINGER_MS / 2);
-    expect(slow.closedAfterMs).toBeLessThan(REFUSED_LINGER_MS + 10_000);
+    expect(fast.sent).toBeLessThan(REFUSED_LINGER_BYTES + 32 * 1024 * 1024);
+    expect(fast.closedAfterMs).toBeLessThan(REFUSED_LINGER_IDLE_MS);
+    // Pausing: cut by the server at the idle bound, before its first piece.
+    const pausedFor = serverClosedAfterMs.get(pausing.port);
+    expect(pausedFor).toBeGreaterThanOrEqual(REFUSED_LINGER_IDLE_MS - 100);
+    expect(pausedFor).toBeLessThan(REFUSED_LINGER_IDLE_MS + 1000);
+    // Trickling: kept while it sends, cut at the total bound, under the byte bound.
+    expect(trickling.sent).toBeLessThan(REFUSED_LINGER_BYTES);
+    expect(serverClosedAfterMs.get(trickling.port)).toBeGreaterThanOrEqual(REFUSED_LINGER_MS - 100);
+    expect(trickling.closedAfterMs).toBeLessThan(REFUSED_LINGER_MS + 5000);
+  });
+
+  it('a request pipelined behind a refused one is not served', async () => {
+    let served = 0;
+    const { port: p2, close } = await (async () => {
+      const app = express();
+      app.use(connectionPolicy(() => false));
+      app.use('/v1/inbound', inboundGate({ inbound: { inboundAuth: () => plainToInstance(InboundAuthConfig, { token: TOKEN }, { exposeDefaultValues: true }) }, metrics, log: pino({ level: 'silent' }) }));
+      app.post('/v1/inbound/:id', (_req, res) => void (served++, res.json({ accepted: 1 })));
+      const srv = createServer(app);
+      await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+      return { port: (srv.address() as AddressInfo).port, close: () => new Promise<void>((resolve) => srv.close(() => resolve())) };
+    })();
+    try {
+      const answers = await new Promise<string>((resolve) => {
+        const socket = connect({ port: p2, host: '127.0.0.1' });
+        let raw = '';
+        const post = (token: string, body: string) => `POST /v1/inbound/wa HTTP/1.1\r\nHost: b\r\nx-chatbridge-token: ${token}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+        // One write: a refused post, then a valid one behind it on the same connection.
+        socket.end(post('not-the-token-0123', '{}') + post(TOKEN, '{"a":1}'));
+        socket.on('data', (c: Buffer) => (raw += c.toString('latin1')));
+        socket.on('close', () => resolve(raw));
+      });
+      expect(answers.match(/^HTTP\/1\.1 \d+/gm)).toEqual(['HTTP/1.1 401']);
+      expect(served).toBe(0);
+    } finally {
+      await close();
+    }
   });
 });
 

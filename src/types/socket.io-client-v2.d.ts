@@ -21,7 +21,7 @@ declare module 'socket.io-client-v2' {
       extraHeaders?: Record<string, string>;
       /**
        * Use the `ws` package even where a global `WebSocket` exists (Node 22 and later): without it Engine.IO 3 takes
-       * the global one (undici's), which costs about 4x the heap per connection and drops `extraHeaders`.
+       * the global one (undici's), which costs about 3x the heap per connection and drops `extraHeaders`.
        */
       forceNode?: boolean;
     }

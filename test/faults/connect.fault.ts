@@ -206,6 +206,7 @@ describe('fault suite: an upstream whose connection never opens', () => {
       });
       // Every attempt ended at the bound, as a connect_timeout, and its socket was closed, not left to pile up.
       expect(snap.state).toBe('reconnecting');
+      expect(seen.get(h.channel)!.size).toBeGreaterThan(0);
       expect([...seen.get(h.channel)!].every((s) => s === 'connecting' || s === 'reconnecting')).toBe(true);
       expect(snap.reconnects).toBeGreaterThanOrEqual(MIN_ATTEMPTS);
       expect(counted.connectTimeout).toBe(counted.all);

@@ -143,7 +143,7 @@ export class SmartsuppVisitor implements Connector {
       path: options.path,
       transports: ['websocket'],
       // The `ws` client, not Node's global WebSocket (Node 22 and later), which Engine.IO 3 would otherwise take:
-      // 18.5 KB of heap per idle visitor against 72.7 KB on Node 24.
+      // with 10,000 visitors on Node 24, 15 KB of heap per visitor against 46 KB.
       forceNode: true,
       forceNew: true,
       reconnection: false,
