@@ -16,7 +16,8 @@ describe('fault rows: inbound posts', () => {
    * RSS growth allowed during the 200 MB flood. Each body is read and discarded after its 401 (a lingering close),
    * never kept; Node's HTTP parser copies each piece it reads, and V8 frees those copies once some 64 MiB of them
    * accumulated, whatever the flood's size, and the allocator keeps some of what was freed: 72-94 MiB of growth in
-   * six runs. Bodies buffered before auth grew it by 110-146 MiB, and a flood 4x as large does not grow it further.
+   * six runs. Bodies buffered before auth grew it by 110-146 MiB; in a bare Node server a flood 4x as large did not
+   * grow it further.
    */
   const FLOOD_GROWTH_BOUND_MIB = 128;
   const RSS_BOUND_MIB = 300;
