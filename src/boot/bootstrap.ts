@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
@@ -52,7 +53,10 @@ export async function startBridge(config: AppConfig, log: Logger, opts: StartOpt
   app.useWebSocketAdapter(new BridgeIoAdapter(app, config.api.maxBodyBytes));
   // First of all: nothing is served on a connection closing after a refusal, and every answer says Connection: close
   // while the bridge stops.
-  app.use(connectionPolicy(() => bridge.stopping));
+  app.use(connectionPolicy(() => bridge.stopping, (req) => {
+    bridge.metrics.refused.inc({ origin: 'api', reason: 'after_refusal' });
+    log.warn({ method: req.method, path: req.url?.split('?')[0] }, 'request pipelined behind a refused one on the same connection: not served (the connection is closing)');
+  }));
   // Then every answer, refusals included, carries its request id and gets its access log line.
   app.use(accessLog(log));
   // First on /v1: an address past its failed authentications is refused before any body is read or token compared.
@@ -63,7 +67,8 @@ export async function startBridge(config: AppConfig, log: Logger, opts: StartOpt
   app.use(jsonBodyParser(config.api.maxBodyBytes));
   // GET /openapi.json and /docs (docs/api.md#openapi): outside /v1, without auth like the probes.
   serveOpenApi(app);
-  app.getHttpServer().keepAliveTimeout = config.api.keepAliveTimeoutMs;
+  const server: Server = app.getHttpServer();
+  server.keepAliveTimeout = config.api.keepAliveTimeoutMs;
   try {
     await app.listen(config.port, opts.host ?? '0.0.0.0');
   } catch (err) {
@@ -72,7 +77,13 @@ export async function startBridge(config: AppConfig, log: Logger, opts: StartOpt
     await app.close().catch(() => undefined);
     throw err;
   }
-  const addr = app.getHttpServer().address();
+  const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
-  return { app, bridge, url: `http://127.0.0.1:${port}`, close: () => app.close() };
+  const close = (): Promise<void> => {
+    // A request in flight now is answered keep-alive and its connection goes idle after it; with the keep-alive cut to
+    // 1 ms it closes then instead of holding the server's close (after the bridge stopped) for api.keepAliveTimeoutMs.
+    server.keepAliveTimeout = 1;
+    return app.close();
+  };
+  return { app, bridge, url: `http://127.0.0.1:${port}`, close };
 }

@@ -48,16 +48,20 @@ export function closeLingering(req: IncomingMessage, res: ServerResponse): void 
 }
 
 /**
- * First on the HTTP server: the connection's end, decided once for every route.
+ * First on the HTTP routes (socket.io's own transport requests do not pass here): the connection's end, decided once.
  * - A request that follows a refused one on its connection (pipelined behind it) is not served: the connection is
  *   closing (`Connection: close` was answered), so its answer could never be written, and what it asks must not
- *   happen unseen. Its body is discarded with the rest.
- * - While the bridge stops (`stopping`), every answer says `Connection: close`, so a request in flight when the HTTP
- *   server closes does not leave its connection idle for `api.keepAliveTimeoutMs`, holding the stop past its grace.
+ *   happen unseen. Its body is discarded with the rest; `dropped` is told (logged and counted).
+ * - A request that arrives while the bridge stops (`stopping`) is answered `Connection: close`. (Requests already in
+ *   flight then are answered keep-alive; the bootstrap's close shortens the server's keep-alive so that their
+ *   connections do not hold the stop either.)
  */
-export function connectionPolicy(stopping: () => boolean): RequestHandler {
+export function connectionPolicy(stopping: () => boolean, dropped: (req: IncomingMessage) => void): RequestHandler {
   return (req, res, next) => {
-    if (lingering.has(req.socket)) return void req.resume();
+    if (lingering.has(req.socket)) {
+      dropped(req);
+      return void req.resume();
+    }
     if (stopping()) res.setHeader('connection', 'close');
     next();
   };

@@ -68,7 +68,7 @@ describe('upstream-http: every row over real HTTP (loopback)', () => {
     await new Promise((resolve) => setImmediate(resolve));
     await call('/send');
     expect(bodies).toEqual(Array(7).fill('{"a":1}'));
-    expect(srv.connections).toBe(2);
+    expect(srv.connections).toBeLessThanOrEqual(2);
   });
 
   it.each([301, 302, 307, 308])('HTTP %i: the redirect is not followed, the Location never called', async (status) => {
@@ -133,13 +133,15 @@ describe('upstream-http: every row over real HTTP (loopback)', () => {
     expect(srv.requests).toEqual(['POST /hang']);
   });
 
-  it('the timeout bounds the whole exchange: a body still trickling in at the deadline is a timeout', async () => {
+  it('the timeout bounds the whole exchange: a 2xx whose body still trickles in at the deadline stands there, data undefined', async () => {
     srv.handle((_req, res) => {
       res.writeHead(200);
       const drip = setInterval(() => (res.destroyed ? clearInterval(drip) : res.write('.')), 50);
       res.on('close', () => clearInterval(drip));
     });
-    expect(await failure(call('/drip', { timeout: 300 }))).toMatchObject({ code: 'timeout', sent: true });
+    const started = Date.now();
+    expect(await call('/drip', { timeout: 300 })).toMatchObject({ status: 200, data: undefined });
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('reset mid-request: no_answer, ambiguous', async () => {
@@ -220,6 +222,27 @@ describe('upstream-http: every row over real HTTP (loopback)', () => {
     expect(await failure(call('/drip', { timeout: 300 }))).toMatchObject({ code: 'upstream_unavailable', retriable: true, sent: false });
   });
 
+  it('a header value with a line break is refused here, nothing sent, not retried', async () => {
+    expect(await failure(call('/send', { headers: { apikey: 'k-123\nx-injected: 1' } }))).toMatchObject({ code: 'invalid_command', retriable: false, sent: false });
+    expect(srv.requests).toEqual([]);
+  });
+
+  it('credentials in the URL that do not decode are refused here, nothing sent', async () => {
+    expect(await failure(upstreamHttp.request({ url: srv.url.replace('http://', 'http://a%zz:b@') + '/send', timeout: 1000, upstream: { what: 'test call' } })))
+      .toMatchObject({ code: 'invalid_command', sent: false, message: 'test call: not sent: the credentials in the URL do not decode' });
+    expect(srv.requests).toEqual([]);
+  });
+
+  it(`a non-2xx answer over ${UPSTREAM_MAX_BYTES} bytes is its status, the rest not read`, async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 'a');
+    srv.handle((_req, res) => {
+      res.writeHead(503);
+      for (let i = 0; i < 9; i++) res.write(chunk);
+      res.end();
+    });
+    expect(await failure(call('/big'))).toMatchObject({ code: 'upstream_unavailable', retriable: true, sent: false });
+  });
+
   it('a URL that does not parse or is not http(s) is refused here, nothing sent', async () => {
     for (const url of ['not a url', 'ftp://127.0.0.1/x']) {
       expect(await failure(upstreamHttp.request({ url, method: 'POST', data: 'x', timeout: 1000, upstream: { what: 'test call' } })))
@@ -244,6 +267,7 @@ describe('upstream-http: every row over real HTTP (loopback)', () => {
     await call('/a');
     await call('/b', { headers: { 'user-agent': 'mine' } });
     await upstreamHttp.request({ url: srv.url.replace('http://', 'http://us%40er:p%3Ass@') + '/c', timeout: 1000, upstream: { what: 'test call' } });
-    expect(seen).toEqual([['chatbridge', undefined], ['mine', undefined], ['chatbridge', `Basic ${Buffer.from('us@er:p:ss').toString('base64')}`]]);
+    await upstreamHttp.request({ url: srv.url.replace('http://', 'http://u:p@') + '/d', headers: { Authorization: 'Bearer t' }, timeout: 1000, upstream: { what: 'test call' } });
+    expect(seen).toEqual([['chatbridge', undefined], ['mine', undefined], ['chatbridge', `Basic ${Buffer.from('us@er:p:ss').toString('base64')}`], ['chatbridge', 'Bearer t']]);
   });
 });

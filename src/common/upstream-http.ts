@@ -11,9 +11,9 @@ import { redactText } from './redact';
  * | HTTP 401, 403                              | auth_rejected        | no        | false | the key is wrong
  * | HTTP 429, 500, 502, 503, 504               | upstream_unavailable | yes       | false | refused or failed before acting
  * | any other non-2xx                          | upstream_rejected    | no        | false | the request itself is wrong
- * | refused here before sending                | invalid_command      | no        | false | a body over the bound, a bad URL
+ * | refused here before sending                | invalid_command      | no        | false | a body over the bound, a bad URL or header
  * | any failure before the request was written | network              | yes       | false | refused, DNS, connect or TLS failed or late
- * | no answer within the call's timeout        | timeout              | no        | true  | ambiguous: resolve through the echo
+ * | no status within the call's timeout        | timeout              | no        | true  | ambiguous: resolve through the echo
  * | any other failure after the request left   | no_answer            | no        | true  | ambiguous (reset mid-request,
  * |                                            |                      |           |       | an answer over UPSTREAM_MAX_BYTES)
  *
@@ -97,7 +97,8 @@ export interface UpstreamResponse {
  * - no proxy: the environment's HTTP(S)_PROXY is not read; the bridge talks to the upstreams directly, as its other
  *   connections (sockets, Kafka) do.
  * - keep-alive: an idle connection is closed after 4 s, or a second before the server's own `Keep-Alive: timeout`
- *   hint when that is sooner, so a request rarely meets a connection the server is closing.
+ *   hint when that is sooner (a longer hint is not followed), so a request rarely meets a connection the server is
+ *   closing, which would make its failure ambiguous.
  * - bodies are strings both ways: callers send the JSON they built and read the answer as text.
  * - every non-2xx answer and every failure becomes the CommandError of the table above.
  */
@@ -112,7 +113,16 @@ export const upstreamHttp = {
   },
 };
 
-const agent = new Agent({ keepAliveTimeout: IDLE_SOCKET_MS, connect: { timeout: CONNECT_TIMEOUT_MS }, maxRedirections: 0 });
+const agent = new Agent({
+  keepAliveTimeout: IDLE_SOCKET_MS, keepAliveMaxTimeout: IDLE_SOCKET_MS, keepAliveTimeoutThreshold: 1000,
+  connect: { timeout: CONNECT_TIMEOUT_MS }, maxRedirections: 0,
+});
+
+/** Node's longest timer (ms): a longer call timeout (a command timeout plus its typing delay) is cut to it. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** undici's codes for a request it refuses before sending it (a header value with a line break, a forbidden header). */
+const REFUSED_HERE_CODES: ReadonlySet<string> = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 
 /** What undici is asked to send, or the error of a request refused here (nothing sent). */
 function dispatchTarget(req: UpstreamRequest): Dispatcher.DispatchOptions | CommandError {
@@ -126,9 +136,17 @@ function dispatchTarget(req: UpstreamRequest): Dispatcher.DispatchOptions | Comm
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return notSent(`unsupported protocol ${url.protocol}`);
   if (req.data !== undefined && Buffer.byteLength(req.data) > UPSTREAM_MAX_BYTES) return notSent(`request body larger than ${UPSTREAM_MAX_BYTES} bytes`);
-  const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
+  const headers: Record<string, string> = { ...req.headers };
+  const named = new Set(Object.keys(headers).map((name) => name.toLowerCase()));
+  if (!named.has('user-agent')) headers['user-agent'] = USER_AGENT;
   // Credentials in the URL become Basic auth (undici wants a bare origin).
-  if (url.username && !headers.authorization) headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  if (url.username && !named.has('authorization')) {
+    try {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+    } catch {
+      return notSent('the credentials in the URL do not decode');
+    }
+  }
   // undici's own timers stay out of the way: the exchange's deadline decides, and says which row a failure is.
   const later = req.timeout + 1000;
   return { origin: url.origin, path: `${url.pathname}${url.search}`, method: req.method ?? 'GET', headers, body: req.data, headersTimeout: later, bodyTimeout: later };
@@ -138,7 +156,8 @@ function dispatchTarget(req: UpstreamRequest): Dispatcher.DispatchOptions | Comm
  * One call's undici handler, which settles it once with its row of the table. The row depends on how far the
  * exchange got: undici calls `onConnect` right before it writes the request on an open connection, so a failure
  * before that surely sent nothing (`network`, retried), one after it may have reached the upstream (`timeout`,
- * `no_answer`: ambiguous); once the status arrived, the status decides, and a 2xx whose body is cut still stands.
+ * `no_answer`: ambiguous); once the status arrived, the status decides, and a 2xx whose body is cut or still coming
+ * at the deadline stands.
  */
 class UpstreamExchange implements Dispatcher.DispatchHandlers {
   private readonly timer: NodeJS.Timeout;
@@ -155,7 +174,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandlers {
     private readonly resolve: (res: UpstreamResponse) => void,
     private readonly reject: (err: unknown) => void,
   ) {
-    this.timer = setTimeout(onDeadline, req.timeout, this);
+    this.timer = setTimeout(onDeadline, Math.min(req.timeout, MAX_TIMER_MS), this);
   }
 
   /** Settles with an error of a request refused before dispatch. */
@@ -163,11 +182,14 @@ class UpstreamExchange implements Dispatcher.DispatchHandlers {
     this.fail(err);
   }
 
-  /** The call's deadline: ambiguous once the request may have left, surely not sent before. */
+  /**
+   * The call's deadline: once the status arrived it decides (a 2xx whose body is still coming stands, as a cut one
+   * does); before, the call is ambiguous once the request may have left, and surely not sent before that.
+   */
   deadline(): void {
     if (this.settled) return;
     const { what } = this.req.upstream;
-    if (this.status !== undefined && !is2xx(this.status)) this.fail(this.statusFailure(''));
+    if (this.status !== undefined) this.settleOnStatus();
     else if (this.connected) this.fail(new CommandError('timeout', `${what}: no answer in time (the upstream may have acted)`, { retriable: false, sent: true }));
     else this.fail(new CommandError('network', `${what}: unreachable (connection not open in time)`, { retriable: true, sent: false }));
     // Not yet on a connection: `onConnect` aborts it before anything is written.
@@ -200,6 +222,10 @@ class UpstreamExchange implements Dispatcher.DispatchHandlers {
       this.chunks.push(chunk);
     } else if (this.size - chunk.length < EXCERPT_BYTES) {
       this.chunks.push(chunk);
+    } else if (this.size > UPSTREAM_MAX_BYTES) {
+      // A refusal longer than any: its status is known, the rest is not read.
+      this.settleOnStatus();
+      this.abort?.();
     }
     return true;
   }
@@ -213,18 +239,25 @@ class UpstreamExchange implements Dispatcher.DispatchHandlers {
 
   onError(err: Error): void {
     if (this.settled) return;
-    if (this.status !== undefined) {
-      // The status line arrived and the body was cut: the status decides.
-      if (is2xx(this.status)) this.succeed(undefined);
-      else this.fail(this.statusFailure(''));
-      return;
-    }
+    // The status line arrived and the body was cut: the status decides.
+    if (this.status !== undefined) return this.settleOnStatus();
     this.fail(requestError(err, this.req.upstream.what, this.connected));
   }
 
+  /** A 2xx without its (whole) body stands, with `data` undefined; another status is its row. */
+  private settleOnStatus(): void {
+    if (is2xx(this.status!)) this.succeed(undefined);
+    else this.fail(this.statusFailure(''));
+  }
+
+  /** The provider's row for the status, else the shared table's (a provider row that throws is its error). */
   private statusFailure(body: string): Error {
     const call = this.req.upstream;
-    return call.status?.(this.status!) ?? upstreamStatusError(this.status!, call.what, body);
+    try {
+      return call.status?.(this.status!) ?? upstreamStatusError(this.status!, call.what, body);
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
   }
 
   private succeed(data: string | undefined): void {
@@ -271,6 +304,9 @@ function headerMap(raw: Buffer[] | string[] | null): Record<string, string | und
 function requestError(err: Error, what: string, connected: boolean): CommandError {
   const code = (err as { code?: unknown }).code;
   const named = typeof code === 'string' ? code : undefined;
+  if (!connected && named && REFUSED_HERE_CODES.has(named)) {
+    return new CommandError('invalid_command', `${what}: not sent: ${redactText(err.message).slice(0, 200)}`, { retriable: false, sent: false, cause: err });
+  }
   if (!connected) {
     const why = named === 'UND_ERR_CONNECT_TIMEOUT' ? 'connection not open in time' : named ?? redactText(err.message).slice(0, 200);
     return new CommandError('network', `${what}: unreachable (${why})`, { retriable: true, sent: false, cause: err });

@@ -59,7 +59,7 @@ describe('HTTP keep-alive (e2e)', () => {
     const t0 = performance.now();
     const stopped = b.close();
     bridge = undefined;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    while (!b.bridge.stopping) await new Promise((resolve) => setTimeout(resolve, 10));
     socket.write('Connection: keep-alive\r\n\r\n');
     await stopped;
     const stopMs = performance.now() - t0;
