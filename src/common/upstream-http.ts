@@ -148,7 +148,7 @@ function dispatchTarget(req: UpstreamRequest): Dispatcher.DispatchOptions | Comm
     }
   }
   // undici's own timers stay out of the way: the exchange's deadline decides, and says which row a failure is.
-  const later = req.timeout + 1000;
+  const later = Math.min(req.timeout, MAX_TIMER_MS - 1000) + 1000;
   return { origin: url.origin, path: `${url.pathname}${url.search}`, method: req.method ?? 'GET', headers, body: req.data, headersTimeout: later, bodyTimeout: later };
 }
 
