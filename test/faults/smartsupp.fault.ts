@@ -11,6 +11,30 @@ interface CommandResult {
   conversation?: { id: string };
 }
 
+/** The simulator, a reader of the events topic and the built bridge with one Smartsupp channel, connected. */
+async function startRow(name: string, topics: Record<string, string>, smartsupp: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  const sim = new SmartsuppSimulator({ accountKeys: [KEY] });
+  await sim.start();
+  const reader = new KafkaReader(sharedBrokers(), [topics.events]);
+  await reader.start();
+  const bridge = await startBuiltBridge(name, {
+    kafka: { brokers: sharedBrokers(), topics, consumer: { commandGroup: `${name}-${randomUUID()}`, maxWaitTimeMs: 100 } },
+    ...extra,
+    channels: [{ id: CHANNEL, provider: 'smartsupp', smartsupp: { url: sim.url, key: KEY, ...smartsupp } }],
+  });
+  await until('channel connected', async () => ((await bridge.request('GET', `/v1/channels/${CHANNEL}`)).body as { state?: string }).state === 'connected', 30_000);
+  return { sim, reader, bridge };
+}
+
+async function stopRow(row: { sim?: SmartsuppSimulator; reader?: KafkaReader; bridge?: BridgeProcess }): Promise<void> {
+  await row.bridge?.kill();
+  await row.reader?.stop();
+  await row.sim?.stop();
+}
+
+const CHANNEL = 'site';
+const KEY = 'sim-account-key';
+
 /**
  * A caller that starts Smartsupp visitors without end, against the built bridge and the Smartsupp simulator: 1,000
  * `conversation.start` commands over the HTTP command door with `smartsupp.maxVisitors` 200. Exactly 200 visitor
@@ -18,8 +42,6 @@ interface CommandResult {
  * answers /healthz fast, memory stays bounded, and a message to an existing visitor is still delivered.
  */
 describe('fault rows: smartsupp', () => {
-  const CHANNEL = 'site';
-  const KEY = 'sim-account-key';
   const MAX = 200;
   const STARTS = 1000;
   const RSS_BOUND_MIB = 250;
@@ -29,24 +51,13 @@ describe('fault rows: smartsupp', () => {
   let reader: KafkaReader;
 
   beforeAll(async () => {
-    sim = new SmartsuppSimulator({ accountKeys: [KEY] });
-    await sim.start();
-    reader = new KafkaReader(sharedBrokers(), [topics.events]);
-    await reader.start();
-    bridge = await startBuiltBridge('faults-smartsupp', {
-      kafka: { brokers: sharedBrokers(), topics, consumer: { commandGroup: `faults-smartsupp-${randomUUID()}`, maxWaitTimeMs: 100 } },
+    ({ sim, reader, bridge } = await startRow('faults-smartsupp', topics, { maxVisitors: MAX }, {
       api: { rateLimit: { perSecond: 10_000, burst: 10_000 } },
       commands: { maxPendingPerChannel: 2 * STARTS },
-      channels: [{ id: CHANNEL, provider: 'smartsupp', smartsupp: { url: sim.url, key: KEY, maxVisitors: MAX } }],
-    });
-    await until('channel connected', async () => ((await bridge.request('GET', `/v1/channels/${CHANNEL}`)).body as { state?: string }).state === 'connected', 30_000);
+    }));
   }, 90_000);
 
-  afterAll(async () => {
-    await bridge?.kill();
-    await reader?.stop();
-    await sim?.stop();
-  });
+  afterAll(() => stopRow({ sim, reader, bridge }));
 
   const results = (): CommandResult[] => reader.ofType('chatbridge.command.result').map((r: ReadRecord) => JSON.parse(r.value ?? '{}') as CommandResult);
   const post = (body: Record<string, unknown>) => bridge.request('POST', `/v1/channels/${CHANNEL}/commands`, body);
@@ -107,30 +118,16 @@ describe('fault rows: smartsupp', () => {
  * out; once the path is free, the next write holds every visitor, those started meanwhile included.
  */
 describe('fault rows: smartsupp state file unwritable', () => {
-  const CHANNEL = 'site';
-  const KEY = 'sim-account-key';
   const topics = { events: uniqueTopic('events'), commands: uniqueTopic('commands'), deadLetter: uniqueTopic('dlq'), state: uniqueTopic('state'), commandLedger: uniqueTopic('ledger') };
   let sim: SmartsuppSimulator;
   let bridge: BridgeProcess;
   let reader: KafkaReader;
 
   beforeAll(async () => {
-    sim = new SmartsuppSimulator({ accountKeys: [KEY] });
-    await sim.start();
-    reader = new KafkaReader(sharedBrokers(), [topics.events]);
-    await reader.start();
-    bridge = await startBuiltBridge('faults-smartsupp-state', {
-      kafka: { brokers: sharedBrokers(), topics, consumer: { commandGroup: `faults-smartsupp-state-${randomUUID()}`, maxWaitTimeMs: 100 } },
-      channels: [{ id: CHANNEL, provider: 'smartsupp', smartsupp: { url: sim.url, key: KEY, maxVisitors: 10 } }],
-    });
-    await until('channel connected', async () => ((await bridge.request('GET', `/v1/channels/${CHANNEL}`)).body as { state?: string }).state === 'connected', 30_000);
+    ({ sim, reader, bridge } = await startRow('faults-smartsupp-state', topics, { maxVisitors: 10 }));
   }, 90_000);
 
-  afterAll(async () => {
-    await bridge?.kill();
-    await reader?.stop();
-    await sim?.stop();
-  });
+  afterAll(() => stopRow({ sim, reader, bridge }));
 
   const results = (): CommandResult[] => reader.ofType('chatbridge.command.result').map((r: ReadRecord) => JSON.parse(r.value ?? '{}') as CommandResult);
   /** Starts a visitor; resolves with its conversation id once the start is `sent`. */
