@@ -64,7 +64,7 @@ export function kafkaParts(
   const modeStore = cluster ? cluster.shared.modeStore(stateTimeoutMs) : new KafkaModeStore(kafka, settings.topics.state, stateTimeoutMs, log.child({ context: 'mode-store' }));
   const ledgerStore = new KafkaLedgerStore(kafka, {
     topic: settings.topics.commandLedger, group, consumer: settings.consumer,
-    loadTimeoutMs: stateTimeoutMs, writeTimeoutMs: settings.producer.requestTimeoutMs, poison,
+    loadTimeoutMs: stateTimeoutMs, writeTimeoutMs: settings.producer.requestTimeoutMs, lingerMs: settings.producer.lingerMs, poison,
   }, log.child({ context: 'command-ledger-store' }));
   const replayLog = log.child({ context: 'webhook-replay' });
   return {

@@ -23,7 +23,7 @@ describe('loadConfig: a valid config', () => {
       createTopics: false,
       connectionTimeoutMs: 3000,
       topics: { events: 'chatbridge.events', commands: 'chatbridge.commands', deadLetter: 'chatbridge.dlq', state: 'chatbridge.channels', commandLedger: 'chatbridge.commands.ledger' },
-      producer: { batchSize: 500, maxBatchBytes: 900 * 1024, maxQueue: 100_000, maxQueueBytes: 128 * 1024 * 1024, warnQueue: 10_000, compression: 'gzip', cloudEventsMode: 'binary', requestTimeoutMs: 30_000, retryMaxDelayMs: 10_000 },
+      producer: { batchSize: 500, maxBatchBytes: 900 * 1024, maxQueue: 100_000, maxQueueBytes: 128 * 1024 * 1024, warnQueue: 10_000, compression: 'gzip', cloudEventsMode: 'binary', lingerMs: 5, requestTimeoutMs: 30_000, retryMaxDelayMs: 10_000 },
       consumer: { maxWaitTimeMs: 500, sessionTimeoutMs: 30_000, commitIntervalMs: 1000, poisonMaxTries: 3, webhookMaxOpenOffsets: 10_000 },
     });
     expect(config.limits).toEqual({ maxFrameBytes: 1024 * 1024, maxJsonDepth: 64, maxEventBytes: 900 * 1024 });

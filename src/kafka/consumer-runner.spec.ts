@@ -161,6 +161,8 @@ describe('ConsumerRunner', () => {
       record: { topic: TOPIC, partition: 0, offset: '1', key: Buffer.from('wa').toString('base64'), value: Buffer.from('poison').toString('base64'), headers: { trace: 't1' } },
     }]);
     expect(await poisonCount()).toBe(1);
+    // Each record counted once as read, the dead-lettered one included, none per failed try.
+    expect((await metrics.kafkaRecordsRead.get()).values).toEqual([{ labels: { reader: 'test consumer' }, value: 3 }]);
     // Committed past the poison record only once it was dead-lettered.
     expect(consumers[0].committed.map((c) => c.offset)).toEqual(['1', '3']);
   });

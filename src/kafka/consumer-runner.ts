@@ -225,15 +225,18 @@ export class ConsumerRunner {
     const { partition } = batch;
     const ctx: RecordContext = { heartbeat, live: () => !this.stopping && isRunning() && !isStale(), highWatermark: batch.highWatermark };
     let finished: string | undefined;
+    let read = 0;
     try {
       for (const message of batch.messages) {
         if (!ctx.live()) return;
         if (!(await this.handle(partition, message, ctx))) return;
         resolveOffset(message.offset);
         finished = message.offset;
+        read++;
         await heartbeat();
       }
     } finally {
+      if (read) this.deps.metrics?.kafkaRecordsRead.inc({ reader: this.opts.name }, read);
       // Through the batch's own commit: the consumer's commitOffsets is a no-op once disconnect() began.
       if (this.opts.commit && finished !== undefined) {
         const offset = String(BigInt(finished) + 1n);

@@ -22,6 +22,8 @@ const log = pino({ level: 'silent' });
 interface SendCall {
   messages: Message[];
   outcome: 'pending' | 'sent' | 'refused' | 'failed';
+  /** When the sink called send (performance.now()). */
+  at: number;
 }
 
 /**
@@ -42,7 +44,7 @@ function wrappedKafka(brokers: string[], producer: Partial<KafkaProducerConfig>,
     producer: (opts: Parameters<Kafka['producer']>[0]): Producer => {
       const p = real.producer(opts);
       const send = async (record: ProducerRecord) => {
-        const call: SendCall = { messages: record.messages, outcome: 'pending' };
+        const call: SendCall = { messages: record.messages, outcome: 'pending', at: performance.now() };
         calls.push(call);
         const err = record.topic === cfg.topics.events ? fail(record.messages, calls.length) : undefined;
         if (err) {
@@ -141,6 +143,29 @@ describe('Kafka sink (real test broker)', () => {
     expect(reader.records.map((r) => r.headers.ce_id)).toEqual(items.map((i) => i.event.id));
     expect(calls.slice(0, 3).map((c) => [c.outcome, c.messages.length])).toEqual([['failed', 10], ['failed', 10], ['sent', 10]]);
     expect(deadLines()).toHaveLength(0);
+  });
+
+  it('spaces its produce requests lingerMs apart while batches are not full: events arriving meanwhile share one, all delivered in order', async () => {
+    const lingerMs = 40;
+    const { cfg, kafka, calls } = wrappedKafka(sharedBrokers(), { lingerMs });
+    reader = new KafkaReader(sharedBrokers(), [cfg.topics.events]);
+    await reader.start();
+    sink = new KafkaSink(kafka, cfg, deadLetters, metrics, log);
+    await sink.start();
+    await waitFor('the sink connected', () => sink!.ready());
+    // 30 events 4 ms apart: without the linger, about one request each (the test broker answers in about 1 ms).
+    const items = Array.from({ length: 30 }, (_, i) => messageEvent('wa', 'c-linger', `l${i}`));
+    for (const item of items) {
+      sink.publish(item);
+      await new Promise((r) => setTimeout(r, 4));
+    }
+    await reader.waitFor('30 records', (r) => r.length >= 30);
+    expect(reader.records.map((r) => r.headers.ce_id)).toEqual(items.map((i) => i.event.id));
+    const sent = calls.filter((c) => c.outcome === 'sent');
+    expect(sent.reduce((n, c) => n + c.messages.length, 0)).toBe(30);
+    // Each request started lingerMs after the previous one at the earliest (timers fire late, never early; 1 ms for rounding).
+    for (let i = 1; i < sent.length; i++) expect(sent[i].at - sent[i - 1].at).toBeGreaterThanOrEqual(lingerMs - 1);
+    expect(sent.some((c) => c.messages.length > 1)).toBe(true);
   });
 
   it('bounds each produce request by maxBatchBytes; a record larger than it goes alone', async () => {

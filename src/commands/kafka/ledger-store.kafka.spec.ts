@@ -112,6 +112,66 @@ describe('KafkaLedgerStore group commit (fake producer)', () => {
     await expect(next).resolves.toBeUndefined();
   });
 
+  describe('with lingerMs', () => {
+    const lingering = (lingerMs: number, writeTimeoutMs = 60_000) => new KafkaLedgerStore({ producer: () => producer } as unknown as Kafka, { topic: 'ledger', group: 'g', loadTimeoutMs: 1000, writeTimeoutMs, lingerMs, consumer: {} as never }, createRootLogger('silent', 2));
+
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
+    afterEach(() => jest.useRealTimers());
+
+    it('starts the next request lingerMs after the previous one started; writes made meanwhile go in it', async () => {
+      const paced = lingering(5);
+      const first = paced.write(record('c-1'));
+      await turn();
+      expect(producer.sends).toHaveLength(1); // nothing started within 5 ms: the first goes at once
+      producer.sends[0].ack();
+      await first;
+      const second = paced.write(record('c-2'));
+      const third = paced.write(record('c-3'));
+      await turn();
+      jest.advanceTimersByTime(4);
+      await turn();
+      expect(producer.sends).toHaveLength(1);
+      jest.advanceTimersByTime(1);
+      await turn();
+      expect(producer.sends).toHaveLength(2);
+      expect(producer.records(1)).toEqual([['c-2', 'accepted'], ['c-3', 'accepted']]);
+      producer.sends[1].ack();
+      await Promise.all([second, third]);
+      await paced.stop();
+    });
+
+    it('sends a full batch (500 records) at once, without waiting', async () => {
+      const paced = lingering(100);
+      const first = paced.write(record('c-0'));
+      await turn();
+      producer.sends[0].ack();
+      await first;
+      const full = Array.from({ length: 500 }, (_, i) => paced.write(record(`f-${i}`)));
+      await turn();
+      expect(producer.sends).toHaveLength(2);
+      expect(producer.sends[1].record.messages).toHaveLength(500);
+      producer.sends[1].ack();
+      await Promise.all(full);
+      await paced.stop();
+    });
+
+    it('sends nothing for a write that timed out while waiting, and no empty request', async () => {
+      const paced = lingering(100, 50);
+      const first = paced.write(record('c-1'));
+      await turn();
+      producer.sends[0].ack();
+      await first;
+      const late = paced.write(record('c-2'));
+      await turn();
+      jest.advanceTimersByTime(50);
+      await expect(late).rejects.toMatchObject({ code: 'ledger_unavailable', message: expect.not.stringContaining('may still be stored') });
+      jest.advanceTimersByTime(60);
+      await turn();
+      expect(producer.sends).toHaveLength(1);
+      await paced.stop();
+    });
+  });
+
   it('rejects a write not acknowledged within writeTimeoutMs, saying when the record may still be stored', async () => {
     jest.useFakeTimers({ doNotFake: ['setImmediate'] });
     try {

@@ -6,6 +6,7 @@ import type { KafkaConsumerConfig } from '../../config/config.schema';
 import type { CommandRecord, LedgerStore } from '../command.types';
 import { decodeLedgerRecord, encodeLedgerRecord } from './ledger-record';
 import { TopicFollower, type TopicFollowOptions } from '../../kafka/follower';
+import { ProducePacer } from '../../kafka/produce-pacer';
 
 /** What the Kafka ledger needs besides the client. */
 export interface KafkaLedgerOptions {
@@ -19,6 +20,8 @@ export interface KafkaLedgerOptions {
   poison?: Pick<TopicFollowOptions, 'deadLetters' | 'metrics'>;
   /** Longest wait for one `write` to be acknowledged by every in-sync replica. */
   writeTimeoutMs: number;
+  /** A produce request starts at least this long after the previous one unless its batch is full (`kafka.producer.lingerMs`; ProducePacer). */
+  lingerMs?: number;
   consumer: KafkaConsumerConfig;
 }
 
@@ -48,13 +51,15 @@ const LOGGED_SKIPS = 5;
  * Written with its own producer (`acks: -1`): a write resolves only once Kafka acknowledged it and rejects
  * (`ledger_unavailable`) when it was not within `writeTimeoutMs`. Writes are group-committed: the records of every
  * write made in one turn of the event loop go in one produce request, with one request in flight; what arrives
- * meanwhile waits and goes in the next one (at most MAX_QUEUED_WRITES wait). Each caller waits for its own batch's
+ * meanwhile waits and goes in the next one (at most MAX_QUEUED_WRITES wait), which starts `lingerMs` after the
+ * previous one at the earliest unless it is full. Each caller waits for its own batch's
  * acknowledgement, and a failed batch fails every write in it. Records of one command keep their order (one queue,
  * one request at a time, one partition per key). A record that does not decode is skipped and counted, never fatal.
  */
 export class KafkaLedgerStore implements LedgerStore {
   readonly name: string;
   private readonly writer: KafkaWriter;
+  private readonly pacer: ProducePacer;
   private readonly queue: PendingWrite[] = [];
   /** A flush is scheduled or running: a write only queues its record. */
   private flushing = false;
@@ -73,6 +78,7 @@ export class KafkaLedgerStore implements LedgerStore {
     this.name = `topic ${opts.topic}`;
     // Not idempotent: a repeated record is harmless (the ledger merges by status rank and updatedAt).
     this.writer = new KafkaWriter(kafka, { allowAutoTopicCreation: true, retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1000 } });
+    this.pacer = new ProducePacer(opts.lingerMs ?? 0);
   }
 
   /**
@@ -151,6 +157,9 @@ export class KafkaLedgerStore implements LedgerStore {
   private async flush(): Promise<void> {
     try {
       while (this.queue.length && !this.stopped) {
+        await this.pacer.ready(this.queue.length >= MAX_BATCH);
+        // Meanwhile the ledger may have stopped, or every waiting write timed out: nothing is sent empty.
+        if (!this.queue.length || this.stopped) break;
         const batch = this.queue.splice(0, MAX_BATCH);
         for (const pending of batch) pending.inFlight = true;
         try {

@@ -7,6 +7,7 @@ import type { KafkaConfig } from '../../config/config.schema';
 import type { PipelineEvent } from '../../envelope/envelope';
 import type { Metrics } from '../../health/metrics';
 import { javaCompatiblePartitioner } from '../../kafka/partitioner';
+import { ProducePacer } from '../../kafka/produce-pacer';
 import type { DeadLetter, DeadLetterTarget, DeadLetters } from '../../pipeline/dead-letters';
 import type { DurableOutcome } from '../../pipeline/durable';
 import type { Sink } from '../sink.interface';
@@ -56,6 +57,8 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   private warnedDepth = false;
   /** The backoff between failed attempts; `stop` cancels it. */
   private readonly backoff = new Pause();
+  /** Spaces the produce requests while batches are not full (`producer.lingerMs`). */
+  private readonly pacer: ProducePacer;
   /** This sink's metric labels, one object for every update (some run once per event). */
   private readonly labels = { sink: this.name };
   /** `chatbridge_events_out_total{sink="kafka"}` by channel and type, counted per event at no cost (HotCount). */
@@ -72,6 +75,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
   ) {
     // The Java client's murmur2 partitioner (kafka/partitioner.ts), so keys land where other Kafka clients would put them.
     this.producer = kafka.producer({ createPartitioner: javaCompatiblePartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 } });
+    this.pacer = new ProducePacer(cfg.producer.lingerMs);
     this.metrics.sinkUp.set({ sink: this.name }, 0);
     metrics.readAtScrape(metrics.queueDepth, this.labels, () => this.queue.length);
     this.eventsOut = metrics.eventsOutOf(this.name);
@@ -192,6 +196,9 @@ export class KafkaSink implements Sink, DeadLetterTarget {
           continue;
         }
         const { batchSize, maxBatchBytes } = this.cfg.producer;
+        await this.pacer.ready(this.queue.length >= batchSize || this.queue.bytes >= maxBatchBytes);
+        // A spill meanwhile took the queue (and stopped the sink).
+        if (!this.queue.length) continue;
         await this.deliver(this.queue.peekBatch(batchSize, maxBatchBytes));
         if (this.failures) this.log.info({ afterFailures: this.failures }, 'kafka delivery resumed');
         this.failures = 0;
