@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { CommandError } from './errors';
 import { UPSTREAM_MAX_BYTES, upstreamHttp, upstreamStatusError } from './upstream-http';
 
@@ -39,6 +41,89 @@ async function loopback(): Promise<{ url: string; handle(h: Handler): void; requ
     return new Promise<void>((r) => server.close(() => r()));
   };
   return state;
+}
+
+/** What a held listener reports: a connection it accepted (by the peer's port), bytes received on one, or its close. */
+interface HeldReport {
+  event: 'listening' | 'open' | 'data' | 'close';
+  port: number;
+  text?: string;
+}
+
+/**
+ * The held listener's program. Its event loop stays blocked in a synchronous read of stdin until the test writes to
+ * it, so it accepts nothing meanwhile; backlog 1 (0 would be Node's default, 511) lets the kernel complete two
+ * connections for it and drop every later SYN, which the connecting side sends again ~1 s, then ~3 s, ~7 s later.
+ * It exits when its stdin closes, so it never outlives the test process.
+ */
+const HELD_LISTENER = `
+const net = require('node:net');
+const report = (event, port, text) => process.stdout.write(JSON.stringify({ event, port, text }) + '\\n');
+const server = net.createServer((socket) => {
+  const port = socket.remotePort;
+  report('open', port);
+  socket.on('data', (chunk) => report('data', port, chunk.toString('latin1')));
+  socket.on('error', () => undefined);
+  socket.on('close', () => report('close', port));
+});
+server.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
+  report('listening', server.address().port);
+  require('node:fs').readSync(0, Buffer.alloc(1));
+  process.stdin.resume().on('end', () => process.exit(0));
+});
+`;
+
+/**
+ * A loopback listener in a child process that accepts no connection until `release()`, then reports every one it
+ * accepts and every byte received on it (`reports`, in order). `kill()` it in a `finally`.
+ */
+function heldListener(): { listening: Promise<number>; reports: HeldReport[]; release(): void; kill(): void } {
+  const child = spawn(process.execPath, ['-e', HELD_LISTENER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const reports: HeldReport[] = [];
+  const listening = new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const report = JSON.parse(line) as HeldReport;
+      if (report.event === 'listening') resolve(report.port);
+      else reports.push(report);
+    });
+    child.once('exit', (code, signal) => reject(new Error(`the held listener exited (${code ?? signal}) before listening`)));
+  });
+  return { listening, reports, release: () => child.stdin.write('go'), kill: () => child.kill('SIGKILL') };
+}
+
+/**
+ * Opens plain connections to `port` until one does not complete within 500 ms (generous: on loopback one completes at
+ * once unless the listener's accept queue is full). That one is dropped, so its SYN is not sent again; the completed
+ * ones are returned, to be told apart from the call's and closed after the test.
+ */
+async function fillAcceptQueue(port: number): Promise<Socket[]> {
+  const fillers: Socket[] = [];
+  for (;;) {
+    const socket = connect(port, '127.0.0.1').on('error', () => undefined);
+    const opened = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(resolve, 500, false);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!opened) {
+      socket.destroy();
+      return fillers;
+    }
+    fillers.push(socket);
+    if (fillers.length > 16) throw new Error('the accept queue never filled: the listener is not held');
+  }
+}
+
+/** Polls `done` every 25 ms for at most `ms`; says whether it held. */
+async function within(ms: number, done: () => boolean): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return true;
 }
 
 describe('upstream-http: every row over real HTTP (loopback)', () => {
@@ -122,6 +207,30 @@ describe('upstream-http: every row over real HTTP (loopback)', () => {
     } finally {
       for (const socket of held) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('a call whose deadline fired before its connection opened is never written when the connection opens later', async () => {
+    // `network` says "surely not sent" and the command is retried: had undici kept the request and written it once the
+    // connection opened, the upstream would get the command twice. The connection is held up (the upstream's accept
+    // queue full, its SYN dropped) past the deadline, then let through.
+    const held = heldListener();
+    let fillers: Socket[] = [];
+    try {
+      const port = await held.listening;
+      fillers = await fillAcceptQueue(port);
+      const filler = new Set(fillers.map((socket) => socket.localPort));
+      expect(await failure(upstreamHttp.request({ url: `http://127.0.0.1:${port}/send`, method: 'POST', data: 'x', timeout: 300, upstream: { what: 'test call' } })))
+        .toMatchObject({ code: 'network', retriable: true, sent: false, message: 'test call: unreachable (connection not open in time)' });
+      held.release();
+      // The call's SYN, sent again ~1 s (or ~3 s, ~7 s) after the first, now opens its connection; undici writes on it at
+      // once or never, so the connection's close, or any byte on it, ends the wait.
+      const onCallConnection = (report: HeldReport) => !filler.has(report.port);
+      const seen = await within(12_000, () => held.reports.some((r) => onCallConnection(r) && (r.event === 'close' || r.event === 'data')));
+      expect({ seen, data: held.reports.filter((r) => r.event === 'data') }).toEqual({ seen: true, data: [] });
+    } finally {
+      for (const socket of fillers) socket.destroy();
+      held.kill();
     }
   });
 
