@@ -8,7 +8,8 @@
  *            the test broker, the same upstream client and call, the result event, nothing else;
  *   bridge - the same commands as `POST /v1/channels/wa/commands` to a whole bridge in this process with the Kafka
  *            command ledger (auth, rate limit, validation, the durable `accepted`/`sending`/`sent` records read back by
- *            the ledger's follower, which has joined before the run, per-conversation lanes, the connector's REST call, the echo events to Kafka),
+ *            the ledger's follower, which has read back the warm-up's records before the run starts, per-conversation
+ *            lanes, the connector's REST call, the echo events to Kafka),
  *            until every command is `sent`;
  *   paced  - the pipe, then the bridge, again, commands arriving at a steady half of the rate each reached: the 202
  *            latency then, beside the test broker's own produce round trip in the same window (a probe producer in the

@@ -107,7 +107,8 @@ async function fillAcceptQueue(port: number): Promise<Socket[]> {
         resolve(true);
       });
     });
-    if (!opened) {
+    // A stalled event loop can let the timer win against a connect that did complete: that one fills the queue too.
+    if (!opened && socket.connecting) {
       socket.destroy();
       return fillers;
     }

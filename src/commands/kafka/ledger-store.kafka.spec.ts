@@ -118,49 +118,62 @@ describe('KafkaLedgerStore group commit (fake producer)', () => {
     beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate'] }));
     afterEach(() => jest.useRealTimers());
 
-    it('starts the next request lingerMs after the previous one started; writes made meanwhile go in it', async () => {
-      const paced = lingering(5);
-      const first = paced.write(record('c-1'));
+    let paced: KafkaLedgerStore;
+    afterEach(async () => {
+      await paced.stop();
+    });
+
+    /** Writes `id`, lets the store send it, and acknowledges it: the pacer's clock starts at that send. */
+    async function sentAndAcked(id: string): Promise<void> {
+      const first = paced.write(record(id));
       await turn();
-      expect(producer.sends).toHaveLength(1); // nothing started within 5 ms: the first goes at once
-      producer.sends[0].ack();
+      producer.sends.at(-1)!.ack();
       await first;
-      const second = paced.write(record('c-2'));
-      const third = paced.write(record('c-3'));
+    }
+
+    it('starts the next request lingerMs after the previous one started; writes made meanwhile go in it', async () => {
+      paced = lingering(5);
+      await sentAndAcked('c-1');
+      expect(producer.sends).toHaveLength(1); // nothing started within 5 ms before it: the first went at once
+      const early = [paced.write(record('c-2')), paced.write(record('c-3'))];
       await turn();
       jest.advanceTimersByTime(4);
       await turn();
       expect(producer.sends).toHaveLength(1);
+      const meanwhile = paced.write(record('c-4')); // while the request waits
       jest.advanceTimersByTime(1);
       await turn();
       expect(producer.sends).toHaveLength(2);
-      expect(producer.records(1)).toEqual([['c-2', 'accepted'], ['c-3', 'accepted']]);
+      expect(producer.records(1)).toEqual([['c-2', 'accepted'], ['c-3', 'accepted'], ['c-4', 'accepted']]);
       producer.sends[1].ack();
-      await Promise.all([second, third]);
-      await paced.stop();
+      await Promise.all([...early, meanwhile]);
     });
 
-    it('sends a full batch (500 records) at once, without waiting', async () => {
-      const paced = lingering(100);
-      const first = paced.write(record('c-0'));
-      await turn();
-      producer.sends[0].ack();
-      await first;
+    it('sends a full batch (500 records) at once, without waiting, also when it fills during a wait', async () => {
+      paced = lingering(100);
+      await sentAndAcked('c-0');
       const full = Array.from({ length: 500 }, (_, i) => paced.write(record(`f-${i}`)));
       await turn();
       expect(producer.sends).toHaveLength(2);
       expect(producer.sends[1].record.messages).toHaveLength(500);
       producer.sends[1].ack();
       await Promise.all(full);
-      await paced.stop();
+
+      // One write starts a wait (the last request started just now); the batch fills meanwhile and goes at once.
+      const filling = [paced.write(record('g-0'))];
+      await turn();
+      expect(producer.sends).toHaveLength(2);
+      for (let i = 1; i < 500; i++) filling.push(paced.write(record(`g-${i}`)));
+      await turn();
+      expect(producer.sends).toHaveLength(3);
+      expect(producer.sends[2].record.messages).toHaveLength(500);
+      producer.sends[2].ack();
+      await Promise.all(filling);
     });
 
-    it('sends nothing for a write that timed out while waiting, and no empty request', async () => {
-      const paced = lingering(100, 50);
-      const first = paced.write(record('c-1'));
-      await turn();
-      producer.sends[0].ack();
-      await first;
+    it('sends nothing for a write that timed out while waiting, and no empty request; the next write is not held for it', async () => {
+      paced = lingering(100, 50);
+      await sentAndAcked('c-1');
       const late = paced.write(record('c-2'));
       await turn();
       jest.advanceTimersByTime(50);
@@ -168,7 +181,25 @@ describe('KafkaLedgerStore group commit (fake producer)', () => {
       jest.advanceTimersByTime(60);
       await turn();
       expect(producer.sends).toHaveLength(1);
+      // No request started at the end of that wait, so a write now (over 100 ms after the last one) goes at once.
+      const next = paced.write(record('c-3'));
+      await turn();
+      expect(producer.sends).toHaveLength(2);
+      producer.sends[1].ack();
+      await next;
+    });
+
+    it('stop ends a wait at once: the waiting write is refused, nothing is sent', async () => {
+      paced = lingering(100);
+      await sentAndAcked('c-1');
+      const timers = jest.getTimerCount(); // the logger's own
+      const waiting = paced.write(record('c-2'));
+      await turn();
       await paced.stop();
+      await expect(waiting).rejects.toMatchObject({ code: 'ledger_unavailable', message: expect.stringContaining('stopped') });
+      await turn();
+      expect(producer.sends).toHaveLength(1);
+      expect(jest.getTimerCount()).toBe(timers); // neither the wait's timer nor a write's deadline is left running
     });
   });
 

@@ -139,6 +139,7 @@ export class KafkaLedgerStore implements LedgerStore {
         },
       };
       this.queue.push(pending);
+      if (this.queue.length >= MAX_BATCH) this.pacer.release();
       if (!this.flushing) {
         // After the writes of this turn of the event loop (the other requests and commands it serves), so they share a request.
         this.flushing = true;
@@ -149,6 +150,7 @@ export class KafkaLedgerStore implements LedgerStore {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.pacer.release();
     for (const pending of this.queue.splice(0)) pending.settle(this.unavailable('the ledger is stopped'));
     await Promise.allSettled([this.follower?.stop(), this.writer.stop()]);
   }
@@ -157,9 +159,10 @@ export class KafkaLedgerStore implements LedgerStore {
   private async flush(): Promise<void> {
     try {
       while (this.queue.length && !this.stopped) {
-        await this.pacer.ready(this.queue.length >= MAX_BATCH);
+        await this.pacer.wait(this.queue.length >= MAX_BATCH);
         // Meanwhile the ledger may have stopped, or every waiting write timed out: nothing is sent empty.
         if (!this.queue.length || this.stopped) break;
+        this.pacer.started();
         const batch = this.queue.splice(0, MAX_BATCH);
         for (const pending of batch) pending.inFlight = true;
         try {

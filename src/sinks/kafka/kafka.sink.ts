@@ -31,7 +31,8 @@ const SPILL_MS_PER_RECORD = 0.05;
  * Publishes events to `topics.events` with an idempotent producer (`acks: -1`). Each event becomes its Kafka
  * record once, when it is queued. One produce request is in flight at a time and holds the oldest queued records
  * (at most `batchSize` and `maxBatchBytes`), so order is kept for every key (and therefore every conversation);
- * while it is in flight newer events queue up and form the next batch.
+ * while it is in flight newer events queue up and form the next batch, which starts `lingerMs` after the previous
+ * one at the earliest unless it is full (ProducePacer).
  *
  * When Kafka is down, the batch at the head is retried with capped backoff forever, and events wait in a queue
  * bounded by count and bytes (metric `chatbridge_sink_queue_depth`, a warning past `warnQueue`). An event that
@@ -111,6 +112,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
       return;
     }
     this.queue.push(record);
+    if (this.batchFull()) this.pacer.release();
     const depth = this.queue.length;
     if (depth >= warnQueue && !this.warnedDepth) {
       this.warnedDepth = true;
@@ -155,6 +157,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     }
     this.stopped = true;
     this.backoff.cancel();
+    this.pacer.release();
     this.wake?.();
     if (this.loop) await withinMs(this.loop, Math.max(0, spillBy() - Date.now()));
     this.spill();
@@ -170,6 +173,7 @@ export class KafkaSink implements Sink, DeadLetterTarget {
     this.accepting = false;
     this.stopped = true;
     this.spilled = true;
+    this.pacer.release();
     const left = this.queue.take(this.queue.length);
     for (const r of left) {
       this.deadLetters.writeFile({ reason: 'shutdown', origin: this.name, channelId: r.channelId, event: fromKafkaMessage(r.message), error: 'not acknowledged by Kafka before shutdown' });
@@ -196,9 +200,10 @@ export class KafkaSink implements Sink, DeadLetterTarget {
           continue;
         }
         const { batchSize, maxBatchBytes } = this.cfg.producer;
-        await this.pacer.ready(this.queue.length >= batchSize || this.queue.bytes >= maxBatchBytes);
-        // A spill meanwhile took the queue (and stopped the sink).
-        if (!this.queue.length) continue;
+        await this.pacer.wait(this.batchFull());
+        // Stopped meanwhile: `stop` spills what is left, a spill took it already.
+        if (this.stopped || !this.queue.length) continue;
+        this.pacer.started();
         await this.deliver(this.queue.peekBatch(batchSize, maxBatchBytes));
         if (this.failures) this.log.info({ afterFailures: this.failures }, 'kafka delivery resumed');
         this.failures = 0;
@@ -218,6 +223,11 @@ export class KafkaSink implements Sink, DeadLetterTarget {
         await this.backoff.wait(delay);
       }
     }
+  }
+
+  /** The queue holds a whole produce request: it goes without lingering. */
+  private batchFull(): boolean {
+    return this.queue.length >= this.cfg.producer.batchSize || this.queue.bytes >= this.cfg.producer.maxBatchBytes;
   }
 
   /**
