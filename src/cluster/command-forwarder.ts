@@ -1,5 +1,5 @@
 import type { IHeaders, Kafka, Message } from 'kafkajs';
-import { KafkaWriter } from '../kafka/writer';
+import { GroupCommitWriter } from '../kafka/group-commit';
 import type { UpstreamCommand } from '../connectors/connector.interface';
 
 /** Header of a command record one replica forwarded to the replica holding the channel. */
@@ -9,17 +9,18 @@ export const FORWARDED_HEADER = 'chatbridge-forwarded-from';
  * Hands a command accepted at a replica that does not hold its channel to the one that does, through
  * `topics.commands`: keyed by its ownership key (the channel id, or `<channelId>/<conversationId>` for a spread
  * conversation), the record lands on that key's partition (Kafka's default partitioner), which the group gave to its
- * holder. Written with `acks: -1` before the door answers.
+ * holder. Written with `acks: -1` before the door answers, group-committed (GroupCommitWriter): the commands
+ * forwarded in one turn of the event loop share one produce request, in the order they were accepted.
  */
 export class CommandForwarder {
-  private readonly writer: KafkaWriter;
+  private readonly writer: GroupCommitWriter;
 
-  constructor(
-    kafka: Kafka,
-    private readonly topic: string,
-    private readonly timeoutMs: number,
-  ) {
-    this.writer = new KafkaWriter(kafka, { idempotent: true, maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } });
+  constructor(kafka: Kafka, topic: string, timeoutMs: number, lingerMs: number) {
+    this.writer = new GroupCommitWriter(kafka, {
+      topic, writeTimeoutMs: timeoutMs, lingerMs,
+      producer: { idempotent: true, maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } },
+      failure: (why, cause) => new Error(`Kafka (topic ${topic}) did not take it: ${why}`, { cause }),
+    });
   }
 
   /** Resolves once Kafka acknowledged the record; rejects when it did not within the timeout. */
@@ -33,7 +34,7 @@ export class CommandForwarder {
   }
 
   private send(message: Message): Promise<void> {
-    return this.writer.send({ topic: this.topic, acks: -1, messages: [message] }, this.timeoutMs);
+    return this.writer.write(message);
   }
 
   async stop(): Promise<void> {

@@ -196,7 +196,7 @@ describe('KafkaLedgerStore group commit (fake producer)', () => {
       const waiting = paced.write(record('c-2'));
       await turn();
       await paced.stop();
-      await expect(waiting).rejects.toMatchObject({ code: 'ledger_unavailable', message: expect.stringContaining('stopped') });
+      await expect(waiting).rejects.toMatchObject({ code: 'ledger_unavailable', message: expect.stringContaining('shutting down') });
       await turn();
       expect(producer.sends).toHaveLength(1);
       expect(jest.getTimerCount()).toBe(timers); // neither the wait's timer nor a write's deadline is left running
