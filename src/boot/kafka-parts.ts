@@ -103,6 +103,6 @@ function clusterParts(
     () => sink.ready(),
   );
   const shared = new SharedState(kafka, { topic: settings.topics.state, group: commandGroupId(settings), consumer: settings.consumer, poison }, log.child({ context: 'shared-state' }));
-  const forwarder = new CommandForwarder(kafka, settings.topics.commands, settings.producer.requestTimeoutMs, settings.producer.lingerMs);
+  const forwarder = new CommandForwarder(kafka, settings.topics.commands, settings.producer.requestTimeoutMs);
   return { ownership, shared, forwarder };
 }

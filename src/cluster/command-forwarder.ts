@@ -10,15 +10,21 @@ export const FORWARDED_HEADER = 'chatbridge-forwarded-from';
  * `topics.commands`: keyed by its ownership key (the channel id, or `<channelId>/<conversationId>` for a spread
  * conversation), the record lands on that key's partition (Kafka's default partitioner), which the group gave to its
  * holder. Written with `acks: -1` before the door answers, group-committed (GroupCommitWriter): the commands
- * forwarded in one turn of the event loop share one produce request, in the order they were accepted.
+ * forwarded in one turn of the event loop share one send (a request per partition leader), in the order they were
+ * accepted. It does not linger: every caller waits for its acknowledgement, a reroute record by record.
+ *
+ * Not idempotent: when a send of records for several partitions finally fails, kafkajs rolls back the sequence
+ * numbers of every partition in it, also of those the broker appended, and an idempotent producer would then have
+ * its next batch taken as a duplicate (dropped) or refused as out of order. A record written twice is harmless: the
+ * holder recognises a command it knows by its `commandId`. One send at a time keeps the order.
  */
 export class CommandForwarder {
   private readonly writer: GroupCommitWriter;
 
-  constructor(kafka: Kafka, topic: string, timeoutMs: number, lingerMs: number) {
+  constructor(kafka: Kafka, topic: string, timeoutMs: number) {
     this.writer = new GroupCommitWriter(kafka, {
-      topic, writeTimeoutMs: timeoutMs, lingerMs,
-      producer: { idempotent: true, maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } },
+      topic, writeTimeoutMs: timeoutMs, lingerMs: 0,
+      producer: { maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 } },
       failure: (why, cause) => new Error(`Kafka (topic ${topic}) did not take it: ${why}`, { cause }),
     });
   }

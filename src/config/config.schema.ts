@@ -53,9 +53,9 @@ export class KafkaProducerConfig {
    */
   @IsOptional() @IsIn(['binary', 'structured']) cloudEventsMode: 'binary' | 'structured' = 'binary';
   /**
-   * A produce request of the events sink, the command ledger or the command forwarder starts at least this long
-   * after that producer's previous one, unless its batch is full; what arrives meanwhile goes in it (ms, 0 = as soon
-   * as the previous one is acknowledged). Fewer, fuller requests at moderate load, for at most this much more latency.
+   * A produce request of the events sink or the command ledger starts at least this long after that producer's
+   * previous one, unless its batch is full; what arrives meanwhile goes in it (ms, 0 = as soon as the previous one
+   * is acknowledged). Fewer, fuller requests at moderate load, for at most this much more latency.
    */
   @IsOptional() @IsInt() @Min(0) @Max(100) lingerMs: number = 5;
   /** Time for one produce request (ms). */

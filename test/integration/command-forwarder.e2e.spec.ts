@@ -6,8 +6,8 @@ import { createKafka } from '../../src/kafka/client';
 import { KafkaReader, sharedBrokers, uniqueTopic } from '../helpers/kafka-reader';
 
 /**
- * The command forwarder on the test broker: commands forwarded together share produce requests (group commit)
- * instead of one awaited request each, and every one lands keyed, in order per key, marked as forwarded.
+ * The command forwarder on the test broker: commands forwarded together share one send (group commit: a produce
+ * request per partition leader) instead of one awaited send each, and every one lands keyed, in order per key, marked as forwarded.
  */
 describe('CommandForwarder (real test broker)', () => {
   let forwarder: CommandForwarder | undefined;
@@ -33,10 +33,10 @@ describe('CommandForwarder (real test broker)', () => {
     return { kafka, sends };
   }
 
-  it('sends the commands forwarded in one turn in one produce request; each lands keyed, in order per key, with its door', async () => {
+  it('sends the commands forwarded in one turn in one send; each lands keyed, in order per key, with its door', async () => {
     const topic = uniqueTopic('fw-group');
     const { kafka, sends } = countedKafka();
-    forwarder = new CommandForwarder(kafka, topic, 10_000, 5);
+    forwarder = new CommandForwarder(kafka, topic, 10_000);
     reader = new KafkaReader(sharedBrokers(), [topic]);
     await reader.start();
 
