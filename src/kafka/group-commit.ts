@@ -4,12 +4,12 @@ import { ProducePacer } from './produce-pacer';
 import { KafkaWriter } from './writer';
 
 /** Most records in one produce request; writes that arrive while one is in flight go together in the next. */
-export const GROUP_COMMIT_MAX_BATCH = 500;
+const GROUP_COMMIT_MAX_BATCH = 500;
 /**
  * Most records waiting for a produce request; past it a write is refused at once (as when Kafka refuses it), so a
  * Kafka that slows down bounds memory instead of queueing every caller.
  */
-export const GROUP_COMMIT_MAX_QUEUED = 20 * GROUP_COMMIT_MAX_BATCH;
+const GROUP_COMMIT_MAX_QUEUED = 20 * GROUP_COMMIT_MAX_BATCH;
 
 /** What a `GroupCommitWriter` needs besides the client. */
 export interface GroupCommitOptions {
@@ -33,12 +33,13 @@ interface PendingWrite {
 
 /**
  * Durable writes of single records (`acks: -1`) by many callers, group-committed: the records of every write made in
- * one turn of the event loop go in one produce request, with one request in flight; what arrives meanwhile waits and
+ * one turn of the event loop go in one send (a produce request per partition leader), with one send in flight; what arrives meanwhile waits and
  * goes in the next one (at most GROUP_COMMIT_MAX_QUEUED wait), which starts `lingerMs` after the previous one at the
  * earliest unless it is full (ProducePacer). Each caller waits for its own batch's acknowledgement and is refused
  * when it did not come within `writeTimeoutMs`; a failed batch fails every write in it. Records keep the order they
- * were written in (one queue, one request at a time), so the records of one key stay in order. One awaited kafkajs
- * send per record costs about 450 µs of CPU; a record in a batch, about 55 µs.
+ * were written in (one queue, one request at a time), so the records of one key stay in order. On the test broker,
+ * with 16 callers writing at once, one awaited send per record cost 94-108 µs of CPU each; a group-committed record
+ * 19-23 µs.
  */
 export class GroupCommitWriter {
   private readonly writer: KafkaWriter;

@@ -32,7 +32,7 @@ const LOGGED_SKIPS = 5;
  * latest state of every command survives restarts and is shared by replicas. Read once: a follower reads the topic
  * from its beginning (`load` resolves once it has what existed at the start) and goes on with other replicas' writes.
  * Written with its own producer (`acks: -1`), group-committed (GroupCommitWriter: the records of many commands in
- * one produce request, one in flight, each write resolving once its batch is acknowledged): a write rejects
+ * one send, one in flight, each write resolving once its batch is acknowledged): a write rejects
  * (`ledger_unavailable`) when it was not acknowledged within `writeTimeoutMs`, or when 10,000 records already wait.
  * Records of one command keep their order (one queue, one request at a time, one partition per key). A record
  * that does not decode is skipped and counted, never fatal.
