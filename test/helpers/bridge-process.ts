@@ -11,16 +11,29 @@ const TS_NODE = require.resolve('ts-node/dist/bin');
 /** `npm start`'s arguments after `node` (V8 flags, then dist/main.js): the built process runs as production runs it. */
 const NPM_START = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ').slice(1);
 
-/** A free loopback port (bound, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Below Linux's ephemeral range (32768-60999): a port found free is handed to a process that binds it seconds later,
+ * and meanwhile any `listen(0)` or outgoing connection of a test running beside it could be given an ephemeral one
+ * (a CI run failed on EADDRINUSE that way). Only another `freePort` can pick from here, at random.
+ */
+const PORTS = { from: 20_000, to: 32_000 };
+
+/** Whether `port` can be bound on loopback now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/** A free loopback port outside the ephemeral range (bound, then released), for a process that binds it later. */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 100; tries++) {
+    const port = PORTS.from + Math.floor(Math.random() * (PORTS.to - PORTS.from));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port in ${PORTS.from}-${PORTS.to} after 100 tries`);
 }
 
 /**
